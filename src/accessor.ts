@@ -1,0 +1,45 @@
+/**
+ * A ref-counted handle on one shard: blocks by CID from the shard's own CAR bytes.
+ * close() releases the reference exactly once, however often it is called.
+ */
+import type { ReadBlockstore, ShardAccessor, ShardKey } from './types.js'
+import type { MountReader } from './mount/types.js'
+import type { ShardIndex } from './index/types.js'
+import { ShardBlockstore } from './accessor/blockstore.js'
+
+export class ShardAccessorImpl implements ShardAccessor {
+  private store: ShardBlockstore | undefined
+  private closing: Promise<void> | undefined
+
+  constructor (
+    readonly key: ShardKey,
+    private readonly source: MountReader,
+    private readonly index: ShardIndex,
+    private readonly payloadOffset: number,
+    private readonly release: () => Promise<void>
+  ) {}
+
+  blockstore (): ReadBlockstore {
+    this.store ??= new ShardBlockstore({ reader: this.source, index: this.index, payloadOffset: this.payloadOffset })
+    return this.store
+  }
+
+  reader (): AsyncIterable<Uint8Array> {
+    return this.source.stream(0)
+  }
+
+  async close (): Promise<void> {
+    this.closing ??= (async () => {
+      try {
+        await this.source.close()
+      } finally {
+        await this.release()
+      }
+    })()
+    await this.closing
+  }
+
+  async [Symbol.asyncDispose] (): Promise<void> {
+    await this.close()
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * Every error the store raises carries a stable `code`: messages may improve, codes do not.
+ * Wrapped errors keep what they wrap as `cause`.
+ */
+export class DAGStoreError extends Error {
+  readonly code: string
+  constructor (message: string, code: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.code = code
+    this.name = new.target.name
+  }
+}
+
+function define (code: string, defaultMessage: string): new (message?: string, options?: { cause?: unknown }) => DAGStoreError {
+  return class extends DAGStoreError {
+    static readonly code = code
+    constructor (message = defaultMessage, options?: { cause?: unknown }) {
+      super(message, code, options)
+    }
+  }
+}
+
+export class ShardUnknownError extends define('ERR_SHARD_UNKNOWN', 'shard not found') {}
+export class ShardExistsError extends define('ERR_SHARD_EXISTS', 'shard already exists') {}
+export class ShardInitializationFailedError extends define('ERR_SHARD_INITIALIZATION_FAILED', 'shard initialization failed') {}
+export class ShardInUseError extends define('ERR_SHARD_IN_USE', 'shard is in use') {}
+export class ShardErroredError extends define('ERR_SHARD_ERRORED', 'shard is in errored state') {}
+export class ShardNotErroredError extends define('ERR_SHARD_NOT_ERRORED', 'refused to recover shard that is not errored') {}
+/** A call that needs the store running was made before start() finished. */
+export class StoreNotStartedError extends define('ERR_STORE_NOT_STARTED', 'dag store not started') {}
+export class StoreClosedError extends define('ERR_STORE_CLOSED', 'dag store closed') {}
+export class BlockNotFoundError extends define('ERR_NOT_FOUND', 'block not found') {}
+export class InvalidShardKeyError extends define('ERR_INVALID_SHARD_KEY', 'invalid shard key') {}
+export class UnknownMountSchemeError extends define('ERR_UNKNOWN_MOUNT_SCHEME', 'unknown mount scheme') {}
+export class SubscriptionLaggedError extends define('ERR_SUBSCRIPTION_LAGGED', 'subscriber fell too far behind the event stream') {}
+export class InvalidCarError extends define('ERR_INVALID_CAR', 'invalid CAR') {}
+export class IndexNotFoundError extends define('ERR_INDEX_NOT_FOUND', 'index not found') {}
+/** A mount URL or mount value the registry cannot accept (bad URL, duplicate scheme, unrepresentable mount). */
+export class InvalidMountError extends define('ERR_INVALID_MOUNT', 'invalid mount') {}
+/** The transient a shard depends on could not be produced (fetch failed, disk full, ...). */
+export class TransientError extends define('ERR_TRANSIENT', 'transient fetch failed') {}
+
+/** A shard error restored from the state DB after a restart: the original class is gone, its code is kept. */
+export class RestoredShardError extends DAGStoreError {}
+
+/** The error delivered when an operation's AbortSignal fires before its result is ready. */
+export class AbortError extends DAGStoreError {
+  constructor (message = 'The operation was aborted', options?: { cause?: unknown }) {
+    super(message, 'ABORT_ERR', options)
+    this.name = 'AbortError'
+  }
+}
+
+export function abortErrorFrom (signal: AbortSignal): AbortError {
+  const reason: unknown = signal.reason
+  if (reason instanceof AbortError) return reason
+  return new AbortError(undefined, { cause: reason })
+}
+
+export function isAbortError (err: unknown): boolean {
+  return err instanceof Error && (err.name === 'AbortError' || (err as { code?: string }).code === 'ABORT_ERR')
+}

@@ -1,0 +1,160 @@
+/**
+ * Async work started by the loop: fetch + index (initialize, recover) and opening accessors.
+ *
+ * A job never touches a shard: it reads what it was given at start and posts a completion
+ * task (makeAvailable / fail / release) for the loop to apply. Every job takes an
+ * AbortSignal; close() aborts them all and waits for them.
+ */
+import { awaitBarrier, mountOf, type Core } from './core.js'
+import type { Drain } from './drain.js'
+import type { Shard, Job } from '../shard/shard.js'
+import { Waiter } from '../shard/waiter.js'
+import { ShardAccessorImpl } from '../accessor.js'
+import { readCarLayout } from '../car/layout.js'
+import { isAbortError, ShardErroredError } from '../errors.js'
+import type { MountReader } from '../mount/types.js'
+import type { ShardIndex } from '../index/types.js'
+
+function toError (err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err))
+}
+
+function * multihashesOf (index: ShardIndex): Iterable<Uint8Array> {
+  for (const entry of index) yield entry.multihash
+}
+
+export class Jobs {
+  private nextId = 1
+  private readonly inflight = new Set<Promise<void>>()
+  private readonly controllers = new Set<AbortController>()
+
+  constructor (private readonly core: Core) {}
+
+  /**
+   * Registers a fetch+index job on the shard now (so a destroy in the same drain can abort
+   * it) and starts it once the drain is durable. `linked` signals (an eager register's
+   * caller) abort it too; the shard then fails with the AbortError.
+   */
+  startIndexing (shard: Shard, tx: Drain, mode: 'initialize' | 'recover', linked: AbortSignal[]): void {
+    const controller = new AbortController()
+    const job: Job = { id: this.nextId++, controller }
+    shard.x().job = job
+    const transient = shard.transient
+    tx.afterCommit(() => {
+      const signal = linked.length > 0 ? AbortSignal.any([controller.signal, ...linked]) : controller.signal
+      job.done = this.track(controller, this.index(shard, job, mode, transient, signal))
+    })
+  }
+
+  /** Opens the local copy and hands the waiter an accessor; the ref was taken by the loop. */
+  openAccessor (shard: Shard, waiter: Waiter): void {
+    const controller = new AbortController()
+    this.track(controller, this.open(shard, waiter, controller.signal))
+  }
+
+  abortAll (reason: Error): void {
+    for (const c of this.controllers) c.abort(reason)
+  }
+
+  async settled (): Promise<void> {
+    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight])
+  }
+
+  async settledJob (job: Job): Promise<void> {
+    await job.done
+  }
+
+  private track (controller: AbortController, work: Promise<void>): Promise<void> {
+    this.controllers.add(controller)
+    const p = work.catch((err: unknown) => { this.core.report(err, 'job failed unexpectedly') })
+      .finally(() => { this.inflight.delete(p); this.controllers.delete(controller) })
+    this.inflight.add(p)
+    return p
+  }
+
+  private async index (shard: Shard, job: Job, mode: 'initialize' | 'recover', transient: string | undefined, signal: AbortSignal): Promise<void> {
+    const { core } = this
+    const { key } = shard
+    let kept: string | undefined = transient
+    try {
+      await awaitBarrier(core, key)
+      signal.throwIfAborted()
+      if (mode === 'recover') {
+        await core.indexRepo.drop(key)
+        await core.topLevelIndex.removeShard(key)
+        if (transient !== undefined && core.transients.isOwned(transient)) {
+          await core.transients.delete(transient)
+          kept = undefined
+        }
+      } else if ((await core.indexRepo.stat(key)).exists) {
+        core.loop.complete({ op: 'makeAvailable', key, shard, jobId: job.id })
+        return
+      }
+      signal.throwIfAborted()
+      const opened = await core.transients.open(key, mountOf(core, shard), kept, signal)
+      kept = opened.transient
+      let index: ShardIndex
+      try {
+        const run = async (): Promise<ShardIndex> => await core.indexer(key, opened.reader, signal)
+        index = core.indexThrottle !== undefined ? await core.indexThrottle.add(run) : await run()
+      } finally {
+        await opened.reader.close()
+      }
+      signal.throwIfAborted()
+      await core.indexRepo.add(key, index)
+      await core.topLevelIndex.addMultihashesForShard(key, multihashesOf(index))
+      core.loop.complete({ op: 'makeAvailable', key, shard, jobId: job.id, transient: kept ?? null })
+    } catch (err) {
+      // close() aborts jobs without recording a failure: the shard resumes at the next start.
+      if (core.closing) return
+      core.loop.complete({ op: 'fail', key, shard, jobId: job.id, error: toError(err), transient: kept ?? null })
+    }
+  }
+
+  private async open (shard: Shard, waiter: Waiter, signal: AbortSignal): Promise<void> {
+    const { core } = this
+    const { key } = shard
+    let reader: MountReader | undefined
+    try {
+      await awaitBarrier(core, key)
+      const signals = waiter.signal !== undefined ? AbortSignal.any([signal, waiter.signal]) : signal
+      const opened = await core.transients.open(key, mountOf(core, shard), shard.transient, signals)
+      reader = opened.reader
+      if (opened.transient !== shard.transient) {
+        const transient = opened.transient
+        core.loop.complete({ control: () => { if (core.shards.get(key) === shard) shard.transient = transient } })
+      }
+      const index = await core.indexRepo.get(key)
+      let payloadOffset = shard.payloadOffset
+      if (payloadOffset < 0) {
+        payloadOffset = (await readCarLayout(reader, signals)).payloadOffset
+        const offset = payloadOffset
+        core.loop.complete({ control: () => { shard.payloadOffset = offset } })
+      }
+      const accessor = new ShardAccessorImpl(key, reader, index, payloadOffset, async () => {
+        await release(core, shard)
+      })
+      reader = undefined
+      waiter.deliver({ key, accessor })
+    } catch (err) {
+      await reader?.close().catch(() => {})
+      const error = toError(err)
+      if (core.closing) {
+        waiter.deliver({ key, error })
+        return
+      }
+      core.loop.complete({ op: 'release', key, shard })
+      // A caller that gave up (or closed the store) is not a broken shard.
+      if (!(isAbortError(error) && waiter.done)) core.loop.complete({ op: 'fail', key, shard, error })
+      waiter.deliver({ key, error: new ShardErroredError(`failed to acquire shard: ${error.message}`, { cause: error }) })
+    }
+  }
+}
+
+/** Posts a release and resolves once it is durable (or at once if the store is closing). */
+export async function release (core: Core, shard: Shard): Promise<void> {
+  if (core.closing) return
+  await new Promise<void>((resolve) => {
+    core.loop.submit({ op: 'release', key: shard.key, shard, waiter: new Waiter(shard.key, () => { resolve() }, undefined, core.report) })
+  })
+}

@@ -1,0 +1,310 @@
+import { createHash } from 'node:crypto'
+import { lstat, mkdir, open as openFile, readdir, rename, rm, stat, unlink } from 'node:fs/promises'
+import type { FileHandle } from 'node:fs/promises'
+import { basename, dirname, join, resolve } from 'node:path'
+import { AbortError, TransientError, abortErrorFrom } from '../errors.js'
+import { openFileReader } from './file-reader.js'
+import type { Mount, MountReader } from './types.js'
+
+export interface TransientsOptions {
+  dir: string
+  /** Throttles downloads of mounts whose stat().ready (e.g. a p-queue); absent = unlimited. */
+  readyFetchQueue?: { add: <T>(fn: () => Promise<T>) => Promise<T> }
+}
+
+interface Download {
+  readonly controller: AbortController
+  promise: Promise<string>
+  /** Callers currently awaiting `promise`. */
+  waiters: number
+  /** Every waiter left and the download was aborted: newcomers must start a fresh one. */
+  abandoned: boolean
+}
+
+function isMissing (err: unknown): boolean {
+  const code = (err as { code?: string } | null)?.code
+  return code === 'ENOENT' || code === 'ENOTDIR'
+}
+
+/** Like `promise`, but rejects with an AbortError as soon as `signal` aborts. */
+function raceAbort<T> (promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    promise.catch(() => {})
+    return Promise.reject(abortErrorFrom(signal))
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => { reject(abortErrorFrom(signal)) }
+    signal.addEventListener('abort', onAbort, { once: true })
+    // Attaching both handlers also keeps a late rejection of the abandoned promise handled.
+    promise.then(
+      (value) => { signal.removeEventListener('abort', onAbort); resolve(value) },
+      (err: unknown) => { signal.removeEventListener('abort', onAbort); reject(err) })
+  })
+}
+
+async function writeAll (fh: FileHandle, chunk: Uint8Array): Promise<void> {
+  let off = 0
+  while (off < chunk.byteLength) {
+    const { bytesWritten } = await fh.write(chunk, off, chunk.byteLength - off)
+    off += bytesWritten
+  }
+}
+
+/** Makes a rename inside `dir` durable; not every platform lets a directory be fsynced. */
+async function syncDir (dir: string): Promise<void> {
+  let fh: FileHandle | undefined
+  try {
+    fh = await openFile(dir, 'r')
+    await fh.sync()
+  } catch {
+    // best effort
+  } finally {
+    await fh?.close().catch(() => {})
+  }
+}
+
+/**
+ * The upgrader: gives mounts without random access a local copy (a *transient*) to be read at
+ * random. One instance serves the whole store; per-shard state lives only while a download runs,
+ * so idle shards cost nothing here.
+ *
+ * Transient files are named from a hash of the shard key, never the key itself (keys are
+ * untrusted), and only files directly inside `dir` are ever deleted.
+ */
+export class Transients {
+  readonly dir: string
+  readonly #queue: TransientsOptions['readyFetchQueue']
+  readonly #downloads = new Map<string, Download>()
+
+  constructor (opts: TransientsOptions) {
+    if (typeof opts?.dir !== 'string' || opts.dir === '') throw new TypeError('Transients needs a dir')
+    this.dir = resolve(opts.dir)
+    this.#queue = opts.readyFetchQueue
+  }
+
+  async init (): Promise<void> {
+    await mkdir(this.dir, { recursive: true })
+  }
+
+  pathFor (key: string): string {
+    return join(this.dir, createHash('sha256').update(key, 'utf8').digest('hex') + '.car')
+  }
+
+  needsTransient (mount: Mount): boolean {
+    return !mount.info().random
+  }
+
+  /** True while a download for `key` is running (its transient must not be collected). */
+  isDownloading (key: string): boolean {
+    const dl = this.#downloads.get(key)
+    return dl !== undefined && !dl.abandoned
+  }
+
+  /**
+   * A random-access reader for the shard's bytes. Random-access mounts: mount.fetch(). Otherwise
+   * `current` (the persisted transient, or a user's existingTransient) is opened if it still
+   * exists; else the mount is downloaded to pathFor(key)+'.partial', fsynced, renamed to
+   * pathFor(key) and opened.
+   *
+   * Concurrent calls for one key share one download, each caller getting its own reader. A
+   * caller's abort rejects only that caller; the download is aborted when no caller is left. A
+   * failed download removes the .partial and rejects every waiter with the error that failed it.
+   */
+  async open (key: string, mount: Mount, current: string | undefined, signal?: AbortSignal): Promise<{ reader: MountReader, transient?: string }> {
+    if (signal?.aborted === true) throw abortErrorFrom(signal)
+    if (!this.needsTransient(mount)) return { reader: await mount.fetch(signal) }
+    if (current !== undefined) {
+      try {
+        return { reader: await openFileReader(current, signal), transient: current }
+      } catch (err) {
+        // Deleted behind the store's back: fetch it again. Anything else (EACCES, EIO) is real.
+        if (!isMissing(err)) throw err
+      }
+    }
+    const path = await this.#join(key, mount, signal)
+    return { reader: await openFileReader(path, signal), transient: path }
+  }
+
+  async #join (key: string, mount: Mount, signal: AbortSignal | undefined): Promise<string> {
+    let dl = this.#downloads.get(key)
+    if (dl === undefined || dl.abandoned) {
+      dl = this.#start(key, mount, dl)
+      this.#downloads.set(key, dl)
+    }
+    const joined = dl
+    joined.waiters++
+    let left = false
+    const leave = (): void => {
+      if (left) return
+      left = true
+      if (--joined.waiters === 0 && this.#downloads.get(key) === joined) {
+        joined.abandoned = true
+        joined.controller.abort(new AbortError('every caller waiting for this download gave up'))
+      }
+    }
+    if (signal === undefined) {
+      try { return await joined.promise } finally { left = true; joined.waiters-- }
+    }
+    const onAbort = (): void => { leave() }
+    signal.addEventListener('abort', onAbort, { once: true })
+    try {
+      return await raceAbort(joined.promise, signal)
+    } finally {
+      signal.removeEventListener('abort', onAbort)
+      if (!left) { left = true; joined.waiters-- }
+    }
+  }
+
+  #start (key: string, mount: Mount, previous: Download | undefined): Download {
+    const dl: Download = { controller: new AbortController(), promise: Promise.resolve(''), waiters: 0, abandoned: false }
+    dl.promise = (async () => {
+      // An abandoned download still owns the .partial until it has cleaned up.
+      if (previous !== undefined) await previous.promise.catch(() => {})
+      return await this.#fetchToTransient(key, mount, dl.controller.signal)
+    })()
+    // Registered before any waiter's handlers, so the entry is gone by the time a waiter sees
+    // the outcome: a waiter that retries after a failure starts a fresh download.
+    dl.promise.then(() => { this.#settle(key, dl) }, () => { this.#settle(key, dl) })
+    return dl
+  }
+
+  #settle (key: string, dl: Download): void {
+    if (this.#downloads.get(key) === dl) this.#downloads.delete(key)
+  }
+
+  async #fetchToTransient (key: string, mount: Mount, signal: AbortSignal): Promise<string> {
+    const st = await mount.stat(signal)
+    if (!st.exists) throw new TransientError('the mount reports that its data does not exist')
+    const run = async (): Promise<string> => await this.#download(key, mount, st.size, signal)
+    if (st.ready && this.#queue !== undefined) return await this.#queue.add(run)
+    return await run()
+  }
+
+  async #download (key: string, mount: Mount, expectedSize: number | undefined, signal: AbortSignal): Promise<string> {
+    if (signal.aborted) throw abortErrorFrom(signal)
+    const final = this.pathFor(key)
+    const partial = final + '.partial'
+    const reader = await mount.fetch(signal)
+    let fh: FileHandle | undefined
+    try {
+      fh = await openFile(partial, 'w')
+      let written = 0
+      const it = reader.stream(0)[Symbol.asyncIterator]()
+      try {
+        for (;;) {
+          // Raced, because a stalled remote would otherwise hold an abandoned download forever.
+          const next = await raceAbort(it.next(), signal)
+          if (next.done === true) break
+          await writeAll(fh, next.value)
+          written += next.value.byteLength
+          if (expectedSize !== undefined && written > expectedSize) {
+            throw new TransientError(`mount served more than the ${expectedSize} bytes its stat() reported`)
+          }
+        }
+      } catch (err) {
+        it.return?.()?.catch(() => {})
+        throw err
+      }
+      const want = expectedSize ?? reader.size
+      if (want !== undefined && written !== want) {
+        throw new TransientError(`mount served ${written} bytes, expected ${want}`)
+      }
+      await fh.sync()
+      await fh.close()
+      fh = undefined
+      await rename(partial, final)
+      await syncDir(this.dir)
+      return final
+    } catch (err) {
+      await fh?.close().catch(() => {})
+      await rm(partial, { force: true }).catch(() => {})
+      throw err
+    } finally {
+      await reader.close().catch(() => {})
+    }
+  }
+
+  /** Aborts every running download and waits until each has cleaned up (store close). */
+  async abortDownloads (): Promise<void> {
+    const all = [...this.#downloads.values()]
+    for (const dl of all) {
+      dl.abandoned = true
+      dl.controller.abort(new AbortError('transient downloads aborted'))
+    }
+    await Promise.allSettled(all.map(async (dl) => await dl.promise))
+  }
+
+  isOwned (path: string): boolean {
+    if (typeof path !== 'string' || path === '' || path.includes('\0')) return false
+    const abs = resolve(path)
+    // Direct children only: transients are flat, and a subdirectory could be a symlink out.
+    return dirname(abs) === this.dir && basename(abs) !== ''
+  }
+
+  /**
+   * Deletes `path` only if it is directly inside `dir`; returns the bytes freed (0 if absent or
+   * not ours). A symlink in `dir` is removed as a link: its target is never touched.
+   */
+  async delete (path: string): Promise<number> {
+    if (!this.isOwned(path)) return 0
+    const abs = resolve(path)
+    let st
+    try {
+      st = await lstat(abs)
+    } catch (err) {
+      if (isMissing(err)) return 0
+      throw err
+    }
+    if (st.isDirectory()) return 0
+    try {
+      await unlink(abs)
+    } catch (err) {
+      if (isMissing(err)) return 0
+      throw err
+    }
+    return st.isFile() ? st.size : 0
+  }
+
+  async size (path: string): Promise<number> {
+    try {
+      return (await stat(path)).size
+    } catch (err) {
+      if (isMissing(err)) return 0
+      throw err
+    }
+  }
+
+  /**
+   * Deletes every file in `dir` (including *.partial) that is not in `keep` (absolute paths)
+   * and not being downloaded right now. Returns the deleted paths.
+   */
+  async removeOrphans (keep: Set<string>): Promise<string[]> {
+    const kept = new Set<string>()
+    for (const p of keep) kept.add(resolve(p))
+    for (const key of this.#downloads.keys()) {
+      const p = this.pathFor(key)
+      kept.add(p)
+      kept.add(p + '.partial')
+    }
+    let entries
+    try {
+      entries = await readdir(this.dir, { withFileTypes: true })
+    } catch (err) {
+      if (isMissing(err)) return []
+      throw err
+    }
+    const deleted: string[] = []
+    for (const entry of entries) {
+      if (entry.isDirectory()) continue
+      const p = join(this.dir, entry.name)
+      if (kept.has(p)) continue
+      try {
+        await unlink(p)
+        deleted.push(p)
+      } catch (err) {
+        if (!isMissing(err)) throw err
+      }
+    }
+    return deleted
+  }
+}

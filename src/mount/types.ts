@@ -1,0 +1,34 @@
+export interface MountInfo {
+  kind: 'local' | 'remote'
+  sequential: boolean
+  seek: boolean
+  /** Positional reads (`MountReader.read`) are supported: such mounts need no transient. */
+  random: boolean
+}
+
+export interface MountStat {
+  exists: boolean
+  size?: number
+  /** False when fetching needs slow preparation first (e.g. unsealing); such fetches bypass the ready-fetch throttle. */
+  ready: boolean
+}
+
+export interface MountReader {
+  readonly size?: number
+  /** The bytes from `start` (default 0) to the end. */
+  stream: (start?: number) => AsyncIterable<Uint8Array>
+  /** Exactly `length` bytes at `position`, fewer only at end of data. Present when the mount's info().random. */
+  read?: (position: number, length: number) => Promise<Uint8Array>
+  close: () => Promise<void>
+}
+
+export interface Mount {
+  fetch: (signal?: AbortSignal) => Promise<MountReader>
+  info: () => MountInfo
+  stat: (signal?: AbortSignal) => Promise<MountStat>
+  /** The URL the mount persists as; its scheme must be registered in the store's MountRegistry. */
+  serialize: () => URL
+  close?: () => Promise<void>
+}
+
+export type MountFactory = (url: URL) => Mount

@@ -1,0 +1,50 @@
+import type { CID } from 'multiformats/cid'
+
+/** 1..1024 UTF-8 bytes, no NUL; opaque to the store. Untrusted: never used raw in a path. */
+export type ShardKey = string
+
+export const ShardState = {
+  New: 'new',
+  Initializing: 'initializing',
+  Available: 'available',
+  Serving: 'serving',
+  Recovering: 'recovering',
+  Errored: 'errored'
+} as const
+export type ShardState = (typeof ShardState)[keyof typeof ShardState]
+export const SHARD_STATES: readonly ShardState[] = Object.values(ShardState)
+
+export type OpType = 'register' | 'initialize' | 'makeAvailable' | 'acquire' | 'release' |
+  'fail' | 'recover' | 'destroy'
+export const OP_TYPES: readonly OpType[] = ['register', 'initialize', 'makeAvailable', 'acquire',
+  'release', 'fail', 'recover', 'destroy']
+
+export interface ShardInfo { state: ShardState, error?: Error, refs: number }
+export interface ShardResult { key: ShardKey, error?: Error, accessor?: ShardAccessor }
+export type ResultCallback = (result: ShardResult) => void
+export interface Trace { key: ShardKey, op: OpType, after: ShardInfo }
+
+export interface ReadBlockstore {
+  has: (cid: CID) => Promise<boolean>
+  /** @throws BlockNotFoundError */
+  get: (cid: CID) => Promise<Uint8Array>
+  /** @throws BlockNotFoundError */
+  getSize: (cid: CID) => Promise<number>
+  /** The CIDs as written in the CAR, in CAR order. */
+  allKeys: () => AsyncIterable<CID>
+}
+
+export interface ShardAccessor {
+  readonly key: ShardKey
+  blockstore: () => ReadBlockstore
+  /** The shard's CAR bytes from offset 0. */
+  reader: () => AsyncIterable<Uint8Array>
+  /** Idempotent; releases the shard's refcount exactly once. */
+  close: () => Promise<void>
+  [Symbol.asyncDispose]: () => Promise<void>
+}
+
+export interface RegisterOpts { lazy?: boolean, existingTransient?: string, signal?: AbortSignal }
+export interface AcquireOpts { signal?: AbortSignal }
+export interface SignalOpts { signal?: AbortSignal }
+export interface GCResult { shards: Map<ShardKey, Error | null>, reclaimedBytes: number }

@@ -1,0 +1,102 @@
+import { DAGStore } from '../../src/store.js'
+import { MountRegistry } from '../../src/mount/registry.js'
+import { defaultShardIndexer } from '../../src/car/indexer.js'
+import type { DAGStoreOptions } from '../../src/options.js'
+import type { ShardIndexer } from '../../src/index/types.js'
+import type { ShardResult, Trace } from '../../src/types.js'
+import { registerStreamMount, type StreamMountFactoryOptions } from './stream-mount.js'
+
+/** Errors the store could not hand to a caller; tests assert on them instead of printing. */
+export interface Reported { err: unknown, context: string }
+
+export interface TestStore {
+  store: DAGStore
+  reported: Reported[]
+}
+
+/** A real store: LevelDB in `dir`, the built-in mounts plus `stream:`. */
+export async function openStore (dir: string, options: Partial<DAGStoreOptions> & { stream?: StreamMountFactoryOptions } = {}): Promise<TestStore> {
+  const reported: Reported[] = []
+  const { stream, ...rest } = options
+  const store = new DAGStore({
+    dir,
+    mounts: registerStreamMount(new MountRegistry(), stream),
+    onError: (err, context) => { reported.push({ err, context }) },
+    ...rest
+  })
+  await store.start()
+  return { store, reported }
+}
+
+/** Records every trace from now on. */
+export function recordTraces (store: DAGStore): { traces: Trace[], ops: (key?: string) => string[], stop: () => Promise<void> } {
+  const traces: Trace[] = []
+  const it = store.traces()
+  const pump = (async () => { for await (const t of it) traces.push(t) })().catch(() => {})
+  return {
+    traces,
+    ops: (key) => traces.filter((t) => key === undefined || t.key === key).map((t) => `${t.op}:${t.after.state}`),
+    stop: async () => { await it.return?.(); await pump }
+  }
+}
+
+export function recordFailures (store: DAGStore): { failures: ShardResult[], stop: () => Promise<void> } {
+  const failures: ShardResult[] = []
+  const it = store.failures()
+  const pump = (async () => { for await (const f of it) failures.push(f) })().catch(() => {})
+  return { failures, stop: async () => { await it.return?.(); await pump } }
+}
+
+/** Polls `predicate` until true; fails after `timeoutMs` with `what`. */
+export async function until (predicate: () => boolean, what = 'condition', timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 2))
+  }
+}
+
+/** Holds indexing jobs at their start until opened: keeps shards in initializing/recovering. */
+export class Gate {
+  private opened: Promise<void> = Promise.resolve()
+  private release: (() => void) | undefined
+  waiting = 0
+
+  close (): void {
+    if (this.release !== undefined) return
+    this.opened = new Promise<void>((resolve) => { this.release = resolve })
+  }
+
+  open (): void {
+    this.release?.()
+    this.release = undefined
+  }
+
+  async pass (signal?: AbortSignal): Promise<void> {
+    this.waiting++
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const onAbort = (): void => { reject(signal?.reason) }
+        signal?.addEventListener('abort', onAbort, { once: true })
+        this.opened.then(() => { signal?.removeEventListener('abort', onAbort); resolve() }, reject)
+      })
+    } finally {
+      this.waiting--
+    }
+  }
+}
+
+/** The real default indexer behind a gate; counts calls. */
+export function gatedIndexer (gate: Gate): ShardIndexer & { calls: number } {
+  const indexer = Object.assign(async (key: string, reader: Parameters<ShardIndexer>[1], signal: AbortSignal) => {
+    indexer.calls++
+    await gate.pass(signal)
+    return await defaultShardIndexer(key, reader, signal)
+  }, { calls: 0 })
+  return indexer
+}
+
+/** Result of a callback-style call as a promise (never rejects). */
+export function result (call: (out: (r: ShardResult) => void) => void): Promise<ShardResult> {
+  return new Promise((resolve) => { call(resolve) })
+}
