@@ -60,6 +60,9 @@ export class DAGStore {
   private ownsDb = false
   private closing: Promise<void> | undefined
   private gcTimer: NodeJS.Timeout | undefined
+  // Created with the store so a subscriber attached before start() sees the restart's traces.
+  private readonly traceBuffer: EventBuffer<Trace>
+  private readonly failureBuffer: EventBuffer<ShardResult>
 
   constructor (options: DAGStoreOptions) {
     const o = options ?? {}
@@ -74,6 +77,9 @@ export class DAGStore {
       throw new RangeError("recoverOnStart must be 'none', 'on-acquire' or 'now'")
     }
     this.options = o
+    const size = o.eventBufferSize ?? DEFAULT_EVENT_BUFFER_SIZE
+    this.traceBuffer = new EventBuffer<Trace>(size)
+    this.failureBuffer = new EventBuffer<ShardResult>(size)
   }
 
   /** Loads every persisted shard, applies the restart rules (DESIGN §4), and starts the loop. */
@@ -110,7 +116,6 @@ export class DAGStore {
       readyFetchQueue: (o.maxConcurrentReadyFetches ?? 0) > 0 ? new PQueue({ concurrency: o.maxConcurrentReadyFetches }) : undefined
     })
     await transients.init()
-    const eventBufferSize = o.eventBufferSize ?? DEFAULT_EVENT_BUFFER_SIZE
     const counts = Object.fromEntries(SHARD_STATES.map((s) => [s, 0])) as Record<ShardState, number>
     let interpreter: Interpreter | undefined
     const loop = new EventLoop({
@@ -123,8 +128,8 @@ export class DAGStore {
       shards: new Map(),
       counts,
       loop,
-      traces: new EventBuffer<Trace>(eventBufferSize),
-      failures: new EventBuffer<ShardResult>(eventBufferSize),
+      traces: this.traceBuffer,
+      failures: this.failureBuffer,
       transients,
       indexRepo: o.indexRepo ?? new MemoryIndexRepo(),
       topLevelIndex: o.topLevelIndex ?? new LevelTopLevelIndex(this.db),
@@ -238,9 +243,9 @@ export class DAGStore {
       }
       await this.jobs?.settled()
       await Promise.allSettled([...core.barriers.values()])
-      core.traces.close()
-      core.failures.close()
     }
+    this.traceBuffer.close()
+    this.failureBuffer.close()
     if (this.ownsDb) await this.db?.close()
     this.phase = 'closed'
   }
@@ -357,13 +362,18 @@ export class DAGStore {
     })
   }
 
-  /** One trace per processed op, published once the op's state is durable. */
+  /**
+   * One trace per processed op, published once the op's state is durable. May be called
+   * before start() to observe the restart's re-registrations and recoveries.
+   */
   traces (opts: SignalOpts = {}): AsyncIterableIterator<Trace> {
-    return this.running().traces.subscribe(opts)
+    if (this.phase === 'closed') throw new StoreClosedError()
+    return this.traceBuffer.subscribe(opts)
   }
 
-  /** `{key, error}` for every transition into errored. */
+  /** `{key, error}` for every transition into errored. May be called before start(). */
   failures (opts: SignalOpts = {}): AsyncIterableIterator<ShardResult> {
-    return this.running().failures.subscribe(opts)
+    if (this.phase === 'closed') throw new StoreClosedError()
+    return this.failureBuffer.subscribe(opts)
   }
 }

@@ -67,7 +67,8 @@ export class Interpreter {
     const destroyed = core.shards.get(shard.key) !== shard
     if (!destroyed) {
       if (cell.next !== stateBefore) this.setState(shard, cell.next)
-      if (shard.state !== stateBefore || shard.error !== errorBefore || shard.transient !== transientBefore) tx.markDirty(shard)
+      // Register creates the record; every other op writes it only if a persisted field changed.
+      if (task.op === 'register' || shard.state !== stateBefore || shard.error !== errorBefore || shard.transient !== transientBefore) tx.markDirty(shard)
       shard.compact()
     }
     if (task.op === 'release' && task.waiter !== undefined) {

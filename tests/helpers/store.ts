@@ -15,15 +15,16 @@ export interface TestStore {
 }
 
 /** A real store: LevelDB in `dir`, the built-in mounts plus `stream:`. */
-export async function openStore (dir: string, options: Partial<DAGStoreOptions> & { stream?: StreamMountFactoryOptions } = {}): Promise<TestStore> {
+export async function openStore (dir: string, options: Partial<DAGStoreOptions> & { stream?: StreamMountFactoryOptions, beforeStart?: (store: DAGStore) => void } = {}): Promise<TestStore> {
   const reported: Reported[] = []
-  const { stream, ...rest } = options
+  const { stream, beforeStart, ...rest } = options
   const store = new DAGStore({
     dir,
     mounts: registerStreamMount(new MountRegistry(), stream),
     onError: (err, context) => { reported.push({ err, context }) },
     ...rest
   })
+  beforeStart?.(store)
   await store.start()
   return { store, reported }
 }

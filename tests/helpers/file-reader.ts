@@ -1,0 +1,92 @@
+// Test-only MountReaders (the production FileMount lives in src/mount). Chunk sizes are
+// configurable so tests can force section headers and block data across chunk boundaries.
+import { open } from 'node:fs/promises'
+import type { MountReader } from '../../src/mount/types.js'
+
+export interface TestReaderOptions {
+  /** Size of the chunks stream() yields; default 64 KiB. */
+  chunkSize?: number
+  /** Offer read(position, length); default true. */
+  random?: boolean
+}
+
+export interface TestReader extends MountReader {
+  readonly size: number
+  /** Calls made to read() so far. */
+  readonly reads: number
+}
+
+/** A MountReader over a file through one FileHandle. */
+export async function openTestReader (path: string, options: TestReaderOptions = {}): Promise<TestReader> {
+  const chunkSize = options.chunkSize ?? 64 * 1024
+  const handle = await open(path, 'r')
+  const { size } = await handle.stat()
+  let reads = 0
+  const read = async (position: number, length: number): Promise<Uint8Array> => {
+    reads++
+    const n = Math.max(0, Math.min(length, size - position))
+    const buf = new Uint8Array(n)
+    let filled = 0
+    while (filled < n) {
+      const { bytesRead } = await handle.read(buf, filled, n - filled, position + filled)
+      if (bytesRead === 0) break
+      filled += bytesRead
+    }
+    return filled === n ? buf : buf.subarray(0, filled)
+  }
+  async function * stream (start = 0): AsyncGenerator<Uint8Array> {
+    for (let pos = start; pos < size; pos += chunkSize) {
+      const buf = new Uint8Array(Math.min(chunkSize, size - pos))
+      const { bytesRead } = await handle.read(buf, 0, buf.length, pos)
+      if (bytesRead === 0) return
+      yield buf.subarray(0, bytesRead)
+    }
+  }
+  const reader: TestReader = {
+    size,
+    get reads () { return reads },
+    stream,
+    close: async () => { await handle.close() }
+  }
+  if (options.random !== false) (reader as { read?: MountReader['read'] }).read = read
+  return reader
+}
+
+/** A MountReader over bytes in memory; `chunks` may give an explicit list of chunk sizes (cycled). */
+export function bytesReader (bytes: Uint8Array, options: TestReaderOptions & { chunks?: number[] } = {}): TestReader {
+  const sizes = options.chunks ?? [options.chunkSize ?? 64 * 1024]
+  let reads = 0
+  async function * stream (start = 0): AsyncGenerator<Uint8Array> {
+    let k = 0
+    for (let pos = start; pos < bytes.length;) {
+      const n = Math.max(1, sizes[k++ % sizes.length])
+      // A fresh copy per chunk, like a real stream: nothing may rely on chunks aliasing the source.
+      yield bytes.slice(pos, pos + n)
+      pos += n
+    }
+  }
+  const reader: TestReader = {
+    size: bytes.length,
+    get reads () { return reads },
+    stream,
+    close: async () => {}
+  }
+  if (options.random !== false) {
+    (reader as { read?: MountReader['read'] }).read = async (position: number, length: number) => {
+      reads++
+      return bytes.slice(position, Math.min(bytes.length, position + length))
+    }
+  }
+  return reader
+}
+
+/** Collects a stream of chunks into one buffer. */
+export async function concatStream (source: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
+  const parts: Uint8Array[] = []
+  let total = 0
+  for await (const c of source) { parts.push(c); total += c.length }
+  const out = new Uint8Array(total)
+  let p = 0
+  for (const c of parts) { out.set(c, p); p += c.length }
+  return out
+}
