@@ -177,8 +177,9 @@ export class SortedIndexBuilder {
       h ^= h >>> 15
       h = Math.imul(h, 0x2c1b3c6d)
       h ^= h >>> 12
+      // Both accumulators are sums, so the result does not depend on insertion order.
       sum = (sum + h) | 0
-      mix = (mix + Math.imul(h, 0x297a2d39)) ^ (h >>> 7)
+      mix = (mix + Math.imul(h ^ (h >>> 16), 0x297a2d39)) | 0
     }
     return `${this.count}:${sum >>> 0}:${mix >>> 0}`
   }
