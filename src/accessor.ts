@@ -6,6 +6,7 @@ import type { ReadBlockstore, ShardAccessor, ShardKey } from './types.js'
 import type { MountReader } from './mount/types.js'
 import type { ShardIndex } from './index/types.js'
 import { ShardBlockstore } from './accessor/blockstore.js'
+import type { PayloadSpan } from './shard/shard.js'
 
 export class ShardAccessorImpl implements ShardAccessor {
   private store: ShardBlockstore | undefined
@@ -15,12 +16,12 @@ export class ShardAccessorImpl implements ShardAccessor {
     readonly key: ShardKey,
     private readonly source: MountReader,
     private readonly index: ShardIndex,
-    private readonly payloadOffset: number,
+    private readonly payload: PayloadSpan,
     private readonly release: () => Promise<void>
   ) {}
 
   blockstore (): ReadBlockstore {
-    this.store ??= new ShardBlockstore({ reader: this.source, index: this.index, payloadOffset: this.payloadOffset })
+    this.store ??= new ShardBlockstore({ reader: this.source, index: this.index, payloadOffset: this.payload.offset, payloadSize: this.payload.size })
     return this.store
   }
 

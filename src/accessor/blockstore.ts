@@ -61,7 +61,8 @@ export class ShardBlockstore implements ReadBlockstore {
   }
 
   async get (cid: CID): Promise<Uint8Array> {
-    if (cid.multihash.code === IDENTITY_CODE) return cid.multihash.digest.slice()
+    // A copy, as a plain Uint8Array: the digest may be a view into a Buffer the caller owns.
+    if (cid.multihash.code === IDENTITY_CODE) return new Uint8Array(cid.multihash.digest)
     const offset = this.lookup(cid)
     const { head, bytes, at } = await this.readHead(cid, offset, this.headReadSize)
     const dataAt = at + head.headerLength
@@ -116,7 +117,7 @@ export class ShardBlockstore implements ReadBlockstore {
       const head = parseSectionHead(bytes, at, this.maxSectionSize)
       if (head !== undefined) {
         checkMultihash(bytes, head, cid, at)
-        if (offset + head.headerLength + head.dataLength > cap) {
+        if (head.headerLength + head.dataLength > cap) {
           throw invalidCar('section runs past the end of the CARv2 payload', at)
         }
         return { head, bytes, at }

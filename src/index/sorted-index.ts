@@ -187,7 +187,9 @@ export class SortedIndexBuilder {
   build (): SortedIndex {
     const n = this.count
     if (n === 0) return SortedIndex.empty
-    const order = this.isSorted() ? null : this.sortOrder()
+    let order: Uint32Array | null = null
+    let keys: Uint32Array | null = null
+    if (!this.isSorted()) [order, keys] = this.sortOrder()
     const { arena, starts, offsets } = this
     const outStarts = new Uint32Array(n + 1)
     const outOffsets = new Float64Array(n)
@@ -197,7 +199,8 @@ export class SortedIndexBuilder {
     let prev = -1
     for (let j = 0; j < n; j++) {
       const i = order === null ? j : order[j]
-      if (prev >= 0 && this.compare(prev, i) === 0) continue
+      // Different sort keys mean different multihashes: skip the (cache-missing) byte compare.
+      if (prev >= 0 && (keys === null || keys[j] === keys[j - 1]) && this.compare(prev, i) === 0) continue
       const s = starts[i]
       const e = starts[i + 1]
       for (let k = s; k < e; k++) outArena[pos++] = arena[k]
@@ -246,13 +249,13 @@ export class SortedIndexBuilder {
    * then settle the rare ties with a byte comparison. Several times faster than a
    * comparator sort over the arena.
    */
-  private sortOrder (): Uint32Array {
+  private sortOrder (): [order: Uint32Array, keys: Uint32Array | null] {
     const n = this.count
     const { arena, starts } = this
     if (!LITTLE_ENDIAN) {
       const order = new Uint32Array(n)
       for (let i = 0; i < n; i++) order[i] = i
-      return order.sort((a, b) => this.compareFull(a, b))
+      return [order.sort((a, b) => this.compareFull(a, b)), null]
     }
     let lcp = starts[1]
     for (let i = 1; i < n && lcp > 0; i++) {
@@ -276,7 +279,11 @@ export class SortedIndexBuilder {
     }
     packed.sort()
     const order = new Uint32Array(n)
-    for (let j = 0; j < n; j++) order[j] = words[2 * j]
+    const keys = new Uint32Array(n)
+    for (let j = 0; j < n; j++) {
+      order[j] = words[2 * j]
+      keys[j] = words[2 * j + 1]
+    }
     let j = 0
     while (j < n) {
       const key = words[2 * j + 1]
@@ -289,6 +296,6 @@ export class SortedIndexBuilder {
       }
       j = r
     }
-    return order
+    return [order, keys]
   }
 }

@@ -169,7 +169,7 @@ export class Interpreter {
       },
       holdRecoverWaiter: ({ shard, task }) => { shard.x().recover = task.waiter },
       startRecover: ({ shard, tx }) => {
-        shard.payloadOffset = -1
+        shard.payload = undefined
         jobs.startIndexing(shard, tx, 'recover', [])
       },
       abortJob: ({ shard }) => {

@@ -7,7 +7,7 @@
  */
 import { awaitBarrier, mountOf, type Core } from './core.js'
 import type { Drain } from './drain.js'
-import type { Shard, Job } from '../shard/shard.js'
+import type { Shard, Job, PayloadSpan } from '../shard/shard.js'
 import { Waiter } from '../shard/waiter.js'
 import { ShardAccessorImpl } from '../accessor.js'
 import { readCarLayout } from '../car/layout.js'
@@ -125,13 +125,14 @@ export class Jobs {
         core.loop.complete({ control: () => { if (core.shards.get(key) === shard) shard.transient = transient } })
       }
       const index = await core.indexRepo.get(key)
-      let payloadOffset = shard.payloadOffset
-      if (payloadOffset < 0) {
-        payloadOffset = (await readCarLayout(reader, signals)).payloadOffset
-        const offset = payloadOffset
-        core.loop.complete({ control: () => { shard.payloadOffset = offset } })
+      let payload = shard.payload
+      if (payload === undefined) {
+        const layout = await readCarLayout(reader, signals)
+        const span: PayloadSpan = layout.payloadSize === undefined ? { offset: layout.payloadOffset } : { offset: layout.payloadOffset, size: layout.payloadSize }
+        payload = span
+        core.loop.complete({ control: () => { shard.payload = span } })
       }
-      const accessor = new ShardAccessorImpl(key, reader, index, payloadOffset, async () => {
+      const accessor = new ShardAccessorImpl(key, reader, index, payload, async () => {
         await release(core, shard)
       })
       reader = undefined

@@ -9,6 +9,9 @@ import type { ShardKey, ShardState, ShardInfo } from '../types.js'
 import type { ShardRecord } from './record.js'
 import type { Waiter } from './waiter.js'
 
+/** A CARv2's payload is a window of the file; a CARv1's starts at 0 and has no set size. */
+export interface PayloadSpan { readonly offset: number, readonly size?: number }
+
 export interface Job {
   readonly id: number
   readonly controller: AbortController
@@ -36,8 +39,8 @@ export class Shard {
   /** The mount the caller registered, or undefined until instantiated from `url` (after a restart). */
   mount: Mount | undefined
   extra: ShardExtra | undefined = undefined
-  /** Where the CARv1 payload starts in the shard's bytes (-1: not read yet); cached by the first acquire. */
-  payloadOffset = -1
+  /** Where the CARv1 payload lies in the shard's bytes; read by the first acquire, then cached. */
+  payload: PayloadSpan | undefined = undefined
 
   constructor (
     readonly key: ShardKey,
