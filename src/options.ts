@@ -21,7 +21,7 @@ export interface DAGStoreOptions {
   transientsDir?: string
   /** Default: `new Level(<dir>/state)`. A MemoryLevel works too. Opened by start(); closed by close() only if the store created it. */
   datastore?: AbstractLevel<any, any, any> // eslint-disable-line @typescript-eslint/no-explicit-any
-  /** Default: MemoryIndexRepo until the on-disk repo lands (see docs/ARCHITECTURE.md). */
+  /** Default: `new FsIndexRepo(<dir>/index)` (go-car compatible files). MemoryIndexRepo exists for tests. */
   indexRepo?: FullIndexRepo
   /** Default: LevelTopLevelIndex in the state datastore. */
   topLevelIndex?: TopLevelIndex

@@ -22,7 +22,7 @@ import { validateKey } from './keys.js'
 import { Transients } from './mount/transients.js'
 import { MountRegistry } from './mount/registry.js'
 import type { Mount } from './mount/types.js'
-import { MemoryIndexRepo } from './index/memory-repo.js'
+import { FsIndexRepo } from './index/fs-repo.js'
 import { LevelTopLevelIndex } from './index/level-top-level.js'
 import { defaultShardIndexer } from './car/indexer.js'
 import type { ShardIndex } from './index/types.js'
@@ -131,7 +131,7 @@ export class DAGStore {
       traces: this.traceBuffer,
       failures: this.failureBuffer,
       transients,
-      indexRepo: o.indexRepo ?? new MemoryIndexRepo(),
+      indexRepo: o.indexRepo ?? new FsIndexRepo(join(dir as string, 'index')),
       topLevelIndex: o.topLevelIndex ?? new LevelTopLevelIndex(this.db),
       indexer: o.shardIndexer ?? defaultShardIndexer,
       indexThrottle: (o.maxConcurrentIndex ?? 0) > 0 ? new PQueue({ concurrency: o.maxConcurrentIndex }) : undefined,

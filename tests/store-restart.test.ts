@@ -182,4 +182,24 @@ test('a destroyed shard never comes back after a restart', async (ctx) => {
   await s2.close()
 })
 
+test('with the defaults (LevelDB + FsIndexRepo under dir) available shards serve after a restart without re-indexing', async (ctx) => {
+  const s1 = (await openStore(ctx.dir)).store
+  await s1.register('a', sample())
+  await s1.close()
+  const indexer = gatedIndexer(new Gate())
+  const s2 = (await openStore(ctx.dir, { shardIndexer: indexer })).store
+  const acc = await s2.acquire('a')
+  const idx = await s2.getIterableIndex('a')
+  let served = 0
+  for (const { multihash } of idx) {
+    const { CID } = await import('multiformats/cid')
+    const { decode } = await import('multiformats/hashes/digest')
+    if (await acc.blockstore().has(CID.createV1(0x55, decode(multihash)))) served++
+  }
+  assert.is(served, idx.size)
+  assert.is(indexer.calls, 0)
+  await acc.close()
+  await s2.close()
+})
+
 test.run()

@@ -94,6 +94,8 @@ export class SortedIndex implements ShardIndex {
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
 const MAX_ARENA = 0xffffffff
+/** Below this the arena fits in cache and a direct gather is as fast. */
+const BUCKETED_GATHER_MIN = 1 << 16
 
 /**
  * Collects (multihash, offset) pairs in any order and builds a SortedIndex. Bytes are copied
@@ -187,115 +189,183 @@ export class SortedIndexBuilder {
   build (): SortedIndex {
     const n = this.count
     if (n === 0) return SortedIndex.empty
-    let order: Uint32Array | null = null
-    let keys: Uint32Array | null = null
-    if (!this.isSorted()) [order, keys] = this.sortOrder()
-    const { arena, starts, offsets } = this
-    const outStarts = new Uint32Array(n + 1)
-    const outOffsets = new Float64Array(n)
-    const outArena = new Uint8Array(this.arenaLen)
-    let m = 0
-    let pos = 0
-    let prev = -1
-    for (let j = 0; j < n; j++) {
-      const i = order === null ? j : order[j]
-      // Different sort keys mean different multihashes: skip the (cache-missing) byte compare.
-      if (prev >= 0 && (keys === null || keys[j] === keys[j - 1]) && this.compare(prev, i) === 0) continue
-      const s = starts[i]
-      const e = starts[i + 1]
-      for (let k = s; k < e; k++) outArena[pos++] = arena[k]
-      outOffsets[m] = offsets[i]
-      m++
-      outStarts[m] = pos
-      prev = i
-    }
-    return new SortedIndex(
-      pos === outArena.length ? outArena : outArena.slice(0, pos),
-      m === n ? outStarts : outStarts.slice(0, m + 1),
-      m === n ? outOffsets : outOffsets.slice(0, m)
-    )
-  }
-
-  /** Lexicographic multihash order; equal multihashes by offset so the smallest comes first. */
-  private compareFull (i: number, j: number): number {
-    const c = this.compare(i, j)
-    return c !== 0 ? c : this.offsets[i] - this.offsets[j]
-  }
-
-  private compare (i: number, j: number): number {
-    const { arena, starts } = this
-    const a = starts[i]
-    const alen = starts[i + 1] - a
-    const b = starts[j]
-    const blen = starts[j + 1] - b
-    const n = alen < blen ? alen : blen
-    for (let k = 0; k < n; k++) {
-      const c = arena[a + k] - arena[b + k]
-      if (c !== 0) return c
-    }
-    return alen - blen
-  }
-
-  /** Input that is already in order (an embedded index, a re-encoded SortedIndex) skips the sort. */
-  private isSorted (): boolean {
-    for (let i = 1; i < this.count; i++) if (this.compareFull(i - 1, i) > 0) return false
-    return true
-  }
-
-  /**
-   * Sorts entry numbers. Multihashes share a prefix (code and length) and then are uniformly
-   * random, so the 4 bytes after the common prefix nearly always decide: pack them with the
-   * entry number into 64-bit integers and let the engine's native numeric sort order them,
-   * then settle the rare ties with a byte comparison. Several times faster than a
-   * comparator sort over the arena.
-   */
-  private sortOrder (): [order: Uint32Array, keys: Uint32Array | null] {
-    const n = this.count
-    const { arena, starts } = this
+    const layout: Layout = { arena: this.arena, starts: this.starts, offsets: this.offsets }
+    if (isSorted(layout, n)) return emit(layout, n, this.arenaLen, null, null)
     if (!LITTLE_ENDIAN) {
       const order = new Uint32Array(n)
       for (let i = 0; i < n; i++) order[i] = i
-      return [order.sort((a, b) => this.compareFull(a, b)), null]
+      order.sort((a, b) => compareFull(layout, a, b))
+      return emit(layout, n, this.arenaLen, order, null)
     }
-    let lcp = starts[1]
-    for (let i = 1; i < n && lcp > 0; i++) {
-      const s = starts[i]
-      const len = starts[i + 1] - s
-      if (len < lcp) lcp = len
-      let k = 0
-      while (k < lcp && arena[s + k] === arena[k]) k++
-      lcp = k
+    const keys = sortKeys(layout, n)
+    if (n < BUCKETED_MIN) {
+      const [order, sortedKeys] = sortRange(layout, keys, [0, n])
+      return emit(layout, n, this.arenaLen, order, sortedKeys)
     }
-    const packed = new BigUint64Array(n)
-    const words = new Uint32Array(packed.buffer)
-    for (let i = 0; i < n; i++) {
-      const s = starts[i] + lcp
-      const e = starts[i + 1]
-      // Zero padding keeps the key order consistent with byte order for short entries.
-      const key = ((s < e ? arena[s] : 0) << 24 | (s + 1 < e ? arena[s + 1] : 0) << 16 |
-        (s + 2 < e ? arena[s + 2] : 0) << 8 | (s + 3 < e ? arena[s + 3] : 0)) >>> 0
-      words[2 * i] = i
-      words[2 * i + 1] = key
-    }
-    packed.sort()
-    const order = new Uint32Array(n)
-    const keys = new Uint32Array(n)
-    for (let j = 0; j < n; j++) {
-      order[j] = words[2 * j]
-      keys[j] = words[2 * j + 1]
-    }
-    let j = 0
-    while (j < n) {
-      const key = words[2 * j + 1]
-      let r = j + 1
-      while (r < n && words[2 * r + 1] === key) r++
-      if (r - j > 1) {
-        const run = Array.from(order.subarray(j, r))
-        run.sort((a, b) => this.compareFull(a, b))
-        order.set(run, j)
-      }
-      j = r
-    }
-    return [order, keys]
+    const [bucketed, bucketKeys, bounds] = scatterByTopByte(layout, n, this.arenaLen, keys)
+    const [order, sortedKeys] = sortRange(bucketed, bucketKeys, bounds)
+    return emit(bucketed, n, this.arenaLen, order, sortedKeys)
   }
+}
+
+/** Entries i = arena[starts[i], starts[i + 1]) with offsets[i]. */
+interface Layout { arena: Uint8Array, starts: Uint32Array, offsets: Float64Array }
+
+/** Below this many entries everything fits in cache and bucketing buys nothing. */
+const BUCKETED_MIN = 1 << 16
+
+function compareBytes (l: Layout, i: number, j: number): number {
+  const { arena, starts } = l
+  const a = starts[i]
+  const alen = starts[i + 1] - a
+  const b = starts[j]
+  const blen = starts[j + 1] - b
+  const n = alen < blen ? alen : blen
+  for (let k = 0; k < n; k++) {
+    const c = arena[a + k] - arena[b + k]
+    if (c !== 0) return c
+  }
+  return alen - blen
+}
+
+/** Lexicographic multihash order; equal multihashes by offset so the smallest comes first. */
+function compareFull (l: Layout, i: number, j: number): number {
+  const c = compareBytes(l, i, j)
+  return c !== 0 ? c : l.offsets[i] - l.offsets[j]
+}
+
+/** Input already in order (an embedded index, a re-encoded SortedIndex) skips the sort. */
+function isSorted (l: Layout, n: number): boolean {
+  for (let i = 1; i < n; i++) if (compareFull(l, i - 1, i) > 0) return false
+  return true
+}
+
+/**
+ * Multihashes share a prefix (code and length) and then are uniformly random, so the 4 bytes
+ * after the prefix common to all entries nearly always decide the order. Zero padding keeps
+ * the key order consistent with byte order for entries shorter than that.
+ */
+function sortKeys (l: Layout, n: number): Uint32Array {
+  const { arena, starts } = l
+  let lcp = starts[1]
+  for (let i = 1; i < n && lcp > 0; i++) {
+    const s = starts[i]
+    const len = starts[i + 1] - s
+    if (len < lcp) lcp = len
+    let k = 0
+    while (k < lcp && arena[s + k] === arena[k]) k++
+    lcp = k
+  }
+  const keys = new Uint32Array(n)
+  for (let i = 0; i < n; i++) {
+    const s = starts[i] + lcp
+    const e = starts[i + 1]
+    keys[i] = ((s < e ? arena[s] : 0) << 24 | (s + 1 < e ? arena[s + 1] : 0) << 16 |
+      (s + 2 < e ? arena[s + 2] : 0) << 8 | (s + 3 < e ? arena[s + 3] : 0)) >>> 0
+  }
+  return keys
+}
+
+/**
+ * Copies entries, in one sequential pass, into 256 contiguous groups by their key's top byte.
+ * Sorting and gathering a large arena directly costs a cache miss per entry; group by group,
+ * each step touches a cache-sized region, which roughly halves the build time at a million
+ * entries. Returns the regrouped layout, its keys and the group boundaries.
+ */
+function scatterByTopByte (l: Layout, n: number, arenaLen: number, keys: Uint32Array): [Layout, Uint32Array, number[]] {
+  const { arena, starts, offsets } = l
+  const counts = new Float64Array(257)
+  const bytes = new Float64Array(257)
+  for (let i = 0; i < n; i++) {
+    const b = (keys[i] >>> 24) + 1
+    counts[b]++
+    bytes[b] += starts[i + 1] - starts[i]
+  }
+  for (let b = 1; b <= 256; b++) {
+    counts[b] += counts[b - 1]
+    bytes[b] += bytes[b - 1]
+  }
+  const bounds = Array.from(counts)
+  const out: Layout = { arena: new Uint8Array(arenaLen), starts: new Uint32Array(n + 1), offsets: new Float64Array(n) }
+  const outKeys = new Uint32Array(n)
+  const outArena = out.arena
+  for (let i = 0; i < n; i++) {
+    const key = keys[i]
+    const b = key >>> 24
+    const q = counts[b]++
+    let p = bytes[b]
+    for (let k = starts[i], e = starts[i + 1]; k < e; k++) outArena[p++] = arena[k]
+    bytes[b] = p
+    out.starts[q + 1] = p
+    out.offsets[q] = offsets[i]
+    outKeys[q] = key
+  }
+  return [out, outKeys, bounds]
+}
+
+/**
+ * Sorts each range [bounds[r], bounds[r + 1]) independently: (key, entry number) pairs packed
+ * into 64-bit integers go through the engine's native numeric sort, then the rare runs of equal
+ * keys are settled by comparing bytes. Returns the entry order and the keys in that order.
+ */
+function sortRange (l: Layout, keys: Uint32Array, bounds: number[]): [Uint32Array, Uint32Array] {
+  const n = keys.length
+  let largest = 0
+  for (let r = 0; r + 1 < bounds.length; r++) largest = Math.max(largest, bounds[r + 1] - bounds[r])
+  const packed = new BigUint64Array(largest)
+  const words = new Uint32Array(packed.buffer)
+  const order = new Uint32Array(n)
+  const sortedKeys = new Uint32Array(n)
+  for (let r = 0; r + 1 < bounds.length; r++) {
+    const lo = bounds[r]
+    const size = bounds[r + 1] - lo
+    if (size === 0) continue
+    for (let k = 0; k < size; k++) {
+      words[2 * k] = lo + k
+      words[2 * k + 1] = keys[lo + k]
+    }
+    packed.subarray(0, size).sort()
+    for (let k = 0; k < size; k++) {
+      order[lo + k] = words[2 * k]
+      sortedKeys[lo + k] = words[2 * k + 1]
+    }
+  }
+  for (let j = 0; j < n;) {
+    const key = sortedKeys[j]
+    let r = j + 1
+    while (r < n && sortedKeys[r] === key) r++
+    if (r - j > 1) {
+      const run = Array.from(order.subarray(j, r))
+      run.sort((a, b) => compareFull(l, a, b))
+      order.set(run, j)
+    }
+    j = r
+  }
+  return [order, sortedKeys]
+}
+
+/** Writes the index in `order` (null: as is), keeping the first of equal multihashes. */
+function emit (l: Layout, n: number, arenaLen: number, order: Uint32Array | null, sortedKeys: Uint32Array | null): SortedIndex {
+  const { arena, starts, offsets } = l
+  const outStarts = new Uint32Array(n + 1)
+  const outOffsets = new Float64Array(n)
+  const outArena = new Uint8Array(arenaLen)
+  let m = 0
+  let pos = 0
+  let prev = -1
+  for (let j = 0; j < n; j++) {
+    const i = order === null ? j : order[j]
+    // Different sort keys mean different multihashes: skip the (cache-missing) byte compare.
+    if (prev >= 0 && (sortedKeys === null || sortedKeys[j] === sortedKeys[j - 1]) && compareBytes(l, prev, i) === 0) continue
+    for (let k = starts[i], e = starts[i + 1]; k < e; k++) outArena[pos++] = arena[k]
+    outOffsets[m] = offsets[i]
+    m++
+    outStarts[m] = pos
+    prev = i
+  }
+  return new SortedIndex(
+    pos === outArena.length ? outArena : outArena.slice(0, pos),
+    m === n ? outStarts : outStarts.slice(0, m + 1),
+    m === n ? outOffsets : outOffsets.slice(0, m)
+  )
 }
