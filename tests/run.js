@@ -6,7 +6,9 @@ import { fileURLToPath } from 'node:url'
 import { dirname, join } from 'node:path'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
-const pattern = process.argv[2] ?? '\\.test\\.js$'
+// An optional argument narrows the run (a regex on the file path); only *.test.js files ever run.
+const filter = process.argv[2]
+const pattern = filter === undefined ? '\\.test\\.js$' : `^(?=.*(?:${filter})).*\\.test\\.js$`
 const child = spawn(process.execPath, [join(root, 'node_modules/uvu/bin.js'), join(root, 'dist/tests'), pattern],
   { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] })
 let out = ''
