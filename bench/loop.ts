@@ -25,7 +25,7 @@
  */
 import { join } from 'node:path'
 import { Level } from 'level'
-import { DAGStore, FileMount } from '../src/index.js'
+import { DAGStore, FileMount, type DAGStoreOptions } from '../src/index.js'
 import {
   envInt, fixture, fmt, fmtAuto, header, note, now, report, shardKey, sleep, tempDir
 } from './util.js'
@@ -73,7 +73,7 @@ async function runWorkers (store: DAGStore, keys: string[], ms: number): Promise
 async function measureStore (): Promise<{ main: PhaseResult, sampled: PhaseResult, writes: WriteStats, url: string }> {
   const { dir, cleanup } = await tempDir('dagstore-bench-loop-')
   const db: AnyDb = new Level(join(dir, 'state'))
-  const store = new DAGStore({ dir, datastore: db })
+  const store = new DAGStore({ dir, datastore: db as unknown as DAGStoreOptions['datastore'] })
   try {
     await store.start()
     const car = fixture('sample-v1.car')

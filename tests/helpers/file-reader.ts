@@ -90,3 +90,35 @@ export async function concatStream (source: AsyncIterable<Uint8Array>): Promise<
   for (const c of parts) { out.set(c, p); p += c.length }
   return out
 }
+
+// ---- CAR construction for tests ----------------------------------------------------------------
+
+/** Concatenates byte arrays. */
+export function concatBytes (parts: Uint8Array[]): Uint8Array {
+  let total = 0
+  for (const p of parts) total += p.length
+  const out = new Uint8Array(total)
+  let pos = 0
+  for (const p of parts) { out.set(p, pos); pos += p.length }
+  return out
+}
+
+/**
+ * Wraps a CARv1 in a CARv2: pragma, header, `padBefore` zero bytes, the payload, `padAfter`
+ * zero bytes, then `index` (if any). Mirrors go-car's layout (dataOffset 51 without padding).
+ */
+export function wrapCarV2 (v1: Uint8Array, index?: Uint8Array, options: { padBefore?: number, padAfter?: number } = {}): Uint8Array {
+  const padBefore = options.padBefore ?? 0
+  const padAfter = options.padAfter ?? 0
+  const header = new Uint8Array(51)
+  header.set([0x0a, 0xa1, 0x67, 0x76, 0x65, 0x72, 0x73, 0x69, 0x6f, 0x6e, 0x02], 0)
+  const view = new DataView(header.buffer)
+  const dataOffset = 51 + padBefore
+  const indexOffset = index === undefined ? 0 : dataOffset + v1.length + padAfter
+  view.setBigUint64(27, BigInt(dataOffset), true)
+  view.setBigUint64(35, BigInt(v1.length), true)
+  view.setBigUint64(43, BigInt(indexOffset), true)
+  const parts = [header, new Uint8Array(padBefore), v1, new Uint8Array(padAfter)]
+  if (index !== undefined) parts.push(index)
+  return concatBytes(parts)
+}
