@@ -3,7 +3,7 @@ import { BlockNotFoundError, InvalidCarError } from '../errors.js'
 import type { ShardIndex } from '../index/types.js'
 import type { MountReader } from '../mount/types.js'
 import type { ReadBlockstore } from '../types.js'
-import { invalidCar } from '../car/layout.js'
+import { copyBytes, invalidCar } from '../car/layout.js'
 import { DEFAULT_MAX_SECTION_SIZE, parseSectionHead, readSections } from '../car/sections.js'
 import type { SectionHead } from '../car/sections.js'
 
@@ -68,7 +68,7 @@ export class ShardBlockstore implements ReadBlockstore {
     const dataAt = at + head.headerLength
     const dataEnd = head.headerLength + head.dataLength
     // Copied: the read buffer may be much larger than the block, or pooled.
-    if (dataEnd <= bytes.length) return bytes.slice(head.headerLength, dataEnd)
+    if (dataEnd <= bytes.length) return copyBytes(bytes, head.headerLength, dataEnd)
     const data = await this.readAt(dataAt, head.dataLength)
     if (data.length < head.dataLength) throw invalidCar(`truncated block data (${data.length} of ${head.dataLength} bytes)`, dataAt)
     return data
@@ -93,7 +93,7 @@ export class ShardBlockstore implements ReadBlockstore {
     for await (const section of sections) {
       try {
         // Copied so a yielded CID does not pin the whole stream chunk.
-        yield CID.decode(section.cid.slice())
+        yield CID.decode(copyBytes(section.cid))
       } catch (err) {
         if (err instanceof InvalidCarError) throw err
         throw invalidCar('malformed CID', this.payloadOffset + section.offset, err)

@@ -85,10 +85,15 @@ export async function indexCar (source: AsyncIterable<Uint8Array>, options: Shar
       } else {
         try {
           const embedded = await readEmbeddedIndex(src, layout, options.maxEmbeddedIndexSize ?? DEFAULT_MAX_EMBEDDED_INDEX_SIZE)
-          if (embedded.fingerprint() !== builder.fingerprint()) {
-            throw new Error('embedded index does not match the payload')
+          if (embedded.fingerprint() === builder.fingerprint()) {
+            index = embedded.build()
+          } else {
+            // Writers differ on duplicate blocks (go-car lists every copy, a de-duplicating
+            // writer one), which changes the fingerprint but not the meaning: compare exactly.
+            const scanned = builder.build()
+            if (!sameEntries(embedded.build(), scanned)) throw new Error('embedded index does not match the payload')
+            index = scanned
           }
-          index = embedded.build()
           embeddedIndex = 'adopted'
         } catch (err) {
           checkAborted(signal)
@@ -105,6 +110,18 @@ export async function indexCar (source: AsyncIterable<Uint8Array>, options: Shar
   } finally {
     await src.close()
   }
+}
+
+function sameEntries (a: SortedIndex, b: SortedIndex): boolean {
+  if (a.size !== b.size) return false
+  for (let i = 0; i < a.size; i++) {
+    if (a.offsetAt(i) !== b.offsetAt(i)) return false
+    const x = a.multihashAt(i)
+    const y = b.multihashAt(i)
+    if (x.length !== y.length) return false
+    for (let k = 0; k < x.length; k++) if (x[k] !== y[k]) return false
+  }
+  return true
 }
 
 async function readEmbeddedIndex (src: StreamSource, layout: CarLayout, maxSize: number): Promise<SortedIndexBuilder> {

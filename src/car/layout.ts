@@ -33,6 +33,16 @@ export function checkAborted (signal: AbortSignal | undefined): void {
   if (signal?.aborted === true) throw abortErrorFrom(signal)
 }
 
+/**
+ * A copy of bytes[start, end) as a plain Uint8Array. Not `.slice()`: on a Node Buffer that is
+ * a view, which would pin the whole (possibly pooled) chunk.
+ */
+export function copyBytes (bytes: Uint8Array, start = 0, end = bytes.length): Uint8Array {
+  const out = new Uint8Array(end - start)
+  out.set(bytes.subarray(start, end), 0)
+  return out
+}
+
 export function invalidCar (what: string, offset: number, cause?: unknown): InvalidCarError {
   return new InvalidCarError(`invalid CAR: ${what} at byte ${offset}`, cause === undefined ? undefined : { cause })
 }
@@ -61,23 +71,29 @@ export class StreamSource implements HeadSource {
   private readonly signal: AbortSignal | undefined
   private buffered: Uint8Array = new Uint8Array(0)
   private eof = false
-  private abortPromise: Promise<never> | undefined
+  /** Rejects the pull in flight, if any. */
+  private rejectPull: ((err: Error) => void) | undefined
   private onAbort: (() => void) | undefined
 
   constructor (source: AsyncIterable<Uint8Array>, signal?: AbortSignal, startPosition = 0) {
     this.iterator = source[Symbol.asyncIterator]()
     this.signal = signal
     this.position = startPosition
-    if (signal != null) {
+    if (signal != null && !signal.aborted) {
       // A stalled stream (slow HTTP, a transient still downloading) must not pin an aborted
-      // job, so every pull races the signal.
-      this.abortPromise = new Promise<never>((_resolve, reject) => {
-        this.onAbort = () => { reject(abortErrorFrom(signal)) }
-        if (signal.aborted) this.onAbort()
-        else signal.addEventListener('abort', this.onAbort, { once: true })
-      })
-      this.abortPromise.catch(() => {})
+      // job: one listener fails whichever pull is waiting. (Promise.race per chunk would
+      // leave a reaction on a never-settling promise for every chunk.)
+      this.onAbort = () => { this.rejectPull?.(abortErrorFrom(signal)) }
+      signal.addEventListener('abort', this.onAbort, { once: true })
     }
+  }
+
+  private async pull (): Promise<IteratorResult<Uint8Array>> {
+    if (this.onAbort === undefined) return await this.iterator.next()
+    return await new Promise<IteratorResult<Uint8Array>>((resolve, reject) => {
+      this.rejectPull = reject
+      this.iterator.next().then(resolve, reject)
+    }).finally(() => { this.rejectPull = undefined })
   }
 
   /** The next raw chunk (the leftover first), or undefined at the end of the data. */
@@ -89,8 +105,7 @@ export class StreamSource implements HeadSource {
     }
     if (this.eof) return undefined
     checkAborted(this.signal)
-    const pulled = this.iterator.next()
-    const result = this.abortPromise === undefined ? await pulled : await Promise.race([pulled, this.abortPromise])
+    const result = await this.pull()
     if (result.done === true) {
       this.eof = true
       return undefined
@@ -227,7 +242,7 @@ function cborError (c: Cursor, what: string, at = c.pos): InvalidCarError {
   return invalidCar(`malformed CAR header (${what})`, c.base + at)
 }
 
-/** Reads an item head; returns its major type and sets `c.arg` via the returned tuple. */
+/** Reads an item's initial byte and argument: [major type, argument (length/value), item start]. */
 function readHead (c: Cursor): [major: number, arg: number, start: number] {
   const start = c.pos
   if (c.pos >= c.end) throw cborError(c, 'unexpected end')
@@ -276,7 +291,7 @@ function readCidLink (c: Cursor): CID {
   if (c.pos + len > c.end) throw cborError(c, 'unexpected end', bstart)
   if (len < 2 || c.bytes[c.pos] !== 0x00) throw cborError(c, 'CID link lacks the identity multibase prefix', c.pos)
   // Copied: the head buffer may be a pooled or reused chunk.
-  const cidBytes = c.bytes.slice(c.pos + 1, c.pos + len)
+  const cidBytes = copyBytes(c.bytes, c.pos + 1, c.pos + len)
   const at = c.pos + 1
   c.pos += len
   try {

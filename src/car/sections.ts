@@ -1,4 +1,4 @@
-import { StreamSource, checkAborted, invalidCar } from './layout.js'
+import { StreamSource, checkAborted, copyBytes, invalidCar } from './layout.js'
 import { MAX_VARINT_BYTES, VarintError, readVarint } from './varint.js'
 import type { VarintOut } from './varint.js'
 
@@ -144,10 +144,13 @@ export class SectionParser {
     return this.advance(end)
   }
 
-  /** Signals the end of input; throws InvalidCarError if it cut a section short. */
+  /** Signals the end of input; throws InvalidCarError if it cut a section (or a bounded payload) short. */
   end (): void {
     if (this.finished) return
     this.checkComplete()
+    if (this.limit !== Number.POSITIVE_INFINITY && this.pos < this.limit) {
+      throw invalidCar(`truncated payload (${this.limit - this.pos} bytes missing)`, this.baseOffset + this.pos)
+    }
     this.finished = true
   }
 
@@ -333,6 +336,8 @@ export interface ReadSectionsOptions extends SectionParserOptions {
 /**
  * Iterates the sections of a CARv1 payload streamed as chunks. For bulk work (indexing) use
  * `SectionParser` directly: it avoids an object and a promise per section.
+ * A section is yielded once its header is complete; if its data then turns out to be cut
+ * short, the InvalidCarError follows it.
  */
 export async function * readSections (source: AsyncIterable<Uint8Array>, options: ReadSectionsOptions = {}): AsyncGenerator<CarSection, void, undefined> {
   const signal = options.signal
@@ -355,7 +360,7 @@ export async function * readSections (source: AsyncIterable<Uint8Array>, options
     }
     let batch: CarSection[] = []
     const parser = new SectionParser((h) => {
-      const cid = h.transient ? h.bytes.slice(h.cidStart, h.cidEnd) : h.bytes.subarray(h.cidStart, h.cidEnd)
+      const cid = h.transient ? copyBytes(h.bytes, h.cidStart, h.cidEnd) : h.bytes.subarray(h.cidStart, h.cidEnd)
       batch.push({
         cid,
         multihash: cid.subarray(h.mhStart - h.cidStart),
@@ -371,7 +376,13 @@ export async function * readSections (source: AsyncIterable<Uint8Array>, options
         parser.end()
         break
       }
-      parser.push(chunk)
+      // Sections before a corrupt one in the same chunk are still delivered, then the error.
+      let failure: unknown
+      try {
+        parser.push(chunk)
+      } catch (err) {
+        failure = err
+      }
       if (batch.length > 0) {
         const out = batch
         batch = []
@@ -380,6 +391,7 @@ export async function * readSections (source: AsyncIterable<Uint8Array>, options
           checkAborted(signal)
         }
       }
+      if (failure !== undefined) throw failure
     }
   } finally {
     await src.close()

@@ -8,7 +8,7 @@
  * index or the new one, never half of one. Decoded indices stay in a bounded LRU cache.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises'
+import { mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { IndexNotFoundError } from '../errors.js'
 import type { ShardKey } from '../types.js'
@@ -20,8 +20,12 @@ const INDEX_SUFFIX = '.full.idx'
 const KEY_SUFFIX = '.key'
 
 export interface FsIndexRepoOptions {
-  /** Decoded indices kept in memory (least recently used evicted). Default 64. */
-  cacheSize?: number
+  /**
+   * Bytes of decoded indices kept in memory, least recently used evicted first (weighted by
+   * their on-disk size, which tracks their in-memory size). Default 256 MiB: re-reading and
+   * decoding an index on every acquire would dominate the acquire path. 0 disables the cache.
+   */
+  cacheBytes?: number
 }
 
 function isMissing (err: unknown): boolean {
@@ -51,13 +55,52 @@ async function syncDir (dir: string): Promise<void> {
   try { await fh.sync() } catch { /* not every platform syncs folders */ } finally { await fh.close() }
 }
 
+/**
+ * Entries in a MultihashIndexSorted file, from its bucket headers alone:
+ * codec varint, u32 #codes, then per code: u64 code, u32 #widths, then per width:
+ * u32 width, u64 byte length, entries.
+ */
+async function countEntries (path: string): Promise<number> {
+  const fh = await open(path, 'r')
+  try {
+    const head = Buffer.alloc(16)
+    const readAt = async (pos: number, len: number): Promise<Buffer> => {
+      const { bytesRead } = await fh.read(head, 0, len, pos)
+      if (bytesRead < len) throw new IndexNotFoundError(`index file ${path} is truncated at byte ${pos}`)
+      return head
+    }
+    let pos = 2 // varint 0x0401 is two bytes
+    const codes = (await readAt(pos, 4)).readUInt32LE(0)
+    pos += 4
+    let entries = 0
+    for (let c = 0; c < codes; c++) {
+      const widths = (await readAt(pos + 8, 4)).readUInt32LE(0)
+      pos += 12
+      for (let w = 0; w < widths; w++) {
+        const b = await readAt(pos, 12)
+        const width = b.readUInt32LE(0)
+        const length = Number(b.readBigUInt64LE(4))
+        if (width === 0) throw new IndexNotFoundError(`index file ${path} has a zero-width bucket at byte ${pos}`)
+        entries += length / width
+        pos += 12 + length
+      }
+    }
+    return entries
+  } finally {
+    await fh.close()
+  }
+}
+
 export class FsIndexRepo implements FullIndexRepo {
-  private readonly cache = new Map<ShardKey, ShardIndex>()
-  private readonly cacheSize: number
+  private readonly cache = new Map<ShardKey, { index: ShardIndex, weight: number }>()
+  private readonly cacheBytes: number
+  private cachedBytes = 0
+  /** Bumped by every add/drop: a get that read the file before one must not cache what it read. */
+  private epoch = 0
   private ready: Promise<void> | undefined
 
   constructor (readonly dir: string, options: FsIndexRepoOptions = {}) {
-    this.cacheSize = options.cacheSize ?? 64
+    this.cacheBytes = options.cacheBytes ?? 256 * 1024 * 1024
   }
 
   /** Creates the folder and checks its format version. Called by every method; idempotent. */
@@ -80,11 +123,13 @@ export class FsIndexRepo implements FullIndexRepo {
     await this.init()
     const base = this.base(key)
     // Dropped first, so a reader never pairs the old cache entry with the new file.
-    this.cache.delete(key)
+    this.epoch++
+    this.forget(key)
+    const bytes = encodeMultihashIndexSorted(index)
     await writeAtomic(this.dir, base + KEY_SUFFIX, Buffer.from(key, 'utf8'))
-    await writeAtomic(this.dir, base + INDEX_SUFFIX, encodeMultihashIndexSorted(index))
+    await writeAtomic(this.dir, base + INDEX_SUFFIX, bytes)
     await syncDir(this.dir)
-    this.remember(key, index)
+    this.remember(key, index, bytes.length)
   }
 
   async get (key: ShardKey): Promise<ShardIndex> {
@@ -93,9 +138,10 @@ export class FsIndexRepo implements FullIndexRepo {
       // Refresh its place in the LRU order.
       this.cache.delete(key)
       this.cache.set(key, cached)
-      return cached
+      return cached.index
     }
     await this.init()
+    const epoch = this.epoch
     let bytes: Uint8Array
     try {
       bytes = await readFile(join(this.dir, this.base(key) + INDEX_SUFFIX))
@@ -104,13 +150,14 @@ export class FsIndexRepo implements FullIndexRepo {
       throw err
     }
     const index = decodeCarIndex(bytes, { skipIdentity: true })
-    this.remember(key, index)
+    if (epoch === this.epoch) this.remember(key, index, bytes.length)
     return index
   }
 
   async drop (key: ShardKey): Promise<boolean> {
     await this.init()
-    this.cache.delete(key)
+    this.epoch++
+    this.forget(key)
     const base = this.base(key)
     let removed = true
     try {
@@ -123,11 +170,13 @@ export class FsIndexRepo implements FullIndexRepo {
     return removed
   }
 
+  /** `size` is the number of entries, as for every FullIndexRepo; read from bucket headers, not by decoding. */
   async stat (key: ShardKey): Promise<{ exists: boolean, size: number }> {
+    const cached = this.cache.get(key)
+    if (cached !== undefined) return { exists: true, size: cached.index.size }
     await this.init()
     try {
-      const s = await stat(join(this.dir, this.base(key) + INDEX_SUFFIX))
-      return { exists: true, size: s.size }
+      return { exists: true, size: await countEntries(join(this.dir, this.base(key) + INDEX_SUFFIX)) }
     } catch (err) {
       if (isMissing(err)) return { exists: false, size: 0 }
       throw err
@@ -150,12 +199,21 @@ export class FsIndexRepo implements FullIndexRepo {
     return join(this.dir, this.base(key) + INDEX_SUFFIX)
   }
 
-  private remember (key: ShardKey, index: ShardIndex): void {
-    if (this.cacheSize <= 0) return
-    this.cache.set(key, index)
-    while (this.cache.size > this.cacheSize) {
+  private remember (key: ShardKey, index: ShardIndex, weight: number): void {
+    if (weight > this.cacheBytes) return
+    this.forget(key)
+    this.cache.set(key, { index, weight })
+    this.cachedBytes += weight
+    while (this.cachedBytes > this.cacheBytes) {
       const oldest = this.cache.keys().next().value as ShardKey
-      this.cache.delete(oldest)
+      this.forget(oldest)
     }
+  }
+
+  private forget (key: ShardKey): void {
+    const entry = this.cache.get(key)
+    if (entry === undefined) return
+    this.cache.delete(key)
+    this.cachedBytes -= entry.weight
   }
 }

@@ -60,7 +60,8 @@ function u64 (r: Reader, what: string): number {
   return hi * 0x100000000 + lo
 }
 
-function decodeWidthBuckets (r: Reader, code: number, builder: SortedIndexBuilder): void {
+/** Reads one IndexSorted body; entries go to `builder`, or are validated and dropped when it is null. */
+function decodeWidthBuckets (r: Reader, code: number, builder: SortedIndexBuilder | null): void {
   const at = r.pos
   const buckets = u32(r, 'bucket count')
   // go-car reads the count as int32.
@@ -73,6 +74,10 @@ function decodeWidthBuckets (r: Reader, code: number, builder: SortedIndexBuilde
     if (width <= 8) throw invalidIndex(`bucket width ${width} leaves no room for a digest`, r.base + wat)
     if (byteLength % width !== 0) throw invalidIndex(`bucket length ${byteLength} is not a multiple of its width ${width}`, r.base + wat)
     need(r, byteLength, 'bucket entries')
+    if (builder === null) {
+      r.pos += byteLength
+      continue
+    }
     const digestLen = width - 8
     // One scratch multihash per bucket: the builder copies it, so no allocation per entry.
     const mh = new Uint8Array(codeLen + varintLength(digestLen) + digestLen)
@@ -104,14 +109,14 @@ export function decodeCarIndexInto (bytes: Uint8Array, builder: SortedIndexBuild
     throw err
   }
   r.pos = codec.length
-  const target = options.skipIdentity === true ? new SortedIndexBuilder(0) : builder
+  const skipIdentity = options.skipIdentity === true
   if (codec.value === CAR_MULTIHASH_INDEX_SORTED) {
     const at = r.pos
     const codes = u32(r, 'multihash code count')
     if (codes > 0x7fffffff) throw invalidIndex('negative multihash code count', r.base + at)
     for (let c = 0; c < codes; c++) {
       const code = u64(r, 'multihash code')
-      decodeWidthBuckets(r, code, code === IDENTITY ? target : builder)
+      decodeWidthBuckets(r, code, code === IDENTITY && skipIdentity ? null : builder)
     }
   } else if (codec.value === CAR_INDEX_SORTED) {
     decodeWidthBuckets(r, SHA2_256, builder)

@@ -94,8 +94,6 @@ export class SortedIndex implements ShardIndex {
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
 const MAX_ARENA = 0xffffffff
-/** Below this the arena fits in cache and a direct gather is as fast. */
-const BUCKETED_GATHER_MIN = 1 << 16
 
 /**
  * Collects (multihash, offset) pairs in any order and builds a SortedIndex. Bytes are copied

@@ -20,7 +20,9 @@ export class Waiter {
   ) {
     if (signal !== undefined) {
       this.onAbort = () => { this.settle({ key, error: abortErrorFrom(signal) }) }
-      signal.addEventListener('abort', this.onAbort, { once: true })
+      // Already aborted: the abort still wins, but the result is never delivered inside the call.
+      if (signal.aborted) queueMicrotask(this.onAbort)
+      else signal.addEventListener('abort', this.onAbort, { once: true })
     }
   }
 

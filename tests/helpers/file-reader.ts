@@ -52,6 +52,14 @@ export async function openTestReader (path: string, options: TestReaderOptions =
   return reader
 }
 
+/** A plain Uint8Array copy (Buffer#slice would be a view). */
+function copy (bytes: Uint8Array, start: number, end: number): Uint8Array {
+  const view = bytes.subarray(start, Math.min(end, bytes.length))
+  const out = new Uint8Array(view.length)
+  out.set(view)
+  return out
+}
+
 /** A MountReader over bytes in memory; `chunks` may give an explicit list of chunk sizes (cycled). */
 export function bytesReader (bytes: Uint8Array, options: TestReaderOptions & { chunks?: number[] } = {}): TestReader {
   const sizes = options.chunks ?? [options.chunkSize ?? 64 * 1024]
@@ -61,7 +69,7 @@ export function bytesReader (bytes: Uint8Array, options: TestReaderOptions & { c
     for (let pos = start; pos < bytes.length;) {
       const n = Math.max(1, sizes[k++ % sizes.length])
       // A fresh copy per chunk, like a real stream: nothing may rely on chunks aliasing the source.
-      yield bytes.slice(pos, pos + n)
+      yield copy(bytes, pos, pos + n)
       pos += n
     }
   }
@@ -74,7 +82,7 @@ export function bytesReader (bytes: Uint8Array, options: TestReaderOptions & { c
   if (options.random !== false) {
     (reader as { read?: MountReader['read'] }).read = async (position: number, length: number) => {
       reads++
-      return bytes.slice(position, Math.min(bytes.length, position + length))
+      return copy(bytes, position, Math.min(bytes.length, position + length))
     }
   }
   return reader

@@ -1,0 +1,87 @@
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { readFile, readdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { FsIndexRepo } from '../src/index/fs-repo.js'
+import { defaultShardIndexer } from '../src/car/indexer.js'
+import { openFileReader } from '../src/mount/file-reader.js'
+import { fixture, tempDir } from './helpers/fixtures.js'
+
+async function indexOf (name: string): Promise<Awaited<ReturnType<typeof defaultShardIndexer>>> {
+  const reader = await openFileReader(fixture(name))
+  try {
+    return await defaultShardIndexer(name, reader, new AbortController().signal)
+  } finally {
+    await reader.close()
+  }
+}
+
+test('the file written for sample-v1.car equals the index embedded in sample-wrapped-v2.car, byte for byte', async () => {
+  const { dir, cleanup } = await tempDir()
+  try {
+    const repo = new FsIndexRepo(dir)
+    await repo.add('sample', await indexOf('sample-v1.car'))
+    const written = await readFile(repo.pathOf('sample'))
+    const v2 = await readFile(fixture('sample-wrapped-v2.car'))
+    const indexOffset = Number(v2.readBigUInt64LE(11 + 32))
+    const embedded = v2.subarray(indexOffset)
+    assert.is(written.length, 41_750)
+    assert.ok(written.equals(embedded))
+    assert.equal(await repo.stat('sample'), { exists: true, size: 1043 })
+    // A fresh repo (no cache) decodes it back to the same entries.
+    const again = await new FsIndexRepo(dir).get('sample')
+    assert.is(again.size, 1043)
+    assert.equal([...again].map((e) => e.offset), [...(await repo.get('sample'))].map((e) => e.offset))
+  } finally {
+    await cleanup()
+  }
+})
+
+test('file names are hashes; keys() lists the keys back; a tampered key sidecar is ignored', async () => {
+  const { dir, cleanup } = await tempDir()
+  try {
+    const repo = new FsIndexRepo(dir)
+    const index = await indexOf('sample-v1.car')
+    const keys = ['../../x', 'a/b', 'plain']
+    for (const k of keys) await repo.add(k, index)
+    for (const name of await readdir(dir)) assert.match(name, /^(\.version|[0-9a-f]{64}\.(full\.idx|key))$/)
+    const listed: string[] = []
+    for await (const k of repo.keys()) listed.push(k)
+    assert.equal(listed.sort(), [...keys].sort())
+    const sidecar = repo.pathOf('plain').replace(/\.full\.idx$/, '.key')
+    await writeFile(sidecar, 'something else')
+    const after: string[] = []
+    for await (const k of new FsIndexRepo(dir).keys()) after.push(k)
+    assert.equal(after.sort(), ['../../x', 'a/b'])
+  } finally {
+    await cleanup()
+  }
+})
+
+test('a repo written by an unknown format version is refused with a clear error', async () => {
+  const { dir, cleanup } = await tempDir()
+  try {
+    await writeFile(join(dir, '.version'), '9')
+    await new FsIndexRepo(dir).stat('x').then(() => assert.unreachable(), (e: Error) => { assert.match(e.message, /version 9/) })
+  } finally {
+    await cleanup()
+  }
+})
+
+test('drop takes effect at once, cache included, even against a concurrent get', async () => {
+  const { dir, cleanup } = await tempDir()
+  try {
+    const repo = new FsIndexRepo(dir)
+    await repo.add('k', await indexOf('sample-v1.car'))
+    const fresh = new FsIndexRepo(dir)
+    const reading = fresh.get('k')
+    assert.is(await fresh.drop('k'), true)
+    await reading.catch(() => {})
+    await fresh.get('k').then(() => assert.unreachable('dropped index served from cache'), (e: { code: string }) => { assert.is(e.code, 'ERR_INDEX_NOT_FOUND') })
+    assert.is(await fresh.drop('k'), false)
+  } finally {
+    await cleanup()
+  }
+})
+
+test.run()
