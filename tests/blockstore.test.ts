@@ -14,6 +14,7 @@ import { readCarLayout } from '../src/car/layout.js'
 import { SortedIndexBuilder } from '../src/index/sorted-index.js'
 import { BlockNotFoundError } from '../src/errors.js'
 import type { ShardIndex } from '../src/index/types.js'
+import { rejectsWith } from './helpers/assert.js'
 
 interface Opened { reader: TestReader, bs: ShardBlockstore, index: ShardIndex, payloadOffset: number, payloadSize?: number }
 
@@ -38,15 +39,6 @@ async function carBlocks (name: string): Promise<Array<{ cid: CID, bytes: Uint8A
   return blocks
 }
 
-async function rejectsWith (p: Promise<unknown>, check: (err: any) => void): Promise<void> {
-  try {
-    await p
-  } catch (err) {
-    check(err)
-    return
-  }
-  assert.unreachable('expected a rejection')
-}
 
 /** A plain Uint8Array view, so Buffers from the oracle compare equal to our Uint8Arrays. */
 const u8 = (b: Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength)

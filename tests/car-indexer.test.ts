@@ -18,6 +18,7 @@ import { encodeMultihashIndexSorted } from '../src/index/multihash-index-sorted.
 import { ShardBlockstore } from '../src/accessor/blockstore.js'
 import { InvalidCarError } from '../src/errors.js'
 import type { ShardIndex } from '../src/index/types.js'
+import { rejectsWith } from './helpers/assert.js'
 
 // ---- helpers ----------------------------------------------------------------------------------
 
@@ -73,15 +74,6 @@ function patterned (size: number, seed: number): Uint8Array {
   return b
 }
 
-async function rejectsWith (p: Promise<unknown>, check: (err: any) => void): Promise<void> {
-  try {
-    await p
-  } catch (err) {
-    check(err)
-    return
-  }
-  assert.unreachable('expected a rejection')
-}
 
 function assertInvalidCar (err: any, pattern?: RegExp): void {
   assert.instance(err, InvalidCarError)

@@ -10,6 +10,7 @@ import { FileMount } from '../src/mount/file.js'
 import { fixture, tempDir } from './helpers/fixtures.js'
 import { Gate, gatedIndexer, openStore, recordFailures, recordTraces, result, until } from './helpers/store.js'
 import type { ShardAccessor } from '../src/types.js'
+import { codeOf } from './helpers/assert.js'
 
 interface Ctx { dir: string, cleanup: () => Promise<void>, store: DAGStore, gate: Gate, indexer: ReturnType<typeof gatedIndexer> }
 const test = suite<Ctx>('transitions')
@@ -101,8 +102,7 @@ test('new × acquire: an acquirer that aborts does not cancel the shared initial
 test('new × recover: rejected with ShardNotErroredError, trace published', async (ctx) => {
   const t = recordTraces(ctx.store)
   await ctx.store.register('a', sample(), { lazy: true })
-  const err = await ctx.store.recover('a').then(() => undefined, (e: unknown) => e as { code: string })
-  assert.is(err?.code, 'ERR_SHARD_NOT_ERRORED')
+  assert.is(await codeOf(ctx.store.recover('a')), 'ERR_SHARD_NOT_ERRORED')
   assert.is(ctx.store.getShardInfo('a').state, 'new')
   await until(() => t.traces.length === 2)
   assert.equal(t.ops(), ['register:new', 'recover:new'])
@@ -153,8 +153,7 @@ test('initializing × recover: rejected', async (ctx) => {
   ctx.gate.close()
   const registered = ctx.store.register('a', sample())
   await until(() => ctx.gate.waiting === 1)
-  const err = await ctx.store.recover('a').then(() => undefined, (e: unknown) => e as { code: string })
-  assert.is(err?.code, 'ERR_SHARD_NOT_ERRORED')
+  assert.is(await codeOf(ctx.store.recover('a')), 'ERR_SHARD_NOT_ERRORED')
   ctx.gate.open()
   await registered
 })
@@ -210,8 +209,7 @@ test('available × fail: the local copy vanished → acquire fails, shard errore
 
 test('available × recover: rejected', async (ctx) => {
   await ctx.store.register('a', sample())
-  const err = await ctx.store.recover('a').then(() => undefined, (e: unknown) => e as { code: string })
-  assert.is(err?.code, 'ERR_SHARD_NOT_ERRORED')
+  assert.is(await codeOf(ctx.store.recover('a')), 'ERR_SHARD_NOT_ERRORED')
 })
 
 test('available × destroy: deleted', async (ctx) => {
@@ -252,16 +250,14 @@ test('serving × fail: errored with refs kept; live accessor still reads; last r
 test('serving × recover: rejected', async (ctx) => {
   await ctx.store.register('a', sample())
   const acc = await ctx.store.acquire('a')
-  const err = await ctx.store.recover('a').then(() => undefined, (e: unknown) => e as { code: string })
-  assert.is(err?.code, 'ERR_SHARD_NOT_ERRORED')
+  assert.is(await codeOf(ctx.store.recover('a')), 'ERR_SHARD_NOT_ERRORED')
   await acc.close()
 })
 
 test('serving × destroy: ShardInUseError, shard untouched', async (ctx) => {
   await ctx.store.register('a', sample())
   const acc = await ctx.store.acquire('a')
-  const err = await ctx.store.destroy('a').then(() => undefined, (e: unknown) => e as { code: string })
-  assert.is(err?.code, 'ERR_SHARD_IN_USE')
+  assert.is(await codeOf(ctx.store.destroy('a')), 'ERR_SHARD_IN_USE')
   assert.equal(ctx.store.getShardInfo('a'), { state: 'serving', refs: 1 })
   await acc.close()
 })
@@ -269,8 +265,7 @@ test('serving × destroy: ShardInUseError, shard untouched', async (ctx) => {
 // ── errored ──────────────────────────────────────────────────────────────────────────
 test('errored × acquire: ShardErroredError at once', async (ctx) => {
   await erroredShard(ctx, 'e')
-  const err = await ctx.store.acquire('e').then(() => undefined, (e: unknown) => e as { code: string })
-  assert.is(err?.code, 'ERR_SHARD_ERRORED')
+  assert.is(await codeOf(ctx.store.acquire('e')), 'ERR_SHARD_ERRORED')
   assert.is(ctx.store.getShardInfo('e').refs, 0)
 })
 
@@ -304,8 +299,7 @@ test('errored × destroy with live references: ShardInUseError', async (ctx) => 
   await rm(path)
   await ctx.store.acquire('a').catch(() => {})
   await until(() => ctx.store.getShardInfo('a').state === 'errored')
-  const err = await ctx.store.destroy('a').then(() => undefined, (e: unknown) => e as { code: string })
-  assert.is(err?.code, 'ERR_SHARD_IN_USE')
+  assert.is(await codeOf(ctx.store.destroy('a')), 'ERR_SHARD_IN_USE')
   await held.close()
   await ctx.store.destroy('a')
 })
@@ -347,8 +341,7 @@ test('recovering × fail: errored; recover waiter and parked acquirer get the er
 
 test('recovering × recover: rejected (one recovery at a time)', async (ctx) => {
   const { recovered } = await recoveringShard(ctx, 'r')
-  const err = await ctx.store.recover('r').then(() => undefined, (e: unknown) => e as { code: string })
-  assert.is(err?.code, 'ERR_SHARD_NOT_ERRORED')
+  assert.is(await codeOf(ctx.store.recover('r')), 'ERR_SHARD_NOT_ERRORED')
   ctx.gate.open()
   await recovered
 })

@@ -1,0 +1,17 @@
+import * as assert from 'uvu/assert'
+
+/** Asserts `p` rejects and hands the error to `check`. */
+export async function rejectsWith (p: Promise<unknown>, check: (err: any) => void): Promise<void> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  try {
+    await p
+  } catch (err) {
+    check(err)
+    return
+  }
+  assert.unreachable('expected a rejection')
+}
+
+/** The `code` of the error `p` rejects with (undefined if it resolves). */
+export async function codeOf (p: Promise<unknown>): Promise<string | undefined> {
+  return await p.then(() => undefined, (e: unknown) => (e as { code?: string }).code)
+}
