@@ -1,25 +1,15 @@
 // One regression test per Go dagstore defect listed in DESIGN §9.
-import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { copyFile, mkdir, readdir, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CarReader } from '@ipld/car'
 import { readFile } from 'node:fs/promises'
 import { FileMount } from '../src/mount/file.js'
-import { MemoryIndexRepo } from '../src/index/memory-repo.js'
 import { StreamMount } from './helpers/stream-mount.js'
-import { fixture, tempDir } from './helpers/fixtures.js'
-import { Gate, gatedIndexer, openStore, recordTraces, result, until } from './helpers/store.js'
+import { fixture } from './helpers/fixtures.js'
+import { Gate, gatedIndexer, openStore, recordTraces, result, until, dirSuite } from './helpers/store.js'
 
-interface Ctx { dir: string, cleanup: () => Promise<void>, indexRepo: MemoryIndexRepo }
-const test = suite<Ctx>('§9 defects')
-test.before.each(async (ctx) => {
-  const t = await tempDir()
-  ctx.dir = t.dir
-  ctx.cleanup = t.cleanup
-  ctx.indexRepo = new MemoryIndexRepo()
-})
-test.after.each(async (ctx) => { await ctx.cleanup() })
+const test = dirSuite('§9 defects')
 
 const exists = async (p: string): Promise<boolean> => await stat(p).then(() => true, () => false)
 

@@ -1,24 +1,13 @@
 // The restart rules of DESIGN §4, with a real LevelDB folder closed and reopened.
-import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { copyFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { FileMount } from '../src/mount/file.js'
-import { MemoryIndexRepo } from '../src/index/memory-repo.js'
 import { StreamMount } from './helpers/stream-mount.js'
-import { fixture, tempDir } from './helpers/fixtures.js'
-import { Gate, gatedIndexer, openStore, recordTraces, until } from './helpers/store.js'
+import { fixture } from './helpers/fixtures.js'
+import { Gate, gatedIndexer, openStore, recordTraces, until, dirSuite, type DirContext } from './helpers/store.js'
 
-interface Ctx { dir: string, cleanup: () => Promise<void>, indexRepo: MemoryIndexRepo }
-const test = suite<Ctx>('restart')
-test.before.each(async (ctx) => {
-  const t = await tempDir()
-  ctx.dir = t.dir
-  ctx.cleanup = t.cleanup
-  // The index repo outlives a store instance, as an on-disk repo would.
-  ctx.indexRepo = new MemoryIndexRepo()
-})
-test.after.each(async (ctx) => { await ctx.cleanup() })
+const test = dirSuite('restart')
 
 const sample = (): FileMount => new FileMount(fixture('sample-v1.car'))
 
@@ -86,7 +75,7 @@ test('initializing whose index exists comes back available without re-fetching',
   await s2.close()
 })
 
-async function erroredAtClose (ctx: Ctx): Promise<string> {
+async function erroredAtClose (ctx: DirContext): Promise<string> {
   const path = join(ctx.dir, 'later.car')
   const s1 = (await openStore(ctx.dir, { indexRepo: ctx.indexRepo })).store
   await s1.register('e', new FileMount(path)).catch(() => {})

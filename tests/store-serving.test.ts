@@ -1,5 +1,4 @@
 // Serving blocks through the store, corrupt input, concurrency, aborts, GC, events.
-import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { readFile, readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -11,18 +10,11 @@ import { FileMount } from '../src/mount/file.js'
 import { BytesMount } from '../src/mount/bytes.js'
 import { recoverImmediately } from '../src/recover.js'
 import { StreamMount } from './helpers/stream-mount.js'
-import { fixture, tempDir } from './helpers/fixtures.js'
-import { Gate, gatedIndexer, openStore, recordFailures, result, until } from './helpers/store.js'
+import { fixture } from './helpers/fixtures.js'
+import { Gate, gatedIndexer, openStore, recordFailures, result, until, dirSuite } from './helpers/store.js'
 import type { DAGStore } from '../src/store.js'
 
-interface Ctx { dir: string, cleanup: () => Promise<void> }
-const test = suite<Ctx>('serving')
-test.before.each(async (ctx) => {
-  const t = await tempDir()
-  ctx.dir = t.dir
-  ctx.cleanup = t.cleanup
-})
-test.after.each(async (ctx) => { await ctx.cleanup() })
+const test = dirSuite('serving')
 
 /** Plain bytes: uvu's equal tells a Buffer from a Uint8Array with the same content. */
 const u8 = (b: Uint8Array): Uint8Array => new Uint8Array(b)

@@ -1,4 +1,7 @@
+import { suite, type Test } from 'uvu'
 import { DAGStore } from '../../src/store.js'
+import { MemoryIndexRepo } from '../../src/index/memory-repo.js'
+import { tempDir } from './fixtures.js'
 import { MountRegistry } from '../../src/mount/registry.js'
 import { defaultShardIndexer } from '../../src/car/indexer.js'
 import type { DAGStoreOptions } from '../../src/options.js'
@@ -100,4 +103,24 @@ export function gatedIndexer (gate: Gate): ShardIndexer & { calls: number } {
 /** Result of a callback-style call as a promise (never rejects). */
 export function result (call: (out: (r: ShardResult) => void) => void): Promise<ShardResult> {
   return new Promise((resolve) => { call(resolve) })
+}
+
+export interface DirContext {
+  dir: string
+  cleanup: () => Promise<void>
+  /** Outlives a store instance, as an on-disk repo would: pass it to every store of a restart test. */
+  indexRepo: MemoryIndexRepo
+}
+
+/** A uvu suite whose every test gets a fresh temp folder (removed after) and index repo. */
+export function dirSuite (name: string): Test<DirContext> {
+  const s = suite<DirContext>(name)
+  s.before.each(async (ctx) => {
+    const t = await tempDir()
+    ctx.dir = t.dir
+    ctx.cleanup = t.cleanup
+    ctx.indexRepo = new MemoryIndexRepo()
+  })
+  s.after.each(async (ctx) => { await ctx.cleanup() })
+  return s
 }
