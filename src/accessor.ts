@@ -14,6 +14,7 @@ export class ShardAccessorImpl implements ShardAccessor {
 
   constructor (
     readonly key: ShardKey,
+    /** A lease on the shard's pooled reader: closing it returns the reader to the pool. */
     private readonly source: MountReader,
     private readonly index: ShardIndex,
     private readonly payload: PayloadSpan,

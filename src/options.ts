@@ -35,6 +35,11 @@ export interface DAGStoreOptions {
   recoverOnStart?: RecoverOnStart
   /** Default: the built-in streaming CAR indexer. */
   shardIndexer?: ShardIndexer
+  /**
+   * Shard readers (open files) kept open after their last accessor closes, so the next
+   * acquire of a recently used shard opens nothing. Default 1024 (mind the fd limit).
+   */
+  maxIdleReaders?: number
   /** Events a traces()/failures() subscriber may fall behind before it gets SubscriptionLaggedError. Default 4096. */
   eventBufferSize?: number
   gc?: GCOptions
@@ -46,3 +51,4 @@ export interface DAGStoreOptions {
 }
 
 export const DEFAULT_EVENT_BUFFER_SIZE = 4096
+export const DEFAULT_MAX_IDLE_READERS = 1024

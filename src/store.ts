@@ -18,6 +18,7 @@ import { Waiter } from './shard/waiter.js'
 import { LevelStateStore, type AnyLevel, type StateStore } from './shard/state-store.js'
 import type { ShardRecord } from './shard/record.js'
 import { collectGarbage } from './gc/gc.js'
+import { ReaderPool } from './accessor/reader-pool.js'
 import { validateKey } from './keys.js'
 import { Transients } from './mount/transients.js'
 import { MountRegistry } from './mount/registry.js'
@@ -35,7 +36,7 @@ import {
   type ShardAccessor, type ShardInfo, type ShardKey, type ShardResult, type ShardState,
   type SignalOpts, type Trace
 } from './types.js'
-import { DEFAULT_EVENT_BUFFER_SIZE, type DAGStoreOptions } from './options.js'
+import { DEFAULT_EVENT_BUFFER_SIZE, DEFAULT_MAX_IDLE_READERS, type DAGStoreOptions } from './options.js'
 
 type Phase = 'created' | 'starting' | 'started' | 'closing' | 'closed'
 
@@ -136,6 +137,7 @@ export class DAGStore {
       indexer: o.shardIndexer ?? defaultShardIndexer,
       indexThrottle: (o.maxConcurrentIndex ?? 0) > 0 ? new PQueue({ concurrency: o.maxConcurrentIndex }) : undefined,
       mounts: o.mounts ?? new MountRegistry(),
+      readers: new ReaderPool(o.maxIdleReaders ?? DEFAULT_MAX_IDLE_READERS, report),
       report,
       graceMs: o.gc?.graceMs ?? 0,
       closing: false,
@@ -243,6 +245,7 @@ export class DAGStore {
       }
       await this.jobs?.settled()
       await Promise.allSettled([...core.barriers.values()])
+      await core.readers.closeAll()
     }
     this.traceBuffer.close()
     this.failureBuffer.close()

@@ -24,6 +24,7 @@ export function collectGarbage (core: Core, tx: Drain, done: (result: GCResult) 
     if (transient === undefined || !core.transients.isOwned(transient)) continue
     shard.transient = undefined
     tx.markDirty(shard)
+    core.readers.invalidate(shard.key)
     const key = shard.key
     deletions.push({
       key,

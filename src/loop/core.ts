@@ -11,6 +11,7 @@ import type { FullIndexRepo, ShardIndexer, TopLevelIndex } from '../index/types.
 import type { Transients } from '../mount/transients.js'
 import type { MountRegistry } from '../mount/registry.js'
 import type { Mount } from '../mount/types.js'
+import type { ReaderPool } from '../accessor/reader-pool.js'
 
 export interface Throttle { add: <T>(fn: () => Promise<T>) => Promise<T> }
 
@@ -26,6 +27,8 @@ export interface Core {
   readonly indexer: ShardIndexer
   readonly indexThrottle: Throttle | undefined
   readonly mounts: MountRegistry
+  /** Open shard readers shared by accessors; dropped whenever a shard's bytes may change. */
+  readonly readers: ReaderPool
   readonly report: ErrorReporter
   readonly graceMs: number
   /** True once close() began: aborted jobs then report nothing. */

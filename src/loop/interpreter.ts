@@ -139,7 +139,10 @@ export class Interpreter {
         // Only GC grace reads it; with no grace, idle shards stay small.
         if (core.graceMs > 0) shard.x().releasedAt = Date.now()
       },
-      recordError: ({ shard, task }) => { shard.error = task.error ?? new Error('shard failed') },
+      recordError: ({ shard, task }) => {
+        shard.error = task.error ?? new Error('shard failed')
+        core.readers.invalidate(shard.key)
+      },
       failWaiters: (s) => {
         const { shard } = s
         const extra = shard.extra
@@ -170,6 +173,7 @@ export class Interpreter {
       holdRecoverWaiter: ({ shard, task }) => { shard.x().recover = task.waiter },
       startRecover: ({ shard, tx }) => {
         shard.payload = undefined
+        core.readers.invalidate(shard.key)
         jobs.startIndexing(shard, tx, 'recover', [])
       },
       abortJob: ({ shard }) => {
@@ -180,6 +184,7 @@ export class Interpreter {
         const { shard, tx, task } = s
         core.shards.delete(shard.key)
         core.counts[shard.state]--
+        core.readers.invalidate(shard.key)
         tx.markDeleted(shard)
         const extra = shard.extra
         const gone = new ShardUnknownError(`shard ${JSON.stringify(shard.key)} was destroyed`)

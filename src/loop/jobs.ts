@@ -11,7 +11,7 @@ import type { Shard, Job, PayloadSpan } from '../shard/shard.js'
 import { Waiter } from '../shard/waiter.js'
 import { ShardAccessorImpl } from '../accessor.js'
 import { readCarLayout } from '../car/layout.js'
-import { isAbortError, ShardErroredError } from '../errors.js'
+import { ShardErroredError, StoreClosedError } from '../errors.js'
 import type { MountReader } from '../mount/types.js'
 import type { ShardIndex } from '../index/types.js'
 
@@ -27,6 +27,8 @@ export class Jobs {
   private nextId = 1
   private readonly inflight = new Set<Promise<void>>()
   private readonly controllers = new Set<AbortController>()
+  /** One controller for every accessor open: a controller per acquire showed up in profiles. */
+  private readonly opens = new AbortController()
 
   constructor (private readonly core: Core) {}
 
@@ -48,11 +50,11 @@ export class Jobs {
 
   /** Opens the local copy and hands the waiter an accessor; the ref was taken by the loop. */
   openAccessor (shard: Shard, waiter: Waiter): void {
-    const controller = new AbortController()
-    this.track(controller, this.open(shard, waiter, controller.signal))
+    this.track(undefined, this.open(shard, waiter, this.opens.signal))
   }
 
   abortAll (reason: Error): void {
+    this.opens.abort(reason)
     for (const c of this.controllers) c.abort(reason)
   }
 
@@ -64,10 +66,10 @@ export class Jobs {
     await job.done
   }
 
-  private track (controller: AbortController, work: Promise<void>): Promise<void> {
-    this.controllers.add(controller)
+  private track (controller: AbortController | undefined, work: Promise<void>): Promise<void> {
+    if (controller !== undefined) this.controllers.add(controller)
     const p = work.catch((err: unknown) => { this.core.report(err, 'job failed unexpectedly') })
-      .finally(() => { this.inflight.delete(p); this.controllers.delete(controller) })
+      .finally(() => { this.inflight.delete(p); if (controller !== undefined) this.controllers.delete(controller) })
     this.inflight.add(p)
     return p
   }
@@ -117,17 +119,19 @@ export class Jobs {
     let reader: MountReader | undefined
     try {
       await awaitBarrier(core, key)
-      const signals = waiter.signal !== undefined ? AbortSignal.any([signal, waiter.signal]) : signal
-      const opened = await core.transients.open(key, mountOf(core, shard), shard.transient, signals)
-      reader = opened.reader
-      if (opened.transient !== shard.transient) {
-        const transient = opened.transient
-        core.loop.complete({ control: () => { if (core.shards.get(key) === shard) shard.transient = transient } })
-      }
+      // The open is shared by concurrent acquirers, so only the store's signal may cancel it.
+      reader = await core.readers.lease(key, async () => {
+        const opened = await core.transients.open(key, mountOf(core, shard), shard.transient, signal)
+        if (opened.transient !== shard.transient) {
+          const transient = opened.transient
+          core.loop.complete({ control: () => { if (core.shards.get(key) === shard) shard.transient = transient } })
+        }
+        return opened.reader
+      })
       const index = await core.indexRepo.get(key)
       let payload = shard.payload
       if (payload === undefined) {
-        const layout = await readCarLayout(reader, signals)
+        const layout = await readCarLayout(reader, signal)
         const span: PayloadSpan = layout.payloadSize === undefined ? { offset: layout.payloadOffset } : { offset: layout.payloadOffset, size: layout.payloadSize }
         payload = span
         core.loop.complete({ control: () => { shard.payload = span } })
@@ -141,12 +145,11 @@ export class Jobs {
       await reader?.close().catch(() => {})
       const error = toError(err)
       if (core.closing) {
-        waiter.deliver({ key, error })
+        waiter.deliver({ key, error: new StoreClosedError() })
         return
       }
       core.loop.complete({ op: 'release', key, shard })
-      // A caller that gave up (or closed the store) is not a broken shard.
-      if (!(isAbortError(error) && waiter.done)) core.loop.complete({ op: 'fail', key, shard, error })
+      core.loop.complete({ op: 'fail', key, shard, error })
       waiter.deliver({ key, error: new ShardErroredError(`failed to acquire shard: ${error.message}`, { cause: error }) })
     }
   }

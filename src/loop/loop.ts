@@ -126,6 +126,8 @@ export class EventLoop {
           this.hooks.report(err, 'post-commit effect failed')
         }
       }
+      // A drain that wrote nothing awaited nothing: let timers and I/O run before the next.
+      if (!tx.hasWrites) await new Promise<void>((resolve) => { setImmediate(resolve) })
     }
   }
 }

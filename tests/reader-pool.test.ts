@@ -1,0 +1,98 @@
+// Shard readers are pooled across acquires; the pool must never serve a file that changed.
+import * as assert from 'uvu/assert'
+import { copyFile, readdir, rename, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { FileMount } from '../src/mount/file.js'
+import { MountRegistry } from '../src/mount/registry.js'
+import type { MountReader } from '../src/mount/types.js'
+import type { CID } from 'multiformats/cid'
+import { fixture } from './helpers/fixtures.js'
+import { dirSuite, openStore } from './helpers/store.js'
+
+/** A FileMount that counts how often its file is opened. */
+class CountingFileMount extends FileMount {
+  static opened = 0
+  override async fetch (signal?: AbortSignal): Promise<MountReader> {
+    CountingFileMount.opened++
+    return await super.fetch(signal)
+  }
+}
+
+function registry (): MountRegistry {
+  const r = new MountRegistry({ builtins: false })
+  r.register('file', (url) => new CountingFileMount(FileMount.fromURL(url).path))
+  return r
+}
+
+const openFds = async (): Promise<number> => (await readdir('/proc/self/fd')).length
+
+const test = dirSuite('reader pool')
+
+test('acquires of one shard share one open file, and a released shard is reopened for free', async (ctx) => {
+  const { store } = await openStore(ctx.dir, { mounts: registry() })
+  await store.register('a', new CountingFileMount(fixture('sample-v1.car')))
+  CountingFileMount.opened = 0
+  const accs = await Promise.all(Array.from({ length: 8 }, async () => await store.acquire('a')))
+  assert.is(CountingFileMount.opened, 1)
+  await Promise.all(accs.map(async (a) => { await a.close() }))
+  for (let i = 0; i < 20; i++) await (await store.acquire('a')).close()
+  assert.is(CountingFileMount.opened, 1)
+  await store.close()
+})
+
+test('a file replaced behind the store is reopened, never served from the stale descriptor', async (ctx) => {
+  const path = join(ctx.dir, 'x.car')
+  await copyFile(fixture('sample-v1.car'), path)
+  const { store } = await openStore(ctx.dir, { mounts: registry() })
+  await store.register('a', new CountingFileMount(path))
+  await (await store.acquire('a')).close()
+  CountingFileMount.opened = 0
+  // Same path, new inode.
+  await copyFile(fixture('sample-v1.car'), path + '.new')
+  await rename(path + '.new', path)
+  await (await store.acquire('a')).close()
+  assert.is(CountingFileMount.opened, 1)
+  // Gone: the acquire fails (and the shard errors) instead of reading a deleted file.
+  await rm(path)
+  await store.acquire('a').then(() => assert.unreachable(), (e: { code: string }) => { assert.is(e.code, 'ERR_SHARD_ERRORED') })
+  await store.close()
+})
+
+test('idle readers are bounded by maxIdleReaders; close() closes them all', async (ctx) => {
+  const before = await openFds()
+  const { store } = await openStore(ctx.dir, { maxIdleReaders: 2 })
+  for (let i = 0; i < 6; i++) await store.register(`s${i}`, new FileMount(fixture('sample-v1.car')))
+  const baseline = await openFds()
+  for (let i = 0; i < 6; i++) await (await store.acquire(`s${i}`)).close()
+  assert.is(await openFds() - baseline, 2)
+  await store.close()
+  assert.is(await openFds(), before)
+})
+
+test('an accessor cannot read after close even though its reader stays pooled', async (ctx) => {
+  const { store } = await openStore(ctx.dir)
+  await store.register('a', new FileMount(fixture('sample-v1.car')))
+  const acc = await store.acquire('a')
+  const bs = acc.blockstore()
+  let first: CID | undefined
+  for await (const c of bs.allKeys()) { first = c; break }
+  if (first === undefined) throw new Error('no blocks')
+  await acc.close()
+  await bs.get(first).then(() => assert.unreachable(), (e: { code: string }) => { assert.is(e.code, 'ERR_ACCESSOR_CLOSED') })
+  await store.close()
+})
+
+test('destroy and recover drop the pooled reader', async (ctx) => {
+  const { store } = await openStore(ctx.dir, { mounts: registry() })
+  await store.register('a', new CountingFileMount(fixture('sample-v1.car')))
+  await (await store.acquire('a')).close()
+  await store.destroy('a')
+  await store.register('a', new CountingFileMount(fixture('sample-v1.car')))
+  CountingFileMount.opened = 0
+  await (await store.acquire('a')).close()
+  assert.is(CountingFileMount.opened, 1, 'the destroyed shard\'s reader was not reused')
+  await store.close()
+})
+
+test.run()
+
