@@ -194,6 +194,41 @@ test('maxConcurrentIndex bounds concurrent indexing', async (ctx) => {
   await store.close()
 })
 
+test('maxConcurrentReadyFetches bounds downloads of ready mounts; not-ready mounts bypass it', async (ctx) => {
+  const { store } = await openStore(ctx.dir, { maxConcurrentReadyFetches: 1 })
+  const size = (await stat(fixture('sample-v1.car'))).size
+  let active = 0
+  let most = 0
+  // Counts downloads between their first and last chunk.
+  const onChunk = (served: number, chunk: Uint8Array): void => {
+    if (served === 0) most = Math.max(most, ++active)
+    if (served + chunk.length === size) active--
+  }
+  const ready = Array.from({ length: 4 }, () => new StreamMount(fixture('sample-v1.car'), { chunkSize: 64 * 1024, delayMs: 2, onChunk }))
+  await Promise.all(ready.map(async (m, i) => { await store.register(`ready${i}`, m) }))
+  assert.is(most, 1, 'ready mounts were fetched one at a time')
+  most = 0
+  const notReady = Array.from({ length: 3 }, () => new StreamMount(fixture('sample-v1.car'), { chunkSize: 64 * 1024, delayMs: 5, ready: false, onChunk }))
+  await Promise.all(notReady.map(async (m, i) => { await store.register(`slow${i}`, m) }))
+  assert.ok(most > 1, `not-ready mounts skip the throttle (max concurrent ${most})`)
+  await store.close()
+})
+
+test('a signal already aborted at call time: exactly one AbortError, delivered after the call returns', async (ctx) => {
+  const { store } = await openStore(ctx.dir)
+  await store.register('a', new FileMount(fixture('sample-v1.car')))
+  const ac = new AbortController()
+  ac.abort()
+  const results: string[] = []
+  store.acquireShard('a', (r) => { results.push(r.error?.name ?? 'accessor') }, { signal: ac.signal })
+  assert.equal(results, [], 'nothing delivered inside the call')
+  await until(() => results.length === 1)
+  await new Promise((resolve) => setTimeout(resolve, 30))
+  assert.equal(results, ['AbortError'])
+  await until(() => store.getShardInfo('a').refs === 0)
+  await store.close()
+})
+
 test('recoverImmediately recovers failed shards, at most maxAttempts times in a row', async (ctx) => {
   const { store } = await openStore(ctx.dir)
   const failures = recordFailures(store)
