@@ -50,6 +50,9 @@ export class Interpreter {
       if (task.transient !== undefined) shard.transient = task.transient ?? undefined
     }
 
+    // An accessor that failed on bytes a recovery has since replaced says nothing about the new ones.
+    if (task.epoch !== undefined && task.epoch !== shard.epoch) return
+
     const stateBefore = shard.state
     const errorBefore = shard.error
     const transientBefore = shard.transient
@@ -173,6 +176,7 @@ export class Interpreter {
       holdRecoverWaiter: ({ shard, task }) => { shard.x().recover = task.waiter },
       startRecover: ({ shard, tx }) => {
         shard.payload = undefined
+        shard.epoch++
         core.readers.invalidate(shard.key)
         jobs.startIndexing(shard, tx, 'recover', [])
       },

@@ -115,7 +115,7 @@ export class Jobs {
 
   private async open (shard: Shard, waiter: Waiter, signal: AbortSignal): Promise<void> {
     const { core } = this
-    const { key } = shard
+    const { key, epoch } = shard
     let reader: MountReader | undefined
     try {
       await awaitBarrier(core, key)
@@ -149,7 +149,7 @@ export class Jobs {
         return
       }
       core.loop.complete({ op: 'release', key, shard })
-      core.loop.complete({ op: 'fail', key, shard, error })
+      core.loop.complete({ op: 'fail', key, shard, error, epoch })
       waiter.deliver({ key, error: new ShardErroredError(`failed to acquire shard: ${error.message}`, { cause: error }) })
     }
   }

@@ -41,6 +41,8 @@ export class Shard {
   extra: ShardExtra | undefined = undefined
   /** Where the CARv1 payload lies in the shard's bytes; read by the first acquire, then cached. */
   payload: PayloadSpan | undefined = undefined
+  /** Bumped when recovery starts replacing the shard's bytes: failures seen on older bytes are stale. */
+  epoch = 0
 
   constructor (
     readonly key: ShardKey,
