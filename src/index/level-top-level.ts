@@ -1,9 +1,11 @@
 /**
  * Top-level index in LevelDB: one key per (multihash, shard) pair, so adding a shard is a
- * blind batch of puts (no read-modify-write) and removing it is a batch of deletes.
+ * blind batch of puts (no read-modify-write, nothing grows per hot multihash) and removing
+ * it is a batch of deletes.
  *
- * Key layout: varint(len(multihash)) ‖ multihash ‖ utf8(shard key). Valid UTF-8 never holds
- * the byte 0xFF, so every key of one multihash sorts in [prefix, prefix‖0xFF).
+ * Key layout: varint(len(multihash)) ‖ multihash ‖ utf8(shard key), value empty. Valid UTF-8
+ * never holds the byte 0xFF, so every key of one multihash sorts in [prefix, prefix‖0xFF),
+ * and the length prefix keeps a multihash from matching another it is a prefix of.
  */
 import type { AbstractLevel, AbstractSublevel } from 'abstract-level'
 import type { ShardKey } from '../types.js'
@@ -11,102 +13,104 @@ import type { TopLevelIndex } from './types.js'
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyLevel = AbstractLevel<any, any, any>
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Sub = AbstractSublevel<AnyLevel, any, Uint8Array, Uint8Array>
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
-const BATCH = 4096
+const EMPTY = new Uint8Array(0)
+/** Ops per LevelDB batch: bounds memory for shards with millions of blocks. */
+const BATCH = 8192
 
-function prefixOf (multihash: Uint8Array): Uint8Array {
-  const lenBytes: number[] = []
+function keyFor (multihash: Uint8Array, shard: Uint8Array | undefined): Uint8Array {
   let n = multihash.length
-  do {
-    let b = n & 0x7f
-    n >>>= 7
-    if (n !== 0) b |= 0x80
-    lenBytes.push(b)
-  } while (n !== 0)
-  const out = new Uint8Array(lenBytes.length + multihash.length)
-  out.set(lenBytes, 0)
-  out.set(multihash, lenBytes.length)
+  let lenBytes = 1
+  while (n >= 0x80) { n >>>= 7; lenBytes++ }
+  const out = new Uint8Array(lenBytes + multihash.length + (shard?.length ?? 0))
+  n = multihash.length
+  let i = 0
+  while (n >= 0x80) { out[i++] = (n & 0x7f) | 0x80; n >>>= 7 }
+  out[i++] = n
+  out.set(multihash, i)
+  if (shard !== undefined) out.set(shard, i + multihash.length)
   return out
 }
 
-function concat (a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length)
-  out.set(a, 0)
-  out.set(b, a.length)
-  return out
+/** Where the shard key starts in a stored key (after the length varint and the multihash). */
+function shardStart (key: Uint8Array): number {
+  let len = 0
+  let shift = 0
+  let i = 0
+  for (;;) {
+    const b = key[i++]
+    len += (b & 0x7f) * 2 ** shift
+    if ((b & 0x80) === 0) break
+    shift += 7
+  }
+  return i + len
 }
 
 export class LevelTopLevelIndex implements TopLevelIndex {
-  private readonly db: AbstractSublevel<AnyLevel, any, Uint8Array, Uint8Array> // eslint-disable-line @typescript-eslint/no-explicit-any
-  private readonly shardsDb: AbstractSublevel<AnyLevel, any, string, string> // eslint-disable-line @typescript-eslint/no-explicit-any
+  private readonly db: AnyLevel
+  private readonly pairs: Sub
+  private readonly inPairs: { sublevel: Sub }
 
   constructor (db: AnyLevel, prefix = 'tli') {
-    this.db = db.sublevel<Uint8Array, Uint8Array>(prefix, { keyEncoding: 'view', valueEncoding: 'view' })
-    // Which multihashes each shard added, so removeShard works without the caller's list.
-    this.shardsDb = db.sublevel<string, string>(`${prefix}-shards`, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
+    this.db = db
+    this.pairs = db.sublevel<Uint8Array, Uint8Array>(prefix, { keyEncoding: 'view', valueEncoding: 'view' })
+    this.inPairs = { sublevel: this.pairs }
   }
 
   async addMultihashesForShard (key: ShardKey, multihashes: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<void> {
-    const shardBytes = encoder.encode(key)
-    const empty = new Uint8Array(0)
-    let batch = this.db.batch()
-    let count = 0
-    const chunks: Uint8Array[] = []
-    for await (const mh of multihashes) {
-      const prefix = prefixOf(mh)
-      chunks.push(prefix)
-      batch.put(concat(prefix, shardBytes), empty)
-      if (++count % BATCH === 0) {
-        await batch.write()
-        batch = this.db.batch()
-      }
-    }
-    await batch.write()
-    await this.shardsDb.put(key, Buffer.concat(chunks).toString('base64'))
+    await this.write(key, multihashes, (batch, k) => { batch.put(k, EMPTY, this.inPairs) })
   }
 
+  /**
+   * Removes the shard's pairs. With `multihashes` (the store passes the shard's full index)
+   * each pair is deleted directly; without, the whole index is scanned for the shard — correct
+   * but proportional to the index, for when the shard's full index is already gone.
+   */
   async removeShard (key: ShardKey, multihashes?: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<void> {
-    const shardBytes = encoder.encode(key)
+    if (multihashes !== undefined) {
+      await this.write(key, multihashes, (batch, k) => { batch.del(k, this.inPairs) })
+      return
+    }
+    const shard = encoder.encode(key)
     let batch = this.db.batch()
-    let count = 0
-    const remove = async (prefix: Uint8Array): Promise<void> => {
-      batch.del(concat(prefix, shardBytes))
-      if (++count % BATCH === 0) {
+    for await (const k of this.pairs.keys()) {
+      const start = shardStart(k)
+      if (k.length - start !== shard.length || !shard.every((b, j) => k[start + j] === b)) continue
+      batch.del(k, this.inPairs)
+      if (batch.length >= BATCH) {
         await batch.write()
         batch = this.db.batch()
       }
     }
-    if (multihashes !== undefined) {
-      for await (const mh of multihashes) await remove(prefixOf(mh))
-    }
-    const recorded = await this.shardsDb.get(key)
-    if (recorded !== undefined) {
-      const bytes = Buffer.from(recorded, 'base64')
-      for (let at = 0; at < bytes.length;) {
-        let len = 0
-        let shift = 0
-        let used = 0
-        for (;;) {
-          const b = bytes[at + used++]
-          len |= (b & 0x7f) << shift
-          if ((b & 0x80) === 0) break
-          shift += 7
-        }
-        await remove(bytes.subarray(at, at + used + len))
-        at += used + len
-      }
-    }
     await batch.write()
-    await this.shardsDb.del(key)
   }
 
   async shardsForMultihash (multihash: Uint8Array): Promise<ShardKey[]> {
-    const prefix = prefixOf(multihash)
+    const prefix = keyFor(multihash, undefined)
+    const upper = new Uint8Array(prefix.length + 1)
+    upper.set(prefix)
+    upper[prefix.length] = 0xff
     const out: ShardKey[] = []
-    for await (const k of this.db.keys({ gte: prefix, lt: concat(prefix, Uint8Array.of(0xff)) })) {
-      out.push(decoder.decode(k.subarray(prefix.length)))
-    }
+    for await (const k of this.pairs.keys({ gte: prefix, lt: upper })) out.push(decoder.decode(k.subarray(prefix.length)))
     return out
+  }
+
+  private async write (key: ShardKey, multihashes: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+    op: (batch: ReturnType<AnyLevel['batch']>, k: Uint8Array) => void): Promise<void> {
+    const shard = encoder.encode(key)
+    // Chained batches on the root with the sublevel as an option: a sublevel's own batch is
+    // re-issued as a (much slower) array batch on its parent.
+    let batch = this.db.batch()
+    for await (const mh of multihashes) {
+      op(batch, keyFor(mh, shard))
+      if (batch.length >= BATCH) {
+        await batch.write()
+        batch = this.db.batch()
+      }
+    }
+    await batch.write()
   }
 }

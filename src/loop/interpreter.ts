@@ -11,7 +11,7 @@ import type { Waiter } from '../shard/waiter.js'
 import type { Drain } from './drain.js'
 import type { OpTask } from './tasks.js'
 import { raiseBarrier, type Core } from './core.js'
-import type { Jobs } from './jobs.js'
+import { removeShardIndices, type Jobs } from './jobs.js'
 import type { ShardState } from '../types.js'
 import {
   ShardErroredError, ShardInitializationFailedError, ShardInUseError, ShardNotErroredError,
@@ -200,8 +200,7 @@ export class Interpreter {
         const cleanup = raiseBarrier(core, shard.key, async () => {
           // Let aborted work finish first so nothing it writes outlives the cleanup.
           if (job !== undefined) await this.jobs.settledJob(job)
-          await core.indexRepo.drop(shard.key)
-          await core.topLevelIndex.removeShard(shard.key)
+          await removeShardIndices(core, shard.key)
           if (transient !== undefined) await core.transients.delete(transient)
           // A download the aborted job finished but never reported is ours too.
           await core.transients.delete(core.transients.pathFor(shard.key))

@@ -14,6 +14,7 @@ import { readCarLayout } from '../car/layout.js'
 import { ShardErroredError, StoreClosedError } from '../errors.js'
 import type { MountReader } from '../mount/types.js'
 import type { ShardIndex } from '../index/types.js'
+import type { ShardKey } from '../types.js'
 
 function toError (err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err))
@@ -82,8 +83,7 @@ export class Jobs {
       await awaitBarrier(core, key)
       signal.throwIfAborted()
       if (mode === 'recover') {
-        await core.indexRepo.drop(key)
-        await core.topLevelIndex.removeShard(key)
+        await removeShardIndices(core, key)
         if (transient !== undefined && core.transients.isOwned(transient)) {
           await core.transients.delete(transient)
           kept = undefined
@@ -153,6 +153,17 @@ export class Jobs {
       waiter.deliver({ key, error: new ShardErroredError(`failed to acquire shard: ${error.message}`, { cause: error }) })
     }
   }
+}
+
+/**
+ * Drops the shard's top-level entries, then its full index. Top-level entries are only ever
+ * added after the full index is stored and removed before it is dropped, so they are always
+ * a subset of the full index: it names every pair to delete, and a shard without one has none.
+ */
+export async function removeShardIndices (core: Core, key: ShardKey): Promise<void> {
+  const index = await core.indexRepo.get(key).catch(() => undefined)
+  if (index !== undefined) await core.topLevelIndex.removeShard(key, multihashesOf(index))
+  await core.indexRepo.drop(key)
 }
 
 /** Posts a release and resolves once it is durable (or at once if the store is closing). */
