@@ -93,9 +93,9 @@ export class LevelTopLevelIndex implements TopLevelIndex {
     const upper = new Uint8Array(prefix.length + 1)
     upper.set(prefix)
     upper[prefix.length] = 0xff
-    const out: ShardKey[] = []
-    for await (const k of this.pairs.keys({ gte: prefix, lt: upper })) out.push(decoder.decode(k.subarray(prefix.length)))
-    return out
+    // all() fetches the range in one native call; a for-await costs a round-trip per key.
+    const keys = await this.pairs.keys({ gte: prefix, lt: upper }).all()
+    return keys.map((k) => decoder.decode(k.subarray(prefix.length)))
   }
 
   private async write (key: ShardKey, multihashes: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
