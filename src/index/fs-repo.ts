@@ -5,7 +5,8 @@
  * File names come from a hash of the key (keys are untrusted; never a path). Because a hash
  * cannot be reversed, each index has a small `<hash>.key` sidecar holding the key for keys().
  * Writes are atomic (temp file, fsync, rename, fsync of the folder): a crash leaves the old
- * index or the new one, never half of one. Decoded indices stay in a bounded LRU cache.
+ * index or the new one, never half of one. Indices are served as views over the stored bytes
+ * (no decode: src/index/index-view.ts), kept in an LRU cache bounded by bytes.
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises'
@@ -13,7 +14,8 @@ import { join } from 'node:path'
 import { IndexNotFoundError } from '../errors.js'
 import type { ShardKey } from '../types.js'
 import type { FullIndexRepo, ShardIndex } from './types.js'
-import { decodeCarIndex, encodeMultihashIndexSorted } from './multihash-index-sorted.js'
+import { encodeMultihashIndexSorted } from './multihash-index-sorted.js'
+import { MultihashIndexSortedView } from './index-view.js'
 
 export const FS_INDEX_REPO_VERSION = '1'
 const INDEX_SUFFIX = '.full.idx'
@@ -21,9 +23,8 @@ const KEY_SUFFIX = '.key'
 
 export interface FsIndexRepoOptions {
   /**
-   * Bytes of decoded indices kept in memory, least recently used evicted first (weighted by
-   * their on-disk size, which tracks their in-memory size). Default 256 MiB: re-reading and
-   * decoding an index on every acquire would dominate the acquire path. 0 disables the cache.
+   * Bytes of index files kept in memory, least recently used evicted first. Default 256 MiB:
+   * re-reading an index on every acquire would dominate the acquire path. 0 disables the cache.
    */
   cacheBytes?: number
 }
@@ -74,6 +75,7 @@ async function countEntries (path: string): Promise<number> {
     pos += 4
     let entries = 0
     for (let c = 0; c < codes; c++) {
+      const code = (await readAt(pos, 8)).readBigUInt64LE(0)
       const widths = (await readAt(pos + 8, 4)).readUInt32LE(0)
       pos += 12
       for (let w = 0; w < widths; w++) {
@@ -81,7 +83,8 @@ async function countEntries (path: string): Promise<number> {
         const width = b.readUInt32LE(0)
         const length = Number(b.readBigUInt64LE(4))
         if (width === 0) throw new IndexNotFoundError(`index file ${path} has a zero-width bucket at byte ${pos}`)
-        entries += length / width
+        // Identity entries are never served from an index (the views skip them too).
+        if (code !== 0n) entries += length / width
         pos += 12 + length
       }
     }
@@ -149,7 +152,7 @@ export class FsIndexRepo implements FullIndexRepo {
       if (isMissing(err)) throw new IndexNotFoundError(`index not found for shard ${JSON.stringify(key)}`)
       throw err
     }
-    const index = decodeCarIndex(bytes, { skipIdentity: true })
+    const index = new MultihashIndexSortedView(bytes)
     if (epoch === this.epoch) this.remember(key, index, bytes.length)
     return index
   }
