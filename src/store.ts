@@ -19,6 +19,7 @@ import { LevelStateStore, type AnyLevel, type StateStore } from './shard/state-s
 import type { ShardRecord } from './shard/record.js'
 import { collectGarbage } from './gc/gc.js'
 import { ReaderPool } from './accessor/reader-pool.js'
+import { AllShardsBlockstore, type AllShardsBlockstoreOptions } from './blockstore/all-shards.js'
 import { validateKey } from './keys.js'
 import { Transients } from './mount/transients.js'
 import { MountRegistry } from './mount/registry.js'
@@ -37,13 +38,10 @@ import {
   type SignalOpts, type Trace
 } from './types.js'
 import { DEFAULT_EVENT_BUFFER_SIZE, DEFAULT_MAX_IDLE_READERS, type DAGStoreOptions } from './options.js'
+import { defaultReport } from './report.js'
 
 type Phase = 'created' | 'starting' | 'started' | 'closing' | 'closed'
 
-function defaultReport (err: unknown, context: string): void {
-  const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err)
-  process.stderr.write(`dagstore: ${context}: ${message}\n`)
-}
 
 function settle<T> (resolve: (value: T) => void, reject: (err: Error) => void, pick: (r: ShardResult) => T): ResultCallback {
   return (result) => {
@@ -351,6 +349,15 @@ export class DAGStore {
   async getIterableIndex (key: ShardKey): Promise<ShardIndex> {
     validateKey(key)
     return await this.running().indexRepo.get(key)
+  }
+
+  /**
+   * Blocks of every shard by CID, through the top-level index. Acquired shards stay cached
+   * (LRU of `maxAccessors`, released after `ttlMs` idle, on eviction and on its `close()`);
+   * a cached shard counts as in use, so `evict(key)` it before destroying it.
+   */
+  blockstore (opts: AllShardsBlockstoreOptions = {}): AllShardsBlockstore {
+    return new AllShardsBlockstore(this, { onError: this.options.onError ?? defaultReport, ...opts })
   }
 
   /** Reclaims transients of idle shards (available or errored, refs 0, nobody parked, past graceMs). */
