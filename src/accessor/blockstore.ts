@@ -6,6 +6,8 @@ import type { ReadBlockstore } from '../types.js'
 import { copyBytes, invalidCar } from '../car/layout.js'
 import { DEFAULT_MAX_SECTION_SIZE, parseSectionHead, readSections } from '../car/sections.js'
 import type { SectionHead } from '../car/sections.js'
+import { HashVerifier } from '../car/verify.js'
+import type { BlockHasher } from '../car/verify.js'
 
 const IDENTITY_CODE = 0x00
 /**
@@ -26,6 +28,15 @@ export interface ShardBlockstoreInit {
   /** Bytes read at a section's start by `get`; default 4096. */
   headReadSize?: number
   maxSectionSize?: number
+  /**
+   * Hash each block read by `get` and compare it with the CID's digest (InvalidCarError on a
+   * mismatch); default false. The index only vouches that a section holds the asked-for CID;
+   * this also vouches for the data, for CARs that were indexed without verifyHashes or that
+   * may have changed since.
+   */
+  verifyHashes?: boolean
+  /** Hashers besides the built-in sha2-256, sha2-512 and identity, for verifyHashes. */
+  hashers?: BlockHasher[]
 }
 
 /**
@@ -41,8 +52,10 @@ export class ShardBlockstore implements ReadBlockstore {
   private readonly headReadSize: number
   private readonly maxSectionSize: number
   private readonly readAt: (position: number, length: number) => Promise<Uint8Array>
+  private readonly verifier: HashVerifier | undefined
 
   constructor (init: ShardBlockstoreInit) {
+    if (init.verifyHashes === true) this.verifier = new HashVerifier(init.hashers)
     this.reader = init.reader
     this.index = init.index
     this.payloadOffset = init.payloadOffset
@@ -67,10 +80,18 @@ export class ShardBlockstore implements ReadBlockstore {
     const { head, bytes, at } = await this.readHead(cid, offset, this.headReadSize)
     const dataAt = at + head.headerLength
     const dataEnd = head.headerLength + head.dataLength
-    // Copied: the read buffer may be much larger than the block, or pooled.
-    if (dataEnd <= bytes.length) return copyBytes(bytes, head.headerLength, dataEnd)
-    const data = await this.readAt(dataAt, head.dataLength)
-    if (data.length < head.dataLength) throw invalidCar(`truncated block data (${data.length} of ${head.dataLength} bytes)`, dataAt)
+    let data: Uint8Array
+    if (dataEnd <= bytes.length) {
+      // Copied: the read buffer may be much larger than the block, or pooled.
+      data = copyBytes(bytes, head.headerLength, dataEnd)
+    } else {
+      data = await this.readAt(dataAt, head.dataLength)
+      if (data.length < head.dataLength) throw invalidCar(`truncated block data (${data.length} of ${head.dataLength} bytes)`, dataAt)
+    }
+    if (this.verifier !== undefined) {
+      const mh = cid.multihash
+      await this.verifier.check(mh.code, mh.digest, data, cid.bytes, at)
+    }
     return data
   }
 

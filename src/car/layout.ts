@@ -26,6 +26,8 @@ export interface CarLayout {
 export interface CarLayoutOptions {
   /** Upper bound on the CARv1 header's declared length; default 32 MiB. */
   maxHeaderSize?: number
+  /** Size of the whole CAR when known (`MountReader.size`): a CARv2 payload must lie inside it. */
+  size?: number
 }
 
 /** Throws the signal's AbortError if it has fired (a function, so TS does not narrow `aborted` away across awaits). */
@@ -390,6 +392,12 @@ export async function readCarHead (src: HeadSource, options: CarLayoutOptions = 
     if (dataOffset < CARV2_HEADER_END) throw invalidCar(`CARv2 data offset ${dataOffset} overlaps the CARv2 header`, 27)
     if (dataOffset + dataSize > Number.MAX_SAFE_INTEGER) throw invalidCar('CARv2 data offset + size exceed Number.MAX_SAFE_INTEGER', 35)
     if (indexOffset !== 0 && indexOffset < CARV2_HEADER_END) throw invalidCar(`CARv2 index offset ${indexOffset} overlaps the CARv2 header`, 43)
+    const size = options.size
+    // Positional reads never notice a jump past the end on their own: check before any.
+    if (size !== undefined && dataOffset >= size) throw invalidCar(`CARv2 data offset ${dataOffset} is past the end of the file (${size} bytes)`, 27)
+    if (size !== undefined && dataOffset + dataSize > size) {
+      throw invalidCar(`CARv2 data (offset ${dataOffset}, size ${dataSize}) extends past the end of the file (${size} bytes)`, 35)
+    }
     src.consume(CARV2_HEADER_END)
     await src.skipTo(dataOffset)
     if (src.position !== dataOffset) throw invalidCar(`CARv2 data offset ${dataOffset} is past the end of the data`, src.position)

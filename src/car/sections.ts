@@ -73,6 +73,8 @@ export class SectionParser {
   private zeroLenVarint = 0
   private finished = false
   private sawZeroLength = false
+  /** Some block data was jumped over (skipAhead), so its presence was never seen. */
+  private jumped = false
 
   constructor (visitor: SectionVisitor, options: SectionParserOptions = {}) {
     this.visitor = visitor
@@ -89,6 +91,23 @@ export class SectionParser {
   get endedByZeroLength (): boolean { return this.sawZeroLength }
   /** Payload-relative offset of the next byte the parser expects. */
   get position (): number { return this.pos }
+  /** Bytes of the current section's block data still to come before the next section header. */
+  get pendingSkip (): number { return this.skip }
+
+  /**
+   * Advances over up to `n` bytes of pending block data without them being pushed: a reader
+   * with positional reads jumps over payloads instead of reading them. Callers keep at least
+   * the section's last byte to read, since only reading it proves the data is there.
+   */
+  skipAhead (n: number): void {
+    if (this.finished) return
+    if (n > this.skip) n = this.skip
+    if (this.pos + n > this.limit) n = this.limit - this.pos
+    if (n <= 0) return
+    this.skip -= n
+    this.jumped = true
+    this.advance(n)
+  }
 
   /**
    * Parses the next chunk. Returns how many of its bytes belong to the payload: all of them
@@ -165,7 +184,8 @@ export class SectionParser {
 
   private checkComplete (): void {
     if (this.skip > 0) {
-      throw invalidCar(`truncated section (${this.skip} bytes of block data missing)`, this.baseOffset + this.sectionStart)
+      const missing = this.jumped ? 'block data ends early' : `${this.skip} bytes of block data missing`
+      throw invalidCar(`truncated section (${missing})`, this.baseOffset + this.sectionStart)
     }
     if (this.carryLen > 0) throw invalidCar('truncated section', this.baseOffset + this.sectionStart)
   }
@@ -223,6 +243,7 @@ export class SectionParser {
     if (n > 0) {
       this.header.transient = buf === this.carry
       this.sectionStart = offset
+      this.jumped = false
     } else if (n === ZERO_LENGTH) {
       this.zeroLenVarint = this.v.length
     }

@@ -1,0 +1,207 @@
+/**
+ * DESIGN §8: "Indexing: ≥ 80% of the raw sequential read throughput of the same file for
+ * 256 KiB blocks, and ≥ 2× the throughput of a plain @ipld/car CarIndexer loop for 1 KiB blocks."
+ *
+ * Generates two CARv1 files in a temp dir (random raw blocks, sha2-256 CIDs, sections written
+ * directly): INDEX_MB (default 200) MiB of 256 KiB blocks and the same of 1 KiB blocks. Each file
+ * is read once before measuring so that every figure is taken with the file in the page cache.
+ * Then, per file, best of INDEX_RUNS (default 5) runs each:
+ *   (a) raw sequential read: fs.readSync in 1 MiB chunks into one reused buffer — the physical
+ *       limit for anything that reads the bytes;
+ *   (b) @ipld/car CarIndexer: `for await (const e of await CarIndexer.fromIterable(createReadStream(path)))`;
+ *   (c) ours: defaultShardIndexer over openFileReader (src/mount/file-reader.ts), which is what
+ *       the store runs for a FileMount;
+ *   (d) ours with verifyHashes (every block hashed with sha2-256);
+ *   and, as notes, ours forced to stream (readMode 'stream') to show what positional reads buy.
+ * MB = 10^6 bytes of file.
+ *
+ * Run: npm run build && node dist/bench/index.js
+ * Env: INDEX_MB (200), INDEX_RUNS (5).
+ */
+import { closeSync, createReadStream, fsyncSync, openSync, readSync, rmSync, writeSync } from 'node:fs'
+import { createHash, randomFillSync } from 'node:crypto'
+import { loadavg } from 'node:os'
+import { join } from 'node:path'
+import { CarIndexer } from '@ipld/car/indexer'
+import { createShardIndexer, defaultShardIndexer, indexCar } from '../src/car/indexer.js'
+import { encodeVarint } from '../src/car/varint.js'
+import { openFileReader } from '../src/mount/file-reader.js'
+import type { ShardIndexer } from '../src/index/types.js'
+import { envInt, fmt, fmtAuto, header, note, now, report, tempDir } from './util.js'
+
+const TOTAL_MIB = envInt('INDEX_MB', 200)
+const RUNS = envInt('INDEX_RUNS', 5)
+const RAW = 0x55
+const SHA2_256 = 0x12
+
+function load (): string {
+  return loadavg().map((l) => l.toFixed(2)).join(' / ')
+}
+
+/** A CARv1 of `count` random raw blocks of `blockSize` bytes; returns its size. */
+function generate (path: string, blockSize: number, count: number): number {
+  const fd = openSync(path, 'w')
+  try {
+    const out = Buffer.allocUnsafe(8 * 1024 * 1024)
+    let used = 0
+    let total = 0
+    const flush = (): void => {
+      let p = 0
+      while (p < used) p += writeSync(fd, out, p, used - p)
+      total += used
+      used = 0
+    }
+    // Header {roots: [<first block's CID>], version: 1}: written once the first block exists.
+    const data = Buffer.allocUnsafe(blockSize)
+    const cid = new Uint8Array(36)
+    cid.set([0x01, RAW, SHA2_256, 0x20], 0)
+    for (let i = 0; i < count; i++) {
+      randomFillSync(data)
+      cid.set(createHash('sha256').update(data).digest(), 4)
+      if (i === 0) {
+        const body = Buffer.concat([Buffer.from([0xa2, 0x65]), Buffer.from('roots'), Buffer.from([0x81, 0xd8, 0x2a, 0x58, 37, 0x00]),
+          cid, Buffer.from([0x67]), Buffer.from('version'), Buffer.from([0x01])])
+        used += encodeVarint(body.length, out, used)
+        body.copy(out, used)
+        used += body.length
+      }
+      if (used + blockSize + 64 > out.length) flush()
+      used += encodeVarint(cid.length + blockSize, out, used)
+      out.set(cid, used)
+      used += cid.length
+      data.copy(out, used)
+      used += blockSize
+    }
+    flush()
+    // Written back now, so the kernel's writeback does not run during the measurements.
+    fsyncSync(fd)
+    return total
+  } finally {
+    closeSync(fd)
+  }
+}
+
+function rawRead (path: string): number {
+  const fd = openSync(path, 'r')
+  const buf = Buffer.allocUnsafe(1024 * 1024)
+  let total = 0
+  try {
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null)
+      if (n === 0) break
+      total += n
+    }
+  } finally {
+    closeSync(fd)
+  }
+  return total
+}
+
+async function carIndexer (path: string): Promise<number> {
+  let n = 0
+  for await (const entry of await CarIndexer.fromIterable(createReadStream(path, { highWaterMark: 1024 * 1024 }))) {
+    if (entry.blockLength >= 0) n++
+  }
+  return n
+}
+
+async function ours (path: string, indexer: ShardIndexer): Promise<number> {
+  const reader = await openFileReader(path)
+  try {
+    return (await indexer('bench', reader, new AbortController().signal)).size
+  } finally {
+    await reader.close()
+  }
+}
+
+/** Best (shortest) of RUNS runs, in ms; checks every run returns `expect`. */
+async function best (expect: number, run: () => number | Promise<number>): Promise<number> {
+  let min = Number.POSITIVE_INFINITY
+  for (let i = 0; i < RUNS; i++) {
+    const t = now()
+    const got = await run()
+    const ms = now() - t
+    if (got !== expect) throw new Error(`expected ${expect}, got ${got}`)
+    if (ms < min) min = ms
+  }
+  return min
+}
+
+interface Case { label: string, blockSize: number, count: number, path: string, size: number }
+
+async function measure (c: Case): Promise<void> {
+  const { label, count, path, size } = c
+  const mb = size / 1e6
+  const mbps = (ms: number): number => mb / (ms / 1000)
+  const bps = (ms: number): number => count / (ms / 1000)
+  console.log(`\n-- ${label}: ${fmt(count)} blocks, ${fmt(mb, 1)} MB --`)
+  const warm = rawRead(path)
+  note('page cache', `file read once before measuring (${fmt(warm / 1e6, 1)} MB)`)
+  const rawMs = await best(size, () => rawRead(path))
+  const ipldMs = await best(count, async () => await carIndexer(path))
+  const oursMs = await best(count, async () => await ours(path, defaultShardIndexer))
+  const verify = createShardIndexer({ verifyHashes: true })
+  const verifyMs = await best(count, async () => await ours(path, verify))
+  const streamOnly = createShardIndexer({ readMode: 'stream' })
+  const streamMs = await best(count, async () => await ours(path, streamOnly))
+  const reader = await openFileReader(path)
+  let stats: Awaited<ReturnType<typeof indexCar>>
+  try {
+    stats = await indexCar(reader)
+  } finally {
+    await reader.close()
+  }
+
+  note('(a) raw read, 1 MiB readSync', `${fmtAuto(mbps(rawMs))} MB/s (${fmtAuto(rawMs)} ms)`)
+  note('(b) @ipld/car CarIndexer over a file stream', `${fmtAuto(mbps(ipldMs))} MB/s, ${fmt(bps(ipldMs))} blocks/s (${fmtAuto(ipldMs)} ms)`)
+  note('(c) ours: defaultShardIndexer', `${fmtAuto(mbps(oursMs))} MB/s, ${fmt(bps(oursMs))} blocks/s (${fmtAuto(oursMs)} ms); ` +
+    `${stats.readMode} reads: ${fmt(stats.reads)} reads, ${fmt(stats.bytesRead / 1e6, 1)} MB read`)
+  note('(d) ours: verifyHashes', `${fmtAuto(mbps(verifyMs))} MB/s, ${fmt(bps(verifyMs))} blocks/s (${fmtAuto(verifyMs)} ms)`)
+  note('    ours: readMode stream (no skipping)', `${fmtAuto(mbps(streamMs))} MB/s, ${fmt(bps(streamMs))} blocks/s (${fmtAuto(streamMs)} ms)`)
+
+  const raw = mbps(rawMs)
+  const ipld = mbps(ipldMs)
+  if (c.blockSize >= 256 * 1024) {
+    report(`${label} ours / raw read`, mbps(oursMs), 'MB/s', 'raw read', raw, { atLeast: 0.8 * raw })
+    report(`${label} ours / CarIndexer`, mbps(oursMs), 'MB/s', 'CarIndexer', ipld)
+    report(`${label} verifyHashes / raw read`, mbps(verifyMs), 'MB/s', 'raw read', raw)
+  } else {
+    report(`${label} ours / CarIndexer`, bps(oursMs), 'blocks/s', 'CarIndexer', bps(ipldMs), { atLeast: 2 * bps(ipldMs) })
+    report(`${label} ours / raw read`, mbps(oursMs), 'MB/s', 'raw read', raw)
+    report(`${label} verifyHashes / CarIndexer`, bps(verifyMs), 'blocks/s', 'CarIndexer', bps(ipldMs))
+  }
+}
+
+async function main (): Promise<void> {
+  header('bench/index: indexing throughput')
+  note('load average (1/5/15 min) at start', load())
+  const { dir, cleanup } = await tempDir('dagstore-bench-index-')
+  // 400 MB of temp files must not outlive an interrupted run.
+  const onSignal = (signal: NodeJS.Signals): void => {
+    rmSync(dir, { recursive: true, force: true })
+    process.kill(process.pid, signal)
+  }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+  try {
+    const bytes = TOTAL_MIB * 1024 * 1024
+    const cases: Case[] = []
+    for (const [label, blockSize] of [['256 KiB blocks', 256 * 1024], ['1 KiB blocks', 1024]] as const) {
+      const path = join(dir, `${blockSize}.car`)
+      const count = Math.ceil(bytes / blockSize)
+      const t = now()
+      const size = generate(path, blockSize, count)
+      note(`generated ${label}`, `${fmt(size / 1e6, 1)} MB in ${fmtAuto(now() - t)} ms`)
+      cases.push({ label, blockSize, count, path, size })
+    }
+    note('runs', `best of ${RUNS} per figure`)
+    for (const c of cases) await measure(c)
+  } finally {
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+    await cleanup()
+  }
+  note('\nload average (1/5/15 min) at end', load())
+}
+
+await main()

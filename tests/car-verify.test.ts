@@ -1,0 +1,223 @@
+import { suite } from 'uvu'
+import * as assert from 'uvu/assert'
+import { readFile } from 'node:fs/promises'
+import { createHash, randomBytes } from 'node:crypto'
+import { CarIndexer } from '@ipld/car/indexer'
+import { CID } from 'multiformats/cid'
+import * as Digest from 'multiformats/hashes/digest'
+import { from as hasherFrom } from 'multiformats/hashes/hasher'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { fixture } from './helpers/fixtures.js'
+import { bytesReader } from './helpers/file-reader.js'
+import type { TestReader } from './helpers/file-reader.js'
+import { rejectsWith } from './helpers/assert.js'
+import { BLAKE2B_256, blake2b, blake2b256, encodeCar, makeBlock, patterned, RAW } from './helpers/car-gen.js'
+import type { Block, GeneratedCar } from './helpers/car-gen.js'
+import { createShardIndexer, indexCar } from '../src/car/indexer.js'
+import type { ShardIndexerOptions } from '../src/car/indexer.js'
+import { ShardBlockstore } from '../src/accessor/blockstore.js'
+import { InvalidCarError } from '../src/errors.js'
+
+const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
+const u8 = (b: Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
+
+/** Streams at awkward chunk sizes (blocks split across chunks) and positional reads at awkward windows. */
+function readers (bytes: Uint8Array): Array<[string, () => TestReader, ShardIndexerOptions]> {
+  // Byte-sized chunks cost a promise each: only for small CARs.
+  const tiny: Array<[string, () => TestReader, ShardIndexerOptions]> = bytes.length <= 50_000 ? [['stream 1', () => bytesReader(bytes, { random: false, chunkSize: 1 }), {}]] : []
+  return [
+    ...tiny,
+    ['stream 7,300,2', () => bytesReader(bytes, { random: false, chunks: [7, 300, 2] }), {}],
+    ['stream 64 KiB', () => bytesReader(bytes, { random: false }), {}],
+    ['positional', () => bytesReader(bytes), {}],
+    ['positional window 333', () => bytesReader(bytes), { windowSize: 333, probeSize: 10, skipThreshold: 1 }]
+  ]
+}
+
+function assertInvalid (err: any, pattern: RegExp): void { // eslint-disable-line @typescript-eslint/no-explicit-any
+  assert.instance(err, InvalidCarError)
+  assert.is(err.code, 'ERR_INVALID_CAR')
+  assert.match(err.message, pattern)
+}
+
+function assorted (sizes = [0, 1, 31, 200, 1000, 4096, 70_000, 300_000]): Block[] {
+  const blocks: Block[] = []
+  const kinds = ['raw', 'cbor', 'pb', 'v0', 'sha512', 'blake2b', 'identity'] as const
+  let seed = 1
+  for (const size of sizes) {
+    for (const kind of kinds) blocks.push(makeBlock(kind, patterned(kind === 'identity' ? size % 40 : size, seed++)))
+  }
+  return blocks
+}
+
+const ok = suite('car-verify: intact CARs verify')
+
+ok('sample-v1.car and sample-wrapped-v2.car (blake2b-256 CIDs) verify with a user-supplied blake2b hasher', async () => {
+  for (const name of ['sample-v1.car', 'sample-wrapped-v2.car']) {
+    const bytes = await readFile(fixture(name))
+    const plain = await indexCar(bytesReader(bytes))
+    for (const [label, reader, tuning] of readers(bytes)) {
+      const verified = await indexCar(reader(), { ...tuning, verifyHashes: true, hashers: [blake2b256] })
+      assert.is(verified.sections, 1049, `${name} ${label}`)
+      assert.equal([...verified.index].map((e) => [hex(e.multihash), e.offset]), [...plain.index].map((e) => [hex(e.multihash), e.offset]))
+    }
+  }
+})
+
+ok('without a blake2b hasher, verification fails naming the multihash code and the byte offset', async () => {
+  const bytes = await readFile(fixture('sample-v1.car'))
+  let first: number | undefined
+  for await (const e of await CarIndexer.fromBytes(bytes)) {
+    if (e.cid.multihash.code === BLAKE2B_256) { first = e.offset; break }
+  }
+  for (const [label, reader, tuning] of readers(bytes)) {
+    await rejectsWith(indexCar(reader(), { ...tuning, verifyHashes: true }), (err) => {
+      assertInvalid(err, /no hasher for multihash code 0xb220/)
+      assert.ok(err.message.includes(`at byte ${String(first)}`), `${label}: ${err.message as string}`)
+    })
+  }
+  // The default indexer does not hash, so it does not care.
+  assert.is((await indexCar(bytesReader(bytes))).index.size, 1043)
+})
+
+ok('generated CARs of every CID kind and size verify, v1 and v2, at every chunking', async () => {
+  const blocks = assorted()
+  for (const car of [encodeCar(blocks), encodeCar(blocks, { version: 2, padBefore: 3, padAfter: 9 })]) {
+    for (const [label, reader, tuning] of readers(car.bytes)) {
+      const result = await indexCar(reader(), { ...tuning, verifyHashes: true, hashers: [blake2b256] })
+      assert.is(result.sections, blocks.length, label)
+    }
+  }
+})
+
+ok('asynchronous hashers, and a hasher replacing a built-in, are used', async () => {
+  let calls = 0
+  const asyncBlake = hasherFrom({ name: 'blake2b-256', code: BLAKE2B_256, encode: async (input: Uint8Array) => { calls++; return blake2b(input, 32) as Uint8Array<ArrayBuffer> } })
+  const countingSha = hasherFrom({ name: 'sha2-256', code: 0x12, encode: (input: Uint8Array) => { calls++; return createHash('sha256').update(input).digest() as Uint8Array<ArrayBuffer> } })
+  const blocks = assorted()
+  const car = encodeCar(blocks)
+  const expected = blocks.filter((b) => b.cid.multihash.code === BLAKE2B_256 || b.cid.multihash.code === 0x12).length
+  for (const [label, reader, tuning] of readers(car.bytes)) {
+    calls = 0
+    await indexCar(reader(), { ...tuning, verifyHashes: true, hashers: [asyncBlake, countingSha] })
+    assert.is(calls, expected, label)
+  }
+  // An asynchronous mismatch is reported like a synchronous one.
+  const bad = Uint8Array.from(car.bytes)
+  const s = car.sections.find((x) => x.block.cid.multihash.code === BLAKE2B_256 && x.dataLength > 100)
+  assert.ok(s !== undefined)
+  bad[s.dataOffset + 50] ^= 1
+  for (const [, reader, tuning] of readers(bad)) {
+    await rejectsWith(indexCar(reader(), { ...tuning, verifyHashes: true, hashers: [asyncBlake] }), (err) => {
+      assertInvalid(err, new RegExp(`block hash mismatch for ${s.block.cid.toString()} at byte ${s.offset}$`))
+    })
+  }
+})
+
+ok('truncated digests: 20 bytes or more are compared as a prefix, shorter ones cannot be verified', async () => {
+  const data = patterned(5000, 3)
+  const full = createHash('sha256').update(data).digest()
+  const at = (n: number): Block => ({ cid: CID.createV1(RAW, Digest.create(0x12, full.subarray(0, n))), bytes: data })
+  await indexCar(bytesReader(encodeCar([at(20)]).bytes), { verifyHashes: true })
+  await indexCar(bytesReader(encodeCar([at(31)]).bytes), { verifyHashes: true })
+  await rejectsWith(indexCar(bytesReader(encodeCar([at(8)]).bytes), { verifyHashes: true }), (err) => assertInvalid(err, /8-byte digest is a truncation too short to check at byte \d+/))
+  // A digest longer than the hash function's output can never match.
+  const long = { cid: CID.createV1(RAW, Digest.create(0x12, new Uint8Array([...full, 1]))), bytes: data }
+  await rejectsWith(indexCar(bytesReader(encodeCar([long]).bytes), { verifyHashes: true }), (err) => assertInvalid(err, /block hash mismatch/))
+})
+
+ok.run()
+
+// ---- corrupt data ---------------------------------------------------------------------------------
+
+const bad = suite('car-verify: wrong data is caught')
+
+function flipData (car: GeneratedCar, i: number, where: number): Uint8Array {
+  const s = car.sections[i]
+  const out = Uint8Array.from(car.bytes)
+  out[car.payloadOffset + s.dataOffset + Math.min(where, s.dataLength - 1)] ^= 0x40
+  return out
+}
+
+bad('one flipped data byte in any block → "block hash mismatch for <CID> at byte <section offset>"', async () => {
+  const blocks = assorted([1, 200, 4096, 70_000])
+  for (const version of [1, 2] as const) {
+    const car = encodeCar(blocks, { version, padBefore: 17 })
+    for (let i = 0; i < car.sections.length; i++) {
+      const s = car.sections[i]
+      if (s.dataLength === 0) continue
+      for (const where of [0, Math.floor(s.dataLength / 2), s.dataLength - 1]) {
+        const bytes = flipData(car, i, where)
+        const cid = s.block.cid.toString()
+        const pick = readers(bytes).filter((_, k) => (i + where + k) % 2 === 0)
+        for (const [label, reader, tuning] of pick) {
+          await rejectsWith(indexCar(reader(), { ...tuning, verifyHashes: true, hashers: [blake2b256] }), (err) => {
+            assertInvalid(err, /block hash mismatch for /)
+            assert.ok(err.message.endsWith(`for ${cid} at byte ${car.payloadOffset + s.offset}`), `${label}: ${err.message as string}`)
+          })
+        }
+      }
+    }
+  }
+})
+
+bad('an unknown hash function names its code and the section offset', async () => {
+  const data = randomBytes(300)
+  const murmur = { cid: CID.createV1(RAW, Digest.create(0x22, new Uint8Array(16))), bytes: data }
+  const car = encodeCar([makeBlock('raw', patterned(10, 1)), murmur])
+  for (const [, reader, tuning] of readers(car.bytes)) {
+    await rejectsWith(indexCar(reader(), { ...tuning, verifyHashes: true }), (err) => {
+      assertInvalid(err, new RegExp(`no hasher for multihash code 0x22 at byte ${car.sections[1].offset}$`))
+    })
+  }
+})
+
+bad('an identity CID whose section data differs from its digest', async () => {
+  const inline = new TextEncoder().encode('inline')
+  const lying = { cid: CID.createV1(RAW, Digest.create(0x00, inline)), bytes: new TextEncoder().encode('inlinE') }
+  const car = encodeCar([lying])
+  await rejectsWith(indexCar(bytesReader(car.bytes), { verifyHashes: true }), (err) => assertInvalid(err, /block hash mismatch for bafkqabtjnzwgs3tf/))
+  // Not indexed either way, and the default indexer does not look.
+  assert.is((await indexCar(bytesReader(car.bytes))).index.size, 0)
+})
+
+bad('createShardIndexer({verifyHashes}) checks its hashers up front and verifies through a MountReader', async () => {
+  assert.throws(() => createShardIndexer({ verifyHashes: true, hashers: [{ code: 5 } as never] }), TypeError)
+  const car = encodeCar(assorted())
+  const bytes = flipData(car, 20, 0)
+  const indexer = createShardIndexer({ verifyHashes: true, hashers: [blake2b256] })
+  await indexer('k', bytesReader(car.bytes), new AbortController().signal)
+  await rejectsWith(indexer('k', bytesReader(bytes), new AbortController().signal), (err) => assertInvalid(err, /block hash mismatch/))
+})
+
+bad.run()
+
+// ---- the blockstore's own check --------------------------------------------------------------------
+
+const bs = suite('car-verify: ShardBlockstore verifyHashes')
+
+bs('serves intact blocks, refuses blocks whose bytes changed after indexing', async () => {
+  const blocks = assorted()
+  const car = encodeCar(blocks)
+  const { index } = await indexCar(bytesReader(car.bytes))
+  const changed = flipData(car, 10, 0)
+  const plain = new ShardBlockstore({ reader: bytesReader(changed), index, payloadOffset: 0 })
+  const checking = new ShardBlockstore({ reader: bytesReader(changed), index, payloadOffset: 0, verifyHashes: true, hashers: [blake2b256] })
+  for (let i = 0; i < blocks.length; i++) {
+    const { cid, bytes } = blocks[i]
+    if (i === 10) {
+      assert.not.equal(u8(await plain.get(cid)), u8(bytes), 'without verification the changed bytes are served')
+      await rejectsWith(checking.get(cid), (err) => assertInvalid(err, /block hash mismatch/))
+    } else {
+      assert.equal(u8(await checking.get(cid)), u8(bytes))
+    }
+  }
+  const unknown = new ShardBlockstore({ reader: bytesReader(car.bytes), index, payloadOffset: 0, verifyHashes: true })
+  const blake = blocks.find((b) => b.cid.multihash.code === BLAKE2B_256) as Block
+  await rejectsWith(unknown.get(blake.cid), (err) => assertInvalid(err, /no hasher for multihash code 0xb220/))
+  const sha = blocks.find((b) => b.cid.multihash.code === 0x12 && b.bytes.length > 0) as Block
+  assert.equal(u8(await unknown.get(sha.cid)), u8(sha.bytes))
+  assert.ok(sha256.code === 0x12)
+})
+
+bs.run()
