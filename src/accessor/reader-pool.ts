@@ -4,33 +4,21 @@
  *
  * Opening and closing a file per acquire costs three threadpool round-trips that queue behind
  * the state DB's group commits; a cycle on an available shard is the hot path (DESIGN §4), so
- * a reader is reused while its file is still the one it opened: a cheap synchronous stat of
- * the path must show the same device and inode, so a file deleted or replaced behind the
- * store's back is reopened (or re-fetched) rather than served from a stale descriptor.
+ * a reader is reused while its file is still linked into the filesystem (one fstat of the
+ * open descriptor): a file deleted, or replaced by a rename over its path, is reopened (or
+ * re-fetched) rather than served from a stale descriptor. (A path overwritten while another
+ * hard link keeps the old inode alive is not detected.)
  */
-import { statSync } from 'node:fs'
 import type { MountReader } from '../mount/types.js'
-import type { FileIdentity } from '../mount/file-reader.js'
 import type { ShardKey } from '../types.js'
 import type { ErrorReporter } from '../shard/waiter.js'
 
 interface Entry {
-  readonly reader: MountReader
-  readonly file: FileIdentity | undefined
+  readonly reader: MountReader & { isCurrent?: () => boolean }
   users: number
   retired: boolean
 }
 
-function sameFile (file: FileIdentity | undefined): boolean {
-  // Readers that are not files (custom mounts) cannot be checked and are trusted.
-  if (file === undefined) return true
-  try {
-    const st = statSync(file.path)
-    return st.ino === file.ino && st.dev === file.dev
-  } catch {
-    return false
-  }
-}
 
 function closedError (): Error {
   return Object.assign(new Error('shard accessor is closed'), { code: 'ERR_ACCESSOR_CLOSED' })
@@ -48,7 +36,8 @@ export class ReaderPool {
   /** A lease on the shard's shared reader; `open` runs only when none is pooled or its file changed. */
   async lease (key: ShardKey, open: () => Promise<MountReader>): Promise<MountReader> {
     let entry = this.live.get(key)
-    if (entry !== undefined && !sameFile(entry.file)) {
+    // Readers that cannot tell (custom mounts) are trusted.
+    if (entry !== undefined && entry.reader.isCurrent?.() === false) {
       this.invalidate(key)
       entry = undefined
     }
@@ -56,7 +45,7 @@ export class ReaderPool {
       let pending = this.opening.get(key)
       if (pending === undefined) {
         const opened: Promise<Entry> = open().then((reader) => {
-          const fresh: Entry = { reader, file: (reader as Partial<{ file: FileIdentity }>).file, users: 0, retired: false }
+          const fresh: Entry = { reader, users: 0, retired: false }
           // Invalidated while opening: serve the callers already waiting, keep nothing.
           if (this.opening.get(key) === opened) this.live.set(key, fresh)
           else fresh.retired = true
