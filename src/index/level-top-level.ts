@@ -71,6 +71,7 @@ export class LevelTopLevelIndex implements TopLevelIndex {
       return
     }
     const shard = encoder.encode(key)
+    if (this.pairs.status !== 'open') await this.pairs.open()
     let batch = this.pairs.batch()
     for await (const k of this.pairs.keys()) {
       const start = shardStart(k)
@@ -97,6 +98,9 @@ export class LevelTopLevelIndex implements TopLevelIndex {
   private async write (key: ShardKey, multihashes: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
     op: (batch: ReturnType<Sub['batch']>, k: Uint8Array) => void): Promise<void> {
     const shard = encoder.encode(key)
+    // A sublevel made on an open database opens asynchronously, and chained batches (unlike
+    // reads and array batches) do not wait for it.
+    if (this.pairs.status !== 'open') await this.pairs.open()
     // The sublevel's own chained batch, not the root's with a `sublevel` option (which the
     // state store uses for its string keys): feeding binary keys through that same root path
     // made it polymorphic and cost the durable acquire/release loop ≈ 30% (bench/loop).

@@ -18,6 +18,12 @@ export function topLevelIndexConformance (name: string, make: () => Promise<TopL
   test.before.each(async (ctx) => { ctx.t = await make() })
   test.after.each(async (ctx) => { await ctx.t.cleanup() })
 
+  test('usable at once after construction (no await before the first write)', async ({ t }) => {
+    const bytes = Uint8Array.of(0x12, 0x02, 1, 2)
+    await t.index.addMultihashesForShard('first', [bytes])
+    assert.equal(await t.index.shardsForMultihash(bytes), ['first'])
+  })
+
   test('unknown multihash → []', async ({ t }) => {
     assert.equal(await t.index.shardsForMultihash(await mh('nothing')), [])
   })
