@@ -1,42 +1,17 @@
 // toInterfaceBlockstore: the interface-blockstore v7 shapes over a ReadBlockstore, read-only.
 import * as assert from 'uvu/assert'
-import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { createHash } from 'node:crypto'
-import { CarReader } from '@ipld/car/reader'
 import { CID } from 'multiformats/cid'
-import * as Digest from 'multiformats/hashes/digest'
-import * as raw from 'multiformats/codecs/raw'
 import { FsBlockstore } from 'blockstore-fs'
 import type { Blockstore } from 'interface-blockstore'
 import { FileMount } from '../src/mount/file.js'
 import { toInterfaceBlockstore } from '../src/blockstore/adapter.js'
-import { fixture } from './helpers/fixtures.js'
+import { carBlocks, fixture, unknownCid } from './helpers/fixtures.js'
+import { concatStream, u8 } from './helpers/file-reader.js'
 import { dirSuite, openStore } from './helpers/store.js'
 import { codeOf, rejectsWith } from './helpers/assert.js'
 
 const test = dirSuite('interface-blockstore adapter')
-
-const u8 = (b: Uint8Array): Uint8Array => new Uint8Array(b)
-
-async function carBlocks (name: string): Promise<Array<{ cid: CID, bytes: Uint8Array }>> {
-  const reader = await CarReader.fromBytes(await readFile(fixture(name)))
-  const blocks = []
-  for await (const b of reader.blocks()) blocks.push(b)
-  return blocks
-}
-
-const unknownCid = CID.createV1(raw.code, Digest.create(0x12, createHash('sha256').update('not in any shard').digest()))
-
-/** A v7 `bytes` value (sync or async generator of chunks) as one array. */
-async function collect (chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<Uint8Array> {
-  const parts: Uint8Array[] = []
-  for await (const c of chunks) parts.push(c)
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
-  let at = 0
-  for (const p of parts) { out.set(p, at); at += p.length }
-  return out
-}
 
 async function drain (it: Iterable<unknown> | AsyncIterable<unknown>): Promise<void> {
   for await (const _ of it) { /* consume */ }
@@ -59,7 +34,7 @@ test('over an accessor: get/has/getMany/getAll in v7 shapes, byte-identical to C
 
   for (const { cid, bytes } of blocks) {
     assert.is(await bs.has(cid), true)
-    assert.equal(u8(await collect(bs.get(cid))), u8(bytes), cid.toString())
+    assert.equal(u8(await concatStream(bs.get(cid))), u8(bytes), cid.toString())
   }
   assert.is(await bs.has(unknownCid), false)
 
@@ -69,7 +44,7 @@ test('over an accessor: get/has/getMany/getAll in v7 shapes, byte-identical to C
   let i = blocks.length - 1
   for await (const pair of bs.getMany(wanted)) {
     got.push(pair.cid.toString())
-    assert.equal(u8(await collect(pair.bytes)), u8(blocks[i--].bytes))
+    assert.equal(u8(await concatStream(pair.bytes)), u8(blocks[i--].bytes))
   }
   assert.equal(got, wanted.map((c) => c.toString()))
   await rejectsWith(drain(bs.getMany([blocks[1].cid, unknownCid])), (e) => {
@@ -82,7 +57,7 @@ test('over an accessor: get/has/getMany/getAll in v7 shapes, byte-identical to C
 
   // getAll: every block as written in the CAR, in CAR order.
   const all: Array<[string, Uint8Array]> = []
-  for await (const pair of bs.getAll()) all.push([pair.cid.toString(), await collect(pair.bytes)])
+  for await (const pair of bs.getAll()) all.push([pair.cid.toString(), await concatStream(pair.bytes)])
   assert.equal(all.map(([c]) => c), blocks.map((b) => b.cid.toString()))
   for (const [j, [, bytes]] of all.entries()) assert.equal(u8(bytes), u8(blocks[j].bytes))
 
@@ -143,7 +118,7 @@ test('over the all-shards blockstore', async (ctx) => {
   const all = store.blockstore()
   const bs = toInterfaceBlockstore(all)
   const blocks = await carBlocks('sample-v1.car')
-  for (const { cid, bytes } of blocks.slice(0, 100)) assert.equal(u8(await collect(bs.get(cid))), u8(bytes))
+  for (const { cid, bytes } of blocks.slice(0, 100)) assert.equal(u8(await concatStream(bs.get(cid))), u8(bytes))
   let n = 0
   for await (const _ of bs.getAll()) n++
   assert.is(n, 2 * blocks.length, 'one pair per shard a block is in')
@@ -169,13 +144,13 @@ test('round trip: every block copied from the adapter into blockstore-fs reads b
   assert.is(copied.length, blocks.length)
   for (const { cid, bytes } of blocks) {
     assert.ok(await fsbs.has(cid), cid.toString())
-    assert.equal(u8(await collect(fsbs.get(cid))), u8(bytes), cid.toString())
+    assert.equal(u8(await concatStream(fsbs.get(cid))), u8(bytes), cid.toString())
   }
   // And back through getMany of both, pairwise.
   const theirs: Uint8Array[] = []
-  for await (const pair of fsbs.getMany(copied)) theirs.push(await collect(pair.bytes))
+  for await (const pair of fsbs.getMany(copied)) theirs.push(await concatStream(pair.bytes))
   let k = 0
-  for await (const pair of ours.getMany(copied)) assert.equal(u8(await collect(pair.bytes)), u8(theirs[k++]))
+  for await (const pair of ours.getMany(copied)) assert.equal(u8(await concatStream(pair.bytes)), u8(theirs[k++]))
   assert.is(k, copied.length)
   await fsbs.close()
   await acc.close()

@@ -2,34 +2,21 @@
 // LRU + TTL accessor cache and its release-exactly-once bookkeeping, fallbacks.
 import * as assert from 'uvu/assert'
 import { spawn } from 'node:child_process'
-import { copyFile, readFile, truncate, writeFile } from 'node:fs/promises'
+import { copyFile, truncate, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { createHash } from 'node:crypto'
-import { CarReader } from '@ipld/car/reader'
 import { CID } from 'multiformats/cid'
-import * as Digest from 'multiformats/hashes/digest'
 import * as raw from 'multiformats/codecs/raw'
 import { FileMount } from '../src/mount/file.js'
 import { AllShardsBlockstore, type ShardSource } from '../src/blockstore/all-shards.js'
-import { fixture } from './helpers/fixtures.js'
+import { carBlocks, fixture, unknownCid } from './helpers/fixtures.js'
+import { u8 } from './helpers/file-reader.js'
 import { dirSuite, openStore, recordTraces, until } from './helpers/store.js'
 import { codeOf, rejectsWith } from './helpers/assert.js'
 import type { DAGStore } from '../src/store.js'
 import type { ReadBlockstore, ShardAccessor, Trace } from '../src/types.js'
 
 const test = dirSuite('all-shards blockstore')
-
-const u8 = (b: Uint8Array): Uint8Array => new Uint8Array(b)
-
-async function carBlocks (name: string): Promise<Array<{ cid: CID, bytes: Uint8Array }>> {
-  const reader = await CarReader.fromBytes(await readFile(fixture(name)))
-  const blocks = []
-  for await (const b of reader.blocks()) blocks.push(b)
-  return blocks
-}
-
-const unknownCid = CID.createV1(raw.code, Digest.create(0x12, createHash('sha256').update('not in any shard').digest()))
 
 /** A non-identity block of sample-v1.car (every shard in these tests holds it). */
 async function someBlock (): Promise<{ cid: CID, bytes: Uint8Array }> {

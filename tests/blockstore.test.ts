@@ -1,12 +1,9 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { readFile } from 'node:fs/promises'
-import { createHash } from 'node:crypto'
-import { CarReader } from '@ipld/car/reader'
 import { CID } from 'multiformats/cid'
-import * as Digest from 'multiformats/hashes/digest'
-import { fixture } from './helpers/fixtures.js'
-import { bytesReader, openTestReader } from './helpers/file-reader.js'
+import { carBlocks, fixture, unknownCid } from './helpers/fixtures.js'
+import { bytesReader, openTestReader, u8 } from './helpers/file-reader.js'
 import type { TestReader } from './helpers/file-reader.js'
 import { ShardBlockstore } from '../src/accessor/blockstore.js'
 import { indexCar } from '../src/car/indexer.js'
@@ -31,19 +28,6 @@ async function openShard (name: string, options: { random?: boolean, headReadSiz
   })
   return { reader, bs, index, payloadOffset: layout.payloadOffset, payloadSize: layout.payloadSize }
 }
-
-async function carBlocks (name: string): Promise<Array<{ cid: CID, bytes: Uint8Array }>> {
-  const reader = await CarReader.fromBytes(await readFile(fixture(name)))
-  const blocks = []
-  for await (const b of reader.blocks()) blocks.push(b)
-  return blocks
-}
-
-
-/** A plain Uint8Array view, so Buffers from the oracle compare equal to our Uint8Arrays. */
-const u8 = (b: Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
-
-const unknownCid = CID.createV1(0x55, Digest.create(0x12, createHash('sha256').update('not in any shard').digest()))
 
 const bs = suite('ShardBlockstore')
 

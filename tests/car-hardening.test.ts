@@ -1,13 +1,12 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import { CarIndexer } from '@ipld/car/indexer'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
-import { bytesReader, concatBytes, wrapCarV2 } from './helpers/file-reader.js'
+import { bytesReader, concatBytes, hex, u8, wrapCarV2 } from './helpers/file-reader.js'
 import { rejectsWith } from './helpers/assert.js'
 import { tempDir } from './helpers/fixtures.js'
 import { openStore } from './helpers/store.js'
-import { blake2b256, encodeCar, encodeHeader, encodeSection, makeBlock, patterned, RAW, strict } from './helpers/car-gen.js'
+import { blake2b256, encodeCar, encodeHeader, encodeSection, indexMap, makeBlock, oracleIndex, patterned, RAW, strict } from './helpers/car-gen.js'
 import type { Block, GeneratedCar } from './helpers/car-gen.js'
 import { createShardIndexer, indexCar } from '../src/car/indexer.js'
 import type { ShardIndexerOptions } from '../src/car/indexer.js'
@@ -20,24 +19,6 @@ import { BytesMount } from '../src/mount/bytes.js'
 import type { IndexEntry, ShardIndex } from '../src/index/types.js'
 import type { MountReader } from '../src/mount/types.js'
 
-const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
-const u8 = (b: Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
-
-function indexMap (index: ShardIndex): Map<string, number> {
-  const m = new Map<string, number>()
-  for (const { multihash, offset } of index) m.set(hex(multihash), offset)
-  return m
-}
-
-async function oracleIndex (v1: Uint8Array): Promise<Map<string, number>> {
-  const m = new Map<string, number>()
-  for await (const e of await CarIndexer.fromBytes(v1)) {
-    if (e.cid.multihash.code === 0x00) continue
-    const k = hex(e.cid.multihash.bytes)
-    if (!m.has(k)) m.set(k, e.offset)
-  }
-  return m
-}
 
 type Mode = [string, () => MountReader, ShardIndexerOptions]
 

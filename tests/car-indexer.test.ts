@@ -8,7 +8,8 @@ import { CarWriter } from '@ipld/car/writer'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { fixture } from './helpers/fixtures.js'
-import { bytesReader, concatBytes, openTestReader, wrapCarV2 } from './helpers/file-reader.js'
+import { bytesReader, concatBytes, hex, openTestReader, wrapCarV2 } from './helpers/file-reader.js'
+import { indexMap, oracleIndex, patterned } from './helpers/car-gen.js'
 import type { TestReader } from './helpers/file-reader.js'
 import { createShardIndexer, defaultShardIndexer, indexCar } from '../src/car/indexer.js'
 import { readCarLayout } from '../src/car/layout.js'
@@ -17,29 +18,9 @@ import { decodeVarint, encodeVarint, readVarint, varintLength, VarintError } fro
 import { encodeMultihashIndexSorted } from '../src/index/multihash-index-sorted.js'
 import { ShardBlockstore } from '../src/accessor/blockstore.js'
 import { InvalidCarError } from '../src/errors.js'
-import type { ShardIndex } from '../src/index/types.js'
 import { rejectsWith } from './helpers/assert.js'
 
 // ---- helpers ----------------------------------------------------------------------------------
-
-const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
-
-function indexMap (index: ShardIndex): Map<string, number> {
-  const m = new Map<string, number>()
-  for (const { multihash, offset } of index) m.set(hex(multihash), offset)
-  return m
-}
-
-/** @ipld/car's view of a CARv1: first offset per non-identity multihash. */
-async function oracleIndex (bytes: Uint8Array): Promise<Map<string, number>> {
-  const m = new Map<string, number>()
-  for await (const e of await CarIndexer.fromBytes(bytes)) {
-    if (e.cid.multihash.code === 0x00) continue
-    const k = hex(e.cid.multihash.bytes)
-    if (!m.has(k)) m.set(k, e.offset)
-  }
-  return m
-}
 
 function sha256Cid (bytes: Uint8Array, codec: number, version: 0 | 1 = 1): CID {
   const digest = Digest.create(0x12, createHash('sha256').update(bytes).digest())
@@ -60,18 +41,6 @@ async function writeCar (blocks: Block[], roots: CID[] = blocks.length > 0 ? [bl
   await writer.close()
   await collecting
   return concatBytes(parts)
-}
-
-function patterned (size: number, seed: number): Uint8Array {
-  const b = new Uint8Array(size)
-  let x = seed * 2654435761 >>> 0
-  for (let i = 0; i < size; i++) {
-    x = (x ^ (x << 13)) >>> 0
-    x = (x ^ (x >>> 17)) >>> 0
-    x = (x ^ (x << 5)) >>> 0
-    b[i] = x & 0xff
-  }
-  return b
 }
 
 

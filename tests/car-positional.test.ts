@@ -2,11 +2,11 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { CarIndexer } from '@ipld/car/indexer'
 import { fixture, tempDir } from './helpers/fixtures.js'
-import { bytesReader, openTestReader } from './helpers/file-reader.js'
+import { bytesReader, openTestReader, u8 } from './helpers/file-reader.js'
+import type { TestReader } from './helpers/file-reader.js'
 import { rejectsWith } from './helpers/assert.js'
-import { encodeCar, makeBlock, patterned, randomCid, sectionHead, sparseReader } from './helpers/car-gen.js'
+import { encodeCar, indexMap, makeBlock, oracleIndex, patterned, randomCid, sectionHead, sparseReader } from './helpers/car-gen.js'
 import type { Block, Segment } from './helpers/car-gen.js'
 import { createShardIndexer, indexCar } from '../src/car/indexer.js'
 import type { ShardIndexerOptions } from '../src/car/indexer.js'
@@ -15,28 +15,8 @@ import { encodeMultihashIndexSorted } from '../src/index/multihash-index-sorted.
 import { ShardBlockstore } from '../src/accessor/blockstore.js'
 import { openFileReader } from '../src/mount/file-reader.js'
 import { InvalidCarError } from '../src/errors.js'
-import type { ShardIndex } from '../src/index/types.js'
 import type { MountReader } from '../src/mount/types.js'
 
-const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
-const u8 = (b: Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
-
-function indexMap (index: ShardIndex): Map<string, number> {
-  const m = new Map<string, number>()
-  for (const { multihash, offset } of index) m.set(hex(multihash), offset)
-  return m
-}
-
-/** @ipld/car's view of a CARv1 payload: first offset per non-identity multihash. */
-async function oracleIndex (v1: Uint8Array): Promise<Map<string, number>> {
-  const m = new Map<string, number>()
-  for await (const e of await CarIndexer.fromBytes(v1)) {
-    if (e.cid.multihash.code === 0x00) continue
-    const k = hex(e.cid.multihash.bytes)
-    if (!m.has(k)) m.set(k, e.offset)
-  }
-  return m
-}
 
 /** Tunings that push every branch: tiny windows and probes split headers; a low threshold probes small sections. */
 const TUNINGS: ShardIndexerOptions[] = [
@@ -181,34 +161,30 @@ skipping('a reader without a size: CARv2 index read in pieces', async () => {
   assert.equal(indexMap(result.index), await oracleIndex(car.v1))
 })
 
+/** `inner` (stream, close, size) with its positional reads going through `read`. */
+function withRead (inner: TestReader, read: (innerRead: NonNullable<MountReader['read']>, position: number, length: number) => Promise<Uint8Array>): MountReader {
+  const innerRead = inner.read as NonNullable<MountReader['read']>
+  return { size: inner.size, stream: inner.stream, close: inner.close, read: async (position, length) => await read(innerRead, position, length) }
+}
+
 skipping('aborting while positional reads are in flight rejects with AbortError', async () => {
   const car = encodeCar(bigBlocks(60, 100_000))
   const inner = bytesReader(car.bytes)
   const controller = new AbortController()
   let reads = 0
-  const slow: MountReader = {
-    size: car.bytes.length,
-    stream: inner.stream,
-    close: inner.close,
-    read: async (position, length) => {
-      if (++reads === 3) controller.abort()
-      await new Promise((resolve) => setTimeout(resolve, 1))
-      return await (inner.read as NonNullable<MountReader['read']>)(position, length)
-    }
-  }
+  const slow = withRead(inner, async (read, position, length) => {
+    if (++reads === 3) controller.abort()
+    await new Promise((resolve) => setTimeout(resolve, 1))
+    return await read(position, length)
+  })
   await rejectsWith(createShardIndexer()('k', slow, controller.signal), (err) => assert.is(err.name, 'AbortError'))
   // A read that never completes does not hold an aborted indexing.
   for (const stallAt of [1, 2, 4]) {
     let n = 0
-    const stalled: MountReader = {
-      size: car.bytes.length,
-      stream: inner.stream,
-      close: inner.close,
-      read: async (position, length) => {
-        if (++n === stallAt) return await new Promise<Uint8Array>(() => {})
-        return await (inner.read as NonNullable<MountReader['read']>)(position, length)
-      }
-    }
+    const stalled = withRead(inner, async (read, position, length) => {
+      if (++n === stallAt) return await new Promise<Uint8Array>(() => {})
+      return await read(position, length)
+    })
     const c = new AbortController()
     const started = Date.now()
     setTimeout(() => c.abort(new Error('stop')), 20)

@@ -8,7 +8,7 @@ import * as Digest from 'multiformats/hashes/digest'
 import { from as hasherFrom } from 'multiformats/hashes/hasher'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { fixture } from './helpers/fixtures.js'
-import { bytesReader } from './helpers/file-reader.js'
+import { bytesReader, hex, u8 } from './helpers/file-reader.js'
 import type { TestReader } from './helpers/file-reader.js'
 import { rejectsWith } from './helpers/assert.js'
 import { BLAKE2B_256, blake2b, blake2b256, encodeCar, makeBlock, patterned, RAW } from './helpers/car-gen.js'
@@ -18,8 +18,6 @@ import type { ShardIndexerOptions } from '../src/car/indexer.js'
 import { ShardBlockstore } from '../src/accessor/blockstore.js'
 import { InvalidCarError } from '../src/errors.js'
 
-const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
-const u8 = (b: Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
 
 /** Streams at awkward chunk sizes (blocks split across chunks) and positional reads at awkward windows. */
 function readers (bytes: Uint8Array): Array<[string, () => TestReader, ShardIndexerOptions]> {

@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert'
 import fc from 'fast-check'
 import { readFile } from 'node:fs/promises'
 import { fixture } from './helpers/fixtures.js'
-import { bytesReader, concatBytes } from './helpers/file-reader.js'
+import { bytesReader, concatBytes, hex } from './helpers/file-reader.js'
 import { indexCar } from '../src/car/indexer.js'
 import { encodeVarint, varintLength } from '../src/car/varint.js'
 import {
@@ -15,7 +15,6 @@ import type { IndexEntry, ShardIndex } from '../src/index/types.js'
 const INDEX_OFFSET = 479958
 const INDEX_LENGTH = 41750
 
-const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
 
 function entriesOf (index: ShardIndex): Array<[string, number]> {
   return [...index].map(({ multihash, offset }) => [hex(multihash), offset])

@@ -1,20 +1,16 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import fc from 'fast-check'
-import { CarIndexer } from '@ipld/car/indexer'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
-import { bytesReader } from './helpers/file-reader.js'
+import { bytesReader, hex, u8 } from './helpers/file-reader.js'
 import type { TestReader } from './helpers/file-reader.js'
-import { carOf, carSpecArb, strict } from './helpers/car-gen.js'
+import { carOf, carSpecArb, oracleIndex, strict } from './helpers/car-gen.js'
 import type { GeneratedCar } from './helpers/car-gen.js'
 import { indexCar } from '../src/car/indexer.js'
 import type { CarIndexResult, ShardIndexerOptions } from '../src/car/indexer.js'
 import { ShardBlockstore } from '../src/accessor/blockstore.js'
 import { BlockNotFoundError, InvalidCarError } from '../src/errors.js'
-
-const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
-const u8 = (b: Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
 
 /** A case that neither finishes nor fails within this is a hang. */
 const CASE_TIMEOUT_MS = 5000
@@ -65,20 +61,44 @@ function expected (err: unknown, what: string, allowNotFound: boolean): void {
   throw new Error(`${what}: unexpected ${String(err)}`, { cause: err })
 }
 
+/** The index of a (maybe damaged) CAR, or undefined when indexing refused it with InvalidCarError (any other error is thrown). */
+async function indexOrRefuse (reader: TestReader, options: ShardIndexerOptions): Promise<CarIndexResult | undefined> {
+  try {
+    return await indexCar(reader, options)
+  } catch (err) {
+    expected(err, 'indexCar', false)
+    return undefined
+  }
+}
+
+/** Every indexed block `bs` serves, with its index entry and CID (not-found and InvalidCarError skipped, anything else thrown). */
+async function * servedBlocks (bs: ShardBlockstore, result: CarIndexResult): AsyncGenerator<{ multihash: Uint8Array, offset: number, cid: CID, got: Uint8Array }> {
+  for (const { multihash, offset } of result.index) {
+    const cid = cidFor(multihash)
+    if (cid === undefined) continue
+    let got: Uint8Array
+    try {
+      got = await bs.get(cid)
+    } catch (err) {
+      expected(err, `get ${cid.toString()}`, true)
+      continue
+    }
+    yield { multihash, offset, cid, got }
+  }
+}
+
+/** Every indexed block `bs` serves is byte-identical to the original with that multihash. */
+async function assertServesOriginals (bs: ShardBlockstore, result: CarIndexResult, blocks: Map<string, Uint8Array>): Promise<void> {
+  for await (const { multihash, cid, got } of servedBlocks(bs, result)) {
+    const original = blocks.get(hex(multihash))
+    assert.ok(original !== undefined, `served ${got.length} bytes for ${cid.toString()}, which no original block has`)
+    assert.equal(u8(got), u8(original), `different bytes served for ${cid.toString()}`)
+  }
+}
+
 // ---- intact CARs ---------------------------------------------------------------------------------
 
 const intact = suite('property-car: intact CARs')
-
-/** @ipld/car's index of the CARv1 payload: first offset per non-identity multihash. */
-async function oracleIndex (v1: Uint8Array): Promise<Map<string, number>> {
-  const m = new Map<string, number>()
-  for await (const e of await CarIndexer.fromBytes(v1)) {
-    if (e.cid.multihash.code === 0x00) continue
-    const k = hex(e.cid.multihash.bytes)
-    if (!m.has(k)) m.set(k, e.offset)
-  }
-  return m
-}
 
 intact('the index is the one @ipld/car CarIndexer implies (minus identity CIDs); every block is served byte-identical', async () => {
   await fc.assert(fc.asyncProperty(carSpecArb, readArb, fc.boolean(), async (spec, read, verifyHashes) => {
@@ -163,30 +183,14 @@ damaged('indexing gives an index or InvalidCarError; a verifying blockstore serv
     const { bytes } = damage(car, d)
     const blocks = originals(car)
     const { reader, options } = readerFor(bytes, read)
-    let result: CarIndexResult
-    try {
-      result = await indexCar(reader, options)
-    } catch (err) {
-      expected(err, 'indexCar', false)
+    const result = await indexOrRefuse(reader, options)
+    if (result === undefined) {
       refused++
       return
     }
     indexed++
     const bs = blockstoreFor(bytes, result, true)
-    for (const { multihash } of result.index) {
-      const cid = cidFor(multihash)
-      if (cid === undefined) continue
-      let got: Uint8Array
-      try {
-        got = await bs.get(cid)
-      } catch (err) {
-        expected(err, `get ${cid.toString()}`, true)
-        continue
-      }
-      const original = blocks.get(hex(multihash))
-      assert.ok(original !== undefined, `served ${got.length} bytes for ${cid.toString()}, which no original block has`)
-      assert.equal(u8(got), u8(original), `different bytes served for ${cid.toString()}`)
-    }
+    await assertServesOriginals(bs, result, blocks)
   }), { numRuns: 200, plugins: [fc.timeout(CASE_TIMEOUT_MS)] })
   // Both outcomes occurred, or the property said little.
   assert.ok(indexed > 10 && refused > 10, `indexed ${indexed}, refused ${refused}`)
@@ -198,28 +202,10 @@ damaged('verifyHashes indexing: an index only when every block checks out, and t
     const { bytes } = damage(car, d)
     const blocks = originals(car)
     const { reader, options } = readerFor(bytes, read)
-    let result: CarIndexResult
-    try {
-      result = await indexCar(reader, { ...options, verifyHashes: true })
-    } catch (err) {
-      expected(err, 'indexCar', false)
-      return
-    }
+    const result = await indexOrRefuse(reader, { ...options, verifyHashes: true })
+    if (result === undefined) return
     const bs = blockstoreFor(bytes, result, false)
-    for (const { multihash } of result.index) {
-      const cid = cidFor(multihash)
-      if (cid === undefined) continue
-      let got: Uint8Array
-      try {
-        got = await bs.get(cid)
-      } catch (err) {
-        expected(err, `get ${cid.toString()}`, true)
-        continue
-      }
-      const original = blocks.get(hex(multihash))
-      assert.ok(original !== undefined, `served ${got.length} bytes for ${cid.toString()}, which no original block has`)
-      assert.equal(u8(got), u8(original), `different bytes served for ${cid.toString()}`)
-    }
+    await assertServesOriginals(bs, result, blocks)
   }), { numRuns: 100, plugins: [fc.timeout(CASE_TIMEOUT_MS)] })
 })
 
@@ -228,25 +214,11 @@ damaged('no verification anywhere: still only index/InvalidCarError, and untouch
     const car = carOf(spec)
     const { bytes, flipped } = damage(car, d)
     const { reader, options } = readerFor(bytes, read)
-    let result: CarIndexResult
-    try {
-      result = await indexCar(reader, options)
-    } catch (err) {
-      expected(err, 'indexCar', false)
-      return
-    }
+    const result = await indexOrRefuse(reader, options)
+    if (result === undefined) return
     const bs = blockstoreFor(bytes, result, false)
     const payloadShift = result.layout.payloadOffset - car.payloadOffset
-    for (const { multihash, offset } of result.index) {
-      const cid = cidFor(multihash)
-      if (cid === undefined) continue
-      let got: Uint8Array
-      try {
-        got = await bs.get(cid)
-      } catch (err) {
-        expected(err, `get ${cid.toString()}`, true)
-        continue
-      }
+    for await (const { multihash, offset, got } of servedBlocks(bs, result)) {
       // Without hashing, a flipped byte inside a block's data is served as it is now; what must
       // hold is that a section nobody touched, found where it was written, is served as written.
       const s = car.sections.find((x) => x.offset === offset && hex(x.block.cid.multihash.bytes) === hex(multihash))

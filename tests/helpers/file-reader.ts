@@ -88,8 +88,8 @@ export function bytesReader (bytes: Uint8Array, options: TestReaderOptions & { c
   return reader
 }
 
-/** Collects a stream of chunks into one buffer. */
-export async function concatStream (source: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
+/** Collects a stream (or iterable) of chunks into one buffer. */
+export async function concatStream (source: Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<Uint8Array> {
   const parts: Uint8Array[] = []
   let total = 0
   for await (const c of source) { parts.push(c); total += c.length }
@@ -98,6 +98,14 @@ export async function concatStream (source: AsyncIterable<Uint8Array>): Promise<
   for (const c of parts) { out.set(c, p); p += c.length }
   return out
 }
+
+// ---- byte helpers ------------------------------------------------------------------------------
+
+/** Lowercase hex of the bytes (a view of `b`, whatever its offset). */
+export const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
+
+/** A plain Uint8Array view, so Buffers from the oracle compare equal to our Uint8Arrays. */
+export const u8 = (b: Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
 
 // ---- CAR construction for tests ----------------------------------------------------------------
 

@@ -1,7 +1,11 @@
 import { fileURLToPath } from 'node:url'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { createHash } from 'node:crypto'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { CarReader } from '@ipld/car/reader'
+import { CID } from 'multiformats/cid'
+import * as Digest from 'multiformats/hashes/digest'
 
 // Tests run from dist/tests/…; fixtures stay in the source tree so they are never copied.
 const FIXTURES = fileURLToPath(new URL('../../../tests/fixtures/', import.meta.url))
@@ -15,3 +19,14 @@ export async function tempDir (prefix = 'dagstore-test-'): Promise<{ dir: string
   const dir = await mkdtemp(join(tmpdir(), prefix))
   return { dir, cleanup: async () => { await rm(dir, { recursive: true, force: true }) } }
 }
+
+/** Every block of a fixture CAR, in order, as @ipld/car reads it. */
+export async function carBlocks (name: string): Promise<Array<{ cid: CID, bytes: Uint8Array }>> {
+  const reader = await CarReader.fromBytes(await readFile(fixture(name)))
+  const blocks = []
+  for await (const b of reader.blocks()) blocks.push(b)
+  return blocks
+}
+
+/** A raw sha2-256 CID that no fixture holds. */
+export const unknownCid = CID.createV1(0x55, Digest.create(0x12, createHash('sha256').update('not in any shard').digest()))
