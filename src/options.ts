@@ -7,6 +7,10 @@ export type RecoverOnStart = 'none' | 'on-acquire' | 'now'
 export interface GCOptions {
   /** Run gc() every intervalMs (0 / absent: only when called). */
   intervalMs?: number
+  /**
+   * Automated GC bounds (DESIGN §5). Accepted for forward compatibility but NOT enforced yet:
+   * watermark eviction lands with the remote-shards work. Use gc() / intervalMs meanwhile.
+   */
   maxTransientsBytes?: number
   highWatermark?: number
   lowWatermark?: number
