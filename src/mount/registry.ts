@@ -1,6 +1,7 @@
 import { DAGStoreError, InvalidMountError, UnknownMountSchemeError } from '../errors.js'
 import { BytesMount } from './bytes.js'
 import { FileMount } from './file.js'
+import { HttpMount } from './http.js'
 import type { Mount, MountFactory } from './types.js'
 
 // RFC 3986 §3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
@@ -8,12 +9,15 @@ const SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*$/
 
 /**
  * The schemes every `new MountRegistry()` starts with.
- * Extension point: HttpMount adds `['http', …]` and `['https', …]` here, so that the default
- * registry (and so the store's default) can restore HTTP shards after a restart.
+ * `http`/`https` restore an HttpMount from its URL alone (no custom headers). A registry whose
+ * HTTP shards need headers starts with `{ builtins: false }` and registers its own factories,
+ * e.g. `reg.register('https', (url) => new HttpMount(url, { headers }))`.
  */
 export const BUILTIN_MOUNTS: ReadonlyArray<readonly [scheme: string, factory: MountFactory]> = [
   ['file', (url) => FileMount.fromURL(url)],
-  ['bytes', (url) => BytesMount.fromURL(url)]
+  ['bytes', (url) => BytesMount.fromURL(url)],
+  ['http', (url) => new HttpMount(url)],
+  ['https', (url) => new HttpMount(url)]
 ]
 
 export interface MountRegistryOptions {
