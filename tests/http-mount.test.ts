@@ -1,6 +1,5 @@
 // HttpMount against a real node:http server on 127.0.0.1 (port 0), serving sample-v1.car.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { AddressInfo, Socket } from 'node:net'
+import type { Socket } from 'node:net'
 import { readFile } from 'node:fs/promises'
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
@@ -13,56 +12,10 @@ import type { MountReader } from '../src/mount/types.js'
 import { mountConformance } from './conformance/mount.js'
 import { fixture } from './helpers/fixtures.js'
 import { dirSuite, openStore } from './helpers/store.js'
+import { serve, standard, withServer } from './helpers/http-server.js'
 
 const sample = await readFile(fixture('sample-v1.car'))
 const SIZE = sample.byteLength
-
-type Handler = (req: IncomingMessage, res: ServerResponse, n: number) => void
-
-interface TestServer {
-  url: string
-  /** Every request seen: method, Range header, all headers. */
-  log: Array<{ method: string, range?: string, headers: IncomingMessage['headers'] }>
-  close: () => Promise<void>
-}
-
-/** Serves `body` properly: HEAD, GET, and (when `ranges`) `Range: bytes=N-`. */
-function standard (body: Uint8Array, opts: { ranges?: boolean } = {}): Handler {
-  const ranges = opts.ranges ?? true
-  return (req, res) => {
-    const headers: Record<string, string | number> = { 'content-type': 'application/vnd.ipld.car' }
-    if (ranges) headers['accept-ranges'] = 'bytes'
-    const m = ranges ? /^bytes=(\d+)-$/.exec(req.headers.range ?? '') : null
-    if (m !== null) {
-      const start = Number(m[1])
-      res.writeHead(206, { ...headers, 'content-length': body.byteLength - start, 'content-range': `bytes ${start}-${body.byteLength - 1}/${body.byteLength}` })
-      res.end(req.method === 'HEAD' ? undefined : body.subarray(start))
-      return
-    }
-    res.writeHead(200, { ...headers, 'content-length': body.byteLength })
-    res.end(req.method === 'HEAD' ? undefined : body)
-  }
-}
-
-async function serve (handler: Handler): Promise<TestServer> {
-  const log: TestServer['log'] = []
-  const sockets = new Set<Socket>()
-  const server: Server = createServer((req, res) => {
-    log.push({ method: req.method ?? '', range: req.headers.range, headers: req.headers })
-    handler(req, res, log.length - 1)
-  })
-  server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)) })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  return {
-    url: `http://127.0.0.1:${port}/sample-v1.car`,
-    log,
-    close: async () => {
-      for (const s of sockets) s.destroy()
-      await new Promise<void>((resolve) => server.close(() => resolve()))
-    }
-  }
-}
 
 /** Writes a raw response head then `bodyBytes` of `body`, then closes (or not) the socket. */
 function raw (socket: Socket, head: string, body: Uint8Array, end: boolean): void {
@@ -84,15 +37,6 @@ async function codeOf (p: Promise<unknown>): Promise<string | undefined> {
     return (err as { code?: string }).code
   }
   return 'no error'
-}
-
-async function withServer (handler: Handler, fn: (srv: TestServer) => Promise<void>): Promise<void> {
-  const srv = await serve(handler)
-  try {
-    await fn(srv)
-  } finally {
-    await srv.close()
-  }
 }
 
 async function download (mount: HttpMount, start = 0): Promise<Buffer> {
