@@ -11,7 +11,8 @@ export class DAGStoreError extends Error {
   }
 }
 
-function define (code: string, defaultMessage: string): new (message?: string, options?: { cause?: unknown }) => DAGStoreError {
+/** An error class with a fixed `code` and a default message (for modules that add their own). */
+export function defineError (code: string, defaultMessage: string): new (message?: string, options?: { cause?: unknown }) => DAGStoreError {
   return class extends DAGStoreError {
     static readonly code = code
     constructor (message = defaultMessage, options?: { cause?: unknown }) {
@@ -20,25 +21,25 @@ function define (code: string, defaultMessage: string): new (message?: string, o
   }
 }
 
-export class ShardUnknownError extends define('ERR_SHARD_UNKNOWN', 'shard not found') {}
-export class ShardExistsError extends define('ERR_SHARD_EXISTS', 'shard already exists') {}
-export class ShardInitializationFailedError extends define('ERR_SHARD_INITIALIZATION_FAILED', 'shard initialization failed') {}
-export class ShardInUseError extends define('ERR_SHARD_IN_USE', 'shard is in use') {}
-export class ShardErroredError extends define('ERR_SHARD_ERRORED', 'shard is in errored state') {}
-export class ShardNotErroredError extends define('ERR_SHARD_NOT_ERRORED', 'refused to recover shard that is not errored') {}
+export class ShardUnknownError extends defineError('ERR_SHARD_UNKNOWN', 'shard not found') {}
+export class ShardExistsError extends defineError('ERR_SHARD_EXISTS', 'shard already exists') {}
+export class ShardInitializationFailedError extends defineError('ERR_SHARD_INITIALIZATION_FAILED', 'shard initialization failed') {}
+export class ShardInUseError extends defineError('ERR_SHARD_IN_USE', 'shard is in use') {}
+export class ShardErroredError extends defineError('ERR_SHARD_ERRORED', 'shard is in errored state') {}
+export class ShardNotErroredError extends defineError('ERR_SHARD_NOT_ERRORED', 'refused to recover shard that is not errored') {}
 /** A call that needs the store running was made before start() finished. */
-export class StoreNotStartedError extends define('ERR_STORE_NOT_STARTED', 'dag store not started') {}
-export class StoreClosedError extends define('ERR_STORE_CLOSED', 'dag store closed') {}
-export class BlockNotFoundError extends define('ERR_NOT_FOUND', 'block not found') {}
-export class InvalidShardKeyError extends define('ERR_INVALID_SHARD_KEY', 'invalid shard key') {}
-export class UnknownMountSchemeError extends define('ERR_UNKNOWN_MOUNT_SCHEME', 'unknown mount scheme') {}
-export class SubscriptionLaggedError extends define('ERR_SUBSCRIPTION_LAGGED', 'subscriber fell too far behind the event stream') {}
-export class InvalidCarError extends define('ERR_INVALID_CAR', 'invalid CAR') {}
-export class IndexNotFoundError extends define('ERR_INDEX_NOT_FOUND', 'index not found') {}
+export class StoreNotStartedError extends defineError('ERR_STORE_NOT_STARTED', 'dag store not started') {}
+export class StoreClosedError extends defineError('ERR_STORE_CLOSED', 'dag store closed') {}
+export class BlockNotFoundError extends defineError('ERR_NOT_FOUND', 'block not found') {}
+export class InvalidShardKeyError extends defineError('ERR_INVALID_SHARD_KEY', 'invalid shard key') {}
+export class UnknownMountSchemeError extends defineError('ERR_UNKNOWN_MOUNT_SCHEME', 'unknown mount scheme') {}
+export class SubscriptionLaggedError extends defineError('ERR_SUBSCRIPTION_LAGGED', 'subscriber fell too far behind the event stream') {}
+export class InvalidCarError extends defineError('ERR_INVALID_CAR', 'invalid CAR') {}
+export class IndexNotFoundError extends defineError('ERR_INDEX_NOT_FOUND', 'index not found') {}
 /** A mount URL or mount value the registry cannot accept (bad URL, duplicate scheme, unrepresentable mount). */
-export class InvalidMountError extends define('ERR_INVALID_MOUNT', 'invalid mount') {}
+export class InvalidMountError extends defineError('ERR_INVALID_MOUNT', 'invalid mount') {}
 /** The transient a shard depends on could not be produced (fetch failed, disk full, ...). */
-export class TransientError extends define('ERR_TRANSIENT', 'transient fetch failed') {}
+export class TransientError extends defineError('ERR_TRANSIENT', 'transient fetch failed') {}
 
 /** A shard error restored from the state DB after a restart: the original class is gone, its code is kept. */
 export class RestoredShardError extends DAGStoreError {}

@@ -8,7 +8,7 @@
 import * as http from 'node:http'
 import * as https from 'node:https'
 import type { IncomingMessage } from 'node:http'
-import { DAGStoreError, InvalidMountError, abortErrorFrom, isAbortError } from '../errors.js'
+import { DAGStoreError, InvalidMountError, abortErrorFrom, defineError, isAbortError } from '../errors.js'
 import type { Mount, MountInfo, MountReader, MountStat } from './types.js'
 
 const HTTP_INFO: MountInfo = Object.freeze({ kind: 'remote', sequential: true, seek: false, random: false })
@@ -42,32 +42,16 @@ export class HttpStatusError extends DAGStoreError {
 }
 
 /** A body whose length disagrees with its Content-Length (or with the size HEAD reported). */
-export class HttpLengthMismatchError extends DAGStoreError {
-  constructor (message = 'HTTP body length disagrees with Content-Length', options?: { cause?: unknown }) {
-    super(message, 'ERR_HTTP_LENGTH_MISMATCH', options)
-  }
-}
+export class HttpLengthMismatchError extends defineError('ERR_HTTP_LENGTH_MISMATCH', 'HTTP body length disagrees with Content-Length') {}
 
 /** No response, or no body bytes, within `timeoutMs`. */
-export class HttpTimeoutError extends DAGStoreError {
-  constructor (message = 'HTTP request stalled', options?: { cause?: unknown }) {
-    super(message, 'ERR_HTTP_TIMEOUT', options)
-  }
-}
+export class HttpTimeoutError extends defineError('ERR_HTTP_TIMEOUT', 'HTTP request stalled') {}
 
 /** A 206 whose Content-Range is not the range asked for, or an unexpected 206. */
-export class HttpRangeError extends DAGStoreError {
-  constructor (message = 'HTTP server answered a Range request wrongly', options?: { cause?: unknown }) {
-    super(message, 'ERR_HTTP_RANGE', options)
-  }
-}
+export class HttpRangeError extends defineError('ERR_HTTP_RANGE', 'HTTP server answered a Range request wrongly') {}
 
 /** The connection failed (refused, reset, protocol error); `cause` has the system error. */
-export class HttpNetworkError extends DAGStoreError {
-  constructor (message = 'HTTP connection failed', options?: { cause?: unknown }) {
-    super(message, 'ERR_HTTP_NETWORK', options)
-  }
-}
+export class HttpNetworkError extends defineError('ERR_HTTP_NETWORK', 'HTTP connection failed') {}
 
 /** Errors worth another attempt. */
 const RETRYABLE = new WeakSet<object>()
