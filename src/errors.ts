@@ -61,3 +61,19 @@ export function abortErrorFrom (signal: AbortSignal): AbortError {
 export function isAbortError (err: unknown): boolean {
   return err instanceof Error && (err.name === 'AbortError' || (err as { code?: string }).code === 'ABORT_ERR')
 }
+
+/** Like `promise`, but rejects with an AbortError as soon as `signal` aborts. */
+export function raceAbort<T> (promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    promise.catch(() => {})
+    return Promise.reject(abortErrorFrom(signal))
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => { reject(abortErrorFrom(signal)) }
+    signal.addEventListener('abort', onAbort, { once: true })
+    // Attaching both handlers also keeps a late rejection of the abandoned promise handled.
+    promise.then(
+      (value) => { signal.removeEventListener('abort', onAbort); resolve(value) },
+      (err: unknown) => { signal.removeEventListener('abort', onAbort); reject(err) })
+  })
+}

@@ -242,6 +242,8 @@ export class DAGStore {
         extra.register = extra.parked = extra.recover = undefined
       }
       await this.jobs?.settled()
+      // Downloads outlive the jobs that started them (accessors read them too): stop them all.
+      await core.transients.abortDownloads()
       await Promise.allSettled([...core.barriers.values()])
       await core.readers.closeAll()
     }

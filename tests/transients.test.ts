@@ -38,6 +38,12 @@ async function readAll (reader: MountReader): Promise<Buffer> {
   return Buffer.concat(parts)
 }
 
+/** Opens and reads the whole shard, as the indexer would: waits for the download to the end. */
+async function openAndRead (t: Transients, key: string, mount: StreamMount, signal?: AbortSignal): Promise<Buffer> {
+  const { reader } = await t.open(key, mount, undefined, signal)
+  return await readAll(reader)
+}
+
 async function exists (path: string): Promise<boolean> {
   try { await lstat(path); return true } catch { return false }
 }
@@ -65,7 +71,8 @@ test('transient names are hashes of the key, always inside dir', async ({ t, dir
   assert.is(t.pathFor('k'), t.pathFor('k'), 'stable')
 
   const mount = new StreamMount(new Uint8Array([1, 2, 3]))
-  const { reader, transient } = await t.open('../../etc/passwd', mount, undefined)
+  const { reader, transient, complete } = await t.open('../../etc/passwd', mount, undefined)
+  assert.is(await complete, transient)
   await reader.close()
   assert.is(transient, t.pathFor('../../etc/passwd'))
   assert.equal(await readdir(dir), [basename(transient!)])
@@ -122,7 +129,7 @@ test('a failed download removes the .partial, rejects every waiter with the caus
     failWith: cause,
     onChunk: (served) => { if (served > 0) sawPartial ||= existsSync(partial) }
   })
-  const errors = await Promise.all(Array.from({ length: 5 }, async () => await rejection(t.open('k', mount, undefined))))
+  const errors = await Promise.all(Array.from({ length: 5 }, async () => await rejection(openAndRead(t, 'k', mount))))
   for (const err of errors) assert.is(err, cause)
   assert.is(mount.fetchCount, 1)
   assert.ok(sawPartial, 'the download was written to a .partial')
@@ -139,6 +146,7 @@ test('a failed download removes the .partial, rejects every waiter with the caus
 test('a transient that vanished is fetched again; one that exists is reused', async ({ t }) => {
   const mount = new StreamMount(SAMPLE)
   const first = await t.open('k', mount, undefined)
+  await first.complete
   await first.reader.close()
   assert.is(mount.fetchCount, 1)
 
@@ -236,20 +244,18 @@ test('removeOrphans leaves a running download alone', async ({ t }) => {
     chunkSize: 8 * 1024,
     onChunk: (served) => { if (served === 8 * 1024) { assert.ok(existsSync(partial)); orphans = t.removeOrphans(new Set()) } }
   })
-  const { reader } = await t.open('busy', mount, undefined)
+  assert.ok((await openAndRead(t, 'busy', mount)).equals(sampleBytes))
   assert.equal(await orphans, [])
-  assert.ok((await readAll(reader)).equals(sampleBytes))
 })
 
 test('one waiter aborting does not cancel the shared download', async ({ t }) => {
   const ac = new AbortController()
   const mount = new StreamMount(SAMPLE, { chunkSize: 16 * 1024, onChunk: (served) => { if (served === 32 * 1024) ac.abort() } })
-  const a = t.open('k', mount, undefined, ac.signal)
-  const b = t.open('k', mount, undefined)
+  const a = openAndRead(t, 'k', mount, ac.signal)
+  const b = openAndRead(t, 'k', mount)
   const errA = await rejection(a)
   assert.ok(isAbortError(errA), String(errA))
-  const { reader } = await b
-  assert.ok((await readAll(reader)).equals(sampleBytes))
+  assert.ok((await b).equals(sampleBytes))
   assert.is(mount.fetchCount, 1)
   assert.ok(t.isOwned(t.pathFor('k')))
 })
@@ -266,7 +272,7 @@ test('when every waiter aborts, the download stops and cleans up', async ({ t, d
       for (const ac of acs) ac.abort()
     }
   })
-  const opens = acs.map((ac) => t.open('k', mount, undefined, ac.signal))
+  const opens = acs.map(async (ac) => await openAndRead(t, 'k', mount, ac.signal))
   for (const p of opens) assert.ok(isAbortError(await rejection(p)))
   assert.ok(downloading)
   assert.not.ok(t.isDownloading('k'))
@@ -276,14 +282,13 @@ test('when every waiter aborts, the download stops and cleans up', async ({ t, d
 
   // a newcomer starts afresh
   mount.options.onChunk = undefined
-  const { reader } = await t.open('k', mount, undefined)
+  assert.ok((await openAndRead(t, 'k', mount)).equals(sampleBytes))
   assert.is(mount.fetchCount, 2)
-  assert.ok((await readAll(reader)).equals(sampleBytes))
 })
 
 test('a newcomer arriving while an abandoned download cleans up gets a fresh one', async ({ t }) => {
   const ac = new AbortController()
-  let second: ReturnType<Transients['open']> | undefined
+  let second: Promise<Buffer> | undefined
   const mount = new StreamMount(SAMPLE, {
     chunkSize: 16 * 1024,
     delayMs: 1,
@@ -291,14 +296,13 @@ test('a newcomer arriving while an abandoned download cleans up gets a fresh one
       if (served !== 32 * 1024 || second !== undefined) return
       ac.abort()
       // joins while the abandoned download still owns the .partial
-      second = t.open('k', mount, undefined)
+      second = openAndRead(t, 'k', mount)
     }
   })
-  const first = t.open('k', mount, undefined, ac.signal)
+  const first = openAndRead(t, 'k', mount, ac.signal)
   assert.ok(isAbortError(await rejection(first)))
   while (second === undefined) await new Promise((resolve) => setImmediate(resolve))
-  const { reader } = await second
-  assert.ok((await readAll(reader)).equals(sampleBytes))
+  assert.ok((await second).equals(sampleBytes))
   assert.is(mount.fetchCount, 2)
 })
 
@@ -316,7 +320,7 @@ test('abortDownloads rejects the waiters with an AbortError', async ({ t, dir })
     chunkSize: 16 * 1024,
     onChunk: (served) => { if (served === 32 * 1024) aborting = t.abortDownloads() }
   })
-  const opening = t.open('k', mount, undefined)
+  const opening = openAndRead(t, 'k', mount)
   assert.ok(isAbortError(await rejection(opening)))
   await aborting
   assert.equal(await readdir(dir), [])
@@ -329,7 +333,7 @@ test('a byte count that disagrees with stat() fails the download', async ({ t, d
       return { ...st, size: (st.size ?? 0) + 1 }
     }
   }
-  const err = await rejection(t.open('k', new LyingMount(SAMPLE), undefined))
+  const err = await rejection(openAndRead(t, 'k', new LyingMount(SAMPLE)))
   assert.is((err as { code?: string }).code, 'ERR_TRANSIENT')
   assert.equal(await readdir(dir), [])
 
@@ -340,6 +344,131 @@ test('a byte count that disagrees with stat() fails the download', async ({ t, d
 test('downloads without a known size are accepted', async ({ t }) => {
   const { reader } = await t.open('k', new StreamMount(SAMPLE, { hideSize: true }), undefined)
   assert.ok((await readAll(reader)).equals(sampleBytes))
+})
+
+// ---- streaming: readers work along with the download -------------------------------------------
+
+/** A promise with its resolver, to hold a download at an exact byte. */
+function latch (): { promise: Promise<void>, open: () => void } {
+  let open!: () => void
+  const promise = new Promise<void>((resolve) => { open = resolve })
+  return { promise, open }
+}
+
+/** True if `p` has not settled after the pending I/O and microtasks have run. */
+async function stillPending (p: Promise<unknown>): Promise<boolean> {
+  let settled = false
+  p.then(() => { settled = true }, () => { settled = true })
+  for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve))
+  return !settled
+}
+
+test('a reader gets the bytes already downloaded while the rest is still coming', async ({ t }) => {
+  const held = latch()
+  const HOLD_AT = 128 * 1024
+  const mount = new StreamMount(SAMPLE, { chunkSize: 16 * 1024, pause: (served) => served === HOLD_AT ? held.promise : undefined })
+  const { reader, complete } = await t.open('k', mount, undefined)
+  try {
+    assert.ok(Buffer.from(await reader.read!(1000, 4000)).equals(sampleBytes.subarray(1000, 5000)), 'bytes before the hold')
+    assert.is(reader.size, sampleBytes.byteLength, 'the announced size')
+    const tail = reader.read!(300_000, 1000)
+    assert.ok(await stillPending(tail), 'bytes past the hold wait for the download')
+    assert.ok(await stillPending(complete))
+    assert.ok(t.isDownloading('k'))
+    held.open()
+    assert.ok(Buffer.from(await tail).equals(sampleBytes.subarray(300_000, 301_000)))
+    assert.is(await complete, t.pathFor('k'))
+    assert.ok((await readFile(t.pathFor('k'))).equals(sampleBytes))
+    // Past the end: short, then empty — as a finished file reads.
+    assert.is((await reader.read!(sampleBytes.byteLength - 10, 100)).byteLength, 10)
+    assert.is((await reader.read!(sampleBytes.byteLength, 100)).byteLength, 0)
+  } finally {
+    await reader.close()
+  }
+  assert.is(mount.fetchCount, 1)
+})
+
+test('stream() passes a downloading file on as it arrives', async ({ t }) => {
+  const held = latch()
+  const mount = new StreamMount(SAMPLE, { chunkSize: 16 * 1024, pause: (served) => served === 64 * 1024 ? held.promise : undefined })
+  const { reader } = await t.open('k', mount, undefined)
+  const it = reader.stream(0)[Symbol.asyncIterator]()
+  let got = 0
+  while (got < 64 * 1024) {
+    const next = await it.next()
+    assert.not.ok(next.done)
+    got += (next.value as Uint8Array).byteLength
+  }
+  assert.is(got, 64 * 1024, 'everything before the hold, nothing after')
+  const next = it.next()
+  assert.ok(await stillPending(next))
+  held.open()
+  const parts: Uint8Array[] = [sampleBytes.subarray(0, got)]
+  for (let r = await next; r.done !== true; r = await it.next()) parts.push(r.value)
+  assert.ok(Buffer.concat(parts).equals(sampleBytes))
+  await reader.close()
+})
+
+test('a reader waiting for bytes gets the download\'s error, after the .partial is gone', async ({ t, dir }) => {
+  const cause = Object.assign(new Error('reset mid-body'), { code: 'ECONNRESET' })
+  const held = latch()
+  const mount = new StreamMount(SAMPLE, {
+    chunkSize: 16 * 1024,
+    failAfter: 200_000,
+    failWith: cause,
+    pause: (served) => served === 160 * 1024 ? held.promise : undefined
+  })
+  const { reader, complete } = await t.open('k', mount, undefined)
+  const waiting = reader.read!(400_000, 10)
+  const early = reader.read!(0, 10)
+  assert.is((await early).byteLength, 10)
+  assert.ok(await stillPending(waiting))
+  held.open()
+  assert.is(await rejection(waiting), cause)
+  assert.is(await rejection(complete), cause)
+  assert.equal(await readdir(dir), [])
+  assert.is(await rejection(reader.read!(0, 10)), cause, 'a failed download\'s bytes are never served')
+  await reader.close()
+})
+
+test('downloads of unknown size: reads end short only at the real end', async ({ t }) => {
+  const held = latch()
+  const mount = new StreamMount(SAMPLE, { hideSize: true, chunkSize: 16 * 1024, pause: (served) => served === 64 * 1024 ? held.promise : undefined })
+  const { reader } = await t.open('k', mount, undefined)
+  assert.is(reader.size, undefined)
+  const last = reader.read!(sampleBytes.byteLength - 10, 100)
+  assert.ok(await stillPending(last))
+  held.open()
+  assert.ok(Buffer.from(await last).equals(sampleBytes.subarray(-10)))
+  assert.is(reader.size, sampleBytes.byteLength, 'known once complete')
+  await reader.close()
+})
+
+test('closing the last reader before the end abandons the download and cleans up', async ({ t, dir }) => {
+  const held = latch()
+  const mount = new StreamMount(SAMPLE, { chunkSize: 16 * 1024, pause: (served) => served === 64 * 1024 ? held.promise : undefined })
+  const a = await t.open('k', mount, undefined)
+  const b = await t.open('k', mount, undefined)
+  assert.is(mount.fetchCount, 1)
+  await a.reader.close()
+  assert.ok(t.isDownloading('k'), 'one reader left: the download goes on')
+  await b.reader.close()
+  assert.not.ok(t.isDownloading('k'))
+  assert.ok(isAbortError(await rejection(b.complete)))
+  held.open()
+  await t.abortDownloads()
+  assert.is(mount.activeStreams, 0)
+  assert.equal(await readdir(dir), [])
+})
+
+test('a reader opened after the download finished reads the final file', async ({ t }) => {
+  const mount = new StreamMount(SAMPLE)
+  const first = await t.open('k', mount, undefined)
+  await first.complete
+  const second = await t.open('k', mount, first.transient)
+  assert.is(mount.fetchCount, 1)
+  assert.ok((await readAll(second.reader)).equals(sampleBytes))
+  assert.ok((await readAll(first.reader)).equals(sampleBytes), 'the first reader survived the rename')
 })
 
 test.run()

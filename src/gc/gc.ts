@@ -15,7 +15,7 @@ export function collectGarbage (core: Core, tx: Drain, done: (result: GCResult) 
   let reclaimedBytes = 0
   for (const shard of core.shards.values()) {
     if (shard.state !== 'available' && shard.state !== 'errored') continue
-    if (shard.refs > 0 || shard.liveParked() > 0) continue
+    if (shard.refs > 0 || shard.liveParked() > 0 || core.transients.isDownloading(shard.key)) continue
     const releasedAt = shard.extra?.releasedAt
     if (releasedAt !== undefined && now - releasedAt < core.graceMs) continue
     shards.set(shard.key, null)

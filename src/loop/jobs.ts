@@ -11,7 +11,7 @@ import type { Shard, Job, PayloadSpan } from '../shard/shard.js'
 import { Waiter } from '../shard/waiter.js'
 import { ShardAccessorImpl } from '../accessor.js'
 import { readCarLayout } from '../car/layout.js'
-import { ShardErroredError, StoreClosedError } from '../errors.js'
+import { ShardErroredError, StoreClosedError, raceAbort } from '../errors.js'
 import type { MountReader } from '../mount/types.js'
 import type { ShardIndex } from '../index/types.js'
 import type { ShardKey } from '../types.js'
@@ -93,12 +93,16 @@ export class Jobs {
         return
       }
       signal.throwIfAborted()
+      // Fetch and index are one pass: the indexer reads a downloading transient as it arrives.
       const opened = await core.transients.open(key, mountOf(core, shard), kept, signal)
       kept = opened.transient
       let index: ShardIndex
       try {
         const run = async (): Promise<ShardIndex> => await core.indexer(key, opened.reader, signal)
         index = core.indexThrottle !== undefined ? await core.indexThrottle.add(run) : await run()
+        // Indexed bytes count only once the whole file is on disk: a download that fails after
+        // the last block (a length mismatch, a failed fsync) fails the shard.
+        kept = await raceAbort(opened.complete, signal)
       } finally {
         await opened.reader.close()
       }
@@ -123,8 +127,21 @@ export class Jobs {
       reader = await core.readers.lease(key, async () => {
         const opened = await core.transients.open(key, mountOf(core, shard), shard.transient, signal)
         if (opened.transient !== shard.transient) {
+          // A re-fetch, read by accessors as it arrives. Its path is recorded now: should the
+          // store stop before the download ends, a restart finds no file there and fetches
+          // again, and the .partial counts as an orphan.
           const transient = opened.transient
-          core.loop.complete({ control: () => { if (core.shards.get(key) === shard) shard.transient = transient } })
+          core.loop.complete({
+            control: (tx) => {
+              if (core.shards.get(key) !== shard || shard.epoch !== epoch || shard.transient === transient) return
+              shard.transient = transient
+              tx.markDirty(shard)
+            }
+          })
+          // A download that never completes fails the shard (its accessors' reads fail too).
+          opened.complete.catch((err: unknown) => {
+            if (!core.closing) core.loop.complete({ op: 'fail', key, shard, error: toError(err), epoch })
+          })
         }
         return opened.reader
       })

@@ -1,6 +1,7 @@
 import { close as fsClose, fstat as fsFstat, fstatSync, open as fsOpen, read as fsRead } from 'node:fs'
 import type { Stats } from 'node:fs'
 import { abortErrorFrom } from '../errors.js'
+import type { GrowingFile } from './growing-file.js'
 import type { MountReader } from './types.js'
 
 export const DEFAULT_CHUNK_SIZE = 256 * 1024
@@ -67,6 +68,42 @@ export interface FileReader extends MountReader {
 }
 
 /**
+ * How far a reader may read: a finished file has a fixed size; a file still being written
+ * (a downloading transient) grows, and reads past its end wait for the writer.
+ */
+interface Extent {
+  /** The size reads are bounded by, when known. */
+  size: () => number | undefined
+  /** Bytes readable now without waiting. */
+  readable: () => number
+  /** Until [0, end) is readable or no more bytes will come; rejects if the writer failed. */
+  waitFor: (end: number) => Promise<void>
+  /** The writer's failure: the file's bytes can no longer be trusted. */
+  failure: () => Error | undefined
+}
+
+async function openDescriptor (path: string, signal: AbortSignal | undefined): Promise<{ fd: number, identity: FileIdentity, size: number }> {
+  throwIfAborted(signal)
+  const fd = await openFd(path)
+  try {
+    const st = await fstatFd(fd)
+    if (st.isDirectory()) throw Object.assign(new Error(`EISDIR: illegal operation on a directory, open '${path}'`), { code: 'EISDIR', path })
+    // The caller may have given up while open() was in the threadpool; do not leak the fd.
+    throwIfAborted(signal)
+    return { fd, identity: { path, dev: st.dev, ino: st.ino }, size: st.size }
+  } catch (err) {
+    await closeFd(fd).catch(() => {})
+    throw err
+  }
+}
+
+function chunkSizeOf (options: FileReaderOptions): number {
+  const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE
+  if (!Number.isSafeInteger(chunkSize) || chunkSize <= 0) throw new RangeError('chunkSize must be a positive integer')
+  return chunkSize
+}
+
+/**
  * A random-access reader over one open file descriptor.
  *
  * The reader describes the file as it was when opened: `size` comes from fstat and neither
@@ -75,30 +112,69 @@ export interface FileReader extends MountReader {
  * `read`s and `stream`s may run concurrently on the one descriptor.
  */
 export async function openFileReader (path: string, signal?: AbortSignal, options: FileReaderOptions = {}): Promise<FileReader> {
-  const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE
-  if (!Number.isSafeInteger(chunkSize) || chunkSize <= 0) throw new RangeError('chunkSize must be a positive integer')
-  throwIfAborted(signal)
-  const fd = await openFd(path)
-  let size: number
-  let identity: FileIdentity
-  try {
-    const st = await fstatFd(fd)
-    identity = { path, dev: st.dev, ino: st.ino }
-    if (st.isDirectory()) throw Object.assign(new Error(`EISDIR: illegal operation on a directory, open '${path}'`), { code: 'EISDIR', path })
-    size = st.size
-    // The caller may have given up while open() was in the threadpool; do not leak the fd.
-    throwIfAborted(signal)
-  } catch (err) {
-    await closeFd(fd).catch(() => {})
-    throw err
-  }
+  const chunkSize = chunkSizeOf(options)
+  const { fd, identity, size } = await openDescriptor(path, signal)
+  const extent: Extent = { size: () => size, readable: () => size, waitFor: async () => {}, failure: () => undefined }
+  return readerOver(fd, identity, extent, chunkSize) as FileReader
+}
 
+/** A reader over a file its writer is still appending to (see GrowingFile). */
+export interface GrowingFileReader extends MountReader {
+  readonly file: FileIdentity
+  isCurrent: () => boolean
+}
+
+/**
+ * A reader over `path` while `growing` tracks its writer: reads wait for the bytes they ask
+ * for, end short only where the finished file ends, and fail with the writer's error if the
+ * write fails. `size` is the announced size until the file completes, then the real one.
+ */
+export async function openGrowingFileReader (path: string, growing: GrowingFile, signal?: AbortSignal, options: FileReaderOptions = {}): Promise<GrowingFileReader> {
+  const chunkSize = chunkSizeOf(options)
+  const { fd, identity } = await openDescriptor(path, signal)
+  // The caller's signal ends its waits for a writer, not its reads of a finished file.
+  const failure = (): Error | undefined => growing.error ?? (signal?.aborted === true && !growing.complete ? abortErrorFrom(signal) : undefined)
+  const extent: Extent = {
+    size: () => growing.size,
+    readable: () => growing.written,
+    waitFor: async (end) => {
+      if (signal === undefined) return await growing.waitFor(end)
+      await new Promise<void>((resolve, reject) => {
+        const onAbort = (): void => { reject(abortErrorFrom(signal)) }
+        if (signal.aborted) { onAbort(); return }
+        signal.addEventListener('abort', onAbort, { once: true })
+        growing.waitFor(end).then(resolve, reject).finally(() => { signal.removeEventListener('abort', onAbort) })
+      })
+    },
+    failure
+  }
+  return readerOver(fd, identity, extent, chunkSize)
+}
+
+function readerOver (fd: number, identity: FileIdentity, extent: Extent, chunkSize: number): GrowingFileReader & { size: number | undefined } {
+  const path = identity.path
   let closed = false
   let closing: Promise<void> | undefined
   // Reads in flight when close() is called finish before the fd is released, so a descriptor
   // number recycled by a later open() is never read by this reader.
   let inflight = 0
   let drained: (() => void) | undefined
+  // Waits for a writer are cut short by close(): a closed reader must not hang its callers.
+  const waiting = new Set<(err: Error) => void>()
+
+  function check (): void {
+    if (closed) throw closedError(path)
+    const failure = extent.failure()
+    if (failure !== undefined) throw failure
+  }
+
+  async function until (end: number): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      waiting.add(reject)
+      extent.waitFor(end).then(resolve, reject).finally(() => { waiting.delete(reject) })
+    })
+    check()
+  }
 
   async function readInto (buf: Uint8Array, position: number): Promise<number> {
     if (closed) throw closedError(path)
@@ -116,33 +192,52 @@ export async function openFileReader (path: string, signal?: AbortSignal, option
     }
   }
 
-  async function read (position: number, length: number): Promise<Uint8Array> {
-    checkRange('position', position)
-    checkRange('length', length)
-    if (closed) throw closedError(path)
-    const want = Math.min(length, Math.max(0, size - position))
-    if (want === 0) return new Uint8Array(0)
+  /** Bytes [position, end) clipped to what the file holds once they are readable. */
+  async function readRange (position: number, end: number): Promise<Uint8Array> {
+    const limit = extent.size()
+    if (limit !== undefined) end = Math.min(end, limit)
+    if (end <= position) return new Uint8Array(0)
+    // No await when the bytes are there: the read must be in flight before a close() that
+    // follows it synchronously, and a finished file never waits.
+    if (extent.readable() < end) await until(end)
+    const want = Math.min(end, extent.readable()) - position
+    if (want <= 0) return new Uint8Array(0)
     const buf = Buffer.allocUnsafe(want)
     const got = await readInto(buf, position)
     return got === want ? buf : buf.subarray(0, got)
   }
 
+  async function read (position: number, length: number): Promise<Uint8Array> {
+    checkRange('position', position)
+    checkRange('length', length)
+    check()
+    return await readRange(position, position + length)
+  }
+
   async function * stream (start = 0): AsyncGenerator<Uint8Array> {
     checkRange('start', start)
     let pos = start
-    while (pos < size) {
+    for (;;) {
+      check()
+      // Whatever has arrived, up to a chunk: a growing file is passed on as it comes.
+      if (extent.readable() <= pos) await until(pos + 1)
+      const limit = extent.size()
+      const available = extent.readable()
+      const end = Math.min(pos + chunkSize, available, limit ?? Number.POSITIVE_INFINITY)
+      if (end <= pos) return
       // A fresh buffer per chunk: consumers may keep chunks after asking for the next one.
-      const buf = Buffer.allocUnsafe(Math.min(chunkSize, size - pos))
-      const got = await readInto(buf, pos)
-      if (got === 0) return // truncated behind our back
-      pos += got
-      yield got === buf.byteLength ? buf : buf.subarray(0, got)
+      const chunk = await readRange(pos, end)
+      if (chunk.byteLength === 0) return // truncated behind our back
+      pos += chunk.byteLength
+      yield chunk
     }
   }
 
   function close (): Promise<void> {
     if (closing !== undefined) return closing
     closed = true
+    for (const reject of waiting) reject(closedError(path))
+    waiting.clear()
     closing = (async () => {
       if (inflight > 0) await new Promise<void>((resolve) => { drained = resolve })
       await closeFd(fd)
@@ -151,7 +246,7 @@ export async function openFileReader (path: string, signal?: AbortSignal, option
   }
 
   function isCurrent (): boolean {
-    if (closed) return false
+    if (closed || extent.failure() !== undefined) return false
     try {
       return fstatSync(fd).nlink > 0
     } catch {
@@ -159,5 +254,12 @@ export async function openFileReader (path: string, signal?: AbortSignal, option
     }
   }
 
-  return { size, read, stream, close, file: identity, isCurrent }
+  return {
+    get size () { return extent.size() },
+    read,
+    stream,
+    close,
+    file: identity,
+    isCurrent
+  }
 }

@@ -2,8 +2,9 @@ import { createHash } from 'node:crypto'
 import { lstat, mkdir, open as openFile, readdir, rename, rm, stat, unlink } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
-import { AbortError, TransientError, abortErrorFrom } from '../errors.js'
-import { openFileReader } from './file-reader.js'
+import { AbortError, TransientError, abortErrorFrom, raceAbort } from '../errors.js'
+import { openFileReader, openGrowingFileReader } from './file-reader.js'
+import { GrowingFile } from './growing-file.js'
 import type { Mount, MountReader } from './types.js'
 
 export interface TransientsOptions {
@@ -14,32 +15,31 @@ export interface TransientsOptions {
 
 interface Download {
   readonly controller: AbortController
+  /** Resolves once the .partial exists and bytes may arrive: readers can join from then on. */
+  started: Promise<GrowingFile>
+  /** The final path, once the file is complete, synced and renamed into place. */
   promise: Promise<string>
-  /** Callers currently awaiting `promise`. */
+  /** Identity of the .partial the writer opened (readers check they opened the same file). */
+  ino?: number
+  /** Callers and open readers still interested in the download. */
   waiters: number
   /** Every waiter left and the download was aborted: newcomers must start a fresh one. */
   abandoned: boolean
 }
 
+/** What open() hands out: a reader now, and the transient's path once it is complete. */
+export interface OpenedTransient {
+  /** Random access over the shard's bytes; while the transient downloads, reads wait for bytes. */
+  reader: MountReader
+  /** Where the transient is, or will be once complete; undefined for mounts read in place. */
+  transient?: string
+  /** Resolves with `transient` once the file is complete and durable; rejects if the download fails. */
+  complete: Promise<string | undefined>
+}
+
 function isMissing (err: unknown): boolean {
   const code = (err as { code?: string } | null)?.code
   return code === 'ENOENT' || code === 'ENOTDIR'
-}
-
-/** Like `promise`, but rejects with an AbortError as soon as `signal` aborts. */
-function raceAbort<T> (promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) {
-    promise.catch(() => {})
-    return Promise.reject(abortErrorFrom(signal))
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => { reject(abortErrorFrom(signal)) }
-    signal.addEventListener('abort', onAbort, { once: true })
-    // Attaching both handlers also keeps a late rejection of the abandoned promise handled.
-    promise.then(
-      (value) => { signal.removeEventListener('abort', onAbort); resolve(value) },
-      (err: unknown) => { signal.removeEventListener('abort', onAbort); reject(err) })
-  })
 }
 
 async function writeAll (fh: FileHandle, chunk: Uint8Array): Promise<void> {
@@ -103,29 +103,33 @@ export class Transients {
   /**
    * A random-access reader for the shard's bytes. Random-access mounts: mount.fetch(). Otherwise
    * `current` (the persisted transient, or a user's existingTransient) is opened if it still
-   * exists; else the mount is downloaded to pathFor(key)+'.partial', fsynced, renamed to
-   * pathFor(key) and opened.
+   * exists; else the mount is downloaded to pathFor(key)+'.partial', fsynced and renamed to
+   * pathFor(key).
+   *
+   * Streaming: the reader is handed out as soon as the download has begun. Its reads wait for
+   * the bytes they need, so a caller (the indexer, an accessor) works along with the transfer
+   * instead of after it. `complete` says when the file is whole and durable.
    *
    * Concurrent calls for one key share one download, each caller getting its own reader. A
-   * caller's abort rejects only that caller; the download is aborted when no caller is left. A
-   * failed download removes the .partial and rejects every waiter with the error that failed it.
+   * caller stays interested until its signal aborts or it closes its reader; the download is
+   * aborted when no one is left. A failed download removes the .partial and fails every waiter
+   * and every reader's pending and later reads with the error that failed it.
    */
-  async open (key: string, mount: Mount, current: string | undefined, signal?: AbortSignal): Promise<{ reader: MountReader, transient?: string }> {
+  async open (key: string, mount: Mount, current: string | undefined, signal?: AbortSignal): Promise<OpenedTransient> {
     if (signal?.aborted === true) throw abortErrorFrom(signal)
-    if (!this.needsTransient(mount)) return { reader: await mount.fetch(signal) }
+    if (!this.needsTransient(mount)) return { reader: await mount.fetch(signal), complete: Promise.resolve(undefined) }
     if (current !== undefined) {
       try {
-        return { reader: await openFileReader(current, signal), transient: current }
+        return { reader: await openFileReader(current, signal), transient: current, complete: Promise.resolve(current) }
       } catch (err) {
         // Deleted behind the store's back: fetch it again. Anything else (EACCES, EIO) is real.
         if (!isMissing(err)) throw err
       }
     }
-    const path = await this.#join(key, mount, signal)
-    return { reader: await openFileReader(path, signal), transient: path }
+    return await this.#join(key, mount, signal)
   }
 
-  async #join (key: string, mount: Mount, signal: AbortSignal | undefined): Promise<string> {
+  async #join (key: string, mount: Mount, signal: AbortSignal | undefined): Promise<OpenedTransient> {
     let dl = this.#downloads.get(key)
     if (dl === undefined || dl.abandoned) {
       dl = this.#start(key, mount, dl)
@@ -137,34 +141,68 @@ export class Transients {
     const leave = (): void => {
       if (left) return
       left = true
+      signal?.removeEventListener('abort', leave)
       if (--joined.waiters === 0 && this.#downloads.get(key) === joined) {
         joined.abandoned = true
         joined.controller.abort(new AbortError('every caller waiting for this download gave up'))
       }
     }
-    if (signal === undefined) {
-      try { return await joined.promise } finally { left = true; joined.waiters-- }
-    }
-    const onAbort = (): void => { leave() }
-    signal.addEventListener('abort', onAbort, { once: true })
+    signal?.addEventListener('abort', leave, { once: true })
+    // Interest ends with the download too: later aborts and closes then change nothing.
+    joined.promise.then(() => { left = true; signal?.removeEventListener('abort', leave) }, () => {})
+    const path = this.pathFor(key)
     try {
-      return await raceAbort(joined.promise, signal)
-    } finally {
-      signal.removeEventListener('abort', onAbort)
-      if (!left) { left = true; joined.waiters-- }
+      const growing = await (signal !== undefined ? raceAbort(joined.started, signal) : joined.started)
+      const reader = await this.#openJoined(joined, growing, path, signal)
+      const close = reader.close.bind(reader)
+      return {
+        reader: Object.assign(reader, { close: async () => { leave(); await close() } }),
+        transient: path,
+        complete: joined.promise
+      }
+    } catch (err) {
+      leave()
+      throw err
     }
   }
 
+  /** Opens the joined download's file: the .partial while it is written, the final file after. */
+  async #openJoined (dl: Download, growing: GrowingFile, path: string, signal: AbortSignal | undefined): Promise<MountReader> {
+    if (!growing.complete) {
+      try {
+        const reader = await openGrowingFileReader(path + '.partial', growing, signal)
+        if (reader.file.ino === dl.ino) return reader
+        // Another download's .partial: ours has finished or failed meanwhile.
+        await reader.close()
+      } catch (err) {
+        if (!isMissing(err)) throw err
+      }
+    }
+    if (growing.failed) throw growing.error as Error
+    await (signal !== undefined ? raceAbort(dl.promise, signal) : dl.promise)
+    return await openFileReader(path, signal)
+  }
+
   #start (key: string, mount: Mount, previous: Download | undefined): Download {
-    const dl: Download = { controller: new AbortController(), promise: Promise.resolve(''), waiters: 0, abandoned: false }
+    let started!: (file: GrowingFile) => void
+    let failedEarly!: (err: unknown) => void
+    const dl: Download = {
+      controller: new AbortController(),
+      started: new Promise<GrowingFile>((resolve, reject) => { started = resolve; failedEarly = reject }),
+      promise: Promise.resolve(''),
+      waiters: 0,
+      abandoned: false
+    }
     dl.promise = (async () => {
       // An abandoned download still owns the .partial until it has cleaned up.
       if (previous !== undefined) await previous.promise.catch(() => {})
-      return await this.#fetchToTransient(key, mount, dl.controller.signal)
+      return await this.#fetchToTransient(key, mount, dl, started, dl.controller.signal)
     })()
+    // A rejection nobody waits for (every waiter left) is still handled.
+    dl.started.catch(() => {})
     // Registered before any waiter's handlers, so the entry is gone by the time a waiter sees
     // the outcome: a waiter that retries after a failure starts a fresh download.
-    dl.promise.then(() => { this.#settle(key, dl) }, () => { this.#settle(key, dl) })
+    dl.promise.then(() => { this.#settle(key, dl) }, (err: unknown) => { failedEarly(err); this.#settle(key, dl) })
     return dl
   }
 
@@ -172,52 +210,59 @@ export class Transients {
     if (this.#downloads.get(key) === dl) this.#downloads.delete(key)
   }
 
-  async #fetchToTransient (key: string, mount: Mount, signal: AbortSignal): Promise<string> {
+  async #fetchToTransient (key: string, mount: Mount, dl: Download, started: (file: GrowingFile) => void, signal: AbortSignal): Promise<string> {
     const st = await mount.stat(signal)
     if (!st.exists) throw new TransientError('the mount reports that its data does not exist')
-    const run = async (): Promise<string> => await this.#download(key, mount, st.size, signal)
+    const run = async (): Promise<string> => await this.#download(key, mount, st.size, dl, started, signal)
     if (st.ready && this.#queue !== undefined) return await this.#queue.add(run)
     return await run()
   }
 
-  async #download (key: string, mount: Mount, expectedSize: number | undefined, signal: AbortSignal): Promise<string> {
+  async #download (key: string, mount: Mount, statSize: number | undefined, dl: Download, started: (file: GrowingFile) => void, signal: AbortSignal): Promise<string> {
     if (signal.aborted) throw abortErrorFrom(signal)
     const final = this.pathFor(key)
     const partial = final + '.partial'
     const reader = await mount.fetch(signal)
     let fh: FileHandle | undefined
+    let growing: GrowingFile | undefined
     try {
+      const expectedSize = statSize ?? reader.size
       fh = await openFile(partial, 'w')
-      let written = 0
+      dl.ino = (await fh.stat()).ino
+      growing = new GrowingFile(expectedSize)
+      started(growing)
       const it = reader.stream(0)[Symbol.asyncIterator]()
       try {
         for (;;) {
           // Raced, because a stalled remote would otherwise hold an abandoned download forever.
           const next = await raceAbort(it.next(), signal)
           if (next.done === true) break
-          await writeAll(fh, next.value)
-          written += next.value.byteLength
-          if (expectedSize !== undefined && written > expectedSize) {
-            throw new TransientError(`mount served more than the ${expectedSize} bytes its stat() reported`)
+          const chunk = next.value
+          if (expectedSize !== undefined && growing.written + chunk.byteLength > expectedSize) {
+            throw new TransientError(`mount served more than the ${expectedSize} bytes it announced`)
           }
+          await writeAll(fh, chunk)
+          growing.grew(chunk.byteLength)
         }
       } catch (err) {
         it.return?.()?.catch(() => {})
         throw err
       }
-      const want = expectedSize ?? reader.size
-      if (want !== undefined && written !== want) {
-        throw new TransientError(`mount served ${written} bytes, expected ${want}`)
+      if (expectedSize !== undefined && growing.written !== expectedSize) {
+        throw new TransientError(`mount served ${growing.written} bytes, expected ${expectedSize}`)
       }
       await fh.sync()
       await fh.close()
       fh = undefined
       await rename(partial, final)
       await syncDir(this.dir)
+      growing.finish()
       return final
     } catch (err) {
       await fh?.close().catch(() => {})
       await rm(partial, { force: true }).catch(() => {})
+      // Readers hear of the failure after the cleanup, so none of them sees a stale .partial.
+      growing?.fail(err instanceof Error ? err : new TransientError(String(err)))
       throw err
     } finally {
       await reader.close().catch(() => {})

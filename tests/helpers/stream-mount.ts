@@ -21,6 +21,8 @@ export interface StreamMountOptions {
   onChunk?: (served: number, chunk: Uint8Array) => void
   /** Leave `size` out of stat() and of the reader, as a chunked HTTP response would. */
   hideSize?: boolean
+  /** Awaited before each chunk is served (with the bytes served before it): holds a download at an exact point. */
+  pause?: (served: number) => Promise<void> | undefined
 }
 
 /** Options that survive serialize() → instantiate(): the ones a restarted store could honour. */
@@ -128,6 +130,7 @@ export class StreamMount implements Mount {
         let served = 0
         for await (const chunk of chunks(start)) {
           if (delayMs > 0) await sleep(delayMs, undefined, signal !== undefined ? { signal } : undefined)
+          await self.options.pause?.(served)
           if (signal?.aborted === true) throw abortErrorFrom(signal)
           if (closed) throw new Error('stream mount reader is closed')
           self.options.onChunk?.(served, chunk)
