@@ -41,6 +41,9 @@ export class InvalidMountError extends defineError('ERR_INVALID_MOUNT', 'invalid
 /** The transient a shard depends on could not be produced (fetch failed, disk full, ...). */
 export class TransientError extends defineError('ERR_TRANSIENT', 'transient fetch failed') {}
 
+/** Automated GC could not make room for a transient: everything left is in use, downloading or within its grace period. */
+export class TransientsFullError extends defineError('ERR_TRANSIENTS_FULL', 'transients dir full') {}
+
 /** A shard error restored from the state DB after a restart: the original class is gone, its code is kept. */
 export class RestoredShardError extends DAGStoreError {}
 

@@ -5,15 +5,26 @@ import type { MountRegistry } from './mount/registry.js'
 export type RecoverOnStart = 'none' | 'on-acquire' | 'now'
 
 export interface GCOptions {
-  /** Run gc() every intervalMs (0 / absent: only when called). */
+  /**
+   * Periodic GC every intervalMs (0 / absent: none). With maxTransientsBytes it evicts down to
+   * the low watermark when usage is above the high one; without, it runs gc().
+   */
   intervalMs?: number
   /**
-   * Automated GC bounds (DESIGN §5). Accepted for forward compatibility but NOT enforced yet:
-   * watermark eviction lands with the remote-shards work. Use gc() / intervalMs meanwhile.
+   * Automated GC (DESIGN §5): keeps the store-owned transients (plus the space reserved by
+   * downloads in progress) under this many bytes. Downloads reserve before they write; when a
+   * reservation does not fit, idle transients are evicted least recently used first, down to
+   * the low watermark; when nothing more can go, the download fails with TransientsFullError
+   * (ERR_TRANSIENTS_FULL). A transient in use, downloading or inside its grace period is never
+   * evicted. Absent (default): no bound, only gc() and intervalMs reclaim.
    */
   maxTransientsBytes?: number
+  /** Fraction of maxTransientsBytes above which eviction starts in the background. Default 0.9. */
   highWatermark?: number
+  /** Fraction of maxTransientsBytes that eviction brings usage down to. Default 0.7. */
   lowWatermark?: number
+  /** Reservation step for downloads whose size is unknown. Default min(128 MiB, maxTransientsBytes / 10). */
+  reservationBytes?: number
   /** A shard released less than graceMs ago is not reclaimed. Default 0. */
   graceMs?: number
 }

@@ -17,7 +17,8 @@ import { Shard } from './shard/shard.js'
 import { Waiter } from './shard/waiter.js'
 import { LevelStateStore, type AnyLevel, type StateStore } from './shard/state-store.js'
 import type { ShardRecord } from './shard/record.js'
-import { collectGarbage } from './gc/gc.js'
+import { collectGarbage, evictTransients } from './gc/gc.js'
+import { TransientBudget } from './gc/budget.js'
 import { ReaderPool } from './accessor/reader-pool.js'
 import { AllShardsBlockstore, type AllShardsBlockstoreOptions } from './blockstore/all-shards.js'
 import { validateKey } from './keys.js'
@@ -37,7 +38,7 @@ import {
   type ShardAccessor, type ShardInfo, type ShardKey, type ShardResult, type ShardState,
   type SignalOpts, type Trace
 } from './types.js'
-import { DEFAULT_EVENT_BUFFER_SIZE, DEFAULT_MAX_IDLE_READERS, type DAGStoreOptions } from './options.js'
+import { DEFAULT_EVENT_BUFFER_SIZE, DEFAULT_MAX_IDLE_READERS, type DAGStoreOptions, type GCOptions } from './options.js'
 import { defaultReport } from './report.js'
 
 type Phase = 'created' | 'starting' | 'started' | 'closing' | 'closed'
@@ -59,6 +60,7 @@ export class DAGStore {
   private ownsDb = false
   private closing: Promise<void> | undefined
   private gcTimer: NodeJS.Timeout | undefined
+  private readonly budget: TransientBudget | undefined
   // Created with the store so a subscriber attached before start() sees the restart's traces.
   private readonly traceBuffer: EventBuffer<Trace>
   private readonly failureBuffer: EventBuffer<ShardResult>
@@ -75,6 +77,8 @@ export class DAGStore {
     if (o.recoverOnStart !== undefined && !['none', 'on-acquire', 'now'].includes(o.recoverOnStart)) {
       throw new RangeError("recoverOnStart must be 'none', 'on-acquire' or 'now'")
     }
+    // Built here so a bad gc setting fails the constructor, not start().
+    this.budget = budgetFrom(o.gc, o.onError ?? defaultReport)
     this.options = o
     const size = o.eventBufferSize ?? DEFAULT_EVENT_BUFFER_SIZE
     this.traceBuffer = new EventBuffer<Trace>(size)
@@ -110,9 +114,11 @@ export class DAGStore {
     await this.db.open()
     signal?.throwIfAborted()
     const stateStore = new LevelStateStore(this.db)
+    const budget = this.budget
     const transients = new Transients({
       dir: resolvePath(o.transientsDir ?? join(dir as string, 'transients')),
-      readyFetchQueue: (o.maxConcurrentReadyFetches ?? 0) > 0 ? new PQueue({ concurrency: o.maxConcurrentReadyFetches }) : undefined
+      readyFetchQueue: (o.maxConcurrentReadyFetches ?? 0) > 0 ? new PQueue({ concurrency: o.maxConcurrentReadyFetches }) : undefined,
+      budget
     })
     await transients.init()
     const counts = Object.fromEntries(SHARD_STATES.map((s) => [s, 0])) as Record<ShardState, number>
@@ -151,13 +157,27 @@ export class DAGStore {
     for (const shard of core.shards.values()) if (shard.transient !== undefined) owned.add(shard.transient)
     const removed = await transients.removeOrphans(owned)
     if (removed.length > 0) report(new Error(`removed ${removed.length} orphaned file(s)`), 'transients cleanup')
+    if (budget !== undefined) {
+      const tracked: Array<[string, ShardKey]> = []
+      for (const shard of core.shards.values()) if (shard.transient !== undefined) tracked.push([shard.transient, shard.key])
+      await transients.account(tracked)
+      budget.setEvictor(async (bytes) => await new Promise<number>((resolve) => {
+        loop.submit({
+          control: (tx) => { evictTransients(core, tx, bytes, (r) => { resolve(r.reclaimedBytes) }) },
+          abandon: () => { resolve(0) }
+        })
+      }))
+    }
     loop.start()
+    budget?.collectIfHigh()
     for (const shard of reRegister) loop.submit({ op: 'register', key: shard.key, shard, eager: true })
     for (const shard of recoverNow) loop.submit({ op: 'recover', key: shard.key, shard })
     const intervalMs = o.gc?.intervalMs ?? 0
     if (intervalMs > 0) {
+      // With a space bound, periodic GC keeps to the watermarks; without one it reclaims every idle transient.
       this.gcTimer = setInterval(() => {
-        this.gc().catch((err: unknown) => { report(err, 'periodic gc failed') })
+        if (budget !== undefined) budget.collectIfHigh()
+        else this.gc().catch((err: unknown) => { report(err, 'periodic gc failed') })
       }, intervalMs)
       this.gcTimer.unref()
     }
@@ -388,4 +408,15 @@ export class DAGStore {
     if (this.phase === 'closed') throw new StoreClosedError()
     return this.failureBuffer.subscribe(opts)
   }
+}
+
+/** Automated GC's budget when `gc.maxTransientsBytes` is set. */
+function budgetFrom (gc: GCOptions | undefined, report: (err: unknown, context: string) => void): TransientBudget | undefined {
+  if (gc?.maxTransientsBytes === undefined) return undefined
+  return new TransientBudget({
+    maxBytes: gc.maxTransientsBytes,
+    highWatermark: gc.highWatermark,
+    lowWatermark: gc.lowWatermark,
+    stepBytes: gc.reservationBytes
+  }, (err) => { report(err, 'automated gc failed') })
 }

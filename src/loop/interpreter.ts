@@ -131,7 +131,10 @@ export class Interpreter {
           tx.afterCommit(() => { jobs.openAccessor(shard, w) })
         }
       },
-      incRef: ({ shard }) => { shard.refs++ },
+      incRef: ({ shard }) => {
+        shard.refs++
+        if (shard.transient !== undefined) core.transients.budget?.touch(shard.transient)
+      },
       openAccessor: ({ shard, task, tx }) => {
         const waiter = task.waiter
         if (waiter === undefined) return
@@ -141,6 +144,7 @@ export class Interpreter {
       markReleased: ({ shard }) => {
         // Only GC grace reads it; with no grace, idle shards stay small.
         if (core.graceMs > 0) shard.x().releasedAt = Date.now()
+        if (shard.transient !== undefined) core.transients.budget?.touch(shard.transient)
       },
       recordError: ({ shard, task }) => {
         shard.error = task.error ?? new Error('shard failed')

@@ -5,12 +5,15 @@ import { basename, dirname, join, resolve } from 'node:path'
 import { AbortError, TransientError, abortErrorFrom, raceAbort } from '../errors.js'
 import { openFileReader, openGrowingFileReader } from './file-reader.js'
 import { GrowingFile } from './growing-file.js'
+import type { TransientBudget } from '../gc/budget.js'
 import type { Mount, MountReader } from './types.js'
 
 export interface TransientsOptions {
   dir: string
   /** Throttles downloads of mounts whose stat().ready (e.g. a p-queue); absent = unlimited. */
   readyFetchQueue?: { add: <T>(fn: () => Promise<T>) => Promise<T> }
+  /** Automated GC's space accounting: downloads reserve before they write. Absent = unbounded. */
+  budget?: TransientBudget
 }
 
 interface Download {
@@ -74,12 +77,14 @@ async function syncDir (dir: string): Promise<void> {
 export class Transients {
   readonly dir: string
   readonly #queue: TransientsOptions['readyFetchQueue']
+  readonly budget: TransientBudget | undefined
   readonly #downloads = new Map<string, Download>()
 
   constructor (opts: TransientsOptions) {
     if (typeof opts?.dir !== 'string' || opts.dir === '') throw new TypeError('Transients needs a dir')
     this.dir = resolve(opts.dir)
     this.#queue = opts.readyFetchQueue
+    this.budget = opts.budget
   }
 
   async init (): Promise<void> {
@@ -222,11 +227,23 @@ export class Transients {
     if (signal.aborted) throw abortErrorFrom(signal)
     const final = this.pathFor(key)
     const partial = final + '.partial'
-    const reader = await mount.fetch(signal)
+    const budget = this.budget
+    let reserved = 0
+    // The known size is reserved whole; an unknown one a step at a time as it grows.
+    const reserveFor = async (total: number): Promise<void> => {
+      if (budget === undefined || total <= reserved) return
+      const more = Math.max(total - reserved, budget.stepBytes)
+      await budget.reserve(more)
+      reserved += more
+    }
+    if (statSize !== undefined) await reserveFor(statSize)
+    let reader: MountReader | undefined
     let fh: FileHandle | undefined
     let growing: GrowingFile | undefined
     try {
+      reader = await mount.fetch(signal)
       const expectedSize = statSize ?? reader.size
+      await reserveFor(expectedSize ?? 1)
       fh = await openFile(partial, 'w')
       dl.ino = (await fh.stat()).ino
       growing = new GrowingFile(expectedSize)
@@ -241,6 +258,7 @@ export class Transients {
           if (expectedSize !== undefined && growing.written + chunk.byteLength > expectedSize) {
             throw new TransientError(`mount served more than the ${expectedSize} bytes it announced`)
           }
+          await reserveFor(growing.written + chunk.byteLength)
           await writeAll(fh, chunk)
           growing.grew(chunk.byteLength)
         }
@@ -255,17 +273,21 @@ export class Transients {
       await fh.close()
       fh = undefined
       await rename(partial, final)
+      budget?.unreserve(reserved)
+      reserved = 0
+      budget?.add(final, key, growing.written)
       await syncDir(this.dir)
       growing.finish()
       return final
     } catch (err) {
       await fh?.close().catch(() => {})
       await rm(partial, { force: true }).catch(() => {})
+      budget?.unreserve(reserved)
       // Readers hear of the failure after the cleanup, so none of them sees a stale .partial.
       growing?.fail(err instanceof Error ? err : new TransientError(String(err)))
       throw err
     } finally {
-      await reader.close().catch(() => {})
+      await reader?.close().catch(() => {})
     }
   }
 
@@ -297,17 +319,43 @@ export class Transients {
     try {
       st = await lstat(abs)
     } catch (err) {
-      if (isMissing(err)) return 0
+      if (isMissing(err)) { this.budget?.remove(abs); return 0 }
       throw err
     }
     if (st.isDirectory()) return 0
     try {
       await unlink(abs)
     } catch (err) {
-      if (isMissing(err)) return 0
+      if (isMissing(err)) { this.budget?.remove(abs); return 0 }
       throw err
     }
+    this.budget?.remove(abs)
     return st.isFile() ? st.size : 0
+  }
+
+  /**
+   * Charges the budget with the transients that exist at start (path → shard key), least
+   * recently modified first: after a restart that is the best guess at least recently used.
+   */
+  async account (owned: Iterable<[string, string]>): Promise<void> {
+    const budget = this.budget
+    if (budget === undefined) return
+    const found: Array<{ path: string, key: string, size: number, mtimeMs: number }> = []
+    const pending = [...owned].filter(([path]) => this.isOwned(path))
+    // A few stats at a time: a restart with many transients should not flood the threadpool.
+    const width = 16
+    for (let i = 0; i < pending.length; i += width) {
+      await Promise.all(pending.slice(i, i + width).map(async ([path, key]) => {
+        try {
+          const st = await stat(path)
+          if (st.isFile()) found.push({ path: resolve(path), key, size: st.size, mtimeMs: st.mtimeMs })
+        } catch (err) {
+          if (!isMissing(err)) throw err
+        }
+      }))
+    }
+    found.sort((a, b) => a.mtimeMs - b.mtimeMs)
+    for (const f of found) budget.add(f.path, f.key, f.size)
   }
 
   async size (path: string): Promise<number> {
