@@ -18,67 +18,21 @@
  * Run: npm run build && node dist/bench/index.js
  * Env: INDEX_MB (200), INDEX_RUNS (5).
  */
-import { closeSync, createReadStream, fsyncSync, openSync, readSync, rmSync, writeSync } from 'node:fs'
-import { createHash, randomFillSync } from 'node:crypto'
+import { closeSync, createReadStream, openSync, readSync, rmSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { CarIndexer } from '@ipld/car/indexer'
 import { createShardIndexer, defaultShardIndexer, indexCar } from '../src/car/indexer.js'
-import { encodeVarint } from '../src/car/varint.js'
 import { openFileReader } from '../src/mount/file-reader.js'
 import type { ShardIndexer } from '../src/index/types.js'
+import { writeCarV1 } from './car-file.js'
 import { envInt, fmt, fmtAuto, header, note, now, report, tempDir } from './util.js'
 
 const TOTAL_MIB = envInt('INDEX_MB', 200)
 const RUNS = envInt('INDEX_RUNS', 5)
-const RAW = 0x55
-const SHA2_256 = 0x12
 
 function load (): string {
   return loadavg().map((l) => l.toFixed(2)).join(' / ')
-}
-
-/** A CARv1 of `count` random raw blocks of `blockSize` bytes; returns its size. */
-function generate (path: string, blockSize: number, count: number): number {
-  const fd = openSync(path, 'w')
-  try {
-    const out = Buffer.allocUnsafe(8 * 1024 * 1024)
-    let used = 0
-    let total = 0
-    const flush = (): void => {
-      let p = 0
-      while (p < used) p += writeSync(fd, out, p, used - p)
-      total += used
-      used = 0
-    }
-    // Header {roots: [<first block's CID>], version: 1}: written once the first block exists.
-    const data = Buffer.allocUnsafe(blockSize)
-    const cid = new Uint8Array(36)
-    cid.set([0x01, RAW, SHA2_256, 0x20], 0)
-    for (let i = 0; i < count; i++) {
-      randomFillSync(data)
-      cid.set(createHash('sha256').update(data).digest(), 4)
-      if (i === 0) {
-        const body = Buffer.concat([Buffer.from([0xa2, 0x65]), Buffer.from('roots'), Buffer.from([0x81, 0xd8, 0x2a, 0x58, 37, 0x00]),
-          cid, Buffer.from([0x67]), Buffer.from('version'), Buffer.from([0x01])])
-        used += encodeVarint(body.length, out, used)
-        body.copy(out, used)
-        used += body.length
-      }
-      if (used + blockSize + 64 > out.length) flush()
-      used += encodeVarint(cid.length + blockSize, out, used)
-      out.set(cid, used)
-      used += cid.length
-      data.copy(out, used)
-      used += blockSize
-    }
-    flush()
-    // Written back now, so the kernel's writeback does not run during the measurements.
-    fsyncSync(fd)
-    return total
-  } finally {
-    closeSync(fd)
-  }
 }
 
 function rawRead (path: string): number {
@@ -190,7 +144,7 @@ async function main (): Promise<void> {
       const path = join(dir, `${blockSize}.car`)
       const count = Math.ceil(bytes / blockSize)
       const t = now()
-      const size = generate(path, blockSize, count)
+      const size = writeCarV1(path, count, () => blockSize)
       note(`generated ${label}`, `${fmt(size / 1e6, 1)} MB in ${fmtAuto(now() - t)} ms`)
       cases.push({ label, blockSize, count, path, size })
     }

@@ -5,6 +5,7 @@ import { basename, dirname, join, resolve } from 'node:path'
 import { AbortError, TransientError, abortErrorFrom, raceAbort } from '../errors.js'
 import { openFileReader, openGrowingFileReader } from './file-reader.js'
 import { GrowingFile } from './growing-file.js'
+import { AppendWriter } from './append-writer.js'
 import type { TransientBudget } from '../gc/budget.js'
 import type { Mount, MountReader } from './types.js'
 
@@ -45,11 +46,38 @@ function isMissing (err: unknown): boolean {
   return code === 'ENOENT' || code === 'ENOTDIR'
 }
 
-async function writeAll (fh: FileHandle, chunk: Uint8Array): Promise<void> {
-  let off = 0
-  while (off < chunk.byteLength) {
-    const { bytesWritten } = await fh.write(chunk, off, chunk.byteLength - off)
-    off += bytesWritten
+/** Bytes a download may hold in memory while its writes catch up. */
+const MAX_PENDING_WRITE_BYTES = 8 * 1024 * 1024
+
+/**
+ * Races promises against one signal with a single abort listener: a listener (or a reaction on
+ * a long-lived abort promise) per chunk would cost, or pile up, over a download's many chunks.
+ */
+class AbortRace {
+  #reject: ((err: Error) => void) | undefined
+  readonly #onAbort = (): void => { this.#reject?.(abortErrorFrom(this.signal)) }
+
+  constructor (readonly signal: AbortSignal) {
+    signal.addEventListener('abort', this.#onAbort, { once: true })
+  }
+
+  async race<T> (promise: Promise<T>): Promise<T> {
+    if (this.signal.aborted) {
+      promise.catch(() => {})
+      throw abortErrorFrom(this.signal)
+    }
+    try {
+      return await new Promise<T>((resolve, reject) => {
+        this.#reject = reject
+        promise.then(resolve, reject)
+      })
+    } finally {
+      this.#reject = undefined
+    }
+  }
+
+  dispose (): void {
+    this.signal.removeEventListener('abort', this.#onAbort)
   }
 }
 
@@ -231,7 +259,8 @@ export class Transients {
     let reserved = 0
     // The known size is reserved whole; an unknown one a step at a time as it grows.
     const reserveFor = async (total: number): Promise<void> => {
-      if (budget === undefined || total <= reserved) return
+      if (budget === undefined) { reserved = Number.POSITIVE_INFINITY; return }
+      if (total <= reserved) return
       const more = Math.max(total - reserved, budget.stepBytes)
       await budget.reserve(more)
       reserved += more
@@ -248,23 +277,34 @@ export class Transients {
       dl.ino = (await fh.stat()).ino
       growing = new GrowingFile(expectedSize)
       started(growing)
+      const file = growing
+      const writer = new AppendWriter(fh.fd, (bytes) => { file.grew(bytes) })
+      let received = 0
       const it = reader.stream(0)[Symbol.asyncIterator]()
+      const abort = new AbortRace(signal)
       try {
         for (;;) {
           // Raced, because a stalled remote would otherwise hold an abandoned download forever.
-          const next = await raceAbort(it.next(), signal)
+          const next = await abort.race(it.next())
           if (next.done === true) break
           const chunk = next.value
-          if (expectedSize !== undefined && growing.written + chunk.byteLength > expectedSize) {
+          received += chunk.byteLength
+          if (expectedSize !== undefined && received > expectedSize) {
             throw new TransientError(`mount served more than the ${expectedSize} bytes it announced`)
           }
-          await reserveFor(growing.written + chunk.byteLength)
-          await writeAll(fh, chunk)
-          growing.grew(chunk.byteLength)
+          if (received > reserved) await reserveFor(received)
+          writer.write(chunk)
+          // The network may outrun the disk: bound what waits in memory.
+          if (writer.pendingBytes > MAX_PENDING_WRITE_BYTES) await writer.flushed()
         }
+        await writer.flushed()
       } catch (err) {
         it.return?.()?.catch(() => {})
+        // No write may still be running when the file is closed and removed.
+        await writer.flushed().catch(() => {})
         throw err
+      } finally {
+        abort.dispose()
       }
       if (expectedSize !== undefined && growing.written !== expectedSize) {
         throw new TransientError(`mount served ${growing.written} bytes, expected ${expectedSize}`)
