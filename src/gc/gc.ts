@@ -33,7 +33,9 @@ class Reclaim {
     const key = shard.key
     const barrier = raiseBarrier(core, key, async () => {
       try {
-        this.reclaimedBytes += await core.transients.delete(transient)
+        // Not `+= await`: that reads the sum before the await, and deletions run concurrently.
+        const freed = await core.transients.delete(transient)
+        this.reclaimedBytes += freed
       } catch (err) {
         this.shards.set(key, err as Error)
       }

@@ -11,6 +11,8 @@ import type { IncomingMessage } from 'node:http'
 import { DAGStoreError, InvalidMountError, abortErrorFrom, defineError, isAbortError } from '../errors.js'
 import type { Mount, MountInfo, MountReader, MountStat } from './types.js'
 
+/** How long after stat() a fetch() may reuse its HEAD instead of sending another. */
+const PROBE_REUSE_MS = 5000
 const HTTP_INFO: MountInfo = Object.freeze({ kind: 'remote', sequential: true, seek: false, random: false })
 
 export interface HttpMountOptions {
@@ -153,8 +155,12 @@ export class HttpMount implements Mount {
 
   async stat (signal?: AbortSignal): Promise<MountStat> {
     const p = await this.#probe(signal ?? new AbortController().signal)
+    this.#recent = { probe: p, at: Date.now() }
     return p.exists ? { exists: true, size: p.size, ready: true } : { exists: false, ready: true }
   }
+
+  /** A probe a fetch() right after stat() reuses: the store stats, then fetches; one HEAD is enough. */
+  #recent: { probe: Probe, at: number } | undefined
 
   async fetch (signal?: AbortSignal): Promise<MountReader> {
     if (signal?.aborted === true) throw abortErrorFrom(signal)
@@ -164,7 +170,10 @@ export class HttpMount implements Mount {
     signal?.addEventListener('abort', onAbort, { once: true })
     let probe: Probe
     try {
-      probe = await this.#probe(life.signal)
+      const recent = this.#recent
+      this.#recent = undefined
+      // The GET's own length checks still hold the body to this size.
+      probe = recent !== undefined && recent.probe.exists && Date.now() - recent.at < PROBE_REUSE_MS ? recent.probe : await this.#probe(life.signal)
     } catch (err) {
       signal?.removeEventListener('abort', onAbort)
       throw err
