@@ -18,7 +18,7 @@ import { Waiter } from './shard/waiter.js'
 import { LevelStateStore, type AnyLevel, type StateStore } from './shard/state-store.js'
 import type { ShardRecord } from './shard/record.js'
 import { collectGarbage, evictTransients } from './gc/gc.js'
-import { TransientBudget } from './gc/budget.js'
+import { TransientBudget, validateGCOptions } from './gc/budget.js'
 import { ReaderPool } from './accessor/reader-pool.js'
 import { AllShardsBlockstore, type AllShardsBlockstoreOptions } from './blockstore/all-shards.js'
 import { validateKey } from './keys.js'
@@ -412,6 +412,7 @@ export class DAGStore {
 
 /** Automated GC's budget when `gc.maxTransientsBytes` is set. */
 function budgetFrom (gc: GCOptions | undefined, report: (err: unknown, context: string) => void): TransientBudget | undefined {
+  validateGCOptions(gc)
   if (gc?.maxTransientsBytes === undefined) return undefined
   return new TransientBudget({
     maxBytes: gc.maxTransientsBytes,

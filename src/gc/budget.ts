@@ -42,6 +42,20 @@ function fraction (name: string, value: number): number {
   return value
 }
 
+/** Checks every gc option that has a value, whether or not a bound is set (a typo should not pass silently). */
+export function validateGCOptions (gc: { maxTransientsBytes?: number, highWatermark?: number, lowWatermark?: number, reservationBytes?: number } | undefined): void {
+  if (gc === undefined) return
+  const high = gc.highWatermark !== undefined ? fraction('highWatermark', gc.highWatermark) : DEFAULT_HIGH_WATERMARK
+  const low = gc.lowWatermark !== undefined ? fraction('lowWatermark', gc.lowWatermark) : DEFAULT_LOW_WATERMARK
+  if (!(low < high)) throw new RangeError(`gc.lowWatermark (${low}) must be below gc.highWatermark (${high})`)
+  if (gc.reservationBytes !== undefined && (!Number.isSafeInteger(gc.reservationBytes) || gc.reservationBytes <= 0)) {
+    throw new RangeError(`gc.reservationBytes must be a positive integer, got ${String(gc.reservationBytes)}`)
+  }
+  if (gc.maxTransientsBytes !== undefined && (!Number.isSafeInteger(gc.maxTransientsBytes) || gc.maxTransientsBytes <= 0)) {
+    throw new RangeError(`gc.maxTransientsBytes must be a positive integer, got ${String(gc.maxTransientsBytes)}`)
+  }
+}
+
 export class TransientBudget {
   readonly maxBytes: number
   readonly highBytes: number
@@ -53,6 +67,8 @@ export class TransientBudget {
   #reservedBytes = 0
   #evictor: Evictor | undefined
   #collecting: Promise<void> | undefined
+  /** Evictions running now: the bytes they free are not yet off the books. */
+  readonly #evictions = new Set<Promise<number>>()
   #onError: (err: unknown) => void
 
   constructor (options: BudgetOptions, onError: (err: unknown) => void = () => {}) {
@@ -99,13 +115,32 @@ export class TransientBudget {
     while (this.usedBytes + bytes > this.maxBytes) {
       const short = this.usedBytes + bytes - this.maxBytes
       // Down to the low watermark, so the next downloads do not each pay for an eviction.
-      const freed = this.#evictor === undefined ? 0 : await this.#evictor(Math.max(short, this.usedBytes + bytes - this.lowBytes))
-      if (freed === 0 && this.usedBytes + bytes > this.maxBytes) {
+      const freed = await this.#evict(Math.max(short, this.usedBytes + bytes - this.lowBytes))
+      if (this.usedBytes + bytes <= this.maxBytes) break
+      // Another eviction may have taken the files ours would have: its bytes count once its
+      // deletions finish. Refuse only when no eviction anywhere can free more.
+      if (this.#evictions.size > 0) {
+        await Promise.allSettled([...this.#evictions])
+        continue
+      }
+      if (freed === 0) {
         throw new TransientsFullError(`transients dir full: ${bytes} bytes needed, ${this.usedBytes} of ${this.maxBytes} in use by transients that are in use, downloading or within their grace period`)
       }
     }
     this.#reservedBytes += bytes
     this.collectIfHigh()
+  }
+
+  /** Runs the evictor, tracked so that concurrent reservations can wait for it. */
+  async #evict (bytes: number): Promise<number> {
+    if (this.#evictor === undefined) return 0
+    const run = this.#evictor(bytes)
+    this.#evictions.add(run)
+    try {
+      return await run
+    } finally {
+      this.#evictions.delete(run)
+    }
   }
 
   unreserve (bytes: number): void {
@@ -143,10 +178,9 @@ export class TransientBudget {
   /** Starts a background collection down to the low watermark when usage is above the high one. */
   collectIfHigh (): void {
     if (this.usedBytes <= this.highBytes || this.#collecting !== undefined || this.#evictor === undefined) return
-    const evictor = this.#evictor
     this.#collecting = (async () => {
       try {
-        await evictor(this.usedBytes - this.lowBytes)
+        await this.#evict(this.usedBytes - this.lowBytes)
       } catch (err) {
         this.#onError(err)
       } finally {

@@ -167,7 +167,10 @@ export class Jobs {
       }
       core.loop.complete({ op: 'release', key, shard })
       core.loop.complete({ op: 'fail', key, shard, error, epoch })
-      waiter.deliver({ key, error: new ShardErroredError(`failed to acquire shard: ${error.message}`, { cause: error }) })
+      // A recovery started meanwhile (it drops the index, replaces the bytes): what this open
+      // tripped over is a symptom; the shard's own error says why (the fail above is dropped).
+      const cause = shard.epoch !== epoch ? (shard.error ?? error) : error
+      waiter.deliver({ key, error: new ShardErroredError(`failed to acquire shard: ${cause.message}`, { cause }) })
     }
   }
 }

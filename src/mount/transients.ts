@@ -257,11 +257,12 @@ export class Transients {
     const partial = final + '.partial'
     const budget = this.budget
     let reserved = 0
-    // The known size is reserved whole; an unknown one a step at a time as it grows.
+    // The known size is reserved whole, exactly; an unknown one a step at a time as it grows.
+    let sizeKnown = statSize !== undefined
     const reserveFor = async (total: number): Promise<void> => {
       if (budget === undefined) { reserved = Number.POSITIVE_INFINITY; return }
       if (total <= reserved) return
-      const more = Math.max(total - reserved, budget.stepBytes)
+      const more = sizeKnown ? total - reserved : Math.max(total - reserved, budget.stepBytes)
       await budget.reserve(more)
       reserved += more
     }
@@ -272,6 +273,7 @@ export class Transients {
     try {
       reader = await mount.fetch(signal)
       const expectedSize = statSize ?? reader.size
+      sizeKnown = expectedSize !== undefined
       await reserveFor(expectedSize ?? 1)
       fh = await openFile(partial, 'w')
       dl.ino = (await fh.stat()).ino
