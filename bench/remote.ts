@@ -7,9 +7,10 @@
  * import with the default chunker: 256 KiB raw leaves, an ~8 KiB parent-sized block before every
  * 174 leaves, a short last leaf; random bytes, sha2-256 CIDs. A node:http server on 127.0.0.1
  * (port 0) serves it (HEAD and GET with Content-Length and Accept-Ranges, Range honoured,
- * streamed from disk with fs.createReadStream). The server runs in a worker thread of this
- * process: a remote server does not share the client's event loop, and on one thread its work
- * would be serialized with the store's indexing, blurring the very overlap this measures.
+ * streamed from disk with fs.createReadStream). The server is a separate process (this file,
+ * forked): a remote server shares neither the client's event loop nor its libuv threadpool.
+ * (In a worker thread it did share the threadpool, so its disk reads queued behind the
+ * client's writes and the indexer's reads: an artifact no real remote has.)
  *
  * Two contenders against the same server, REMOTE_RUNS (default 3) times each, alternating
  * (peer, store, peer, store, …), each run in a fresh temp dir:
@@ -33,7 +34,8 @@ import type { AddressInfo } from 'node:net'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
-import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads'
+import { fork } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import { CID } from 'multiformats/cid'
 import { DAGStore, HttpMount, createShardIndexer, type ShardIndexer } from '../src/index.js'
 import { writeCarV1 } from './car-file.js'
@@ -48,12 +50,12 @@ function load (): string {
   return loadavg().map((l) => l.toFixed(2)).join(' / ')
 }
 
-// ---------------------------------------------------------------- server (worker thread)
+// ---------------------------------------------------------------- server (child process)
 
-interface ServerData { path: string }
+/** argv[2] of the server process: this same file, forked. */
+const SERVE_FLAG = '--serve'
 
-async function serveInWorker (): Promise<void> {
-  const { path } = workerData as ServerData
+async function serveInChild (path: string): Promise<void> {
   const size = statSync(path).size
   const server: Server = createServer((req, res) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -90,17 +92,26 @@ async function serveInWorker (): Promise<void> {
     pipeline(createReadStream(path, { start, end }), res).catch(() => {})
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  parentPort?.postMessage({ port: (server.address() as AddressInfo).port })
+  process.send?.({ port: (server.address() as AddressInfo).port })
+  // Ends with the bench (disconnect) or when killed.
+  process.once('disconnect', () => { server.close(); process.exit(0) })
 }
 
 async function startServer (path: string): Promise<{ url: string, stop: () => Promise<void> }> {
-  const worker = new Worker(new URL(import.meta.url), { workerData: { path } satisfies ServerData })
+  const child = fork(fileURLToPath(import.meta.url), [SERVE_FLAG, path], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const port = await new Promise<number>((resolve, reject) => {
-    worker.once('message', (m: { port: number }) => { resolve(m.port) })
-    worker.once('error', reject)
-    worker.once('exit', (code) => { reject(new Error(`server worker exited with code ${code}`)) })
+    child.once('message', (m: { port: number }) => { resolve(m.port) })
+    child.once('error', reject)
+    child.once('exit', (code) => { reject(new Error(`server process exited with code ${String(code)}`)) })
   })
-  return { url: `http://127.0.0.1:${port}/big.car`, stop: async () => { await worker.terminate() } }
+  return {
+    url: `http://127.0.0.1:${port}/big.car`,
+    stop: async () => {
+      const exited = new Promise<void>((resolve) => { child.once('exit', () => { resolve() }) })
+      child.kill()
+      await exited
+    }
+  }
 }
 
 // ---------------------------------------------------------------- the CAR
@@ -266,7 +277,7 @@ async function main (): Promise<void> {
       `${fmt(car.leaves)} leaves of <= 256 KiB, ${fmt(car.parents)} of ~8 KiB; sha2-256; ${fmtAuto(now() - t)} ms` +
       (car.size < 200e6 ? ' (smaller than the 200 MB the issue asks for)' : ''))
     server = await startServer(car.path)
-    note('server', `${server.url} (node:http in a worker thread, fs.createReadStream)`)
+    note('server', `${server.url} (node:http in a child process, fs.createReadStream)`)
     note('runs', `${runs} per contender, alternating peer/store, each in a fresh temp dir`)
 
     const mb = car.size / 1e6
@@ -321,5 +332,5 @@ async function main (): Promise<void> {
   note('\nload average (1/5/15 min) at end', load())
 }
 
-if (isMainThread) await main()
-else await serveInWorker()
+if (process.argv[2] === SERVE_FLAG) await serveInChild(process.argv[3])
+else await main()

@@ -96,19 +96,32 @@ export class Jobs {
       // Fetch and index are one pass: the indexer reads a downloading transient as it arrives.
       const opened = await core.transients.open(key, mountOf(core, shard), kept, signal)
       kept = opened.transient
-      let index: ShardIndex
+      let persisted: Promise<void> | undefined
       try {
         const run = async (): Promise<ShardIndex> => await core.indexer(key, opened.reader, signal)
-        index = core.indexThrottle !== undefined ? await core.indexThrottle.add(run) : await run()
+        const index = core.indexThrottle !== undefined ? await core.indexThrottle.add(run) : await run()
+        signal.throwIfAborted()
+        // The index is stored while the download's last bytes are fsynced (the two are the
+        // tail of a register's time), full index first: top-level entries stay a subset.
+        persisted = (async () => {
+          await core.indexRepo.add(key, index)
+          await core.topLevelIndex.addMultihashesForShard(key, multihashesOf(index))
+        })()
+        persisted.catch(() => {})
         // Indexed bytes count only once the whole file is on disk: a download that fails after
-        // the last block (a length mismatch, a failed fsync) fails the shard.
+        // the last block (a length mismatch, a failed fsync) fails the shard, and its index goes.
         kept = await raceAbort(opened.complete, signal)
+        await persisted
+      } catch (err) {
+        if (persisted !== undefined) {
+          await persisted.catch(() => {})
+          await removeShardIndices(core, key).catch((e: unknown) => { core.report(e, `dropping the index of failed shard ${JSON.stringify(key)}`) })
+        }
+        throw err
       } finally {
         await opened.reader.close()
       }
       signal.throwIfAborted()
-      await core.indexRepo.add(key, index)
-      await core.topLevelIndex.addMultihashesForShard(key, multihashesOf(index))
       core.loop.complete({ op: 'makeAvailable', key, shard, jobId: job.id, transient: kept ?? null })
     } catch (err) {
       // close() aborts jobs without recording a failure: the shard resumes at the next start.
