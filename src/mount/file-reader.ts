@@ -80,6 +80,8 @@ interface Extent {
   waitFor: (end: number) => Promise<void>
   /** The writer's failure: the file's bytes can no longer be trusted. */
   failure: () => Error | undefined
+  /** [position, end) from memory, when the writer still holds it (saves a read). */
+  copy?: (position: number, end: number) => Uint8Array | undefined
 }
 
 async function openDescriptor (path: string, signal: AbortSignal | undefined): Promise<{ fd: number, identity: FileIdentity, size: number }> {
@@ -146,7 +148,8 @@ export async function openGrowingFileReader (path: string, growing: GrowingFile,
         growing.waitFor(end).then(resolve, reject).finally(() => { signal.removeEventListener('abort', onAbort) })
       })
     },
-    failure
+    failure,
+    copy: (position, end) => growing.copy(position, end)
   }
   return readerOver(fd, identity, extent, chunkSize)
 }
@@ -202,6 +205,8 @@ function readerOver (fd: number, identity: FileIdentity, extent: Extent, chunkSi
     if (extent.readable() < end) await until(end)
     const want = Math.min(end, extent.readable()) - position
     if (want <= 0) return new Uint8Array(0)
+    const copied = extent.copy?.(position, position + want)
+    if (copied !== undefined) return copied
     const buf = Buffer.allocUnsafe(want)
     const got = await readInto(buf, position)
     return got === want ? buf : buf.subarray(0, got)

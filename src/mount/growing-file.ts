@@ -12,6 +12,13 @@ interface Wait {
   readonly reject: (err: Error) => void
 }
 
+/**
+ * Bytes of the file's tail kept in memory: readers that follow the writer closely (the indexer
+ * during a download) copy from here instead of reading the file back — a pread per section
+ * header otherwise, each a threadpool round trip competing with the writer's.
+ */
+const RETAINED_TAIL_BYTES = 4 * 1024 * 1024
+
 export class GrowingFile {
   /** Bytes written and readable so far. */
   written = 0
@@ -20,6 +27,10 @@ export class GrowingFile {
   #finalSize: number | undefined
   #error: Error | undefined
   #waits: Wait[] = []
+  #tail: Uint8Array[] = []
+  /** File offset of #tail[0]. */
+  #tailStart = 0
+  #tailBytes = 0
 
   constructor (expectedSize: number | undefined) {
     this.expectedSize = expectedSize
@@ -61,6 +72,35 @@ export class GrowingFile {
     this.#waits = still
   }
 
+  /** The writer is about to write `chunk` at the current end (call in order; the chunk must not change). */
+  remember (chunk: Uint8Array): void {
+    if (this.#finalSize !== undefined || this.#error !== undefined) return
+    this.#tail.push(chunk)
+    this.#tailBytes += chunk.byteLength
+    while (this.#tail.length > 1 && this.#tailBytes - this.#tail[0].byteLength >= RETAINED_TAIL_BYTES) {
+      const dropped = this.#tail.shift() as Uint8Array
+      this.#tailStart += dropped.byteLength
+      this.#tailBytes -= dropped.byteLength
+    }
+  }
+
+  /** A copy of [position, end) if it is on disk and still in memory; undefined otherwise. */
+  copy (position: number, end: number): Uint8Array | undefined {
+    if (position < this.#tailStart || end > this.written || end > this.#tailStart + this.#tailBytes || end <= position) return undefined
+    const out = Buffer.allocUnsafe(end - position)
+    // Readers follow the writer closely: walk back from the newest chunk.
+    let offset = this.#tailStart + this.#tailBytes
+    for (let i = this.#tail.length - 1; i >= 0 && offset > position; i--) {
+      const chunk = this.#tail[i]
+      const start = offset - chunk.byteLength
+      offset = start
+      const from = Math.max(position, start)
+      const to = Math.min(end, start + chunk.byteLength)
+      if (from < to) out.set(chunk.subarray(from - start, to - start), from - position)
+    }
+    return out
+  }
+
   finish (): void {
     if (this.#error !== undefined || this.#finalSize !== undefined) return
     this.#finalSize = this.written
@@ -74,6 +114,8 @@ export class GrowingFile {
   }
 
   #settle (fn: (w: Wait) => void): void {
+    this.#tail = []
+    this.#tailBytes = 0
     const waits = this.#waits
     this.#waits = []
     for (const w of waits) fn(w)

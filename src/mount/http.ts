@@ -341,7 +341,9 @@ export class HttpMount implements Mount {
       let resolveClosed!: (err: Error | undefined) => void
       const closed = new Promise<Error | undefined>((resolve) => { resolveClosed = resolve })
       const req = mod.request(this.url, { method, headers, agent: false })
+      let ended = false
       const destroy = (err?: Error): void => {
+        ended = true
         clearTimeout(timer)
         signal.removeEventListener('abort', onAbort)
         if (err !== undefined && resObj !== undefined && !resObj.destroyed) resObj.destroy(err)
@@ -352,7 +354,9 @@ export class HttpMount implements Mount {
         if (!settled) { settled = true; destroy(err); reject(err) } else destroy(err)
       }
       const touch = (): void => {
-        clearTimeout(timer)
+        // refresh() re-arms the one timer: a new timer per chunk showed up in download profiles.
+        if (ended) return // a refreshed timer would come back to life
+        if (timer !== undefined) { timer.refresh(); return }
         timer = setTimeout(() => {
           fail(retryable(new HttpTimeoutError(`HTTP ${method} ${href}: nothing received for ${timeoutMs} ms`)))
         }, timeoutMs)
@@ -365,7 +369,7 @@ export class HttpMount implements Mount {
         lastError ??= err
         if (!settled) { settled = true; destroy(); reject(networkError(err, href)) }
       })
-      req.on('close', () => { clearTimeout(timer); signal.removeEventListener('abort', onAbort); resolveClosed(lastError) })
+      req.on('close', () => { ended = true; clearTimeout(timer); signal.removeEventListener('abort', onAbort); resolveClosed(lastError) })
       req.on('response', (res) => {
         resObj = res
         res.on('error', (err) => { lastError ??= err })

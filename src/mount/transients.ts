@@ -295,6 +295,7 @@ export class Transients {
             throw new TransientError(`mount served more than the ${expectedSize} bytes it announced`)
           }
           if (received > reserved) await reserveFor(received)
+          growing.remember(chunk)
           writer.write(chunk)
           // The network may outrun the disk: bound what waits in memory.
           if (writer.pendingBytes > MAX_PENDING_WRITE_BYTES) await writer.flushed()
