@@ -795,6 +795,15 @@ test('store.close() during a stalled download: waiters get ERR_STORE_CLOSED, no 
 // As root the tmpfs tests must run: a mount failure there is a failure, not a skip.
 const tmpfsTest = tmpfsOk || isRoot ? test : test.skip
 
+
+/** After recovery on a tmpfs: the remote shard serves the sample from one exact transient, the local one still serves, nothing went to onError. */
+async function assertRecoveredOnTmpfs (store: DAGStore, dir: string, local: { check: () => Promise<void>, close: () => Promise<void> }, reported: Reported[]): Promise<void> {
+  await assertServesSample(store, 'remote')
+  assert.is((await assertCleanTransients(dir, { allowComplete: true })).length, 1)
+  await local.check()
+  await local.close()
+  assertNothingReported(reported)
+}
 async function withTmpfs (fn: (t: Tmpfs) => Promise<void>): Promise<void> {
   const t = await mountTmpfs(undefined, TMPFS_SIZE)
   try {
@@ -828,11 +837,7 @@ tmpfsTest('disk full: transientsDir on a 64 KiB tmpfs → register fails with EN
         await tmpfs.resize(4 * SIZE)
         await store.recover('remote')
         assert.is(store.getShardInfo('remote').state, 'available')
-        await assertServesSample(store, 'remote')
-        assert.is((await assertCleanTransients(tmpfs.dir, { allowComplete: true })).length, 1)
-        await local.check()
-        await local.close()
-        assertNothingReported(reported)
+        await assertRecoveredOnTmpfs(store, tmpfs.dir, local, reported)
       } finally {
         await store.close()
         await srv.close()
@@ -863,11 +868,7 @@ tmpfsTest('read-only transientsDir (remount,ro) → register fails with EROFS, o
         await tmpfs.remountReadWrite()
         await store.recover('remote')
         assert.is(store.getShardInfo('remote').state, 'available')
-        await assertServesSample(store, 'remote')
-        assert.is((await assertCleanTransients(tmpfs.dir, { allowComplete: true })).length, 1)
-        await local.check()
-        await local.close()
-        assertNothingReported(reported)
+        await assertRecoveredOnTmpfs(store, tmpfs.dir, local, reported)
       } finally {
         await store.close()
         await srv.close()
@@ -901,11 +902,7 @@ tmpfsTest('an endless body with no declared size fills transientsDir → ENOSPC,
         honest = true
         await tmpfs.resize(4 * SIZE)
         await store.recover('remote')
-        await assertServesSample(store, 'remote')
-        assert.is((await assertCleanTransients(tmpfs.dir, { allowComplete: true })).length, 1)
-        await local.check()
-        await local.close()
-        assertNothingReported(reported)
+        await assertRecoveredOnTmpfs(store, tmpfs.dir, local, reported)
       } finally {
         await store.close()
         await srv.close()
@@ -936,11 +933,7 @@ tmpfsTest('disk full while a reclaimed transient is fetched again for an acquire
 
         await tmpfs.resize(4 * SIZE)
         await store.recover('remote')
-        await assertServesSample(store, 'remote')
-        assert.is((await assertCleanTransients(tmpfs.dir, { allowComplete: true })).length, 1)
-        await local.check()
-        await local.close()
-        assertNothingReported(reported)
+        await assertRecoveredOnTmpfs(store, tmpfs.dir, local, reported)
       } finally {
         await store.close()
         await srv.close()
