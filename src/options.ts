@@ -1,6 +1,7 @@
 import type { AbstractLevel } from 'abstract-level'
 import type { FullIndexRepo, ShardIndexer, TopLevelIndex } from './index/types.js'
 import type { MountRegistry } from './mount/registry.js'
+import type { Registry } from 'prom-client'
 
 export type RecoverOnStart = 'none' | 'on-acquire' | 'now'
 
@@ -58,6 +59,8 @@ export interface DAGStoreOptions {
   /** Events a traces()/failures() subscriber may fall behind before it gets SubscriptionLaggedError. Default 4096. */
   eventBufferSize?: number
   gc?: GCOptions
+  /** prom-client Registry the store's metrics go to (DESIGN §7). Default: a Registry of its own, at `store.metrics`. */
+  metrics?: Registry
   /**
    * Errors that have no caller to go to (a throwing result callback, a failed cleanup, a
    * failed state write). Default: one line on stderr.

@@ -19,6 +19,8 @@ import { LevelStateStore, type AnyLevel, type StateStore } from './shard/state-s
 import type { ShardRecord } from './shard/record.js'
 import { collectGarbage, evictTransients } from './gc/gc.js'
 import { TransientBudget, validateGCOptions } from './gc/budget.js'
+import { Registry } from 'prom-client'
+import { StoreMetrics } from './metrics.js'
 import { ReaderPool } from './accessor/reader-pool.js'
 import { AllShardsBlockstore, type AllShardsBlockstoreOptions } from './blockstore/all-shards.js'
 import { validateKey } from './keys.js'
@@ -61,6 +63,7 @@ export class DAGStore {
   private closing: Promise<void> | undefined
   private gcTimer: NodeJS.Timeout | undefined
   private readonly budget: TransientBudget | undefined
+  private readonly storeMetrics: StoreMetrics
   // Created with the store so a subscriber attached before start() sees the restart's traces.
   private readonly traceBuffer: EventBuffer<Trace>
   private readonly failureBuffer: EventBuffer<ShardResult>
@@ -83,6 +86,15 @@ export class DAGStore {
     const size = o.eventBufferSize ?? DEFAULT_EVENT_BUFFER_SIZE
     this.traceBuffer = new EventBuffer<Trace>(size)
     this.failureBuffer = new EventBuffer<ShardResult>(size)
+    this.storeMetrics = new StoreMetrics(o.metrics ?? new Registry(), {
+      stats: () => this.phase === 'started' ? this.stats() : Object.fromEntries(SHARD_STATES.map((s) => [s, 0])) as Record<ShardState, number>,
+      transients: () => this.budget === undefined ? undefined : { bytes: this.budget.usedBytes - this.budget.reservedBytes, reserved: this.budget.reservedBytes }
+    })
+  }
+
+  /** The prom-client Registry holding the store's metrics (the one given as `options.metrics`, or its own). */
+  get metrics (): Registry {
+    return this.storeMetrics.registry
   }
 
   /** Loads every persisted shard, applies the restart rules (DESIGN §4), and starts the loop. */
@@ -118,7 +130,8 @@ export class DAGStore {
     const transients = new Transients({
       dir: resolvePath(o.transientsDir ?? join(dir as string, 'transients')),
       readyFetchQueue: (o.maxConcurrentReadyFetches ?? 0) > 0 ? new PQueue({ concurrency: o.maxConcurrentReadyFetches }) : undefined,
-      budget
+      budget,
+      onDownload: (bytes, seconds, ok) => { this.storeMetrics.fetched(bytes, seconds, ok) }
     })
     await transients.init()
     const counts = Object.fromEntries(SHARD_STATES.map((s) => [s, 0])) as Record<ShardState, number>
@@ -143,6 +156,7 @@ export class DAGStore {
       mounts: o.mounts ?? new MountRegistry(),
       readers: new ReaderPool(o.maxIdleReaders ?? DEFAULT_MAX_IDLE_READERS, report),
       report,
+      metrics: this.storeMetrics,
       graceMs: o.gc?.graceMs ?? 0,
       closing: false,
       barriers: new Map()

@@ -12,6 +12,7 @@ import type { Transients } from '../mount/transients.js'
 import type { MountRegistry } from '../mount/registry.js'
 import type { Mount } from '../mount/types.js'
 import type { ReaderPool } from '../accessor/reader-pool.js'
+import type { StoreMetrics } from '../metrics.js'
 
 export interface Throttle { add: <T>(fn: () => Promise<T>) => Promise<T> }
 
@@ -30,6 +31,7 @@ export interface Core {
   /** Open shard readers shared by accessors; dropped whenever a shard's bytes may change. */
   readonly readers: ReaderPool
   readonly report: ErrorReporter
+  readonly metrics: StoreMetrics
   readonly graceMs: number
   /** True once close() began: aborted jobs then report nothing. */
   closing: boolean

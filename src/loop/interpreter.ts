@@ -4,7 +4,8 @@
  * drain's batch and stage its trace. The transitions themselves live only in
  * src/shard/machine.ts; this file says what each action name *does*.
  */
-import { transitionTable, factsMask } from '../shard/table.js'
+import { transitionTable, factsMask, type TableCell } from '../shard/table.js'
+import type { OpOutcome } from '../metrics.js'
 import type { ActionName } from '../shard/machine.js'
 import type { Shard } from '../shard/shard.js'
 import type { Waiter } from '../shard/waiter.js'
@@ -19,6 +20,19 @@ import {
 } from '../errors.js'
 
 interface Step { shard: Shard, task: OpTask, tx: Drain }
+
+const REJECTIONS: ReadonlySet<ActionName> = new Set(['rejectNotErrored', 'rejectErrored', 'rejectInUse'])
+const outcomes = new WeakMap<TableCell, OpOutcome>()
+
+/** Whether the caller got a refusal; worked out once per table cell. */
+function outcomeOf (cell: TableCell): OpOutcome {
+  let outcome = outcomes.get(cell)
+  if (outcome === undefined) {
+    outcome = cell.actions.some((a) => REJECTIONS.has(a)) ? 'rejected' : 'applied'
+    outcomes.set(cell, outcome)
+  }
+  return outcome
+}
 
 type ActionImpl = (step: Step) => void
 
@@ -66,6 +80,7 @@ export class Interpreter {
     }))
     const step: Step = { shard, task, tx }
     for (const name of cell.actions) this.actions[name](step)
+    core.metrics.op(task.op, outcomeOf(cell))
 
     const destroyed = core.shards.get(shard.key) !== shard
     if (!destroyed) {

@@ -98,7 +98,17 @@ export class Jobs {
       kept = opened.transient
       let persisted: Promise<void> | undefined
       try {
-        const run = async (): Promise<ShardIndex> => await core.indexer(key, opened.reader, signal)
+        const run = async (): Promise<ShardIndex> => {
+          const startedAt = performance.now()
+          try {
+            const index = await core.indexer(key, opened.reader, signal)
+            core.metrics.indexed(index.size, (performance.now() - startedAt) / 1000, true)
+            return index
+          } catch (err) {
+            core.metrics.indexed(0, (performance.now() - startedAt) / 1000, false)
+            throw err
+          }
+        }
         const index = core.indexThrottle !== undefined ? await core.indexThrottle.add(run) : await run()
         signal.throwIfAborted()
         // The index is stored while the download's last bytes are fsynced (the two are the

@@ -15,6 +15,8 @@ export interface TransientsOptions {
   readyFetchQueue?: { add: <T>(fn: () => Promise<T>) => Promise<T> }
   /** Automated GC's space accounting: downloads reserve before they write. Absent = unbounded. */
   budget?: TransientBudget
+  /** Called once per download that got as far as fetching: bytes written, seconds, success. */
+  onDownload?: (bytes: number, seconds: number, ok: boolean) => void
 }
 
 interface Download {
@@ -106,6 +108,7 @@ export class Transients {
   readonly dir: string
   readonly #queue: TransientsOptions['readyFetchQueue']
   readonly budget: TransientBudget | undefined
+  readonly #onDownload: TransientsOptions['onDownload']
   readonly #downloads = new Map<string, Download>()
 
   constructor (opts: TransientsOptions) {
@@ -113,6 +116,7 @@ export class Transients {
     this.dir = resolve(opts.dir)
     this.#queue = opts.readyFetchQueue
     this.budget = opts.budget
+    this.#onDownload = opts.onDownload
   }
 
   async init (): Promise<void> {
@@ -270,6 +274,7 @@ export class Transients {
     let reader: MountReader | undefined
     let fh: FileHandle | undefined
     let growing: GrowingFile | undefined
+    const startedAt = performance.now()
     try {
       reader = await mount.fetch(signal)
       const expectedSize = statSize ?? reader.size
@@ -321,6 +326,7 @@ export class Transients {
       budget?.add(final, key, growing.written)
       await syncDir(this.dir)
       growing.finish()
+      this.#onDownload?.(growing.written, (performance.now() - startedAt) / 1000, true)
       return final
     } catch (err) {
       await fh?.close().catch(() => {})
@@ -328,6 +334,7 @@ export class Transients {
       budget?.unreserve(reserved)
       // Readers hear of the failure after the cleanup, so none of them sees a stale .partial.
       growing?.fail(err instanceof Error ? err : new TransientError(String(err)))
+      if (reader !== undefined) this.#onDownload?.(growing?.written ?? 0, (performance.now() - startedAt) / 1000, false)
       throw err
     } finally {
       await reader?.close().catch(() => {})
