@@ -2,7 +2,8 @@
  * DAGStore: the public API (DESIGN §3). Calls are validated synchronously, then become tasks
  * for the single event loop; each accepted call gets exactly one result.
  */
-import { mkdir } from 'node:fs/promises'
+import { mkdir, stat } from 'node:fs/promises'
+import { fileURLToPath } from 'node:url'
 import { join, resolve as resolvePath } from 'node:path'
 import { Level } from 'level'
 import PQueue from 'p-queue'
@@ -37,7 +38,7 @@ import {
 } from './errors.js'
 import {
   SHARD_STATES, type AcquireOpts, type GCResult, type RegisterOpts, type ResultCallback,
-  type ShardAccessor, type ShardInfo, type ShardKey, type ShardResult, type ShardState,
+  type ShardAccessor, type ShardDescription, type ShardInfo, type ShardKey, type ShardResult, type ShardState,
   type SignalOpts, type Trace
 } from './types.js'
 import { DEFAULT_EVENT_BUFFER_SIZE, DEFAULT_MAX_IDLE_READERS, type DAGStoreOptions, type GCOptions } from './options.js'
@@ -362,6 +363,26 @@ export class DAGStore {
     return this.known(core, key).info()
   }
 
+  /**
+   * More than getShardInfo, for listings (CLI, admin API): the mount URL, the local copy, its
+   * size in bytes (the transient's, or a file: mount's file) and the number of indexed blocks.
+   * Costs a stat and an index-repo stat; ShardUnknownError for an unknown key.
+   */
+  async describeShard (key: ShardKey): Promise<ShardDescription> {
+    const core = this.running()
+    const shard = this.known(core, key)
+    const out: ShardDescription = { key, ...shard.info(), url: shard.url }
+    if (shard.transient !== undefined) out.transient = shard.transient
+    const local = shard.transient ?? fileOf(shard.url)
+    if (local !== undefined) {
+      const size = await stat(local).then((st) => st.size, () => undefined)
+      if (size !== undefined) out.size = size
+    }
+    const indexed = await core.indexRepo.stat(key).catch(() => undefined)
+    if (indexed?.exists === true) out.blocks = indexed.size
+    return out
+  }
+
   allShardsInfo (): Map<ShardKey, ShardInfo> {
     const core = this.running()
     const out = new Map<ShardKey, ShardInfo>()
@@ -434,4 +455,14 @@ function budgetFrom (gc: GCOptions | undefined, report: (err: unknown, context: 
     lowWatermark: gc.lowWatermark,
     stepBytes: gc.reservationBytes
   }, (err) => { report(err, 'automated gc failed') })
+}
+
+/** The local path behind a file: mount URL; undefined for other schemes. */
+function fileOf (url: string): string | undefined {
+  if (!url.startsWith('file:')) return undefined
+  try {
+    return fileURLToPath(url)
+  } catch {
+    return undefined
+  }
 }

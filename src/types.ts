@@ -48,3 +48,16 @@ export interface RegisterOpts { lazy?: boolean, existingTransient?: string, sign
 export interface AcquireOpts { signal?: AbortSignal }
 export interface SignalOpts { signal?: AbortSignal }
 export interface GCResult { shards: Map<ShardKey, Error | null>, reclaimedBytes: number }
+
+/** DAGStore.describeShard: ShardInfo plus where the shard's bytes are and how big it is. */
+export interface ShardDescription extends ShardInfo {
+  key: ShardKey
+  /** The mount URL the shard is persisted with. */
+  url: string
+  /** The store's local copy, when one exists. */
+  transient?: string
+  /** Bytes of the local copy (transient, or the file of a file: mount), when known. */
+  size?: number
+  /** Blocks in the shard's full index, once indexed. */
+  blocks?: number
+}

@@ -1,0 +1,36 @@
+// describeShard: the details listings show (ls, GET /shards).
+import * as assert from 'uvu/assert'
+import { readFile } from 'node:fs/promises'
+import { pathToFileURL } from 'node:url'
+import { FileMount } from '../src/mount/file.js'
+import { StreamMount } from './helpers/stream-mount.js'
+import { fixture } from './helpers/fixtures.js'
+import { codeOf } from './helpers/assert.js'
+import { dirSuite, openStore } from './helpers/store.js'
+
+const SAMPLE = fixture('sample-v1.car')
+const sampleBytes = await readFile(SAMPLE)
+const test = dirSuite('describeShard')
+
+test('url, local copy, size and indexed blocks; lazy shards have no size or blocks yet', async (ctx) => {
+  const { store } = await openStore(ctx.dir)
+  try {
+    await store.register('local', new FileMount(SAMPLE))
+    await store.register('remote', new StreamMount(SAMPLE))
+    await store.register('lazy', new StreamMount(SAMPLE), { lazy: true })
+    const indexed = (await store.getIterableIndex('local')).size
+    const local = await store.describeShard('local')
+    assert.equal(local, { key: 'local', state: 'available', refs: 0, url: pathToFileURL(SAMPLE).href, size: sampleBytes.byteLength, blocks: indexed })
+    const remote = await store.describeShard('remote')
+    assert.is(remote.size, sampleBytes.byteLength)
+    assert.is(remote.blocks, indexed)
+    assert.ok(remote.transient !== undefined && remote.url.startsWith('stream:'))
+    const lazy = await store.describeShard('lazy')
+    assert.equal([lazy.state, lazy.size, lazy.blocks, lazy.transient], ['new', undefined, undefined, undefined])
+    assert.is(await codeOf(store.describeShard('nope')), 'ERR_SHARD_UNKNOWN')
+  } finally {
+    await store.close()
+  }
+})
+
+test.run()
