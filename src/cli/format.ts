@@ -1,0 +1,53 @@
+/** Human output: tables, sizes, one-line shard summaries. */
+import type { ShardJson } from './backend.js'
+
+export function formatBytes (n: number | undefined): string {
+  if (n === undefined) return '-'
+  if (n < 1024) return `${n} B`
+  const units = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB']
+  let v = n / 1024
+  let i = 0
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024
+    i++
+  }
+  return `${v.toFixed(1)} ${units[i]}`
+}
+
+/** Left-aligned columns; the last one is not padded (it may be long: error messages). */
+export function table (header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
+  const line = (cells: string[]): string => cells.map((c, i) => i === cells.length - 1 ? c : c.padEnd(widths[i])).join('  ').trimEnd()
+  return [line(header), ...rows.map(line)].join('\n') + '\n'
+}
+
+export function shardTable (shards: ShardJson[]): string {
+  return table(['KEY', 'STATE', 'REFS', 'SIZE', 'ERROR'], shards.map((s) => [
+    s.key, s.state, String(s.refs), formatBytes(s.size), s.error === undefined ? '' : `${s.error.code}: ${s.error.message}`
+  ]))
+}
+
+/** `state, N blocks, size` — what a register/recover line says about the result. */
+export function shardSummary (s: ShardJson): string {
+  const parts = [s.state]
+  if (s.blocks !== undefined) parts.push(`${s.blocks} blocks`)
+  if (s.size !== undefined) parts.push(formatBytes(s.size))
+  return parts.join(', ')
+}
+
+export function shardDetails (s: ShardJson): string {
+  const rows: Array<[string, string]> = [
+    ['key', s.key],
+    ['state', s.state],
+    ['refs', String(s.refs)],
+    ['url', s.url],
+    ['size', s.size === undefined ? '-' : `${formatBytes(s.size)} (${s.size} bytes)`],
+    ['blocks', s.blocks === undefined ? '-' : String(s.blocks)]
+  ]
+  if (s.error !== undefined) rows.push(['error', `${s.error.code}: ${s.error.message}`])
+  return rows.map(([k, v]) => `${k.padEnd(7)} ${v}`).join('\n') + '\n'
+}
+
+export function json (value: unknown): string {
+  return JSON.stringify(value, null, 2) + '\n'
+}
