@@ -11,7 +11,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { DAGStore } from '../src/store.js'
 import { carBlocks, fixture } from './helpers/fixtures.js'
 import { dirSuite } from './helpers/store.js'
-import { cli, hasStack, readServeJson, spawnCli, startServe, type CliResult, type Running } from './helpers/cli.js'
+import { CLI, cli, cliEnv, hasStack, readServeJson, spawnCli, startServe, type CliResult, type Running } from './helpers/cli.js'
 import { serve as serveHttp, standard } from './helpers/http-server.js'
 
 const test = dirSuite('cli')
@@ -177,6 +177,30 @@ test('exit codes: 2 for usage, 1 for failures; one error line, a stack only with
   } finally {
     await store.close()
   }
+})
+
+test('import on a TTY draws a progress bar (under script(1), which gives the command a pseudo-terminal)', async ({ dir }) => {
+  const hasScript = await new Promise<boolean>((resolve) => {
+    spawn('script', ['--version'], { stdio: 'ignore' }).once('error', () => { resolve(false) }).once('close', (c) => { resolve(c === 0) })
+  })
+  if (!hasScript) {
+    console.log('SKIPPING the TTY progress-bar test: script(1) (util-linux) is not installed')
+    return
+  }
+  const repo = join(dir, 'repo')
+  const root = await cars(dir, { 'a.car': 'sample-v1.car', 'b.car': 'sample-wrapped-v2.car' })
+  const quote = (a: string): string => `'${a.replace(/'/g, "'\\''")}'`
+  const command = [process.execPath, CLI, 'import', root, '--dir', repo].map(quote).join(' ')
+  const child = spawn('script', ['-qec', command, '/dev/null'], { env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  child.stdout.on('data', (b: Buffer) => { out += b.toString('utf8') })
+  const code = await new Promise<number | null>((resolve) => { child.once('close', resolve) })
+  assert.is(code, 0, out)
+  // The bar takes the terminal (hides the cursor) and is cleared when done; a quick import may
+  // finish before its first frame, so the frame itself is not required.
+  assert.ok(out.includes('\x1b[?25l'), 'the progress bar hid the cursor')
+  assert.ok(out.includes('\x1b[?25h'), 'and gave it back')
+  assert.match(out, /imported 2, skipped 0 \(already registered\), failed 0 of 2/)
 })
 
 test('import: plain lines without a TTY, keys from paths below the folder, existing shards skipped', async ({ dir }) => {
