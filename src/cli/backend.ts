@@ -6,19 +6,12 @@
 import type { CID } from 'multiformats/cid'
 import { DAGStore } from '../store.js'
 import { MountRegistry } from '../mount/registry.js'
-import type { ShardDescription } from '../types.js'
+// One JSON shape in both modes: direct mode answers exactly as the admin API does.
+import { shardJson, type ShardJson } from '../server/admin.js'
+export type { ShardJson }
 import { CliError, errorJson, isLevelLocked, type ErrorJson } from './errors.js'
 import { probeServer, readRepoToken, type LiveServeFile, type ServerProbe } from './repo.js'
 
-export interface ShardJson {
-  key: string
-  state: string
-  refs: number
-  error?: ErrorJson
-  url: string
-  size?: number
-  blocks?: number
-}
 
 export interface GcJson {
   reclaimedBytes: number
@@ -43,13 +36,6 @@ export interface Backend {
   close: () => Promise<void>
 }
 
-export function shardJson (d: ShardDescription): ShardJson {
-  // Field order as the admin API sends it, so both modes print the same JSON.
-  const out: ShardJson = { key: d.key, state: d.state, refs: d.refs, ...(d.error === undefined ? {} : { error: errorJson(d.error) }), url: d.url }
-  if (d.size !== undefined) out.size = d.size
-  if (d.blocks !== undefined) out.blocks = d.blocks
-  return out
-}
 
 const byKey = (a: { key: string }, b: { key: string }): number => a.key < b.key ? -1 : a.key > b.key ? 1 : 0
 

@@ -50,6 +50,7 @@ import type { DAGStore } from '../store.js'
 import type { ShardKey } from '../types.js'
 import type { AllShardsBlockstore, AllShardsBlockstoreOptions } from '../blockstore/all-shards.js'
 import { blockCarLength, encodeBlockCar } from './car-block.js'
+import { HttpError } from './http-util.js'
 
 export interface GatewayOptions {
   /** Where `dagstore_block_requests_total{status}` is registered (reused if already there). */
@@ -100,21 +101,9 @@ interface Variant {
   entityBytes?: string
 }
 
-/** A response that is not a block: status, stable code, message (and extra headers). */
-class GatewayError extends Error {
-  readonly status: number
-  readonly code: string
-  readonly headers: Record<string, string>
-  constructor (status: number, code: string, message: string, options: { headers?: Record<string, string>, cause?: unknown } = {}) {
-    super(message, { cause: options.cause })
-    this.status = status
-    this.code = code
-    this.headers = options.headers ?? {}
-  }
-}
 
-function notAcceptable (message: string): GatewayError {
-  return new GatewayError(406, 'ERR_NOT_ACCEPTABLE', `${message}; this gateway serves ${RAW_TYPE} and ${CAR_TYPE}; version=1 (format=raw|car)`)
+function notAcceptable (message: string): HttpError {
+  return new HttpError(406, 'ERR_NOT_ACCEPTABLE', `${message}; this gateway serves ${RAW_TYPE} and ${CAR_TYPE}; version=1 (format=raw|car)`)
 }
 
 export function createGateway (store: DAGStore, options: GatewayOptions = {}): Gateway {
@@ -196,9 +185,9 @@ class TrustlessGateway implements Gateway {
         this.#send(req, res, 204, { allow: ALLOW })
         return
       }
-      throw new GatewayError(405, 'ERR_METHOD_NOT_ALLOWED', `${String(method)} is not allowed: read-only gateway`, { headers: { allow: ALLOW } })
+      throw new HttpError(405, 'ERR_METHOD_NOT_ALLOWED', `${String(method)} is not allowed: read-only gateway`, { headers: { allow: ALLOW } })
     }
-    if (this.#closed) throw new GatewayError(503, 'ERR_UNAVAILABLE', 'gateway closed')
+    if (this.#closed) throw new HttpError(503, 'ERR_UNAVAILABLE', 'gateway closed')
 
     const q = url.indexOf('?')
     const path = q < 0 ? url : url.slice(0, q)
@@ -212,8 +201,8 @@ class TrustlessGateway implements Gateway {
 
     const variant = negotiate(req.headers.accept, query)
     if (hasPath) {
-      if (variant.format === 'raw') throw new GatewayError(400, 'ERR_INVALID_PATH', 'a block request takes no path after the CID: /ipfs/{cid}')
-      throw new GatewayError(501, 'ERR_NOT_IMPLEMENTED', 'CAR requests with a path need path traversal, which this gateway does not do: ask for /ipfs/{cid}')
+      if (variant.format === 'raw') throw new HttpError(400, 'ERR_INVALID_PATH', 'a block request takes no path after the CID: /ipfs/{cid}')
+      throw new HttpError(501, 'ERR_NOT_IMPLEMENTED', 'CAR requests with a path need path traversal, which this gateway does not do: ask for /ipfs/{cid}')
     }
     if (variant.format === 'car') checkScope(cid, variant)
 
@@ -236,7 +225,7 @@ class TrustlessGateway implements Gateway {
       return
     }
     if (/\bonly-if-cached\b/i.test(req.headers['cache-control'] ?? '') && !(await this.#bs.has(cid))) {
-      throw new GatewayError(412, 'ERR_NOT_CACHED', `${cidString} is not in this gateway's shards (only-if-cached)`)
+      throw new HttpError(412, 'ERR_NOT_CACHED', `${cidString} is not in this gateway's shards (only-if-cached)`)
     }
 
     headers['content-type'] = raw ? RAW_TYPE : `${CAR_TYPE}; version=1; order=dfs; dups=${variant.dups}`
@@ -255,7 +244,7 @@ class TrustlessGateway implements Gateway {
   }
 
   #fail (req: IncomingMessage, res: ServerResponse, err: unknown): void {
-    const e = toGatewayError(err)
+    const e = toHttpError(err)
     if (res.headersSent) {
       // Nothing sensible can follow a status already sent: cut the connection.
       this.#count(e.status)
@@ -281,13 +270,13 @@ class TrustlessGateway implements Gateway {
 }
 
 function parseCid (text: string): CID {
-  if (text === '') throw new GatewayError(400, 'ERR_INVALID_CID', 'missing CID: /ipfs/{cid}')
+  if (text === '') throw new HttpError(400, 'ERR_INVALID_CID', 'missing CID: /ipfs/{cid}')
   let s = text
   try {
     if (s.includes('%')) s = decodeURIComponent(s)
     return CID.parse(s, ANY_BASE)
   } catch (err) {
-    throw new GatewayError(400, 'ERR_INVALID_CID', `invalid CID ${JSON.stringify(s.length > 200 ? s.slice(0, 200) + '…' : s)}: ${(err as Error).message}`)
+    throw new HttpError(400, 'ERR_INVALID_CID', `invalid CID ${JSON.stringify(s.length > 200 ? s.slice(0, 200) + '…' : s)}: ${(err as Error).message}`)
   }
 }
 
@@ -374,7 +363,7 @@ function negotiate (accept: string | undefined, query: URLSearchParams | undefin
     }
   } else {
     if (accept === undefined || accept.trim() === '') {
-      throw new GatewayError(400, 'ERR_FORMAT_REQUIRED', `say which response you want: Accept: ${RAW_TYPE} or ${CAR_TYPE}, or ?format=raw|car`)
+      throw new HttpError(400, 'ERR_FORMAT_REQUIRED', `say which response you want: Accept: ${RAW_TYPE} or ${CAR_TYPE}, or ?format=raw|car`)
     }
     const { raw, car } = chooseFromAccept(parseAccept(accept))
     if (raw !== undefined && car !== undefined) chosen = car.q > raw.q || (car.q === raw.q && car.index < raw.index) ? car : raw
@@ -399,12 +388,12 @@ function negotiate (accept: string | undefined, query: URLSearchParams | undefin
     if (dups !== null) variant.dups = d
     const scope = query.get('dag-scope')
     if (scope !== null && scope !== '') {
-      if (scope !== 'block' && scope !== 'entity' && scope !== 'all') throw new GatewayError(400, 'ERR_INVALID_REQUEST', `dag-scope must be block, entity or all, not ${JSON.stringify(scope)}`)
+      if (scope !== 'block' && scope !== 'entity' && scope !== 'all') throw new HttpError(400, 'ERR_INVALID_REQUEST', `dag-scope must be block, entity or all, not ${JSON.stringify(scope)}`)
       variant.scope = scope
     }
     const entityBytes = query.get('entity-bytes')
     if (entityBytes !== null) {
-      if (!ENTITY_BYTES.test(entityBytes)) throw new GatewayError(400, 'ERR_INVALID_REQUEST', `entity-bytes must be from:to (integers, to may be *), not ${JSON.stringify(entityBytes)}`)
+      if (!ENTITY_BYTES.test(entityBytes)) throw new HttpError(400, 'ERR_INVALID_REQUEST', `entity-bytes must be from:to (integers, to may be *), not ${JSON.stringify(entityBytes)}`)
       variant.scope = 'entity'
       variant.entityBytes = entityBytes
     }
@@ -418,7 +407,7 @@ function checkScope (cid: CID, variant: Variant): void {
   if (scope === 'block') return
   if (scope === 'all' && cid.code === RAW_CODEC) return
   if (scope === 'entity' && cid.code !== DAG_PB_CODEC) return
-  throw new GatewayError(501, 'ERR_NOT_IMPLEMENTED',
+  throw new HttpError(501, 'ERR_NOT_IMPLEMENTED',
     `dag-scope=${scope} of a codec 0x${cid.code.toString(16)} block needs a DAG walk, which this gateway does not do: ask for dag-scope=block`)
 }
 
@@ -457,17 +446,17 @@ function onlyGone (cause: unknown): boolean {
   return codeOf(cause) === 'ERR_SHARD_UNKNOWN'
 }
 
-function toGatewayError (err: unknown): GatewayError {
-  if (err instanceof GatewayError) return err
+function toHttpError (err: unknown): HttpError {
+  if (err instanceof HttpError) return err
   const code = codeOf(err)
   const message = err instanceof Error ? err.message : String(err)
   if (code === 'ERR_NOT_FOUND') {
     const cause = (err as Error).cause
-    if (cause === undefined || onlyGone(cause)) return new GatewayError(404, 'ERR_NOT_FOUND', message)
-    return new GatewayError(500, 'ERR_BLOCK_UNAVAILABLE', `every shard holding the block failed: ${message}`, { cause })
+    if (cause === undefined || onlyGone(cause)) return new HttpError(404, 'ERR_NOT_FOUND', message)
+    return new HttpError(500, 'ERR_BLOCK_UNAVAILABLE', `every shard holding the block failed: ${message}`, { cause })
   }
   if (code !== undefined && UNAVAILABLE.has(code)) {
-    return new GatewayError(503, 'ERR_UNAVAILABLE', message, { headers: { 'retry-after': '5' }, cause: err })
+    return new HttpError(503, 'ERR_UNAVAILABLE', message, { headers: { 'retry-after': '5' }, cause: err })
   }
-  return new GatewayError(500, 'ERR_INTERNAL', message, { cause: err })
+  return new HttpError(500, 'ERR_INTERNAL', message, { cause: err })
 }
