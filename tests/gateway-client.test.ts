@@ -10,18 +10,13 @@
 // import undici 8, which needs Node >= 22.19.)
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { AddressInfo, Socket } from 'node:net'
-import { writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
 import type { CID } from 'multiformats/cid'
-import { Counter, Registry } from 'prom-client'
-import { FileMount } from '../src/mount/file.js'
-import { BLOCK_REQUESTS_METRIC, createGateway, type Gateway } from '../src/server/gateway.js'
+import type { Registry } from 'prom-client'
+import type { Gateway } from '../src/server/gateway.js'
 import type { DAGStore } from '../src/store.js'
-import { carBlocks, fixture, tempDir, unknownCid } from './helpers/fixtures.js'
-import { blake2b256, encodeCar, makeBlock, patterned, type Block } from './helpers/car-gen.js'
-import { openStore } from './helpers/store.js'
+import { carBlocks, unknownCid } from './helpers/fixtures.js'
+import { blockRequests, gatewayFixture, listen, serveGateway } from './helpers/gateway.js'
+import { blake2b256, makeBlock, patterned, type Block } from './helpers/car-gen.js'
 import { u8 } from './helpers/file-reader.js'
 
 const promiseStatics = Promise as unknown as { withResolvers?: () => unknown }
@@ -60,20 +55,6 @@ function generatedBlocks (): Block[] {
   ]
 }
 
-async function listen (handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ base: string, close: () => Promise<void> }> {
-  const sockets = new Set<Socket>()
-  const server: Server = createServer(handler)
-  server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)) })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  return {
-    base: `http://127.0.0.1:${port}`,
-    close: async () => {
-      for (const s of sockets) s.destroy()
-      await new Promise<void>((resolve) => server.close(() => { resolve() }))
-    }
-  }
-}
 
 async function heliaFor (base: string): Promise<Helia> {
   return await createHeliaHTTP({
@@ -94,25 +75,14 @@ async function heliaGet (helia: Helia, cid: CID, signal = AbortSignal.timeout(10
   return Buffer.concat(parts)
 }
 
-async function served (registry: Registry): Promise<Record<string, number>> {
-  const metric = registry.getSingleMetric(BLOCK_REQUESTS_METRIC) as Counter<'status'>
-  const out: Record<string, number> = {}
-  for (const v of (await metric.get()).values) out[String(v.labels.status)] = v.value
-  return out
-}
 
 const test = suite<Ctx>('gateway client (@helia/http + trustlessGateway)')
 
 test.before.each(async (ctx) => {
-  const { dir, cleanup } = await tempDir()
-  const { store } = await openStore(dir)
-  await store.register('sample', new FileMount(fixture('sample-v1.car')))
-  const gen = join(dir, 'generated.car')
-  await writeFile(gen, encodeCar(generatedBlocks()).bytes)
-  await store.register('generated', new FileMount(gen))
-  ctx.store = store
-  ctx.registry = new Registry()
-  ctx.gateway = createGateway(store, { registry: ctx.registry })
+  const f = await gatewayFixture(generatedBlocks())
+  ctx.store = f.store
+  ctx.registry = f.registry
+  ctx.gateway = f.gateway
   ctx.log = []
   ctx.lies = new Map()
   const srv = await listen((req, res) => {
@@ -123,19 +93,12 @@ test.before.each(async (ctx) => {
       res.end(lie)
       return
     }
-    ctx.gateway.handle(req, res).then((handled) => {
-      if (!handled) {
-        res.writeHead(404)
-        res.end()
-      }
-    }, (err: unknown) => { res.destroy(err as Error) })
+    serveGateway(ctx.gateway, req, res)
   })
   ctx.base = srv.base
   ctx.close = async () => {
     await srv.close()
-    await ctx.gateway.close()
-    await store.close()
-    await cleanup()
+    await f.close()
   }
 })
 test.after.each(async (ctx) => { await ctx.close() })
@@ -155,7 +118,7 @@ test('Helia fetches and verifies blocks of both shards over the trustless gatewa
   for (const { cid } of picks) {
     assert.ok(ctx.log.includes(`GET /ipfs/${cid.toString()}?format=raw application/vnd.ipld.raw`), cid.toString())
   }
-  assert.equal(await served(ctx.registry), { 200: picks.length })
+  assert.equal(await blockRequests(ctx.registry), { 200: picks.length })
 })
 
 test('the client rejects a block whose bytes do not hash to its CID, and a CID the gateway does not have', async (ctx) => {
@@ -187,7 +150,7 @@ test('the client rejects a block whose bytes do not hash to its CID, and a CID t
   for (const cid of [tampered.cid, swapped.cid, unknownCid]) {
     assert.ok(ctx.log.some((l) => l.startsWith(`GET /ipfs/${cid.toString()}?format=raw`)), `asked for ${cid.toString()}`)
   }
-  assert.is((await served(ctx.registry))['404'], ctx.log.filter((l) => l.includes(unknownCid.toString())).length)
+  assert.is((await blockRequests(ctx.registry))['404'], ctx.log.filter((l) => l.includes(unknownCid.toString())).length)
 })
 
 test.run()

@@ -3,21 +3,21 @@
 // (sha2-256 dag-pb, raw, dag-cbor, sha2-512, an empty block), both through FileMount.
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http'
-import type { AddressInfo, Socket } from 'node:net'
+import { request, type IncomingHttpHeaders } from 'node:http'
 import { writeFile, truncate } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CarReader } from '@ipld/car/reader'
 import { CID } from 'multiformats/cid'
 import { base36 } from 'multiformats/bases/base36'
 import { base16 } from 'multiformats/bases/base16'
-import { Counter, Registry } from 'prom-client'
+import type { Registry } from 'prom-client'
 import { FileMount } from '../src/mount/file.js'
-import { BLOCK_REQUESTS_METRIC, createGateway, type Gateway } from '../src/server/gateway.js'
+import { createGateway, type Gateway } from '../src/server/gateway.js'
 import type { DAGStore } from '../src/store.js'
-import { carBlocks, fixture, tempDir, unknownCid } from './helpers/fixtures.js'
+import { carBlocks, unknownCid } from './helpers/fixtures.js'
+import { blockRequests, gatewayFixture, listen, serveGateway } from './helpers/gateway.js'
 import { encodeCar, makeBlock, patterned, type Block } from './helpers/car-gen.js'
-import { openStore, until } from './helpers/store.js'
+import { until } from './helpers/store.js'
 import { u8 } from './helpers/file-reader.js'
 
 interface Ctx {
@@ -46,29 +46,6 @@ function generatedBlocks (): Block[] {
   ]
 }
 
-/** A server that gives every request to the gateway and answers 404 "fallback" when it declines. */
-async function listen (gateway: Gateway): Promise<{ base: string, close: () => Promise<void> }> {
-  const sockets = new Set<Socket>()
-  const server: Server = createServer((req, res) => {
-    gateway.handle(req, res).then((handled) => {
-      if (!handled) {
-        res.writeHead(404, { 'content-type': 'text/plain' })
-        res.end('fallback')
-      }
-    }, (err: unknown) => { res.destroy(err as Error) })
-  })
-  server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)) })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  return {
-    base: `http://127.0.0.1:${port}`,
-    close: async () => {
-      for (const s of sockets) s.destroy()
-      await new Promise<void>((resolve) => server.close(() => { resolve() }))
-    }
-  }
-}
-
 /** node:http, not fetch: fetch always sends an Accept header, and some tests need none. */
 async function call (base: string, path: string, options: { method?: string, headers?: Record<string, string> } = {}): Promise<Reply> {
   return await new Promise<Reply>((resolve, reject) => {
@@ -95,33 +72,20 @@ async function carOf (body: Uint8Array): Promise<{ roots: CID[], blocks: Array<{
   return { roots: await reader.getRoots(), blocks }
 }
 
-async function counts (registry: Registry): Promise<Record<string, number>> {
-  const metric = registry.getSingleMetric(BLOCK_REQUESTS_METRIC) as Counter<'status'>
-  const out: Record<string, number> = {}
-  for (const v of (await metric.get()).values) out[String(v.labels.status)] = v.value
-  return out
-}
 
 const test = suite<Ctx>('server gateway')
 
 test.before.each(async (ctx) => {
-  const { dir, cleanup } = await tempDir()
-  const { store } = await openStore(dir)
-  await store.register('sample', new FileMount(fixture('sample-v1.car')))
-  const gen = join(dir, 'generated.car')
-  await writeFile(gen, encodeCar(generatedBlocks()).bytes)
-  await store.register('generated', new FileMount(gen))
-  ctx.dir = dir
-  ctx.store = store
-  ctx.registry = new Registry()
-  ctx.gateway = createGateway(store, { registry: ctx.registry })
-  const srv = await listen(ctx.gateway)
+  const f = await gatewayFixture(generatedBlocks())
+  ctx.dir = f.dir
+  ctx.store = f.store
+  ctx.registry = f.registry
+  ctx.gateway = f.gateway
+  const srv = await listen((req, res) => { serveGateway(f.gateway, req, res) })
   ctx.base = srv.base
   ctx.close = async () => {
     await srv.close()
-    await ctx.gateway.close()
-    await store.close()
-    await cleanup()
+    await f.close()
   }
 })
 test.after.each(async (ctx) => { await ctx.close() })
@@ -419,11 +383,11 @@ test('metrics: dagstore_block_requests_total counts requests by status', async (
   const etag = (await call(ctx.base, ok)).headers.etag as string
   await call(ctx.base, ok, { headers: { 'if-none-match': etag } })
   await call(ctx.base, '/not-the-gateway')
-  assert.equal(await counts(ctx.registry), { 200: 4, 304: 1, 400: 1, 404: 1, 406: 1 })
+  assert.equal(await blockRequests(ctx.registry), { 200: 4, 304: 1, 400: 1, 404: 1, 406: 1 })
   // A second gateway on the same registry shares the counter instead of failing to register.
   const again = createGateway(ctx.store, { registry: ctx.registry })
   await again.close()
-  assert.equal(await counts(ctx.registry), { 200: 4, 304: 1, 400: 1, 404: 1, 406: 1 })
+  assert.equal(await blockRequests(ctx.registry), { 200: 4, 304: 1, 400: 1, 404: 1, 406: 1 })
   assert.ok((await ctx.registry.metrics()).includes('dagstore_block_requests_total{status="200"} 4'))
 })
 
@@ -452,7 +416,7 @@ test('close() releases the cached accessors; requests after it get 503', async (
   assert.is(r.status, 503)
   assert.is(errorCode(r), 'ERR_UNAVAILABLE')
   await ctx.gateway.close() // idempotent
-  assert.equal(await counts(ctx.registry), { 200: 1, 503: 1 })
+  assert.equal(await blockRequests(ctx.registry), { 200: 1, 503: 1 })
 })
 
 test.run()
