@@ -7,7 +7,7 @@ export type { Mount, MountReader, MountInfo, MountStat, MountFactory } from './m
 export { MountRegistry } from './mount/registry.js'
 export { FileMount } from './mount/file.js'
 export { BytesMount } from './mount/bytes.js'
-export { HttpMount, HttpStatusError, HttpLengthMismatchError, HttpTimeoutError, HttpRangeError, HttpNetworkError, type HttpMountOptions } from './mount/http.js'
+export { HttpMount, HttpStatusError, HttpLengthMismatchError, HttpTimeoutError, HttpRangeError, HttpNetworkError, HttpChangedError, type HttpMountOptions } from './mount/http.js'
 export type { ShardIndex, IndexEntry, FullIndexRepo, TopLevelIndex, ShardIndexer } from './index/types.js'
 export { MemoryIndexRepo } from './index/memory-repo.js'
 export { FsIndexRepo, type FsIndexRepoOptions } from './index/fs-repo.js'

@@ -137,6 +137,40 @@ test('server advertising ranges but answering 200 to Range: not taken as a resum
   })
 })
 
+test('the resource changes between a reset and the resume (new ETag / Last-Modified) → ERR_HTTP_CHANGED, never spliced', async () => {
+  const other = Buffer.from(sample)
+  other[60_000] ^= 0xff // same length: only the version headers can tell
+  for (const header of ['etag', 'last-modified'] as const) {
+    let gets = 0
+    const versions = header === 'etag' ? ['"v1"', '"v2"'] : ['Sat, 21 Nov 2026 10:00:00 GMT', 'Sun, 22 Nov 2026 10:00:00 GMT']
+    await withServer((req, res, n) => {
+      const changed = req.method === 'GET' && gets > 0
+      res.setHeader(header, changed ? versions[1] : versions[0])
+      if (req.method === 'GET' && gets++ === 0) {
+        res.writeHead(200, { 'accept-ranges': 'bytes', 'content-length': SIZE })
+        res.write(sample.subarray(0, 50_000), () => { setTimeout(() => req.socket.destroy(), 20) })
+        return
+      }
+      standard(changed ? other : sample)(req, res, n)
+    }, async (srv) => {
+      assert.is(await codeOf(download(new HttpMount(srv.url, { backoffMs: 1 }))), 'ERR_HTTP_CHANGED', header)
+    })
+  }
+  // The same version across the resume is fine (the reset test above has no version headers at all).
+  let gets = 0
+  await withServer((req, res, n) => {
+    res.setHeader('etag', '"v1"')
+    if (req.method === 'GET' && gets++ === 0) {
+      res.writeHead(200, { 'accept-ranges': 'bytes', 'content-length': SIZE })
+      res.write(sample.subarray(0, 50_000), () => { setTimeout(() => req.socket.destroy(), 20) })
+      return
+    }
+    standard(sample)(req, res, n)
+  }, async (srv) => {
+    assert.ok((await download(new HttpMount(srv.url, { backoffMs: 1 }))).equals(sample))
+  })
+})
+
 test('206 with the wrong Content-Range → ERR_HTTP_RANGE', async () => {
   await withServer((req, res) => {
     if (req.headers.range !== undefined) {

@@ -54,6 +54,8 @@ export class HttpRangeError extends defineError('ERR_HTTP_RANGE', 'HTTP server a
 
 /** The connection failed (refused, reset, protocol error); `cause` has the system error. */
 export class HttpNetworkError extends defineError('ERR_HTTP_NETWORK', 'HTTP connection failed') {}
+/** The resource changed while it was being downloaded (its ETag or Last-Modified moved): resuming would mix two versions. */
+export class HttpChangedError extends defineError('ERR_HTTP_CHANGED', 'HTTP resource changed during the download') {}
 
 /** Errors worth another attempt. */
 const RETRYABLE = new WeakSet<object>()
@@ -102,7 +104,15 @@ interface Exchange {
   destroy: (err?: Error) => void
 }
 
-interface Probe { exists: boolean, size?: number, ranges: boolean }
+interface Probe { exists: boolean, size?: number, ranges: boolean, version?: string }
+
+/** What identifies one version of the resource: its ETag, else its Last-Modified date. */
+function versionOf (headers: IncomingMessage['headers']): string | undefined {
+  const etag = headers.etag
+  if (typeof etag === 'string' && etag !== '') return `etag ${etag}`
+  const modified = headers['last-modified']
+  return typeof modified === 'string' && modified !== '' ? `last-modified ${modified}` : undefined
+}
 
 /**
  * A CAR file behind an `http:` or `https:` URL. Remote and sequential: the store copies it into
@@ -182,7 +192,7 @@ export class HttpMount implements Mount {
       signal?.removeEventListener('abort', onAbort)
       throw new HttpStatusError(this.url.href, 404, `HTTP mount ${this.url.href} does not exist`)
     }
-    const state = { ranges: probe.ranges }
+    const state: { ranges: boolean, version?: string } = { ranges: probe.ranges, version: probe.version }
     const size = probe.size
     let closed = false
     return {
@@ -211,7 +221,7 @@ export class HttpMount implements Mount {
       if (status === 404 || status === 410) return { exists: false, ranges: false }
       if (status < 200 || status > 299) throw statusError(this.url.href, status)
       const ranges = /\bbytes\b/i.test(String(res.headers['accept-ranges'] ?? ''))
-      return { exists: true, size: parseLength(res.headers['content-length']), ranges }
+      return { exists: true, size: parseLength(res.headers['content-length']), ranges, version: versionOf(res.headers) }
     })
   }
 
@@ -228,7 +238,7 @@ export class HttpMount implements Mount {
     }
   }
 
-  #stream (start: number, size: number | undefined, state: { ranges: boolean }, signal: AbortSignal, isClosed: () => boolean): AsyncIterable<Uint8Array> {
+  #stream (start: number, size: number | undefined, state: { ranges: boolean, version?: string }, signal: AbortSignal, isClosed: () => boolean): AsyncIterable<Uint8Array> {
     const mount = this
     const href = this.url.href
     return (async function * (): AsyncGenerator<Uint8Array> {
@@ -245,6 +255,15 @@ export class HttpMount implements Mount {
           const { res } = ex
           const status = res.statusCode ?? 0
           const declared = parseLength(res.headers['content-length'])
+          // Every response of one download must be the same version: a resume (or a restart
+          // after a server ignored Range) of a file that changed would splice two of them.
+          const version = versionOf(res.headers)
+          if (status === 200 || status === 206) {
+            if (state.version !== undefined && version !== undefined && version !== state.version) {
+              throw new HttpChangedError(`HTTP GET ${href}: the resource changed during the download (${state.version} became ${version})`)
+            }
+            state.version ??= version
+          }
           let bodyStart: number // absolute offset of the body's first byte
           let end: number | undefined // absolute offset the body must end at
           if (status === 206) {
