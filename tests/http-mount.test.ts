@@ -12,7 +12,7 @@ import type { MountReader } from '../src/mount/types.js'
 import { mountConformance } from './conformance/mount.js'
 import { fixture } from './helpers/fixtures.js'
 import { dirSuite, openStore } from './helpers/store.js'
-import { serve, standard, withServer } from './helpers/http-server.js'
+import { serve, standard, withServer, type Handler } from './helpers/http-server.js'
 
 const sample = await readFile(fixture('sample-v1.car'))
 const SIZE = sample.byteLength
@@ -62,6 +62,19 @@ mountConformance('HttpMount (server without Range)', async () => {
 
 const test = suite('HttpMount')
 
+/** The first GET sends 50,000 bytes and then drops the connection; every other request goes to `then`. */
+function resetFirstGet (then: Handler): Handler {
+  let gets = 0
+  return (req, res, n) => {
+    if (req.method === 'GET' && gets++ === 0) {
+      res.writeHead(200, { 'accept-ranges': 'bytes', 'content-length': SIZE })
+      res.write(sample.subarray(0, 50_000), () => { setTimeout(() => req.socket.destroy(), 20) })
+      return
+    }
+    then(req, res, n)
+  }
+}
+
 test('info, URL validation, serialize, default registry', () => {
   const m = new HttpMount('http://127.0.0.1:1/x.car')
   assert.equal(m.info(), { kind: 'remote', sequential: true, seek: false, random: false })
@@ -99,15 +112,7 @@ test('stat(): HEAD size/exists; 404 and 410 → not there; 403 → ERR_HTTP_STAT
 })
 
 test('connection reset mid-body → resumes with Range; byte-identical', async () => {
-  let gets = 0
-  await withServer((req, res, n) => {
-    if (req.method === 'GET' && gets++ === 0) {
-      res.writeHead(200, { 'accept-ranges': 'bytes', 'content-length': SIZE })
-      res.write(sample.subarray(0, 50_000), () => { setTimeout(() => req.socket.destroy(), 20) })
-      return
-    }
-    standard(sample)(req, res, n)
-  }, async (srv) => {
+  await withServer(resetFirstGet(standard(sample)), async (srv) => {
     const got = await download(new HttpMount(srv.url, { backoffMs: 1 }))
     assert.ok(got.equals(sample), 'bytes differ')
     const getsLog = srv.log.filter((r) => r.method === 'GET')
@@ -141,31 +146,25 @@ test('the resource changes between a reset and the resume (new ETag / Last-Modif
   const other = Buffer.from(sample)
   other[60_000] ^= 0xff // same length: only the version headers can tell
   for (const header of ['etag', 'last-modified'] as const) {
-    let gets = 0
     const versions = header === 'etag' ? ['"v1"', '"v2"'] : ['Sat, 21 Nov 2026 10:00:00 GMT', 'Sun, 22 Nov 2026 10:00:00 GMT']
+    let gets = 0
+    const first = resetFirstGet((req, res, n) => {
+      // Reached by the HEAD and by every GET after the reset: those see the new version.
+      res.setHeader(header, req.method === 'GET' ? versions[1] : versions[0])
+      standard(req.method === 'GET' ? other : sample)(req, res, n)
+    })
     await withServer((req, res, n) => {
-      const changed = req.method === 'GET' && gets > 0
-      res.setHeader(header, changed ? versions[1] : versions[0])
-      if (req.method === 'GET' && gets++ === 0) {
-        res.writeHead(200, { 'accept-ranges': 'bytes', 'content-length': SIZE })
-        res.write(sample.subarray(0, 50_000), () => { setTimeout(() => req.socket.destroy(), 20) })
-        return
-      }
-      standard(changed ? other : sample)(req, res, n)
+      if (req.method === 'GET' && gets++ === 0) res.setHeader(header, versions[0])
+      first(req, res, n)
     }, async (srv) => {
       assert.is(await codeOf(download(new HttpMount(srv.url, { backoffMs: 1 }))), 'ERR_HTTP_CHANGED', header)
     })
   }
   // The same version across the resume is fine (the reset test above has no version headers at all).
-  let gets = 0
+  const same = resetFirstGet(standard(sample))
   await withServer((req, res, n) => {
     res.setHeader('etag', '"v1"')
-    if (req.method === 'GET' && gets++ === 0) {
-      res.writeHead(200, { 'accept-ranges': 'bytes', 'content-length': SIZE })
-      res.write(sample.subarray(0, 50_000), () => { setTimeout(() => req.socket.destroy(), 20) })
-      return
-    }
-    standard(sample)(req, res, n)
+    same(req, res, n)
   }, async (srv) => {
     assert.ok((await download(new HttpMount(srv.url, { backoffMs: 1 }))).equals(sample))
   })
