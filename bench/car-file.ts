@@ -5,7 +5,7 @@
  */
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs'
 import { createHash, randomFillSync } from 'node:crypto'
-import { encodeVarint } from '../src/car/varint.js'
+import { encodeVarint } from '../src/format/varint.js'
 
 const RAW = 0x55
 const SHA2_256 = 0x12

@@ -22,9 +22,9 @@ import { closeSync, createReadStream, openSync, readSync, rmSync } from 'node:fs
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { CarIndexer } from '@ipld/car/indexer'
-import { createShardIndexer, defaultShardIndexer, indexCar } from '../src/car/indexer.js'
-import { openFileReader } from '../src/mount/file-reader.js'
-import type { ShardIndexer } from '../src/index/types.js'
+import { createShardIndexer, defaultShardIndexer, indexCar } from '../src/format/car/indexer.js'
+import { openFileReader } from '../src/storage/transients/file-reader.js'
+import type { ShardIndexer } from '../src/base/index-types.js'
 import { writeCarV1 } from './car-file.js'
 import { envInt, fmt, fmtAuto, header, note, now, report, tempDir } from './util.js'
 

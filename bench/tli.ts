@@ -9,7 +9,7 @@
 import { join } from 'node:path'
 import { randomBytes, createHash } from 'node:crypto'
 import { Level } from 'level'
-import { LevelTopLevelIndex } from '../src/index/level-top-level.js'
+import { LevelTopLevelIndex } from '../src/storage/index/level-top-level.js'
 import { envInt, fmt, header, note, now, report, tempDir } from './util.js'
 
 const SHARDS = envInt('TLI_SHARDS', 200)

@@ -7,14 +7,14 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
-import { FileMount } from '../src/mount/file.js'
-import { AllShardsBlockstore, type ShardSource } from '../src/blockstore/all-shards.js'
+import { FileMount } from '../src/storage/mount/file.js'
+import { AllShardsBlockstore, type ShardSource } from '../src/read/all-shards.js'
 import { carBlocks, fixture, unknownCid } from './helpers/fixtures.js'
 import { u8 } from './helpers/file-reader.js'
 import { dirSuite, openStore, recordTraces, until } from './helpers/store.js'
 import { codeOf, rejectsWith } from './helpers/assert.js'
-import type { DAGStore } from '../src/store.js'
-import type { ReadBlockstore, ShardAccessor, Trace } from '../src/types.js'
+import type { DAGStore } from '../src/engine/store.js'
+import type { ReadBlockstore, ShardAccessor, Trace } from '../src/base/types.js'
 
 const test = dirSuite('all-shards blockstore')
 

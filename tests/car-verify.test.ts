@@ -13,10 +13,10 @@ import type { TestReader } from './helpers/file-reader.js'
 import { rejectsWith } from './helpers/assert.js'
 import { BLAKE2B_256, blake2b, blake2b256, encodeCar, makeBlock, patterned, RAW } from './helpers/car-gen.js'
 import type { Block, GeneratedCar } from './helpers/car-gen.js'
-import { createShardIndexer, indexCar } from '../src/car/indexer.js'
-import type { ShardIndexerOptions } from '../src/car/indexer.js'
-import { ShardBlockstore } from '../src/accessor/blockstore.js'
-import { InvalidCarError } from '../src/errors.js'
+import { createShardIndexer, indexCar } from '../src/format/car/indexer.js'
+import type { ShardIndexerOptions } from '../src/format/car/indexer.js'
+import { ShardBlockstore } from '../src/engine/accessor/blockstore.js'
+import { InvalidCarError } from '../src/base/errors.js'
 
 
 /** Streams at awkward chunk sizes (blocks split across chunks) and positional reads at awkward windows. */

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process'
 import { copyFile, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
-import { DAGStore } from '../src/store.js'
+import { DAGStore } from '../src/engine/store.js'
 import { carBlocks, fixture } from './helpers/fixtures.js'
 import { dirSuite } from './helpers/store.js'
 import { CLI, cli, cliEnv, hasStack, readServeJson, spawnCli, startServe, type CliResult, type Running } from './helpers/cli.js'
@@ -412,7 +412,7 @@ test('SIGTERM during an in-flight block download: serve exits 0, serve.json remo
 test('npm start: serves, imports the sample (idempotently), prints a curl-able block URL', async ({ dir }) => {
   const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }
   // The script's node part (the build before it has run already).
-  const m = /^npm run build && node dist\/src\/cli\/main\.js (.+)$/.exec(pkg.scripts.start)
+  const m = /^npm run build && node dist\/src\/app\/cli\/main\.js (.+)$/.exec(pkg.scripts.start)
   assert.ok(m !== null, pkg.scripts.start)
   const args = (m as RegExpExecArray)[1].split(/\s+/)
   const env = { DAGSTORE_DIR: join(dir, 'repo'), DAGSTORE_LISTEN: '127.0.0.1:0' }

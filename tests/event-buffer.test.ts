@@ -1,6 +1,6 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { EventBuffer } from '../src/events/event-buffer.js'
+import { EventBuffer } from '../src/engine/observe/event-buffer.js'
 
 async function take<T> (it: AsyncIterator<T>, n: number): Promise<T[]> {
   const out: T[] = []

@@ -2,9 +2,9 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { readFile, readdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { FsIndexRepo } from '../src/index/fs-repo.js'
-import { defaultShardIndexer } from '../src/car/indexer.js'
-import { openFileReader } from '../src/mount/file-reader.js'
+import { FsIndexRepo } from '../src/storage/index/fs-repo.js'
+import { defaultShardIndexer } from '../src/format/car/indexer.js'
+import { openFileReader } from '../src/storage/transients/file-reader.js'
 import { fixture, tempDir } from './helpers/fixtures.js'
 
 async function indexOf (name: string): Promise<Awaited<ReturnType<typeof defaultShardIndexer>>> {

@@ -1,7 +1,7 @@
 // GrowingFile: how far a file being written is readable, and the tail it keeps in memory.
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import { GrowingFile } from '../src/mount/growing-file.js'
+import { GrowingFile } from '../src/storage/transients/growing-file.js'
 
 const test = suite('GrowingFile')
 

@@ -1,8 +1,8 @@
 import { fullIndexRepoConformance } from './conformance/full-index-repo.js'
 import { join } from 'node:path'
-import { FsIndexRepo } from '../src/index/fs-repo.js'
+import { FsIndexRepo } from '../src/storage/index/fs-repo.js'
 import { tempDir } from './helpers/fixtures.js'
-import { MemoryIndexRepo } from '../src/index/memory-repo.js'
+import { MemoryIndexRepo } from '../src/storage/index/memory-repo.js'
 
 fullIndexRepoConformance('MemoryIndexRepo', async () => ({ repo: new MemoryIndexRepo(), cleanup: async () => {} }))
 

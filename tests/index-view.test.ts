@@ -3,9 +3,9 @@ import * as assert from 'uvu/assert'
 import { readFile } from 'node:fs/promises'
 import { sha256, sha512 } from 'multiformats/hashes/sha2'
 import { identity } from 'multiformats/hashes/identity'
-import { MultihashIndexSortedView } from '../src/index/index-view.js'
-import { SortedIndex } from '../src/index/sorted-index.js'
-import { encodeMultihashIndexSorted } from '../src/index/multihash-index-sorted.js'
+import { MultihashIndexSortedView } from '../src/format/index/index-view.js'
+import { SortedIndex } from '../src/format/index/sorted-index.js'
+import { encodeMultihashIndexSorted } from '../src/format/index/multihash-index-sorted.js'
 import { fixture } from './helpers/fixtures.js'
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')

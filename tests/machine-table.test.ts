@@ -1,7 +1,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { TransitionTable, machineTransition, factsFromMask } from '../src/shard/table.js'
-import { SHARD_STATES, OP_TYPES } from '../src/types.js'
+import { TransitionTable, machineTransition, factsFromMask } from '../src/engine/shard/table.js'
+import { SHARD_STATES, OP_TYPES } from '../src/base/types.js'
 
 const table = new TransitionTable()
 

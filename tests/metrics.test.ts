@@ -2,7 +2,7 @@
 import * as assert from 'uvu/assert'
 import { readFile } from 'node:fs/promises'
 import { Registry } from 'prom-client'
-import { FileMount } from '../src/mount/file.js'
+import { FileMount } from '../src/storage/mount/file.js'
 import { StreamMount } from './helpers/stream-mount.js'
 import { fixture } from './helpers/fixtures.js'
 import { dirSuite, openStore } from './helpers/store.js'

@@ -4,13 +4,13 @@ import fc from 'fast-check'
 import { readFile } from 'node:fs/promises'
 import { fixture } from './helpers/fixtures.js'
 import { bytesReader, concatBytes, hex } from './helpers/file-reader.js'
-import { indexCar } from '../src/car/indexer.js'
-import { encodeVarint, varintLength } from '../src/car/varint.js'
+import { indexCar } from '../src/format/car/indexer.js'
+import { encodeVarint, varintLength } from '../src/format/varint.js'
 import {
   CAR_INDEX_SORTED, CAR_MULTIHASH_INDEX_SORTED, decodeCarIndex, encodeMultihashIndexSorted
-} from '../src/index/multihash-index-sorted.js'
-import { SortedIndex, SortedIndexBuilder } from '../src/index/sorted-index.js'
-import type { IndexEntry, ShardIndex } from '../src/index/types.js'
+} from '../src/format/index/multihash-index-sorted.js'
+import { SortedIndex, SortedIndexBuilder } from '../src/format/index/sorted-index.js'
+import type { IndexEntry, ShardIndex } from '../src/base/index-types.js'
 
 const INDEX_OFFSET = 479958
 const INDEX_LENGTH = 41750

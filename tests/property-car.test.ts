@@ -7,10 +7,10 @@ import { bytesReader, hex, u8 } from './helpers/file-reader.js'
 import type { TestReader } from './helpers/file-reader.js'
 import { carOf, carSpecArb, oracleIndex, strict } from './helpers/car-gen.js'
 import type { GeneratedCar } from './helpers/car-gen.js'
-import { indexCar } from '../src/car/indexer.js'
-import type { CarIndexResult, ShardIndexerOptions } from '../src/car/indexer.js'
-import { ShardBlockstore } from '../src/accessor/blockstore.js'
-import { BlockNotFoundError, InvalidCarError } from '../src/errors.js'
+import { indexCar } from '../src/format/car/indexer.js'
+import type { CarIndexResult, ShardIndexerOptions } from '../src/format/car/indexer.js'
+import { ShardBlockstore } from '../src/engine/accessor/blockstore.js'
+import { BlockNotFoundError, InvalidCarError } from '../src/base/errors.js'
 
 /** A case that neither finishes nor fails within this is a hang. */
 const CASE_TIMEOUT_MS = 5000

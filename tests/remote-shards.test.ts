@@ -2,7 +2,7 @@
 import * as assert from 'uvu/assert'
 import { readFile, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { HttpMount } from '../src/mount/http.js'
+import { HttpMount } from '../src/storage/mount/http.js'
 import { fixture } from './helpers/fixtures.js'
 import { dirSuite, openStore, recordTraces, until } from './helpers/store.js'
 import { serve, standard } from './helpers/http-server.js'

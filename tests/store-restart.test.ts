@@ -2,7 +2,7 @@
 import * as assert from 'uvu/assert'
 import { copyFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { FileMount } from '../src/mount/file.js'
+import { FileMount } from '../src/storage/mount/file.js'
 import { StreamMount } from './helpers/stream-mount.js'
 import { fixture } from './helpers/fixtures.js'
 import { Gate, gatedIndexer, openStore, recordTraces, until, dirSuite, type DirContext } from './helpers/store.js'

@@ -6,13 +6,13 @@ import { CarReader } from '@ipld/car'
 import { CID } from 'multiformats/cid'
 import { identity } from 'multiformats/hashes/identity'
 import * as raw from 'multiformats/codecs/raw'
-import { FileMount } from '../src/mount/file.js'
-import { BytesMount } from '../src/mount/bytes.js'
-import { recoverImmediately } from '../src/recover.js'
+import { FileMount } from '../src/storage/mount/file.js'
+import { BytesMount } from '../src/storage/mount/bytes.js'
+import { recoverImmediately } from '../src/engine/recover.js'
 import { StreamMount } from './helpers/stream-mount.js'
 import { fixture } from './helpers/fixtures.js'
 import { Gate, gatedIndexer, openStore, recordFailures, result, until, dirSuite } from './helpers/store.js'
-import type { DAGStore } from '../src/store.js'
+import type { DAGStore } from '../src/engine/store.js'
 
 const test = dirSuite('serving')
 

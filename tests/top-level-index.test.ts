@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import { Level } from 'level'
 import { MemoryLevel } from 'memory-level'
-import { LevelTopLevelIndex } from '../src/index/level-top-level.js'
+import { LevelTopLevelIndex } from '../src/storage/index/level-top-level.js'
 import { topLevelIndexConformance } from './conformance/top-level-index.js'
 import { tempDir } from './helpers/fixtures.js'
 

@@ -2,7 +2,7 @@
 // evicted, under load) is in automated-gc.test.ts; this pins the arithmetic and the protocol.
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import { TransientBudget } from '../src/gc/budget.js'
+import { TransientBudget } from '../src/storage/transients/budget.js'
 import { codeOf } from './helpers/assert.js'
 
 const test = suite('TransientBudget')

@@ -2,9 +2,9 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { createHash } from 'node:crypto'
-import { IndexNotFoundError } from '../../src/errors.js'
-import { SortedIndexBuilder } from '../../src/index/sorted-index.js'
-import type { FullIndexRepo, ShardIndex } from '../../src/index/types.js'
+import { IndexNotFoundError } from '../../src/base/errors.js'
+import { SortedIndexBuilder } from '../../src/format/index/sorted-index.js'
+import type { FullIndexRepo, ShardIndex } from '../../src/base/index-types.js'
 
 export interface RepoUnderTest { repo: FullIndexRepo, cleanup: () => Promise<void> }
 

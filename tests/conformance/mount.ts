@@ -1,9 +1,9 @@
 import { suite } from 'uvu'
 import type { Test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { isAbortError } from '../../src/errors.js'
-import { MountRegistry } from '../../src/mount/registry.js'
-import type { Mount, MountReader } from '../../src/mount/types.js'
+import { isAbortError } from '../../src/base/errors.js'
+import { MountRegistry } from '../../src/storage/mount/registry.js'
+import type { Mount, MountReader } from '../../src/base/mount-types.js'
 
 export interface MountUnderTest {
   mount: Mount

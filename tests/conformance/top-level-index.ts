@@ -3,7 +3,7 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { identity } from 'multiformats/hashes/identity'
-import type { TopLevelIndex } from '../../src/index/types.js'
+import type { TopLevelIndex } from '../../src/base/index-types.js'
 
 export interface TopLevelIndexUnderTest { index: TopLevelIndex, cleanup: () => Promise<void> }
 

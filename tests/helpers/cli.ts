@@ -6,8 +6,8 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-/** dist/src/cli/main.js, seen from dist/tests/helpers. */
-export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url))
+/** dist/src/app/cli/main.js, seen from dist/tests/helpers. */
+export const CLI = fileURLToPath(new URL('../../src/app/cli/main.js', import.meta.url))
 
 export interface CliResult {
   code: number | null

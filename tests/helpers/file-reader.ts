@@ -1,7 +1,7 @@
 // Test-only MountReaders (the production FileMount lives in src/mount). Chunk sizes are
 // configurable so tests can force section headers and block data across chunk boundaries.
 import { open } from 'node:fs/promises'
-import type { MountReader } from '../../src/mount/types.js'
+import type { MountReader } from '../../src/base/mount-types.js'
 
 export interface TestReaderOptions {
   /** Size of the chunks stream() yields; default 64 KiB. */

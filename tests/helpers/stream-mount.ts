@@ -2,9 +2,9 @@ import { createReadStream } from 'node:fs'
 import { stat as fsStat } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { abortErrorFrom } from '../../src/errors.js'
-import type { MountRegistry } from '../../src/mount/registry.js'
-import type { Mount, MountFactory, MountInfo, MountReader, MountStat } from '../../src/mount/types.js'
+import { abortErrorFrom } from '../../src/base/errors.js'
+import type { MountRegistry } from '../../src/storage/mount/registry.js'
+import type { Mount, MountFactory, MountInfo, MountReader, MountStat } from '../../src/base/mount-types.js'
 
 export interface StreamMountOptions {
   /** Bytes per chunk served by stream(); default 64 KiB. */

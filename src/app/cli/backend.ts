@@ -1,0 +1,281 @@
+/**
+ * What a CLI command talks to: the store itself (direct mode, nobody serving the repo) or a
+ * running `serve` through its admin API (client mode). Both answer in the admin API's JSON
+ * shapes, so outputs do not depend on the mode.
+ */
+import type { CID } from 'multiformats/cid'
+import { DAGStore } from '../../engine/store.js'
+import { MountRegistry } from '../../storage/mount/registry.js'
+// One JSON shape in both modes: direct mode answers exactly as the admin API does.
+import { shardJson, type ShardJson } from '../server/admin.js'
+export type { ShardJson }
+import { CliError, errorJson, isLevelLocked, type ErrorJson } from './errors.js'
+import { probeServer, readRepoToken, type LiveServeFile, type ServerProbe } from './repo.js'
+
+
+export interface GcJson {
+  reclaimedBytes: number
+  shards: Record<string, ErrorJson | null>
+}
+
+export interface Backend {
+  readonly mode: 'direct' | 'server'
+  /** The server's URL in client mode. */
+  readonly url?: string
+  list: () => Promise<ShardJson[]>
+  /** Keys and states only: cheaper than list() where that is all a command needs. */
+  states: () => Promise<Array<{ key: string, state: string }>>
+  info: (key: string) => Promise<ShardJson>
+  /** `url`: file:, http: or https: */
+  register: (key: string, url: string, lazy: boolean) => Promise<ShardJson>
+  destroy: (key: string) => Promise<void>
+  recover: (key: string) => Promise<ShardJson>
+  gc: () => Promise<GcJson>
+  find: (cid: CID) => Promise<string[]>
+  get: (cid: CID) => Promise<Uint8Array>
+  close: () => Promise<void>
+}
+
+
+const byKey = (a: { key: string }, b: { key: string }): number => a.key < b.key ? -1 : a.key > b.key ? 1 : 0
+
+export class DirectBackend implements Backend {
+  readonly mode = 'direct'
+  private readonly store: DAGStore
+  private readonly mounts = new MountRegistry()
+
+  private constructor (store: DAGStore) {
+    this.store = store
+  }
+
+  static async open (dir: string, onError: (err: unknown, context: string) => void): Promise<DirectBackend> {
+    const store = new DAGStore({ dir, onError })
+    await store.start()
+    return new DirectBackend(store)
+  }
+
+  async list (): Promise<ShardJson[]> {
+    const keys = [...this.store.allShardsInfo().keys()].sort()
+    const out: ShardJson[] = []
+    for (const key of keys) out.push(shardJson(await this.store.describeShard(key)))
+    return out
+  }
+
+  async states (): Promise<Array<{ key: string, state: string }>> {
+    return [...this.store.allShardsInfo()].map(([key, info]) => ({ key, state: info.state })).sort(byKey)
+  }
+
+  async info (key: string): Promise<ShardJson> {
+    return shardJson(await this.store.describeShard(key))
+  }
+
+  async register (key: string, url: string, lazy: boolean): Promise<ShardJson> {
+    await this.store.register(key, this.mounts.instantiate(url), { lazy })
+    return await this.info(key)
+  }
+
+  async destroy (key: string): Promise<void> {
+    await this.store.destroy(key)
+  }
+
+  async recover (key: string): Promise<ShardJson> {
+    await this.store.recover(key)
+    return await this.info(key)
+  }
+
+  async gc (): Promise<GcJson> {
+    const res = await this.store.gc()
+    const shards: Record<string, ErrorJson | null> = {}
+    for (const [key, err] of [...res.shards].sort((a, b) => byKey({ key: a[0] }, { key: b[0] }))) shards[key] = err === null ? null : errorJson(err)
+    return { reclaimedBytes: res.reclaimedBytes, shards }
+  }
+
+  async find (cid: CID): Promise<string[]> {
+    return (await this.store.shardsContainingCid(cid)).sort()
+  }
+
+  async get (cid: CID): Promise<Uint8Array> {
+    const bs = this.store.blockstore({ ttlMs: 0 })
+    try {
+      return await bs.get(cid)
+    } finally {
+      await bs.close()
+    }
+  }
+
+  async close (): Promise<void> {
+    await this.store.close()
+  }
+}
+
+/** The admin API (see src/server): bearer token, errors as `{ error: { code, message } }`. */
+export class ClientBackend implements Backend {
+  readonly mode = 'server'
+  readonly url: string
+  private readonly token: string | undefined
+
+  constructor (url: string, token: string | undefined) {
+    this.url = url
+    this.token = token
+  }
+
+  private async request (method: string, path: string, body?: unknown): Promise<Response> {
+    const headers: Record<string, string> = {}
+    if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`
+    if (body !== undefined) headers['content-type'] = 'application/json'
+    let res: Response
+    try {
+      res = await fetch(new URL(path, this.url), { method, headers, body: body === undefined ? undefined : JSON.stringify(body) })
+    } catch (err) {
+      throw new CliError('ERR_SERVER_UNREACHABLE', `the server of this repo (${this.url}) did not answer ${method} ${path}`, { cause: err })
+    }
+    if (!res.ok) throw await apiError(res, method, path)
+    return res
+  }
+
+  private async json<T> (method: string, path: string, body?: unknown): Promise<T> {
+    const res = await this.request(method, path, body)
+    return await res.json() as T
+  }
+
+  async list (): Promise<ShardJson[]> {
+    return (await this.json<{ shards: ShardJson[] }>('GET', '/shards')).shards.sort(byKey)
+  }
+
+  async states (): Promise<Array<{ key: string, state: string }>> {
+    return await this.list()
+  }
+
+  async info (key: string): Promise<ShardJson> {
+    return await this.json<ShardJson>('GET', `/shards/${encodeURIComponent(key)}`)
+  }
+
+  async register (key: string, url: string, lazy: boolean): Promise<ShardJson> {
+    try {
+      return await this.json<ShardJson>('POST', '/shards', { key, url, lazy })
+    } catch (err) {
+      if (err instanceof CliError && err.status === 403 && url.startsWith('file:')) {
+        throw new CliError(err.code, err.message, {
+          status: 403,
+          hint: 'the server only registers files below its --allow-root folders: restart serve with --allow-root <dir>',
+          cause: err.cause
+        })
+      }
+      throw err
+    }
+  }
+
+  async destroy (key: string): Promise<void> {
+    await this.json('DELETE', `/shards/${encodeURIComponent(key)}`)
+  }
+
+  async recover (key: string): Promise<ShardJson> {
+    return await this.json<ShardJson>('POST', `/shards/${encodeURIComponent(key)}/recover`)
+  }
+
+  async gc (): Promise<GcJson> {
+    return await this.json<GcJson>('POST', '/gc')
+  }
+
+  async find (cid: CID): Promise<string[]> {
+    return (await this.json<{ shards: string[] }>('GET', `/find/${cid.toString()}`)).shards.sort()
+  }
+
+  async get (cid: CID): Promise<Uint8Array> {
+    const res = await this.request('GET', `/ipfs/${cid.toString()}?format=raw`)
+    return new Uint8Array(await res.arrayBuffer())
+  }
+
+  async close (): Promise<void> {}
+}
+
+async function apiError (res: Response, method: string, path: string): Promise<CliError> {
+  const text = await res.text().catch(() => '')
+  let code = `ERR_HTTP_${res.status}`
+  let message = `${method} ${path}: HTTP ${res.status}`
+  try {
+    const body = JSON.parse(text) as { error?: { code?: unknown, message?: unknown } }
+    if (typeof body.error?.code === 'string') code = body.error.code
+    if (typeof body.error?.message === 'string') message = body.error.message
+  } catch {
+    // Not the API's JSON (a proxy, a plain-text 404): the status line is all there is.
+    if (res.status === 404 && path.startsWith('/ipfs/')) code = 'ERR_NOT_FOUND'
+  }
+  const hint = res.status === 401
+    ? 'the server wants the repo token: run the CLI as a user who can read <dir>/token, or set DAGSTORE_TOKEN'
+    : undefined
+  return new CliError(code, message, { status: res.status, hint })
+}
+
+export interface OpenOptions {
+  dir: string
+  onError: (err: unknown, context: string) => void
+  /** Told which way the command goes (for --verbose). */
+  log?: (line: string) => void
+  /** How long to wait for a serve that is starting (opening a big repo takes a while). */
+  startWaitMs?: number
+}
+
+async function clientFor (file: LiveServeFile, dir: string, log: OpenOptions['log']): Promise<ClientBackend> {
+  log?.(`using the server at ${file.url} (pid ${file.pid})`)
+  const env = process.env.DAGSTORE_TOKEN === '' ? undefined : process.env.DAGSTORE_TOKEN
+  // serve.json says which token is in force: the repo's file wins over a DAGSTORE_TOKEN left
+  // in the environment (unless the file cannot be read, e.g. another user's repo).
+  let token: string | undefined
+  if (file.auth === 'file') token = await readRepoToken(dir).catch(() => undefined) ?? env
+  else if (file.auth === 'token') token = env
+  if (token === undefined && file.auth !== 'none') {
+    throw new CliError('ERR_UNAUTHORIZED', `the server of ${dir} (pid ${file.pid}) needs its admin token`, {
+      hint: file.auth === 'token' ? 'it was started with --token: set DAGSTORE_TOKEN to the same value' : `${dir}/token is missing: set DAGSTORE_TOKEN`
+    })
+  }
+  return new ClientBackend(file.url, token)
+}
+
+const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
+
+/** Waits while a serve is starting; the probe once it is live, gone or too slow. */
+async function settle (dir: string, probe: ServerProbe, waitMs: number, log: OpenOptions['log']): Promise<ServerProbe> {
+  if (probe.kind !== 'starting') return probe
+  log?.(`waiting for serve (pid ${probe.file.pid}) to start`)
+  const deadline = Date.now() + waitMs
+  while (probe.kind === 'starting' && Date.now() < deadline) {
+    await sleep(100)
+    probe = await probeServer(dir)
+  }
+  return probe
+}
+
+/**
+ * The running server's API if the repo has one, else the store itself (a stale serve.json
+ * is ignored: only serve replaces it).
+ */
+export async function openBackend (options: OpenOptions): Promise<Backend> {
+  const { dir, log } = options
+  const waitMs = options.startWaitMs ?? 60_000
+  let probe = await settle(dir, await probeServer(dir), waitMs, log)
+  if (probe.kind === 'live') return await clientFor(probe.file, dir, log)
+  try {
+    const direct = await DirectBackend.open(dir, options.onError)
+    log?.(`opened ${dir} directly (no server)`)
+    return direct
+  } catch (err) {
+    if (!isLevelLocked(err)) throw err
+    // A serve may have claimed the repo between our look and our open.
+    probe = await settle(dir, await probeServer(dir), waitMs, log)
+    if (probe.kind === 'live') return await clientFor(probe.file, dir, log)
+    throw lockedError(dir, probe, err)
+  }
+}
+
+export function lockedError (dir: string, probe: ServerProbe, cause: unknown): CliError {
+  const holder = probe.kind === 'stale' && probe.pidAlive && probe.file !== undefined
+    ? `serve (pid ${probe.file.pid}) holds it but does not answer at ${probe.file.url ?? '(no address)'}`
+    : probe.kind === 'starting'
+      ? `serve (pid ${probe.file.pid}) is still starting`
+      : 'another process has it open (a dagstore command or a program using the library)'
+  return new CliError('ERR_REPO_LOCKED', `the repo ${dir} is locked: ${holder}`, {
+    hint: 'wait for it to finish or stop it; run `dagstore serve` to share a repo between commands',
+    cause
+  })
+}

@@ -1,0 +1,188 @@
+/**
+ * `dagstore serve`: the store plus its HTTP server (admin API and gateway) on one repo.
+ * It holds the repo's LevelDB lock for its whole life and publishes itself in serve.json so
+ * other CLI commands on the repo go through it; SIGINT/SIGTERM stop it cleanly.
+ */
+import { mkdir, stat } from 'node:fs/promises'
+import { isIP } from 'node:net'
+import { resolve } from 'node:path'
+import { DAGStore } from '../../engine/store.js'
+import { startServer, type DagstoreServer } from '../server/index.js'
+import { CliError, EXIT_OK, UsageError, errorCode, isLevelLocked } from './errors.js'
+import { lockedError } from './backend.js'
+import { claimServeFile, ensureRepoToken, probeServer, publishServeFile, removeServeFileSync, type AuthMode } from './repo.js'
+import { ensureSample } from './sample.js'
+
+export interface ServeCommandOptions {
+  dir: string
+  listen: string
+  /** A token given on the command line or in DAGSTORE_TOKEN. */
+  token: string | undefined
+  /** false with --no-auth. */
+  auth: boolean
+  allowRoot: string[]
+  importSample: boolean
+  shutdownGraceMs: number
+  out: (line: string) => void
+  err: (line: string) => void
+  onError: (err: unknown, context: string) => void
+}
+
+/** `HOST:PORT`, `[V6]:PORT`, `:PORT` or `PORT`. */
+export function parseListen (value: string): { host: string, port: number } {
+  const bad = (): UsageError => new UsageError(`invalid --listen ${JSON.stringify(value)}: expected HOST:PORT (e.g. 127.0.0.1:8080, [::1]:8080, 0.0.0.0:0)`)
+  let host = '127.0.0.1'
+  let portText: string
+  const v6 = /^\[([^\]]+)\]:(\d+)$/.exec(value)
+  if (v6 !== null) {
+    host = v6[1]
+    portText = v6[2]
+  } else if (/^\d+$/.test(value)) {
+    portText = value
+  } else {
+    const i = value.lastIndexOf(':')
+    if (i < 0) throw bad()
+    if (i > 0) host = value.slice(0, i)
+    portText = value.slice(i + 1)
+    if (host.includes(':')) throw bad()
+  }
+  if (!/^\d+$/.test(portText)) throw bad()
+  const port = Number(portText)
+  if (port > 65535) throw bad()
+  return { host, port }
+}
+
+export function isLoopbackHost (host: string): boolean {
+  const h = host.toLowerCase()
+  if (h === 'localhost') return true
+  if (isIP(h) === 4) return h.startsWith('127.')
+  return h === '::1' || h === '0:0:0:0:0:0:0:1'
+}
+
+/** The URL a client on this machine uses: an any-address listener is reached on loopback. */
+function localUrl (server: DagstoreServer): string {
+  const host = server.host === '0.0.0.0' ? '127.0.0.1' : server.host === '::' ? '::1' : server.host
+  return `http://${host.includes(':') ? `[${host}]` : host}:${server.port}`
+}
+
+/** Resolves when the server has stopped (after a signal); the caller exits with its result. */
+export async function serve (o: ServeCommandOptions): Promise<number> {
+  const dir = resolve(o.dir)
+  const { host, port } = parseListen(o.listen)
+  if (!o.auth && !isLoopbackHost(host)) {
+    throw new UsageError(`--no-auth is only allowed on a loopback address, not ${host}`, 'drop --no-auth (clients then use the repo token) or listen on 127.0.0.1')
+  }
+  const allowRoots = o.allowRoot.map((r) => resolve(r))
+  for (const root of allowRoots) {
+    const st = await stat(root).catch(() => undefined)
+    if (st?.isDirectory() !== true) throw new UsageError(`--allow-root ${root}: ${st === undefined ? 'no such folder' : 'not a folder'}`)
+  }
+  const probe = await probeServer(dir)
+  if (probe.kind === 'live' || probe.kind === 'starting') {
+    const where = probe.kind === 'live' ? `at ${probe.file.url}` : '(starting)'
+    throw new CliError('ERR_REPO_SERVED', `the repo ${dir} is already served by pid ${probe.file.pid} ${where}`, {
+      hint: 'other dagstore commands on this repo go through it; stop it first to serve again'
+    })
+  }
+  // Whatever way the process ends (a crash included), it must not leave its serve.json
+  // behind; the removal checks the pid, so it never takes another server's file.
+  process.on('exit', () => { removeServeFileSync(dir) })
+  // A file whose process lives but does not answer is not ours to delete: if that process
+  // still holds LevelDB, opening the store fails below; if not, publishing replaces it.
+  await mkdir(dir, { recursive: true })
+  if (!(probe.kind === 'stale' && probe.pidAlive)) await claimServeFile(dir)
+
+  const store = new DAGStore({ dir, onError: o.onError })
+  try {
+    await store.start()
+  } catch (err) {
+    removeServeFileSync(dir)
+    if (isLevelLocked(err)) throw lockedError(dir, probe, err)
+    throw err
+  }
+
+  let server: DagstoreServer | undefined
+  let stopping: Promise<number> | undefined
+  const stop = async (signal: string): Promise<number> => {
+    o.err(`dagstore: ${signal}: stopping (in-flight requests get ${o.shutdownGraceMs} ms)`)
+    const closing = server?.close().catch((err: unknown) => { o.onError(err, 'server close failed') })
+    // close() lets in-flight requests finish for the grace period, then drops them: one stuck
+    // on a stalled download must not hold the repo for ever. Closing the store then aborts
+    // the download itself.
+    if (closing !== undefined) await within(closing, o.shutdownGraceMs + 1000)
+    await store.close().catch((err: unknown) => { o.onError(err, 'store close failed') })
+    if (closing !== undefined) await within(closing, 5000)
+    removeServeFileSync(dir)
+    return EXIT_OK
+  }
+  const done = new Promise<number>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (stopping !== undefined) {
+        // A second signal: the user wants out now. LevelDB is crash-safe; serve.json is ours to remove.
+        removeServeFileSync(dir)
+        process.exit(130)
+      }
+      stopping = stop(signal)
+      stopping.then(resolve, () => { resolve(1) })
+    }
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
+  })
+  try {
+    let token: string | null = null
+    let auth: AuthMode = 'none'
+    if (o.auth) {
+      if (o.token !== undefined && o.token !== '') {
+        token = o.token
+        auth = 'token'
+      } else {
+        token = await ensureRepoToken(dir)
+        auth = 'file'
+      }
+    }
+    try {
+      server = await startServer(store, {
+        host,
+        port,
+        token,
+        allowRoots,
+        shutdownTimeoutMs: Math.max(1, o.shutdownGraceMs),
+        onError: o.onError
+      })
+    } catch (err) {
+      // startServer validates its options with these (a malformed --token, ...): the user's to fix.
+      if (err instanceof TypeError || err instanceof RangeError) throw new UsageError(err.message)
+      if (errorCode(err) === 'EADDRINUSE') {
+        throw new CliError('ERR_ADDRESS_IN_USE', `${o.listen} is already in use`, {
+          hint: 'listen elsewhere with --listen HOST:PORT or DAGSTORE_LISTEN (port 0 picks a free one)',
+          cause: err
+        })
+      }
+      throw err
+    }
+    const url = localUrl(server)
+    await publishServeFile(dir, { pid: process.pid, url, auth, startedAt: new Date().toISOString() })
+    o.out(`dagstore serving ${dir} at ${server.url} (pid ${process.pid})`)
+    o.out(auth === 'file' ? `admin API token: ${dir}/token` : auth === 'token' ? 'admin API token: as given' : 'admin API: no auth (loopback only)')
+    if (o.importSample && stopping === undefined) {
+      const sample = await ensureSample(store)
+      o.out(`sample shard ${JSON.stringify(sample.key)} ${sample.action}: ${sample.blocks ?? '?'} blocks; one of them:`)
+      o.out(`${url}/ipfs/${sample.cid.toString()}`)
+    }
+  } catch (err) {
+    // Interrupted while starting: the signal's shutdown owns the exit.
+    if (stopping !== undefined) return await stopping
+    await server?.close().catch(() => {})
+    await store.close().catch(() => {})
+    removeServeFileSync(dir)
+    throw err
+  }
+  return await done
+}
+
+/** Waits for `p`, at most `ms`. */
+async function within (p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([p, new Promise((resolve) => { timer = setTimeout(resolve, ms) })])
+  clearTimeout(timer)
+}

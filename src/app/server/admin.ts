@@ -1,0 +1,227 @@
+/**
+ * The admin JSON API: shards (list, describe, register, destroy, recover), gc, find, events.
+ * Routing only: index.ts authenticates before any handler here runs.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { CID } from 'multiformats/cid'
+import { bases } from 'multiformats/basics'
+import type { DAGStore } from '../../engine/store.js'
+import type { MountRegistry } from '../../storage/mount/registry.js'
+import type { Mount } from '../../base/mount-types.js'
+import type { ShardDescription, ShardKey, ShardResult } from '../../base/types.js'
+import { InvalidMountError } from '../../base/errors.js'
+import { validateKey } from '../../base/keys.js'
+import { HttpError, errorJson, readJson, sendJson, type ErrorJson } from './http-util.js'
+import type { AllowRoots } from './allow-roots.js'
+import { infoJson, streamTraces } from './sse.js'
+
+/** A shard as every admin route returns it. */
+export interface ShardJson {
+  key: string
+  state: string
+  refs: number
+  error?: ErrorJson
+  url: string
+  /** The store's local copy (in its transients folder), when there is one. */
+  transient?: string
+  size?: number
+  blocks?: number
+}
+
+export function shardJson (d: ShardDescription): ShardJson {
+  const out: ShardJson = { key: d.key, ...infoJson(d), url: d.url }
+  if (d.transient !== undefined) out.transient = d.transient
+  if (d.size !== undefined) out.size = d.size
+  if (d.blocks !== undefined) out.blocks = d.blocks
+  return out
+}
+
+export interface AdminOptions {
+  mounts: MountRegistry
+  allowRoots: AllowRoots
+  maxBodyBytes: number
+  heartbeatMs: number
+  closing: AbortSignal
+  onError: (err: unknown, context: string) => void
+  /** Called before a destroy: drops references the server itself holds (the gateway's cached accessor). */
+  release: (key: string) => Promise<void>
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse, params: string[]) => Promise<void>
+
+interface Route {
+  pattern: RegExp
+  methods: Record<string, Handler>
+  /** HEAD is answered like GET (node drops the body) except where a GET holds something open. */
+  noHead?: boolean
+}
+
+/** What route() found: a handler to run, or a path that exists with other methods. */
+export type RouteMatch = { run: (req: IncomingMessage, res: ServerResponse) => Promise<void> } | { allow: string[] }
+
+// A describeShard costs a stat or two; a listing of many shards runs this many at once.
+const DESCRIBE_CONCURRENCY = 32
+
+export class AdminApi {
+  private readonly store: DAGStore
+  private readonly options: AdminOptions
+  private readonly routes: Route[]
+
+  constructor (store: DAGStore, options: AdminOptions) {
+    this.store = store
+    this.options = options
+    // Matched on the raw path: keys are one percent-encoded segment (a '/' in a key is %2F).
+    this.routes = [
+      { pattern: /^\/shards$/, methods: { GET: this.list, POST: this.register } },
+      { pattern: /^\/shards\/([^/]+)$/, methods: { GET: this.describe, DELETE: this.destroy } },
+      { pattern: /^\/shards\/([^/]+)\/recover$/, methods: { POST: this.recover } },
+      { pattern: /^\/gc$/, methods: { POST: this.gc } },
+      { pattern: /^\/find\/([^/]+)$/, methods: { GET: this.find } },
+      { pattern: /^\/events$/, methods: { GET: this.events }, noHead: true }
+    ]
+  }
+
+  /** undefined when `path` is no admin route (the gateway or a 404 gets it). */
+  route (method: string, path: string): RouteMatch | undefined {
+    for (const r of this.routes) {
+      const m = r.pattern.exec(path)
+      if (m === null) continue
+      const handler = r.methods[method] ?? (method === 'HEAD' && r.noHead !== true ? r.methods.GET : undefined)
+      if (handler === undefined) {
+        const allow = Object.keys(r.methods)
+        if (allow.includes('GET') && r.noHead !== true) allow.push('HEAD')
+        return { allow }
+      }
+      const params = m.slice(1)
+      return { run: async (req, res) => { await handler.call(this, req, res, params) } }
+    }
+    return undefined
+  }
+
+  private async list (_req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const keys = [...this.store.allShardsInfo().keys()].sort()
+    const found: Array<ShardJson | undefined> = new Array(keys.length)
+    let next = 0
+    const worker = async (): Promise<void> => {
+      while (next < keys.length) {
+        const i = next++
+        // A shard destroyed since the key list was taken is simply not listed.
+        found[i] = await this.store.describeShard(keys[i]).then(shardJson, (err: unknown) => {
+          if ((err as { code?: string }).code === 'ERR_SHARD_UNKNOWN') return undefined
+          throw err
+        })
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(DESCRIBE_CONCURRENCY, keys.length) }, worker))
+    sendJson(res, 200, { shards: found.filter((s) => s !== undefined) })
+  }
+
+  private async describe (_req: IncomingMessage, res: ServerResponse, [raw]: string[]): Promise<void> {
+    const key = keyParam(raw)
+    sendJson(res, 200, shardJson(await this.store.describeShard(key)))
+  }
+
+  private async register (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = await readJson(req, res, this.options.maxBodyBytes)
+    const { key, url, lazy } = registerRequest(body)
+    validateKey(key)
+    const mount = await this.mountFor(url)
+    // Eager registration answers once indexed, which may outlast the idle timeout: nothing is written meanwhile.
+    req.socket.setTimeout(0)
+    const result = await new Promise<ShardResult>((resolve) => {
+      // Not tied to the connection: a client that gives up leaves the registration running (it shows in GET /shards).
+      this.store.registerShard(key, mount, resolve, { lazy })
+    })
+    if (result.error !== undefined) throw result.error
+    sendJson(res, 201, shardJson(await this.store.describeShard(key)))
+  }
+
+  private async mountFor (raw: string): Promise<Mount> {
+    let url: URL
+    try {
+      url = new URL(raw)
+    } catch (err) {
+      throw new InvalidMountError(`invalid mount URL: ${raw}`, { cause: err })
+    }
+    if (url.protocol === 'file:') url = await this.options.allowRoots.check(raw, url)
+    return this.options.mounts.instantiate(url)
+  }
+
+  private async destroy (_req: IncomingMessage, res: ServerResponse, [raw]: string[]): Promise<void> {
+    const key = keyParam(raw)
+    // Recent block requests leave the gateway holding the shard: that reference is ours to drop.
+    await this.options.release(key)
+    await this.store.destroy(key)
+    sendJson(res, 200, { key, destroyed: true })
+  }
+
+  private async recover (req: IncomingMessage, res: ServerResponse, [raw]: string[]): Promise<void> {
+    const key = keyParam(raw)
+    req.socket.setTimeout(0)
+    await this.store.recover(key)
+    sendJson(res, 200, shardJson(await this.store.describeShard(key)))
+  }
+
+  private async gc (_req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const result = await this.store.gc()
+    // fromEntries defines own properties, so a key like "__proto__" stays a plain entry.
+    const shards = Object.fromEntries([...result.shards].map(([key, err]) => [key, err === null ? null : errorJson(err)]))
+    sendJson(res, 200, { reclaimedBytes: result.reclaimedBytes, shards })
+  }
+
+  private async find (_req: IncomingMessage, res: ServerResponse, [raw]: string[]): Promise<void> {
+    const text = decodeParam(raw)
+    let cid: CID
+    try {
+      cid = parseCid(text)
+    } catch (err) {
+      throw new HttpError(400, 'ERR_INVALID_CID', `not a CID: ${text}`, { cause: err })
+    }
+    const shards = await this.store.shardsContainingCid(cid)
+    sendJson(res, 200, { cid: cid.toString(), shards })
+  }
+
+  private async events (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const { heartbeatMs, closing, onError } = this.options
+    await streamTraces(this.store, req, res, { heartbeatMs, closing, onError })
+  }
+}
+
+const BASES = Object.values(bases)
+
+/** A CID in any multibase multiformats knows (CID.parse alone takes base32, base36 and base58btc). */
+function parseCid (text: string): CID {
+  // A CIDv0 is bare base58btc, whose first character 'Q' is no multibase prefix.
+  if (text.startsWith('Qm')) return CID.parse(text)
+  const base = BASES.find((b) => b.prefix === text[0])
+  return base === undefined ? CID.parse(text) : CID.parse(text, base)
+}
+
+function decodeParam (raw: string): string {
+  try {
+    return decodeURIComponent(raw)
+  } catch {
+    throw new HttpError(400, 'ERR_INVALID_REQUEST', 'malformed percent-encoding in path')
+  }
+}
+
+function keyParam (raw: string): ShardKey {
+  const key = decodeParam(raw)
+  validateKey(key)
+  return key
+}
+
+const REGISTER_FIELDS = new Set(['key', 'url', 'lazy'])
+
+function registerRequest (body: unknown): { key: string, url: string, lazy: boolean } {
+  const bad = (message: string): HttpError => new HttpError(400, 'ERR_INVALID_REQUEST', message)
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw bad('body must be a JSON object { key, url, lazy? }')
+  const b = body as Record<string, unknown>
+  // A misspelt option (e.g. "Lazy") would otherwise be ignored silently.
+  for (const field of Object.keys(b)) if (!REGISTER_FIELDS.has(field)) throw bad(`unknown field ${JSON.stringify(field)}`)
+  if (typeof b.key !== 'string') throw bad('key must be a string')
+  if (typeof b.url !== 'string') throw bad('url must be a string')
+  if (b.lazy !== undefined && typeof b.lazy !== 'boolean') throw bad('lazy must be a boolean')
+  return { key: b.key, url: b.url, lazy: b.lazy === true }
+}
+

@@ -1,0 +1,310 @@
+/**
+ * The trustless-gateway subset for blocks (https://specs.ipfs.tech/http-gateways/trustless-gateway/):
+ * GET/HEAD /ipfs/{cid} answered from every shard of the store through `store.blockstore()`
+ * (top-level index, cached accessors), as a raw block or as a CARv1 holding that one block.
+ *
+ * What the spec leaves to the gateway, decided here:
+ *
+ * - Format: `?format=raw|car` wins over `Accept` (spec: "format SHOULD take precedence"). Any
+ *   other `format` value → 406. `Accept` is negotiated per RFC 9110 §12.5.1 (q-values, the most
+ *   specific range decides): `application/vnd.ipld.raw` or `application/vnd.ipld.car`; a bare
+ *   wildcard (`*\/*`, `application/*`) gets the raw block, the one type every trustless gateway
+ *   MUST serve. Nothing acceptable (e.g. only `text/html`) → 406. No `Accept` header and no
+ *   `format` at all → 400 ERR_FORMAT_REQUIRED (spec: "SHOULD return 400 … when running in strict
+ *   trustless mode and Accept header is missing").
+ * - CAR variants: `version=1` only; `order` dfs or unk; `dups` y or n (from `Accept` params, or
+ *   the `car-version` / `car-order` / `car-dups` query parameters, which win). Anything else → 406.
+ *   The answer always says `application/vnd.ipld.car; version=1; order=dfs; dups=<n unless y was
+ *   asked>`: a one-block CAR is in DFS order and has no duplicates either way.
+ * - CAR roots are [cid], one section cid ‖ block. Identity CIDs get no section: the spec forbids
+ *   identity blocks in CAR responses (so `/ipfs/bafkqaaa?format=car`, the probe, is a header).
+ * - `dag-scope`: `block` is served, and is the default here (the spec's default is `all`; this
+ *   is a block gateway, and its contract says `?format=car` is the block's CAR). `entity` is
+ *   `block` for non-UnixFS data, so: an explicit `all` is served for raw-codec CIDs (a raw block has no links), `entity` for every
+ *   codec but dag-pb; the rest needs a DAG walk this gateway does not do → 501 Not Implemented
+ *   (ask with `dag-scope=block`). `entity-bytes` implies `entity` (a single block is the minimal
+ *   set to verify any range of itself); a malformed value or an unknown scope → 400.
+ * - Paths after the CID: a block request takes none (spec: only `/ipfs/{cid}`) → 400; a CAR
+ *   request with a path needs path traversal → 501. A trailing `/` alone is no path.
+ * - 400 invalid CID (any multibase), 404 when no shard holds the block, 500 when every shard
+ *   holding it failed (errored shard, vanished file: a storage failure, not unavailability),
+ *   503 once the gateway or the store is closed, 405 for methods other than GET/HEAD/OPTIONS.
+ * - `Cache-Control: only-if-cached` and a block no shard has → 412 (spec); otherwise served as usual.
+ * - `If-None-Match` matching the ETag (weak comparison, `*` included) → 304, when the block exists.
+ * - Headers: Content-Type, Content-Length, ETag `"{cid}.raw"` / `"{cid}.car.v1.dfs.dups-n.{scope}"`
+ *   (strong: the bytes are deterministic), `Cache-Control: public, max-age=29030400, immutable`,
+ *   `Content-Disposition: attachment; filename="{cid}.bin|.car"` (or `?filename=`),
+ *   `X-Content-Type-Options: nosniff`, `Vary: Accept`, `X-Ipfs-Path`, `X-Ipfs-Roots`, and
+ *   `Content-Location: …?format=…` when the format came from `Accept` alone.
+ * - `Range` is ignored (RFC 9110 allows it; blocks are small). Errors are JSON
+ *   `{ "error": { "code", "message", "cause"? } }` with `Cache-Control: no-store`.
+ *
+ * Metrics: `dagstore_block_requests_total{status}` on the registry given (or a private one).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { Counter, Registry } from 'prom-client'
+import { CID } from 'multiformats/cid'
+import { bases } from 'multiformats/basics'
+import type { MultibaseDecoder } from 'multiformats/bases/interface'
+import type { DAGStore } from '../../engine/store.js'
+import type { ShardKey } from '../../base/types.js'
+import type { AllShardsBlockstore, AllShardsBlockstoreOptions } from '../../read/all-shards.js'
+import { blockCarLength, encodeBlockCar } from './car-block.js'
+import { HttpError } from './http-util.js'
+import { CAR_TYPE, RAW_TYPE, checkScope, negotiate, type Variant } from './negotiate.js'
+
+export interface GatewayOptions {
+  /** Where `dagstore_block_requests_total{status}` is registered (reused if already there). */
+  registry?: Registry
+  /** Passed to `store.blockstore()` (accessor cache size and idle time). */
+  blockstore?: AllShardsBlockstoreOptions
+}
+
+export interface Gateway {
+  /** Answers a request under /ipfs (or /ipfs/...); false, with nothing written, for any other path. */
+  handle: (req: IncomingMessage, res: ServerResponse) => Promise<boolean>
+  /** Releases the blockstore (its cached accessors); later requests get 503. Idempotent. */
+  close: () => Promise<void>
+  /** Releases the gateway's cached accessor of one shard (it holds a reference: destroy needs it gone). */
+  evict: (key: ShardKey) => Promise<void>
+}
+
+export const BLOCK_REQUESTS_METRIC = 'dagstore_block_requests_total'
+
+const IMMUTABLE = 'public, max-age=29030400, immutable'
+const ALLOW = 'GET, HEAD, OPTIONS'
+
+// Every multibase multiformats knows: a CID may come in base36 (subdomain style), base16, …
+const DECODERS = new Map<string, MultibaseDecoder<string>>(Object.values(bases).map((b) => [b.prefix, b.decoder as MultibaseDecoder<string>]))
+const ANY_BASE: MultibaseDecoder<string> = {
+  decode (text) {
+    const prefix = String.fromCodePoint(text.codePointAt(0) ?? 0)
+    const decoder = DECODERS.get(prefix)
+    if (decoder === undefined) throw new Error(`unknown multibase prefix ${JSON.stringify(prefix)}`)
+    return decoder.decode(text)
+  }
+}
+
+export function createGateway (store: DAGStore, options: GatewayOptions = {}): Gateway {
+  return new TrustlessGateway(store.blockstore(options.blockstore), options.registry ?? new Registry())
+}
+
+function requestCounter (registry: Registry): Counter<'status'> {
+  const existing = registry.getSingleMetric(BLOCK_REQUESTS_METRIC)
+  if (existing instanceof Counter) return existing as Counter<'status'>
+  return new Counter({
+    name: BLOCK_REQUESTS_METRIC,
+    help: 'Trustless-gateway requests (/ipfs/...), by HTTP status.',
+    labelNames: ['status'],
+    registers: [registry]
+  })
+}
+
+/** /ipfs, /ipfs/…, /ipfs?… — and nothing else (not /ipfsx, not /ipns/…). */
+function isGatewayPath (url: string): boolean {
+  if (!url.startsWith('/ipfs')) return false
+  const next = url.charCodeAt(5)
+  return Number.isNaN(next) || next === 0x2f /* / */ || next === 0x3f /* ? */
+}
+
+class TrustlessGateway implements Gateway {
+  readonly #bs: AllShardsBlockstore
+  readonly #requests: Counter<'status'>
+  // Resolved once per status: inc() on a child is a field update, inc(labels) hashes labels.
+  readonly #children = new Map<number, { inc: () => void }>()
+  #closed = false
+  #closing: Promise<void> | undefined
+
+  constructor (bs: AllShardsBlockstore, registry: Registry) {
+    this.#bs = bs
+    this.#requests = requestCounter(registry)
+  }
+
+  async handle (req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    const url = req.url ?? '/'
+    if (!isGatewayPath(url)) return false
+    try {
+      await this.#serve(req, res, url)
+    } catch (err) {
+      this.#fail(req, res, err)
+    }
+    return true
+  }
+
+  async evict (key: ShardKey): Promise<void> {
+    await this.#bs.evict(key)
+  }
+
+  async close (): Promise<void> {
+    this.#closed = true
+    this.#closing ??= this.#bs.close()
+    await this.#closing
+  }
+
+  #count (status: number): void {
+    let child = this.#children.get(status)
+    if (child === undefined) {
+      child = this.#requests.labels(String(status))
+      this.#children.set(status, child)
+    }
+    child.inc()
+  }
+
+  #send (req: IncomingMessage, res: ServerResponse, status: number, headers: Record<string, string>, body?: Uint8Array): void {
+    this.#count(status)
+    res.writeHead(status, headers)
+    if (body === undefined || req.method === 'HEAD') res.end()
+    else res.end(body)
+  }
+
+  async #serve (req: IncomingMessage, res: ServerResponse, url: string): Promise<void> {
+    const method = req.method
+    if (method !== 'GET' && method !== 'HEAD') {
+      if (method === 'OPTIONS') {
+        this.#send(req, res, 204, { allow: ALLOW })
+        return
+      }
+      throw new HttpError(405, 'ERR_METHOD_NOT_ALLOWED', `${String(method)} is not allowed: read-only gateway`, { headers: { allow: ALLOW } })
+    }
+    if (this.#closed) throw new HttpError(503, 'ERR_UNAVAILABLE', 'gateway closed')
+
+    const q = url.indexOf('?')
+    const path = q < 0 ? url : url.slice(0, q)
+    const rawQuery = q < 0 ? '' : url.slice(q + 1)
+    const query = rawQuery === '' ? undefined : new URLSearchParams(rawQuery)
+    const rest = path.length > 6 ? path.slice(6) : '' // after "/ipfs/"
+    const slash = rest.indexOf('/')
+    const cidText = slash < 0 ? rest : rest.slice(0, slash)
+    const hasPath = slash >= 0 && /[^/]/.test(rest.slice(slash + 1))
+    const cid = parseCid(cidText)
+
+    const variant = negotiate(req.headers.accept, query)
+    if (hasPath) {
+      if (variant.format === 'raw') throw new HttpError(400, 'ERR_INVALID_PATH', 'a block request takes no path after the CID: /ipfs/{cid}')
+      throw new HttpError(501, 'ERR_NOT_IMPLEMENTED', 'CAR requests with a path need path traversal, which this gateway does not do: ask for /ipfs/{cid}')
+    }
+    if (variant.format === 'car') checkScope(cid, variant)
+
+    const cidString = cid.toString()
+    const raw = variant.format === 'raw'
+    const etag = raw ? `"${cidString}.raw"` : `"${carEtagName(cidString, variant)}"`
+    const headers: Record<string, string> = {
+      etag,
+      'cache-control': IMMUTABLE,
+      vary: 'Accept',
+      'x-ipfs-path': `/ipfs/${cidText}`,
+      'x-ipfs-roots': cidString,
+      'x-content-type-options': 'nosniff'
+    }
+    if (variant.fromAccept) headers['content-location'] = `${path}?${rawQuery === '' ? '' : rawQuery + '&'}format=${variant.format}`
+
+    const ifNoneMatch = req.headers['if-none-match']
+    if (ifNoneMatch !== undefined && etagMatches(ifNoneMatch, etag) && await this.#bs.has(cid)) {
+      this.#send(req, res, 304, headers)
+      return
+    }
+    if (/\bonly-if-cached\b/i.test(req.headers['cache-control'] ?? '') && !(await this.#bs.has(cid))) {
+      throw new HttpError(412, 'ERR_NOT_CACHED', `${cidString} is not in this gateway's shards (only-if-cached)`)
+    }
+
+    headers['content-type'] = raw ? RAW_TYPE : `${CAR_TYPE}; version=1; order=dfs; dups=${variant.dups}`
+    headers['content-disposition'] = disposition(query?.get('filename') ?? `${cidString}.${raw ? 'bin' : 'car'}`)
+    if (method === 'HEAD') {
+      // The size comes from the index and section header: a HEAD reads no block.
+      const size = await this.#bs.getSize(cid)
+      headers['content-length'] = String(raw ? size : blockCarLength(cid, size))
+      this.#send(req, res, 200, headers)
+      return
+    }
+    const block = await this.#bs.get(cid)
+    const body = raw ? block : encodeBlockCar(cid, block)
+    headers['content-length'] = String(body.byteLength)
+    this.#send(req, res, 200, headers, body)
+  }
+
+  #fail (req: IncomingMessage, res: ServerResponse, err: unknown): void {
+    const e = toHttpError(err)
+    if (res.headersSent) {
+      // Nothing sensible can follow a status already sent: cut the connection.
+      this.#count(e.status)
+      res.destroy(e)
+      return
+    }
+    const error: { code: string, message: string, cause?: { code?: string, message: string } } = { code: e.code, message: e.message }
+    if (e.cause instanceof Error) {
+      error.cause = { message: e.cause.message }
+      const code = codeOf(e.cause)
+      if (code !== undefined) error.cause.code = code
+    }
+    const body = Buffer.from(JSON.stringify({ error }), 'utf8')
+    this.#send(req, res, e.status, {
+      ...e.headers,
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': String(body.byteLength),
+      'cache-control': 'no-store',
+      vary: 'Accept',
+      'x-content-type-options': 'nosniff'
+    }, body)
+  }
+}
+
+function parseCid (text: string): CID {
+  if (text === '') throw new HttpError(400, 'ERR_INVALID_CID', 'missing CID: /ipfs/{cid}')
+  let s = text
+  try {
+    if (s.includes('%')) s = decodeURIComponent(s)
+    return CID.parse(s, ANY_BASE)
+  } catch (err) {
+    throw new HttpError(400, 'ERR_INVALID_CID', `invalid CID ${JSON.stringify(s.length > 200 ? s.slice(0, 200) + '…' : s)}: ${(err as Error).message}`)
+  }
+}
+
+function carEtagName (cidString: string, v: Variant): string {
+  return `${cidString}.car.v1.dfs.dups-${v.dups}.${v.scope}${v.entityBytes !== undefined ? `.bytes-${v.entityBytes}` : ''}`
+}
+
+/** If-None-Match against our (strong) ETag with the weak comparison RFC 9110 prescribes for it. */
+function etagMatches (header: string, etag: string): boolean {
+  for (const part of header.split(',')) {
+    let tag = part.trim()
+    if (tag === '*') return true
+    if (tag.startsWith('W/')) tag = tag.slice(2)
+    if (tag === etag) return true
+  }
+  return false
+}
+
+/** attachment, with an ASCII filename and, when it is not plain ASCII, its UTF-8 form (RFC 8187). */
+function disposition (name: string): string {
+  const ascii = name.replace(/[^\x20-\x7e]|["\\]/g, '_')
+  if (ascii === name) return `attachment; filename="${name}"`
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(name)}`
+}
+
+function codeOf (err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' ? code : undefined
+}
+
+const UNAVAILABLE = new Set(['ERR_STORE_CLOSED', 'ERR_STORE_NOT_STARTED', 'ERR_BLOCKSTORE_CLOSED'])
+
+/** A holder destroyed between the index lookup and the acquire: the block is simply gone. */
+function onlyGone (cause: unknown): boolean {
+  if (cause instanceof AggregateError) return cause.errors.every((e) => codeOf(e) === 'ERR_SHARD_UNKNOWN')
+  return codeOf(cause) === 'ERR_SHARD_UNKNOWN'
+}
+
+function toHttpError (err: unknown): HttpError {
+  if (err instanceof HttpError) return err
+  const code = codeOf(err)
+  const message = err instanceof Error ? err.message : String(err)
+  if (code === 'ERR_NOT_FOUND') {
+    const cause = (err as Error).cause
+    if (cause === undefined || onlyGone(cause)) return new HttpError(404, 'ERR_NOT_FOUND', message)
+    return new HttpError(500, 'ERR_BLOCK_UNAVAILABLE', `every shard holding the block failed: ${message}`, { cause })
+  }
+  if (code !== undefined && UNAVAILABLE.has(code)) {
+    return new HttpError(503, 'ERR_UNAVAILABLE', message, { headers: { 'retry-after': '5' }, cause: err })
+  }
+  return new HttpError(500, 'ERR_INTERNAL', message, { cause: err })
+}

@@ -1,0 +1,30 @@
+import type { ShardKey } from './types.js'
+import type { MountReader } from './mount-types.js'
+
+export interface IndexEntry { multihash: Uint8Array, offset: number }
+
+/** multihash → offset of the section (its length varint) from the CARv1 payload start. */
+export interface ShardIndex extends Iterable<IndexEntry> {
+  get: (multihash: Uint8Array) => number | undefined
+  readonly size: number
+}
+
+/** Full per-shard indices. Every implementation runs the FullIndexRepo conformance suite. */
+export interface FullIndexRepo {
+  add: (key: ShardKey, index: ShardIndex) => Promise<void>
+  /** @throws IndexNotFoundError when absent */
+  get: (key: ShardKey) => Promise<ShardIndex>
+  /** True if something was removed; takes effect at once, caches included. */
+  drop: (key: ShardKey) => Promise<boolean>
+  stat: (key: ShardKey) => Promise<{ exists: boolean, size: number }>
+  keys: () => AsyncIterable<ShardKey>
+}
+
+/** multihash → shards holding it. */
+export interface TopLevelIndex {
+  addMultihashesForShard: (key: ShardKey, multihashes: AsyncIterable<Uint8Array> | Iterable<Uint8Array>) => Promise<void>
+  removeShard: (key: ShardKey, multihashes?: AsyncIterable<Uint8Array> | Iterable<Uint8Array>) => Promise<void>
+  shardsForMultihash: (multihash: Uint8Array) => Promise<ShardKey[]>
+}
+
+export type ShardIndexer = (key: ShardKey, reader: MountReader, signal: AbortSignal) => Promise<ShardIndex>

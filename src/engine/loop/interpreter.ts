@@ -1,0 +1,239 @@
+/**
+ * Executes the shard machine. For each op task: compute the facts, look up the compiled
+ * transition, run its actions in order, record the new state, mark the shard for the
+ * drain's batch and stage its trace. The transitions themselves live only in
+ * src/shard/machine.ts; this file says what each action name *does*.
+ */
+import { transitionTable, factsMask, type TableCell } from '../shard/table.js'
+import type { OpOutcome } from '../observe/metrics.js'
+import type { ActionName } from '../shard/machine.js'
+import type { Shard } from '../shard/shard.js'
+import type { Waiter } from '../shard/waiter.js'
+import type { Drain } from './drain.js'
+import type { OpTask } from './tasks.js'
+import { raiseBarrier, type Core } from './core.js'
+import { removeShardIndices, type Jobs } from './jobs.js'
+import type { ShardState } from '../../base/types.js'
+import {
+  ShardErroredError, ShardInitializationFailedError, ShardInUseError, ShardNotErroredError,
+  ShardUnknownError
+} from '../../base/errors.js'
+
+interface Step { shard: Shard, task: OpTask, tx: Drain }
+
+const REJECTIONS: ReadonlySet<ActionName> = new Set(['rejectNotErrored', 'rejectErrored', 'rejectInUse'])
+const outcomes = new WeakMap<TableCell, OpOutcome>()
+
+/** Whether the caller got a refusal; worked out once per table cell. */
+function outcomeOf (cell: TableCell): OpOutcome {
+  let outcome = outcomes.get(cell)
+  if (outcome === undefined) {
+    outcome = cell.actions.some((a) => REJECTIONS.has(a)) ? 'rejected' : 'applied'
+    outcomes.set(cell, outcome)
+  }
+  return outcome
+}
+
+type ActionImpl = (step: Step) => void
+
+export class Interpreter {
+  private readonly table = transitionTable()
+  private readonly actions: Record<ActionName, ActionImpl>
+
+  constructor (private readonly core: Core, private readonly jobs: Jobs) {
+    this.actions = this.defineActions()
+  }
+
+  readonly process = (task: OpTask, tx: Drain): void => {
+    const { core } = this
+    const shard = core.shards.get(task.key)
+    if (shard === undefined || (task.shard !== undefined && task.shard !== shard)) {
+      // Work for a destroyed (or never registered) shard: no transition, no trace.
+      const waiter = task.waiter
+      if (waiter !== undefined) {
+        tx.afterCommit(() => {
+          waiter.deliver(task.op === 'release' ? { key: task.key } : { key: task.key, error: new ShardUnknownError(`shard ${JSON.stringify(task.key)} not found`) })
+        })
+      }
+      return
+    }
+    if (task.jobId !== undefined) {
+      // Only the shard's current job may complete it.
+      if (shard.extra?.job?.id !== task.jobId) return
+      shard.extra.job = undefined
+      if (task.transient !== undefined) shard.transient = task.transient ?? undefined
+    }
+
+    // An accessor that failed on bytes a recovery has since replaced says nothing about the new ones.
+    if (task.epoch !== undefined && task.epoch !== shard.epoch) return
+
+    const stateBefore = shard.state
+    const errorBefore = shard.error
+    const transientBefore = shard.transient
+    const refs = shard.refs
+    const cell = this.table.lookup(shard.state, task.op, factsMask({
+      lazy: shard.lazy && task.eager !== true,
+      lastRef: refs === 1,
+      hasRefs: refs > 0,
+      hasParked: task.op === 'makeAvailable' && shard.liveParked() > 0,
+      recoverOnAcquire: shard.extra?.recoverOnAcquire === true
+    }))
+    const step: Step = { shard, task, tx }
+    for (const name of cell.actions) this.actions[name](step)
+    core.metrics.op(task.op, outcomeOf(cell))
+
+    const destroyed = core.shards.get(shard.key) !== shard
+    if (!destroyed) {
+      if (cell.next !== stateBefore) this.setState(shard, cell.next)
+      // Register creates the record; every other op writes it only if a persisted field changed.
+      if (task.op === 'register' || shard.state !== stateBefore || shard.error !== errorBefore || shard.transient !== transientBefore) tx.markDirty(shard)
+      shard.compact()
+    }
+    if (task.op === 'release' && task.waiter !== undefined) {
+      const waiter = task.waiter
+      tx.afterCommit(() => { waiter.deliver({ key: shard.key }) })
+    }
+    const trace = { key: shard.key, op: task.op, after: shard.info() }
+    tx.afterCommit(() => { core.traces.publish(trace) })
+  }
+
+  private setState (shard: Shard, next: ShardState): void {
+    this.core.counts[shard.state]--
+    this.core.counts[next]++
+    shard.state = next
+  }
+
+  private reply (step: Step, waiter: Waiter | undefined, error?: Error): void {
+    if (waiter === undefined) return
+    const key = step.shard.key
+    step.tx.afterCommit(() => { waiter.deliver(error === undefined ? { key } : { key, error }) })
+  }
+
+  private defineActions (): Record<ActionName, ActionImpl> {
+    const { core, jobs } = this
+    return {
+      replyOk: (s) => { this.reply(s, s.task.waiter) },
+      holdRegisterWaiter: ({ shard, task }) => {
+        if (task.waiter !== undefined) (shard.x().register ??= []).push(task.waiter)
+      },
+      stageInitialize: ({ shard }) => { core.loop.stage({ op: 'initialize', key: shard.key, shard }) },
+      startInitialize: ({ shard, tx }) => {
+        // Only an eager register's caller may cancel initialization; acquirers share it.
+        const linked: AbortSignal[] = []
+        for (const w of shard.extra?.register ?? []) if (w.signal !== undefined) linked.push(w.signal)
+        jobs.startIndexing(shard, tx, 'initialize', linked)
+      },
+      parkAcquirer: ({ shard, task }) => {
+        if (task.waiter !== undefined) (shard.x().parked ??= []).push(task.waiter)
+      },
+      stageRecover: ({ shard }) => { core.loop.stage({ op: 'recover', key: shard.key, shard }) },
+      consumeRecoverOnAcquire: ({ shard }) => { shard.x().recoverOnAcquire = false },
+      clearError: ({ shard }) => { shard.error = undefined },
+      resolveWaiters: (s) => {
+        const extra = s.shard.extra
+        if (extra === undefined) return
+        for (const w of extra.register ?? []) this.reply(s, w)
+        this.reply(s, extra.recover)
+        extra.register = undefined
+        extra.recover = undefined
+      },
+      serveParked: ({ shard, tx }) => {
+        const parked = shard.extra?.parked ?? []
+        if (shard.extra !== undefined) shard.extra.parked = undefined
+        for (const w of parked) {
+          if (w.done) continue
+          shard.refs++
+          tx.afterCommit(() => { jobs.openAccessor(shard, w) })
+        }
+      },
+      incRef: ({ shard }) => {
+        shard.refs++
+        if (shard.transient !== undefined) core.transients.budget?.touch(shard.transient)
+      },
+      openAccessor: ({ shard, task, tx }) => {
+        const waiter = task.waiter
+        if (waiter === undefined) return
+        tx.afterCommit(() => { jobs.openAccessor(shard, waiter) })
+      },
+      decRef: ({ shard }) => { shard.refs-- },
+      markReleased: ({ shard }) => {
+        // Only GC grace reads it; with no grace, idle shards stay small.
+        if (core.graceMs > 0) shard.x().releasedAt = Date.now()
+        if (shard.transient !== undefined) core.transients.budget?.touch(shard.transient)
+      },
+      recordError: ({ shard, task }) => {
+        shard.error = task.error ?? new Error('shard failed')
+        core.readers.invalidate(shard.key)
+      },
+      failWaiters: (s) => {
+        const { shard } = s
+        const extra = shard.extra
+        if (extra === undefined) return
+        const cause = shard.error
+        const why = cause?.message ?? 'unknown error'
+        for (const w of extra.register ?? []) this.reply(s, w, new ShardInitializationFailedError(`failed to register shard: ${why}`, { cause }))
+        this.reply(s, extra.recover, new ShardInitializationFailedError(`failed to recover shard: ${why}`, { cause }))
+        for (const w of extra.parked ?? []) this.reply(s, w, new ShardErroredError(`failed to acquire shard: ${why}`, { cause }))
+        extra.register = undefined
+        extra.recover = undefined
+        extra.parked = undefined
+      },
+      publishFailure: ({ shard, tx }) => {
+        const result = { key: shard.key, error: shard.error ?? new Error('shard failed') }
+        tx.afterCommit(() => { core.failures.publish(result) })
+      },
+      rejectNotErrored: (s) => {
+        this.reply(s, s.task.waiter, new ShardNotErroredError(`refused to recover shard in state ${s.shard.state}: only errored shards can be recovered`))
+      },
+      rejectErrored: (s) => {
+        const cause = s.shard.error
+        this.reply(s, s.task.waiter, new ShardErroredError(`shard is in errored state: ${cause?.message ?? 'unknown error'}`, { cause }))
+      },
+      rejectInUse: (s) => {
+        this.reply(s, s.task.waiter, new ShardInUseError(`failed to destroy shard: ${s.shard.refs} active references`))
+      },
+      holdRecoverWaiter: ({ shard, task }) => { shard.x().recover = task.waiter },
+      startRecover: ({ shard, tx }) => {
+        shard.payload = undefined
+        shard.epoch++
+        core.readers.invalidate(shard.key)
+        jobs.startIndexing(shard, tx, 'recover', [])
+      },
+      abortJob: ({ shard }) => {
+        // The job object stays so destroy can wait for it before cleaning up.
+        shard.extra?.job?.controller.abort(new ShardUnknownError('shard destroyed'))
+      },
+      destroy: (s) => {
+        const { shard, tx, task } = s
+        core.shards.delete(shard.key)
+        core.counts[shard.state]--
+        core.readers.invalidate(shard.key)
+        tx.markDeleted(shard)
+        const extra = shard.extra
+        const gone = new ShardUnknownError(`shard ${JSON.stringify(shard.key)} was destroyed`)
+        for (const w of extra?.register ?? []) this.reply(s, w, gone)
+        this.reply(s, extra?.recover, gone)
+        for (const w of extra?.parked ?? []) this.reply(s, w, gone)
+        const job = extra?.job
+        const transient = shard.transient
+        const cleanup = raiseBarrier(core, shard.key, async () => {
+          // Let aborted work finish first so nothing it writes outlives the cleanup.
+          if (job !== undefined) await this.jobs.settledJob(job)
+          await removeShardIndices(core, shard.key)
+          if (transient !== undefined) await core.transients.delete(transient)
+          // A download the aborted job finished but never reported is ours too.
+          await core.transients.delete(core.transients.pathFor(shard.key))
+        })
+        const waiter = task.waiter
+        tx.afterCommit(() => {
+          cleanup.start().then(
+            () => { waiter?.deliver({ key: shard.key }) },
+            (err: unknown) => {
+              core.report(err, `cleanup of destroyed shard ${JSON.stringify(shard.key)} failed`)
+              waiter?.deliver({ key: shard.key })
+            })
+        })
+      }
+    }
+  }
+}

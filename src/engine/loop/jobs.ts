@@ -1,0 +1,218 @@
+/**
+ * Async work started by the loop: fetch + index (initialize, recover) and opening accessors.
+ *
+ * A job never touches a shard: it reads what it was given at start and posts a completion
+ * task (makeAvailable / fail / release) for the loop to apply. Every job takes an
+ * AbortSignal; close() aborts them all and waits for them.
+ */
+import { awaitBarrier, mountOf, type Core } from './core.js'
+import type { Drain } from './drain.js'
+import type { Shard, Job, PayloadSpan } from '../shard/shard.js'
+import { Waiter } from '../shard/waiter.js'
+import { ShardAccessorImpl } from '../accessor/accessor.js'
+import { readCarLayout } from '../../format/car/layout.js'
+import { ShardErroredError, StoreClosedError, raceAbort } from '../../base/errors.js'
+import type { MountReader } from '../../base/mount-types.js'
+import type { ShardIndex } from '../../base/index-types.js'
+import type { ShardKey } from '../../base/types.js'
+
+function toError (err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err))
+}
+
+function * multihashesOf (index: ShardIndex): Iterable<Uint8Array> {
+  for (const entry of index) yield entry.multihash
+}
+
+export class Jobs {
+  private nextId = 1
+  private readonly inflight = new Set<Promise<void>>()
+  private readonly controllers = new Set<AbortController>()
+  /** One controller for every accessor open: a controller per acquire showed up in profiles. */
+  private readonly opens = new AbortController()
+
+  constructor (private readonly core: Core) {}
+
+  /**
+   * Registers a fetch+index job on the shard now (so a destroy in the same drain can abort
+   * it) and starts it once the drain is durable. `linked` signals (an eager register's
+   * caller) abort it too; the shard then fails with the AbortError.
+   */
+  startIndexing (shard: Shard, tx: Drain, mode: 'initialize' | 'recover', linked: AbortSignal[]): void {
+    const controller = new AbortController()
+    const job: Job = { id: this.nextId++, controller }
+    shard.x().job = job
+    const transient = shard.transient
+    tx.afterCommit(() => {
+      const signal = linked.length > 0 ? AbortSignal.any([controller.signal, ...linked]) : controller.signal
+      job.done = this.track(controller, this.index(shard, job, mode, transient, signal))
+    })
+  }
+
+  /** Opens the local copy and hands the waiter an accessor; the ref was taken by the loop. */
+  openAccessor (shard: Shard, waiter: Waiter): void {
+    this.track(undefined, this.open(shard, waiter, this.opens.signal))
+  }
+
+  abortAll (reason: Error): void {
+    this.opens.abort(reason)
+    for (const c of this.controllers) c.abort(reason)
+  }
+
+  async settled (): Promise<void> {
+    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight])
+  }
+
+  async settledJob (job: Job): Promise<void> {
+    await job.done
+  }
+
+  private track (controller: AbortController | undefined, work: Promise<void>): Promise<void> {
+    if (controller !== undefined) this.controllers.add(controller)
+    const p = work.catch((err: unknown) => { this.core.report(err, 'job failed unexpectedly') })
+      .finally(() => { this.inflight.delete(p); if (controller !== undefined) this.controllers.delete(controller) })
+    this.inflight.add(p)
+    return p
+  }
+
+  private async index (shard: Shard, job: Job, mode: 'initialize' | 'recover', transient: string | undefined, signal: AbortSignal): Promise<void> {
+    const { core } = this
+    const { key } = shard
+    let kept: string | undefined = transient
+    try {
+      await awaitBarrier(core, key)
+      signal.throwIfAborted()
+      if (mode === 'recover') {
+        await removeShardIndices(core, key)
+        if (transient !== undefined && core.transients.isOwned(transient)) {
+          await core.transients.delete(transient)
+          kept = undefined
+        }
+      } else if ((await core.indexRepo.stat(key)).exists) {
+        core.loop.complete({ op: 'makeAvailable', key, shard, jobId: job.id })
+        return
+      }
+      signal.throwIfAborted()
+      // Fetch and index are one pass: the indexer reads a downloading transient as it arrives.
+      const opened = await core.transients.open(key, mountOf(core, shard), kept, signal)
+      kept = opened.transient
+      let persisted: Promise<void> | undefined
+      try {
+        const run = async (): Promise<ShardIndex> => {
+          const startedAt = performance.now()
+          try {
+            const index = await core.indexer(key, opened.reader, signal)
+            core.metrics.indexed(index.size, (performance.now() - startedAt) / 1000, true)
+            return index
+          } catch (err) {
+            core.metrics.indexed(0, (performance.now() - startedAt) / 1000, false)
+            throw err
+          }
+        }
+        const index = core.indexThrottle !== undefined ? await core.indexThrottle.add(run) : await run()
+        signal.throwIfAborted()
+        // The index is stored while the download's last bytes are fsynced (the two are the
+        // tail of a register's time), full index first: top-level entries stay a subset.
+        persisted = (async () => {
+          await core.indexRepo.add(key, index)
+          await core.topLevelIndex.addMultihashesForShard(key, multihashesOf(index))
+        })()
+        persisted.catch(() => {})
+        // Indexed bytes count only once the whole file is on disk: a download that fails after
+        // the last block (a length mismatch, a failed fsync) fails the shard, and its index goes.
+        kept = await raceAbort(opened.complete, signal)
+        await persisted
+      } catch (err) {
+        if (persisted !== undefined) {
+          await persisted.catch(() => {})
+          await removeShardIndices(core, key).catch((e: unknown) => { core.report(e, `dropping the index of failed shard ${JSON.stringify(key)}`) })
+        }
+        throw err
+      } finally {
+        await opened.reader.close()
+      }
+      signal.throwIfAborted()
+      core.loop.complete({ op: 'makeAvailable', key, shard, jobId: job.id, transient: kept ?? null })
+    } catch (err) {
+      // close() aborts jobs without recording a failure: the shard resumes at the next start.
+      if (core.closing) return
+      core.loop.complete({ op: 'fail', key, shard, jobId: job.id, error: toError(err), transient: kept ?? null })
+    }
+  }
+
+  private async open (shard: Shard, waiter: Waiter, signal: AbortSignal): Promise<void> {
+    const { core } = this
+    const { key, epoch } = shard
+    let reader: MountReader | undefined
+    try {
+      await awaitBarrier(core, key)
+      // The open is shared by concurrent acquirers, so only the store's signal may cancel it.
+      reader = await core.readers.lease(key, async () => {
+        const opened = await core.transients.open(key, mountOf(core, shard), shard.transient, signal)
+        if (opened.transient !== shard.transient) {
+          // A re-fetch, read by accessors as it arrives. Its path is recorded now: should the
+          // store stop before the download ends, a restart finds no file there and fetches
+          // again, and the .partial counts as an orphan.
+          const transient = opened.transient
+          core.loop.complete({
+            control: (tx) => {
+              if (core.shards.get(key) !== shard || shard.epoch !== epoch || shard.transient === transient) return
+              shard.transient = transient
+              tx.markDirty(shard)
+            }
+          })
+          // A download that never completes fails the shard (its accessors' reads fail too).
+          opened.complete.catch((err: unknown) => {
+            if (!core.closing) core.loop.complete({ op: 'fail', key, shard, error: toError(err), epoch })
+          })
+        }
+        return opened.reader
+      })
+      const index = await core.indexRepo.get(key)
+      let payload = shard.payload
+      if (payload === undefined) {
+        const layout = await readCarLayout(reader, signal)
+        const span: PayloadSpan = layout.payloadSize === undefined ? { offset: layout.payloadOffset } : { offset: layout.payloadOffset, size: layout.payloadSize }
+        payload = span
+        core.loop.complete({ control: () => { shard.payload = span } })
+      }
+      const accessor = new ShardAccessorImpl(key, reader, index, payload, async () => {
+        await release(core, shard)
+      })
+      reader = undefined
+      waiter.deliver({ key, accessor })
+    } catch (err) {
+      await reader?.close().catch(() => {})
+      const error = toError(err)
+      if (core.closing) {
+        waiter.deliver({ key, error: new StoreClosedError() })
+        return
+      }
+      core.loop.complete({ op: 'release', key, shard })
+      core.loop.complete({ op: 'fail', key, shard, error, epoch })
+      // A recovery started meanwhile (it drops the index, replaces the bytes): what this open
+      // tripped over is a symptom; the shard's own error says why (the fail above is dropped).
+      const cause = shard.epoch !== epoch ? (shard.error ?? error) : error
+      waiter.deliver({ key, error: new ShardErroredError(`failed to acquire shard: ${cause.message}`, { cause }) })
+    }
+  }
+}
+
+/**
+ * Drops the shard's top-level entries, then its full index. Top-level entries are only ever
+ * added after the full index is stored and removed before it is dropped, so they are always
+ * a subset of the full index: it names every pair to delete, and a shard without one has none.
+ */
+export async function removeShardIndices (core: Core, key: ShardKey): Promise<void> {
+  const index = await core.indexRepo.get(key).catch(() => undefined)
+  if (index !== undefined) await core.topLevelIndex.removeShard(key, multihashesOf(index))
+  await core.indexRepo.drop(key)
+}
+
+/** Posts a release and resolves once it is durable (or at once if the store is closing). */
+export async function release (core: Core, shard: Shard): Promise<void> {
+  if (core.closing) return
+  await new Promise<void>((resolve) => {
+    core.loop.submit({ op: 'release', key: shard.key, shard, waiter: new Waiter(shard.key, () => { resolve() }, undefined, core.report) })
+  })
+}

@@ -1,0 +1,72 @@
+import type { AbstractLevel } from 'abstract-level'
+import type { FullIndexRepo, ShardIndexer, TopLevelIndex } from '../base/index-types.js'
+import type { MountRegistry } from '../storage/mount/registry.js'
+import type { Registry } from 'prom-client'
+
+export type RecoverOnStart = 'none' | 'on-acquire' | 'now'
+
+export interface GCOptions {
+  /**
+   * Periodic GC every intervalMs (0 / absent: none). With maxTransientsBytes it evicts down to
+   * the low watermark when usage is above the high one; without, it runs gc().
+   */
+  intervalMs?: number
+  /**
+   * Automated GC (DESIGN §5): keeps the store-owned transients (plus the space reserved by
+   * downloads in progress) under this many bytes. Downloads reserve before they write; when a
+   * reservation does not fit, idle transients are evicted least recently used first, down to
+   * the low watermark; when nothing more can go, the download fails with TransientsFullError
+   * (ERR_TRANSIENTS_FULL). A transient in use, downloading or inside its grace period is never
+   * evicted. Absent (default): no bound, only gc() and intervalMs reclaim.
+   */
+  maxTransientsBytes?: number
+  /** Fraction of maxTransientsBytes above which eviction starts in the background. Default 0.9. */
+  highWatermark?: number
+  /** Fraction of maxTransientsBytes that eviction brings usage down to. Default 0.7. */
+  lowWatermark?: number
+  /** Reservation step for downloads whose size is unknown. Default min(128 MiB, maxTransientsBytes / 10). */
+  reservationBytes?: number
+  /** A shard released less than graceMs ago is not reclaimed. Default 0. */
+  graceMs?: number
+}
+
+export interface DAGStoreOptions {
+  /** Root for the defaults below. Required unless transientsDir, datastore and indexRepo are all given. */
+  dir?: string
+  /** Default `<dir>/transients`. */
+  transientsDir?: string
+  /** Default: `new Level(<dir>/state)`. A MemoryLevel works too. Opened by start(); closed by close() only if the store created it. */
+  datastore?: AbstractLevel<any, any, any> // eslint-disable-line @typescript-eslint/no-explicit-any
+  /** Default: `new FsIndexRepo(<dir>/index)` (go-car compatible files). MemoryIndexRepo exists for tests. */
+  indexRepo?: FullIndexRepo
+  /** Default: LevelTopLevelIndex in the state datastore. */
+  topLevelIndex?: TopLevelIndex
+  /** Default: `new MountRegistry()` (file:, bytes: and the other built-ins). */
+  mounts?: MountRegistry
+  /** Concurrent indexing jobs; 0 (default) = unlimited. */
+  maxConcurrentIndex?: number
+  /** Concurrent transient downloads of mounts whose stat().ready; 0 (default) = unlimited. */
+  maxConcurrentReadyFetches?: number
+  /** What to do with errored shards at start. Default 'none'. */
+  recoverOnStart?: RecoverOnStart
+  /** Default: the built-in streaming CAR indexer. */
+  shardIndexer?: ShardIndexer
+  /**
+   * Shard readers (open files) kept open after their last accessor closes, so the next
+   * acquire of a recently used shard opens nothing. Default 1024 (mind the fd limit).
+   */
+  maxIdleReaders?: number
+  /** Events a traces()/failures() subscriber may fall behind before it gets SubscriptionLaggedError. Default 4096. */
+  eventBufferSize?: number
+  gc?: GCOptions
+  /** prom-client Registry the store's metrics go to (DESIGN §7). Default: a Registry of its own, at `store.metrics`. */
+  metrics?: Registry
+  /**
+   * Errors that have no caller to go to (a throwing result callback, a failed cleanup, a
+   * failed state write). Default: one line on stderr.
+   */
+  onError?: (err: unknown, context: string) => void
+}
+
+export const DEFAULT_EVENT_BUFFER_SIZE = 4096
+export const DEFAULT_MAX_IDLE_READERS = 1024

@@ -1,0 +1,98 @@
+/**
+ * The in-memory shard: what the loop (and only the loop) mutates.
+ *
+ * Kept small on purpose (≤ 400 B per shard with a million registered): rarely used fields
+ * live in `extra`, which exists only while a shard has waiters, a job or GC bookkeeping.
+ */
+import type { Mount } from '../../base/mount-types.js'
+import type { ShardKey, ShardState, ShardInfo } from '../../base/types.js'
+import type { ShardRecord } from '../../storage/state/record.js'
+import type { Waiter } from './waiter.js'
+
+/** A CARv2's payload is a window of the file; a CARv1's starts at 0 and has no set size. */
+export interface PayloadSpan { readonly offset: number, readonly size?: number }
+
+export interface Job {
+  readonly id: number
+  readonly controller: AbortController
+  /** Settles when the job's work has finished (set when it starts, after the drain commits). */
+  done?: Promise<void>
+}
+
+export interface ShardExtra {
+  register?: Waiter[]
+  recover?: Waiter
+  parked?: Waiter[]
+  job?: Job
+  /** Set by recoverOnStart 'on-acquire'; consumed by the first acquire. */
+  recoverOnAcquire?: boolean
+  /** ms timestamp of the last release to zero refs (GC grace). */
+  releasedAt?: number
+}
+
+export class Shard {
+  state: ShardState
+  refs = 0
+  error: Error | undefined = undefined
+  /** Path of a complete transient copy, when one exists. */
+  transient: string | undefined
+  /** The mount the caller registered, or undefined until instantiated from `url` (after a restart). */
+  mount: Mount | undefined
+  extra: ShardExtra | undefined = undefined
+  /** Where the CARv1 payload lies in the shard's bytes; read by the first acquire, then cached. */
+  payload: PayloadSpan | undefined = undefined
+  /** Bumped when recovery starts replacing the shard's bytes: failures seen on older bytes are stale. */
+  epoch = 0
+
+  constructor (
+    readonly key: ShardKey,
+    readonly url: string,
+    readonly lazy: boolean,
+    state: ShardState,
+    mount: Mount | undefined,
+    transient: string | undefined
+  ) {
+    this.state = state
+    this.mount = mount
+    this.transient = transient
+  }
+
+  x (): ShardExtra {
+    this.extra ??= {}
+    return this.extra
+  }
+
+  info (): ShardInfo {
+    const info: ShardInfo = { state: this.state, refs: this.refs }
+    if (this.error !== undefined) info.error = this.error
+    return info
+  }
+
+  /** Live (not aborted) parked acquirers. */
+  liveParked (): number {
+    let n = 0
+    for (const w of this.extra?.parked ?? []) if (!w.done) n++
+    return n
+  }
+
+  record (): ShardRecord {
+    const r: ShardRecord = { key: this.key, url: this.url, state: this.state, lazy: this.lazy }
+    if (this.transient !== undefined) r.transient = this.transient
+    if (this.error !== undefined) {
+      r.error = this.error.message
+      const code = (this.error as { code?: unknown }).code
+      if (typeof code === 'string') r.errorCode = code
+    }
+    return r
+  }
+
+  /** Drops `extra` once nothing in it matters, so idle shards stay small. */
+  compact (): void {
+    const e = this.extra
+    if (e === undefined) return
+    if ((e.register?.length ?? 0) === 0 && e.recover === undefined && (e.parked?.length ?? 0) === 0 &&
+      e.job === undefined && e.recoverOnAcquire !== true && e.releasedAt === undefined) {
+      this.extra = undefined
+    }
+  }
+}

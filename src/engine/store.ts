@@ -1,0 +1,468 @@
+/**
+ * DAGStore: the public API (DESIGN §3). Calls are validated synchronously, then become tasks
+ * for the single event loop; each accepted call gets exactly one result.
+ */
+import { mkdir, stat } from 'node:fs/promises'
+import { fileURLToPath } from 'node:url'
+import { join, resolve as resolvePath } from 'node:path'
+import { Level } from 'level'
+import PQueue from 'p-queue'
+import type { CID } from 'multiformats/cid'
+import { EventLoop } from './loop/loop.js'
+import { Interpreter } from './loop/interpreter.js'
+import { Jobs } from './loop/jobs.js'
+import type { Core } from './loop/core.js'
+import { isControl, type Task } from './loop/tasks.js'
+import { EventBuffer } from './observe/event-buffer.js'
+import { Shard } from './shard/shard.js'
+import { Waiter } from './shard/waiter.js'
+import { LevelStateStore, type AnyLevel, type StateStore } from '../storage/state/state-store.js'
+import type { ShardRecord } from '../storage/state/record.js'
+import { collectGarbage, evictTransients } from './gc/gc.js'
+import { TransientBudget, validateGCOptions } from '../storage/transients/budget.js'
+import { Registry } from 'prom-client'
+import { StoreMetrics } from './observe/metrics.js'
+import { ReaderPool } from './accessor/reader-pool.js'
+import { AllShardsBlockstore, type AllShardsBlockstoreOptions } from '../read/all-shards.js'
+import { validateKey } from '../base/keys.js'
+import { Transients } from '../storage/transients/transients.js'
+import { MountRegistry } from '../storage/mount/registry.js'
+import type { Mount } from '../base/mount-types.js'
+import { FsIndexRepo } from '../storage/index/fs-repo.js'
+import { LevelTopLevelIndex } from '../storage/index/level-top-level.js'
+import { defaultShardIndexer } from '../format/car/indexer.js'
+import type { ShardIndex } from '../base/index-types.js'
+import {
+  InvalidMountError, RestoredShardError, ShardExistsError, ShardUnknownError, StoreClosedError,
+  StoreNotStartedError
+} from '../base/errors.js'
+import {
+  SHARD_STATES, type AcquireOpts, type GCResult, type RegisterOpts, type ResultCallback,
+  type ShardAccessor, type ShardDescription, type ShardInfo, type ShardKey, type ShardResult, type ShardState,
+  type SignalOpts, type Trace
+} from '../base/types.js'
+import { DEFAULT_EVENT_BUFFER_SIZE, DEFAULT_MAX_IDLE_READERS, type DAGStoreOptions, type GCOptions } from './options.js'
+import { defaultReport } from '../base/report.js'
+
+type Phase = 'created' | 'starting' | 'started' | 'closing' | 'closed'
+
+
+function settle<T> (resolve: (value: T) => void, reject: (err: Error) => void, pick: (r: ShardResult) => T): ResultCallback {
+  return (result) => {
+    if (result.error !== undefined) reject(result.error)
+    else resolve(pick(result))
+  }
+}
+
+export class DAGStore {
+  private readonly options: DAGStoreOptions
+  private phase: Phase = 'created'
+  private core: Core | undefined
+  private jobs: Jobs | undefined
+  private db: AnyLevel | undefined
+  private ownsDb = false
+  private closing: Promise<void> | undefined
+  private gcTimer: NodeJS.Timeout | undefined
+  private readonly budget: TransientBudget | undefined
+  private readonly storeMetrics: StoreMetrics
+  // Created with the store so a subscriber attached before start() sees the restart's traces.
+  private readonly traceBuffer: EventBuffer<Trace>
+  private readonly failureBuffer: EventBuffer<ShardResult>
+
+  constructor (options: DAGStoreOptions) {
+    const o = options ?? {}
+    if (o.dir === undefined && (o.transientsDir === undefined || o.datastore === undefined || o.indexRepo === undefined)) {
+      throw new TypeError('DAGStore needs `dir`, or `transientsDir` + `datastore` + `indexRepo`')
+    }
+    for (const name of ['maxConcurrentIndex', 'maxConcurrentReadyFetches'] as const) {
+      const v = o[name]
+      if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new RangeError(`${name} must be a non-negative integer`)
+    }
+    if (o.recoverOnStart !== undefined && !['none', 'on-acquire', 'now'].includes(o.recoverOnStart)) {
+      throw new RangeError("recoverOnStart must be 'none', 'on-acquire' or 'now'")
+    }
+    // Built here so a bad gc setting fails the constructor, not start().
+    this.budget = budgetFrom(o.gc, o.onError ?? defaultReport)
+    this.options = o
+    const size = o.eventBufferSize ?? DEFAULT_EVENT_BUFFER_SIZE
+    this.traceBuffer = new EventBuffer<Trace>(size)
+    this.failureBuffer = new EventBuffer<ShardResult>(size)
+    this.storeMetrics = new StoreMetrics(o.metrics ?? new Registry(), {
+      stats: () => this.phase === 'started' ? this.stats() : Object.fromEntries(SHARD_STATES.map((s) => [s, 0])) as Record<ShardState, number>,
+      transients: () => this.budget === undefined ? undefined : { bytes: this.budget.usedBytes - this.budget.reservedBytes, reserved: this.budget.reservedBytes }
+    })
+  }
+
+  /** The prom-client Registry holding the store's metrics (the one given as `options.metrics`, or its own). */
+  get metrics (): Registry {
+    return this.storeMetrics.registry
+  }
+
+  /** Loads every persisted shard, applies the restart rules (DESIGN §4), and starts the loop. */
+  async start (options: { signal?: AbortSignal } = {}): Promise<void> {
+    if (this.phase !== 'created') throw new Error(`start() called on a store that is ${this.phase}`)
+    this.phase = 'starting'
+    const { signal } = options
+    try {
+      await this.boot(signal)
+      this.phase = 'started'
+    } catch (err) {
+      this.phase = 'closing'
+      await this.shutdown()
+      throw err
+    }
+  }
+
+  private async boot (signal: AbortSignal | undefined): Promise<void> {
+    const o = this.options
+    const dir = o.dir !== undefined ? resolvePath(o.dir) : undefined
+    if (dir !== undefined) await mkdir(dir, { recursive: true })
+    const report = o.onError ?? defaultReport
+    if (o.datastore !== undefined) {
+      this.db = o.datastore
+    } else {
+      this.db = new Level(join(dir as string, 'state')) as unknown as AnyLevel
+      this.ownsDb = true
+    }
+    await this.db.open()
+    signal?.throwIfAborted()
+    const stateStore = new LevelStateStore(this.db)
+    const budget = this.budget
+    const transients = new Transients({
+      dir: resolvePath(o.transientsDir ?? join(dir as string, 'transients')),
+      readyFetchQueue: (o.maxConcurrentReadyFetches ?? 0) > 0 ? new PQueue({ concurrency: o.maxConcurrentReadyFetches }) : undefined,
+      budget,
+      onDownload: (bytes, seconds, ok) => { this.storeMetrics.fetched(bytes, seconds, ok) }
+    })
+    await transients.init()
+    const counts = Object.fromEntries(SHARD_STATES.map((s) => [s, 0])) as Record<ShardState, number>
+    let interpreter: Interpreter | undefined
+    const loop = new EventLoop({
+      process: (task, tx) => { interpreter?.process(task, tx) },
+      store: stateStore,
+      report,
+      abandon: (task) => { this.abandon(task) }
+    })
+    const core: Core = {
+      shards: new Map(),
+      counts,
+      loop,
+      traces: this.traceBuffer,
+      failures: this.failureBuffer,
+      transients,
+      indexRepo: o.indexRepo ?? new FsIndexRepo(join(dir as string, 'index')),
+      topLevelIndex: o.topLevelIndex ?? new LevelTopLevelIndex(this.db),
+      indexer: o.shardIndexer ?? defaultShardIndexer,
+      indexThrottle: (o.maxConcurrentIndex ?? 0) > 0 ? new PQueue({ concurrency: o.maxConcurrentIndex }) : undefined,
+      mounts: o.mounts ?? new MountRegistry(),
+      readers: new ReaderPool(o.maxIdleReaders ?? DEFAULT_MAX_IDLE_READERS, report),
+      report,
+      metrics: this.storeMetrics,
+      graceMs: o.gc?.graceMs ?? 0,
+      closing: false,
+      barriers: new Map()
+    }
+    this.core = core
+    this.jobs = new Jobs(core)
+    interpreter = new Interpreter(core, this.jobs)
+
+    const { reRegister, recoverNow } = await this.restore(core, stateStore, signal)
+    signal?.throwIfAborted()
+    const owned = new Set<string>()
+    for (const shard of core.shards.values()) if (shard.transient !== undefined) owned.add(shard.transient)
+    const removed = await transients.removeOrphans(owned)
+    if (removed.length > 0) report(new Error(`removed ${removed.length} orphaned file(s)`), 'transients cleanup')
+    if (budget !== undefined) {
+      const tracked: Array<[string, ShardKey]> = []
+      for (const shard of core.shards.values()) if (shard.transient !== undefined) tracked.push([shard.transient, shard.key])
+      await transients.account(tracked)
+      budget.setEvictor(async (bytes) => await new Promise<number>((resolve) => {
+        loop.submit({
+          control: (tx) => { evictTransients(core, tx, bytes, (r) => { resolve(r.reclaimedBytes) }) },
+          abandon: () => { resolve(0) }
+        })
+      }))
+    }
+    loop.start()
+    budget?.collectIfHigh()
+    for (const shard of reRegister) loop.submit({ op: 'register', key: shard.key, shard, eager: true })
+    for (const shard of recoverNow) loop.submit({ op: 'recover', key: shard.key, shard })
+    const intervalMs = o.gc?.intervalMs ?? 0
+    if (intervalMs > 0) {
+      // With a space bound, periodic GC keeps to the watermarks; without one it reclaims every idle transient.
+      this.gcTimer = setInterval(() => {
+        if (budget !== undefined) budget.collectIfHigh()
+        else this.gc().catch((err: unknown) => { report(err, 'periodic gc failed') })
+      }, intervalMs)
+      this.gcTimer.unref()
+    }
+  }
+
+  /** Restart rules: serving → available; initializing → available if indexed, else re-registered; recovering → errored; errored → policy. */
+  private async restore (core: Core, stateStore: StateStore, signal: AbortSignal | undefined): Promise<{ reRegister: Shard[], recoverNow: Shard[] }> {
+    const policy = this.options.recoverOnStart ?? 'none'
+    const reRegister: Shard[] = []
+    const recoverNow: Shard[] = []
+    const changed: ShardRecord[] = []
+    for await (const page of stateStore.loadAll((key, err) => { core.report(err, `skipping unreadable shard record ${JSON.stringify(key)}`) })) {
+      signal?.throwIfAborted()
+      for (const r of page) {
+        const shard = new Shard(r.key, r.url, r.lazy, r.state, undefined, r.transient)
+        if (r.error !== undefined) shard.error = new RestoredShardError(r.error, r.errorCode ?? 'ERR_SHARD_ERRORED')
+        const before = shard.state
+        if (shard.state === 'serving') shard.state = 'available'
+        else if (shard.state === 'recovering') shard.state = 'errored'
+        else if (shard.state === 'initializing') {
+          if ((await core.indexRepo.stat(shard.key)).exists) {
+            shard.state = 'available'
+          } else {
+            shard.state = 'new'
+            reRegister.push(shard)
+          }
+        } else if (shard.state === 'new' && !shard.lazy) {
+          // Killed between register and initialize: finish what the caller asked for.
+          reRegister.push(shard)
+        }
+        if (shard.state === 'errored') {
+          if (policy === 'on-acquire') shard.x().recoverOnAcquire = true
+          else if (policy === 'now') recoverNow.push(shard)
+        }
+        if (shard.state !== before) changed.push(shard.record())
+        core.shards.set(shard.key, shard)
+        core.counts[shard.state]++
+      }
+    }
+    if (changed.length > 0) await stateStore.writeBatch(changed, [])
+    return { reRegister, recoverNow }
+  }
+
+  private abandon (task: Task): void {
+    if (isControl(task)) {
+      task.abandon?.()
+      return
+    }
+    task.waiter?.deliver(task.op === 'release' ? { key: task.key } : { key: task.key, error: new StoreClosedError() })
+  }
+
+  /** Idempotent. Aborts fetch/index jobs (not recorded as failures), fails pending results with StoreClosedError. */
+  async close (): Promise<void> {
+    if (this.phase === 'created') {
+      this.phase = 'closed'
+      return
+    }
+    this.closing ??= (async () => {
+      // A start() in progress finishes (or fails) first; its failure path closes everything.
+      while (this.phase === 'starting') await new Promise((resolve) => setTimeout(resolve, 5))
+      if (this.phase === 'closed') return
+      this.phase = 'closing'
+      await this.shutdown()
+    })()
+    await this.closing
+  }
+
+  private async shutdown (): Promise<void> {
+    clearInterval(this.gcTimer)
+    const core = this.core
+    if (core !== undefined) {
+      core.closing = true
+      const closed = new StoreClosedError()
+      this.jobs?.abortAll(closed)
+      await core.loop.stop()
+      for (const shard of core.shards.values()) {
+        const extra = shard.extra
+        if (extra === undefined) continue
+        for (const w of extra.register ?? []) w.deliver({ key: shard.key, error: closed })
+        extra.recover?.deliver({ key: shard.key, error: closed })
+        for (const w of extra.parked ?? []) w.deliver({ key: shard.key, error: closed })
+        extra.register = extra.parked = extra.recover = undefined
+      }
+      await this.jobs?.settled()
+      // Downloads outlive the jobs that started them (accessors read them too): stop them all.
+      await core.transients.abortDownloads()
+      await Promise.allSettled([...core.barriers.values()])
+      await core.readers.closeAll()
+    }
+    this.traceBuffer.close()
+    this.failureBuffer.close()
+    if (this.ownsDb) await this.db?.close()
+    this.phase = 'closed'
+  }
+
+  private running (): Core {
+    if (this.phase === 'started' && this.core !== undefined) return this.core
+    if (this.phase === 'closing' || this.phase === 'closed') throw new StoreClosedError()
+    throw new StoreNotStartedError('dag store not started: call start() first')
+  }
+
+  private known (core: Core, key: ShardKey): Shard {
+    const shard = core.shards.get(key)
+    if (shard === undefined) throw new ShardUnknownError(`shard ${JSON.stringify(key)} not found`)
+    return shard
+  }
+
+  private waiter (key: ShardKey, out: ResultCallback | null | undefined, signal: AbortSignal | undefined): Waiter {
+    return new Waiter(key, out, signal, (this.core as Core).report)
+  }
+
+  registerShard (key: ShardKey, mount: Mount, out?: ResultCallback | null, opts: RegisterOpts = {}): void {
+    validateKey(key)
+    const core = this.running()
+    if (mount == null || typeof mount.fetch !== 'function' || typeof mount.serialize !== 'function') {
+      throw new InvalidMountError('registerShard needs a Mount')
+    }
+    const url = core.mounts.represent(mount).href
+    if (core.shards.has(key)) throw new ShardExistsError(`${JSON.stringify(key)}: shard already exists`)
+    const existing = opts.existingTransient !== undefined ? resolvePath(opts.existingTransient) : undefined
+    const shard = new Shard(key, url, opts.lazy === true, 'new', mount, existing)
+    core.shards.set(key, shard)
+    core.counts.new++
+    core.loop.submit({ op: 'register', key, shard, waiter: this.waiter(key, out, opts.signal) })
+  }
+
+  acquireShard (key: ShardKey, out: ResultCallback | null, opts: AcquireOpts = {}): void {
+    validateKey(key)
+    const core = this.running()
+    const shard = this.known(core, key)
+    core.loop.submit({ op: 'acquire', key, shard, waiter: this.waiter(key, out, opts.signal) })
+  }
+
+  recoverShard (key: ShardKey, out?: ResultCallback | null, opts: SignalOpts = {}): void {
+    validateKey(key)
+    const core = this.running()
+    const shard = this.known(core, key)
+    core.loop.submit({ op: 'recover', key, shard, waiter: this.waiter(key, out, opts.signal) })
+  }
+
+  destroyShard (key: ShardKey, out?: ResultCallback | null, opts: SignalOpts = {}): void {
+    validateKey(key)
+    const core = this.running()
+    const shard = this.known(core, key)
+    core.loop.submit({ op: 'destroy', key, shard, waiter: this.waiter(key, out, opts.signal) })
+  }
+
+  async register (key: ShardKey, mount: Mount, opts?: RegisterOpts): Promise<void> {
+    await new Promise<void>((resolve, reject) => { this.registerShard(key, mount, settle(resolve, reject, () => undefined), opts) })
+  }
+
+  async acquire (key: ShardKey, opts?: AcquireOpts): Promise<ShardAccessor> {
+    return await new Promise<ShardAccessor>((resolve, reject) => {
+      this.acquireShard(key, settle(resolve, reject, (r) => r.accessor as ShardAccessor), opts)
+    })
+  }
+
+  async recover (key: ShardKey, opts?: SignalOpts): Promise<void> {
+    await new Promise<void>((resolve, reject) => { this.recoverShard(key, settle(resolve, reject, () => undefined), opts) })
+  }
+
+  async destroy (key: ShardKey, opts?: SignalOpts): Promise<void> {
+    await new Promise<void>((resolve, reject) => { this.destroyShard(key, settle(resolve, reject, () => undefined), opts) })
+  }
+
+  getShardInfo (key: ShardKey): ShardInfo {
+    const core = this.running()
+    return this.known(core, key).info()
+  }
+
+  /**
+   * More than getShardInfo, for listings (CLI, admin API): the mount URL, the local copy, its
+   * size in bytes (the transient's, or a file: mount's file) and the number of indexed blocks.
+   * Costs a stat and an index-repo stat; ShardUnknownError for an unknown key.
+   */
+  async describeShard (key: ShardKey): Promise<ShardDescription> {
+    const core = this.running()
+    const shard = this.known(core, key)
+    const out: ShardDescription = { key, ...shard.info(), url: shard.url }
+    if (shard.transient !== undefined) out.transient = shard.transient
+    const local = shard.transient ?? fileOf(shard.url)
+    if (local !== undefined) {
+      const size = await stat(local).then((st) => st.size, () => undefined)
+      if (size !== undefined) out.size = size
+    }
+    const indexed = await core.indexRepo.stat(key).catch(() => undefined)
+    if (indexed?.exists === true) out.blocks = indexed.size
+    return out
+  }
+
+  allShardsInfo (): Map<ShardKey, ShardInfo> {
+    const core = this.running()
+    const out = new Map<ShardKey, ShardInfo>()
+    for (const [key, shard] of core.shards) out.set(key, shard.info())
+    return out
+  }
+
+  stats (): Record<ShardState, number> {
+    return { ...this.running().counts }
+  }
+
+  async shardsContainingMultihash (multihash: Uint8Array, _opts?: SignalOpts): Promise<ShardKey[]> {
+    return await this.running().topLevelIndex.shardsForMultihash(multihash)
+  }
+
+  async shardsContainingCid (cid: CID, opts?: SignalOpts): Promise<ShardKey[]> {
+    return await this.shardsContainingMultihash(cid.multihash.bytes, opts)
+  }
+
+  /** @throws IndexNotFoundError when the shard has no index (yet). */
+  async getIterableIndex (key: ShardKey): Promise<ShardIndex> {
+    validateKey(key)
+    return await this.running().indexRepo.get(key)
+  }
+
+  /**
+   * Blocks of every shard by CID, through the top-level index. Acquired shards stay cached
+   * (LRU of `maxAccessors`, released after `ttlMs` idle, on eviction and on its `close()`);
+   * a cached shard counts as in use, so `evict(key)` it before destroying it.
+   */
+  blockstore (opts: AllShardsBlockstoreOptions = {}): AllShardsBlockstore {
+    return new AllShardsBlockstore(this, { onError: this.options.onError ?? defaultReport, ...opts })
+  }
+
+  /** Reclaims transients of idle shards (available or errored, refs 0, nobody parked, past graceMs). */
+  async gc (opts: SignalOpts = {}): Promise<GCResult> {
+    const core = this.running()
+    opts.signal?.throwIfAborted()
+    return await new Promise<GCResult>((resolve, reject) => {
+      core.loop.submit({
+        control: (tx) => { collectGarbage(core, tx, resolve) },
+        abandon: () => { reject(new StoreClosedError()) }
+      })
+    })
+  }
+
+  /**
+   * One trace per processed op, published once the op's state is durable. May be called
+   * before start() to observe the restart's re-registrations and recoveries.
+   */
+  traces (opts: SignalOpts = {}): AsyncIterableIterator<Trace> {
+    if (this.phase === 'closed') throw new StoreClosedError()
+    return this.traceBuffer.subscribe(opts)
+  }
+
+  /** `{key, error}` for every transition into errored. May be called before start(). */
+  failures (opts: SignalOpts = {}): AsyncIterableIterator<ShardResult> {
+    if (this.phase === 'closed') throw new StoreClosedError()
+    return this.failureBuffer.subscribe(opts)
+  }
+}
+
+/** Automated GC's budget when `gc.maxTransientsBytes` is set. */
+function budgetFrom (gc: GCOptions | undefined, report: (err: unknown, context: string) => void): TransientBudget | undefined {
+  validateGCOptions(gc)
+  if (gc?.maxTransientsBytes === undefined) return undefined
+  return new TransientBudget({
+    maxBytes: gc.maxTransientsBytes,
+    highWatermark: gc.highWatermark,
+    lowWatermark: gc.lowWatermark,
+    stepBytes: gc.reservationBytes
+  }, (err) => { report(err, 'automated gc failed') })
+}
+
+/** The local path behind a file: mount URL; undefined for other schemes. */
+function fileOf (url: string): string | undefined {
+  if (!url.startsWith('file:')) return undefined
+  try {
+    return fileURLToPath(url)
+  } catch {
+    return undefined
+  }
+}

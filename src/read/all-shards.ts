@@ -1,0 +1,414 @@
+/**
+ * One blockstore over every shard of a store (the role of Go's IndexBackedBlockstore): a CID
+ * is looked up in the top-level index, one of the shards holding it is acquired, and the
+ * accessor is kept in a small LRU + TTL cache so the next block of that shard costs no acquire.
+ */
+import type { CID } from 'multiformats/cid'
+import { BlockNotFoundError, ShardErroredError, ShardUnknownError } from '../base/errors.js'
+import type { ShardIndex } from '../base/index-types.js'
+import type { ReadBlockstore, ShardAccessor, ShardInfo, ShardKey } from '../base/types.js'
+import { BlockstoreClosedError } from './errors.js'
+import { defaultReport } from '../base/report.js'
+
+const IDENTITY_CODE = 0x00
+
+export const DEFAULT_MAX_ACCESSORS = 64
+export const DEFAULT_TTL_MS = 60_000
+
+export interface AllShardsBlockstoreOptions {
+  /**
+   * Picks the shard to read `cid` from among `shards` (all hold it, per the top-level index),
+   * or undefined to give up (BlockNotFoundError). Called again with the shards left when the
+   * picked one cannot be acquired or does not serve the block. Must return one of `shards`.
+   * Default: a shard whose accessor is cached, else the first available or serving one, else
+   * the first.
+   */
+  select?: (cid: CID, shards: ShardKey[]) => ShardKey | undefined
+  /** Accessors kept acquired at once (least recently used are released first). Default 64. */
+  maxAccessors?: number
+  /** An accessor idle this long is released. Default 60,000; Infinity keeps them until evicted. */
+  ttlMs?: number
+  /** Errors with no caller to go to (a failing accessor close). Default: one line on stderr. */
+  onError?: (err: unknown, context: string) => void
+}
+
+/** What the blockstore needs from a store; DAGStore provides it. */
+export interface ShardSource {
+  shardsContainingCid: (cid: CID) => Promise<ShardKey[]>
+  acquire: (key: ShardKey) => Promise<ShardAccessor>
+  getShardInfo: (key: ShardKey) => ShardInfo
+  allShardsInfo: () => Map<ShardKey, ShardInfo>
+  /** Lets the default selection answer from cached shards without a top-level lookup. */
+  getIterableIndex?: (key: ShardKey) => Promise<ShardIndex>
+}
+
+interface Entry {
+  readonly key: ShardKey
+  accessor: ShardAccessor | undefined
+  /** The shard's full index, when the source offers it: a synchronous "does it hold this?". */
+  index: ShardIndex | undefined
+  /** The acquire every concurrent first user of the shard waits on. */
+  ready: Promise<void>
+  /** Gets (and allKeys iterations) using the accessor right now: it is closed only at 0. */
+  users: number
+  /** Out of the cache; closed when its last user finishes. */
+  evicted: boolean
+  closed: boolean
+  expiresAt: number
+  closing?: Promise<void>
+  onClosed?: Array<() => void>
+}
+
+// Errors that say nothing about one shard, so trying another would only hide them.
+const FATAL_CODES = new Set(['ERR_STORE_CLOSED', 'ERR_STORE_NOT_STARTED', BlockstoreClosedError.code])
+
+function isFatal (err: unknown): boolean {
+  return FATAL_CODES.has((err as { code?: unknown } | null)?.code as string)
+}
+
+function toError (err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err))
+}
+
+function push (list: Error[] | undefined, err: unknown): Error[] {
+  const out = list ?? []
+  out.push(toError(err))
+  return out
+}
+
+
+/**
+ * `has` answers from the cached shards' indices or the top-level index (it never acquires);
+ * `get`/`getSize` read from a shard that holds the block, falling back to the other holders
+ * when one fails; identity CIDs are answered from the CID. A cached shard counts as in use: `destroy` of it fails with
+ * ShardInUseError until it is evicted, expires, or `evict(key)` / `close()` releases it.
+ */
+export class AllShardsBlockstore implements ReadBlockstore {
+  private readonly source: ShardSource
+  private readonly select: ((cid: CID, shards: ShardKey[]) => ShardKey | undefined) | undefined
+  private readonly maxAccessors: number
+  private readonly ttlMs: number
+  private readonly report: (err: unknown, context: string) => void
+  /** Map order is the LRU order: a use moves the entry to the end. */
+  private readonly entries = new Map<ShardKey, Entry>()
+  /** Entries whose accessor is (or is being) acquired and not yet released, cached or not. */
+  private readonly live = new Set<Entry>()
+  private drained: Array<() => void> = []
+  /** Accessors of allKeys() listings in progress. */
+  private readonly listings = new Set<ShardAccessor>()
+  private timer: NodeJS.Timeout | undefined
+  private closed = false
+
+  constructor (source: ShardSource, options: AllShardsBlockstoreOptions = {}) {
+    const { select, maxAccessors = DEFAULT_MAX_ACCESSORS, ttlMs = DEFAULT_TTL_MS } = options
+    if (select !== undefined && typeof select !== 'function') throw new TypeError('select must be a function')
+    if (!Number.isSafeInteger(maxAccessors) || maxAccessors < 1) throw new RangeError(`maxAccessors must be a positive integer, got ${String(maxAccessors)}`)
+    if (typeof ttlMs !== 'number' || Number.isNaN(ttlMs) || ttlMs < 0) throw new RangeError(`ttlMs must be a non-negative number, got ${String(ttlMs)}`)
+    this.source = source
+    this.select = select
+    this.maxAccessors = maxAccessors
+    this.ttlMs = ttlMs
+    this.report = options.onError ?? defaultReport
+  }
+
+  /** True when a cached shard's index or the top-level index lists a holder (nothing is acquired). */
+  async has (cid: CID): Promise<boolean> {
+    this.checkOpen()
+    if (cid.multihash.code === IDENTITY_CODE) return true
+    if (this.cachedHolder(cid) !== undefined) return true
+    return (await this.source.shardsContainingCid(cid)).length > 0
+  }
+
+  /** @throws BlockNotFoundError when no shard serves it (`cause`: what the holders failed with) */
+  async get (cid: CID): Promise<Uint8Array> {
+    this.checkOpen()
+    // A copy: the digest may be a view into a buffer the caller owns.
+    if (cid.multihash.code === IDENTITY_CODE) return new Uint8Array(cid.multihash.digest)
+    return await this.serve(cid, async (bs) => await bs.get(cid))
+  }
+
+  /** @throws BlockNotFoundError */
+  async getSize (cid: CID): Promise<number> {
+    this.checkOpen()
+    if (cid.multihash.code === IDENTITY_CODE) return cid.multihash.digest.length
+    return await this.serve(cid, async (bs) => await bs.getSize(cid))
+  }
+
+  /**
+   * Every shard's keys, shard after shard (in registration order), each in CAR order: a block
+   * held by several shards is yielded once per shard. Errored shards and shards destroyed
+   * meanwhile are skipped; lazy shards are initialized by it. Each shard is acquired for its
+   * turn only, outside the cache: a listing neither flushes the cache nor, paused by its
+   * consumer, holds up close() (which releases it; its next step then rejects).
+   */
+  async * allKeys (): AsyncIterable<CID> {
+    this.checkOpen()
+    for (const [key, info] of this.source.allShardsInfo()) {
+      if (info.state === 'errored') continue
+      this.checkOpen()
+      let accessor: ShardAccessor
+      try {
+        accessor = await this.source.acquire(key)
+      } catch (err) {
+        if (err instanceof ShardUnknownError || err instanceof ShardErroredError) continue
+        throw err
+      }
+      this.listings.add(accessor)
+      try {
+        this.checkOpen()
+        for await (const cid of accessor.blockstore().allKeys()) {
+          this.checkOpen()
+          yield cid
+        }
+      } catch (err) {
+        if (this.closed && !(err instanceof BlockstoreClosedError)) throw new BlockstoreClosedError('all-shards blockstore closed during allKeys()', { cause: err })
+        throw err
+      } finally {
+        this.listings.delete(accessor)
+        await accessor.close()
+      }
+    }
+  }
+
+  /**
+   * Releases the cached accessor of `key` (once gets using it finish), e.g. before destroying
+   * the shard. Resolves when it is released; at once when nothing is cached.
+   */
+  async evict (key: ShardKey): Promise<void> {
+    const entry = this.entries.get(key)
+    if (entry === undefined) return
+    const done = this.whenClosed(entry)
+    this.evictEntry(entry)
+    await done
+  }
+
+  /** Keys of the shards cached right now, least recently used first. */
+  cachedShards (): ShardKey[] {
+    return [...this.entries.keys()]
+  }
+
+  /**
+   * Idempotent. Releases every cached accessor (those in use once their gets finish) and
+   * resolves when all are released; later calls reject with BlockstoreClosedError.
+   */
+  async close (): Promise<void> {
+    if (!this.closed) {
+      this.closed = true
+      clearTimeout(this.timer)
+      this.timer = undefined
+      for (const entry of [...this.entries.values()]) this.evictEntry(entry)
+    }
+    const listings = [...this.listings].map(async (accessor) => {
+      await accessor.close().catch((err: unknown) => { this.report(err, `releasing shard ${JSON.stringify(accessor.key)} failed`) })
+    })
+    if (this.live.size > 0) await new Promise<void>((resolve) => { this.drained.push(resolve) })
+    await Promise.all(listings)
+  }
+
+  private checkOpen (): void {
+    if (this.closed) throw new BlockstoreClosedError('all-shards blockstore is closed')
+  }
+
+  private async serve<T> (cid: CID, op: (bs: ReadBlockstore) => Promise<T>): Promise<T> {
+    let failures: Error[] | undefined
+    // The default selection prefers a cached holder anyway; finding one in the cached indices
+    // skips the top-level lookup, a LevelDB range read that costs several times the block read.
+    const cached = this.select === undefined ? this.cachedHolder(cid) : undefined
+    if (cached !== undefined) {
+      this.touch(cached)
+      try {
+        return await op((cached.accessor as ShardAccessor).blockstore())
+      } catch (err) {
+        if (isFatal(err)) throw err
+        failures = push(failures, err)
+        if (!(err instanceof BlockNotFoundError)) this.evictEntry(cached)
+      } finally {
+        this.unlease(cached)
+      }
+    }
+    let remaining = await this.source.shardsContainingCid(cid)
+    if (cached !== undefined) remaining = remaining.filter((k) => k !== cached.key)
+    while (remaining.length > 0) {
+      this.checkOpen()
+      const key = this.pick(cid, remaining)
+      if (key === undefined) break
+      remaining = remaining.length === 1 ? [] : remaining.filter((k) => k !== key)
+      let entry: Entry
+      try {
+        entry = await this.lease(key)
+      } catch (err) {
+        if (isFatal(err)) throw err
+        failures = push(failures, err)
+        continue
+      }
+      try {
+        return await op((entry.accessor as ShardAccessor).blockstore())
+      } catch (err) {
+        if (isFatal(err)) throw err
+        failures = push(failures, err)
+        // A block the index promised but the shard lacks says nothing about the shard; any
+        // other failure (bytes gone or changed, reader closed) does: do not keep serving from it.
+        if (!(err instanceof BlockNotFoundError)) this.evictEntry(entry)
+      } finally {
+        this.unlease(entry)
+      }
+    }
+    const cause = failures === undefined
+      ? undefined
+      : failures.length === 1 ? failures[0] : new AggregateError(failures, `every shard holding ${cid.toString()} failed`)
+    throw new BlockNotFoundError(`block not found: ${cid.toString()}`, cause === undefined ? undefined : { cause })
+  }
+
+  private pick (cid: CID, shards: ShardKey[]): ShardKey | undefined {
+    if (this.select !== undefined) {
+      const key = this.select(cid, shards.slice())
+      if (key !== undefined && !shards.includes(key)) {
+        throw new TypeError(`select returned ${JSON.stringify(key)}, which is not one of the shards holding ${cid.toString()}`)
+      }
+      return key
+    }
+    if (shards.length === 1) return shards[0]
+    // A cached shard costs no acquire and keeps duplicated blocks from pinning a second shard.
+    for (const key of shards) if (this.entries.has(key)) return key
+    for (const key of shards) {
+      let state: string | undefined
+      try {
+        state = this.source.getShardInfo(key).state
+      } catch {
+        continue // destroyed since the index was read
+      }
+      if (state === 'available' || state === 'serving') return key
+    }
+    return shards[0]
+  }
+
+  /** A cached, acquired shard whose index holds the block. */
+  private cachedHolder (cid: CID): Entry | undefined {
+    if (this.entries.size === 0) return undefined
+    const mh = cid.multihash.bytes
+    for (const entry of this.entries.values()) {
+      if (entry.index !== undefined && entry.accessor !== undefined && entry.index.get(mh) !== undefined) return entry
+    }
+    return undefined
+  }
+
+  /** Takes a use of a cached entry: most recently used moves to the end. */
+  private touch (entry: Entry): void {
+    this.entries.delete(entry.key)
+    this.entries.set(entry.key, entry)
+    entry.users++
+  }
+
+  private async lease (key: ShardKey): Promise<Entry> {
+    this.checkOpen()
+    let entry = this.entries.get(key)
+    if (entry !== undefined) {
+      this.touch(entry)
+    } else {
+      const fresh: Entry = { key, accessor: undefined, index: undefined, ready: Promise.resolve(), users: 1, evicted: false, closed: false, expiresAt: 0 }
+      fresh.ready = this.source.acquire(key).then(async (accessor) => {
+        fresh.accessor = accessor
+        fresh.index = await this.source.getIterableIndex?.(key).catch(() => undefined)
+      }, (err: unknown) => {
+        // Nothing was acquired: forget the entry so the next get tries again.
+        if (this.entries.get(key) === fresh) this.entries.delete(key)
+        fresh.evicted = true
+        this.finish(fresh)
+        throw err
+      })
+      entry = fresh
+      this.entries.set(key, entry)
+      this.live.add(entry)
+      this.trim()
+    }
+    if (entry.accessor === undefined) {
+      try {
+        await entry.ready
+      } catch (err) {
+        entry.users--
+        throw err
+      }
+    }
+    return entry
+  }
+
+  private unlease (entry: Entry): void {
+    if (--entry.users > 0) return
+    if (entry.evicted) {
+      this.closeEntry(entry)
+    } else if (this.ttlMs === 0) {
+      this.evictEntry(entry)
+    } else if (this.ttlMs !== Number.POSITIVE_INFINITY) {
+      entry.expiresAt = Date.now() + this.ttlMs
+      this.scheduleSweep()
+    }
+  }
+
+  private trim (): void {
+    while (this.entries.size > this.maxAccessors) {
+      const oldest = this.entries.values().next().value as Entry
+      this.evictEntry(oldest)
+    }
+  }
+
+  private evictEntry (entry: Entry): void {
+    if (this.entries.get(entry.key) === entry) this.entries.delete(entry.key)
+    if (entry.evicted) return
+    entry.evicted = true
+    if (entry.users === 0) this.closeEntry(entry)
+  }
+
+  /** Releases the accessor exactly once, and only when nobody uses it. */
+  private closeEntry (entry: Entry): void {
+    if (entry.closed) return
+    entry.closed = true
+    const accessor = entry.accessor
+    if (accessor === undefined) {
+      this.finish(entry)
+      return
+    }
+    entry.closing = accessor.close()
+      .catch((err: unknown) => { this.report(err, `releasing shard ${JSON.stringify(entry.key)} failed`) })
+      .finally(() => { this.finish(entry) })
+  }
+
+  private finish (entry: Entry): void {
+    entry.closed = true
+    for (const resolve of entry.onClosed ?? []) resolve()
+    entry.onClosed = undefined
+    this.live.delete(entry)
+    if (this.live.size === 0 && this.drained.length > 0) {
+      const waiters = this.drained
+      this.drained = []
+      for (const resolve of waiters) resolve()
+    }
+  }
+
+  private async whenClosed (entry: Entry): Promise<void> {
+    if (!this.live.has(entry)) return
+    await new Promise<void>((resolve) => { (entry.onClosed ??= []).push(resolve) })
+  }
+
+  // One timer for the earliest expiry, unref'd: an idle cache never keeps the process alive.
+  private scheduleSweep (): void {
+    if (this.timer !== undefined || this.closed) return
+    let earliest = Number.POSITIVE_INFINITY
+    for (const entry of this.entries.values()) {
+      if (entry.users === 0 && entry.expiresAt < earliest) earliest = entry.expiresAt
+    }
+    if (earliest === Number.POSITIVE_INFINITY) return
+    this.timer = setTimeout(() => {
+      this.timer = undefined
+      this.sweep()
+    }, Math.max(0, earliest - Date.now()) + 1)
+    this.timer.unref()
+  }
+
+  private sweep (): void {
+    const now = Date.now()
+    for (const entry of [...this.entries.values()]) {
+      if (entry.users === 0 && entry.expiresAt <= now) this.evictEntry(entry)
+    }
+    this.scheduleSweep()
+  }
+}

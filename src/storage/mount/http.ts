@@ -1,0 +1,404 @@
+// Transport choice: node:http / node:https rather than the global fetch (undici). We need exact
+// control over three things fetch hides or makes awkward: (1) an idle/stall timeout that is
+// reset on every received chunk (socket-level), (2) destroying exactly one connection on abort
+// or on a protocol violation (no shared pool that keeps sockets alive after a test or a failed
+// download: every request uses its own connection, `agent: false`, so nothing leaks), and (3)
+// seeing the raw status, Content-Length / Content-Range and parse errors caused by bytes a
+// server sends beyond its declared Content-Length, with no transparent decompression.
+import * as http from 'node:http'
+import * as https from 'node:https'
+import type { IncomingMessage } from 'node:http'
+import { DAGStoreError, InvalidMountError, abortErrorFrom, defineError, isAbortError } from '../../base/errors.js'
+import type { Mount, MountInfo, MountReader, MountStat } from '../../base/mount-types.js'
+
+/** How long after stat() a fetch() may reuse its HEAD instead of sending another. */
+const PROBE_REUSE_MS = 5000
+const HTTP_INFO: MountInfo = Object.freeze({ kind: 'remote', sequential: true, seek: false, random: false })
+
+export interface HttpMountOptions {
+  /**
+   * Extra request headers (e.g. `authorization`). Never part of `serialize()`: a store restores
+   * the mount from its URL alone, so register a factory that adds them back
+   * (`registry.register('https', (url) => new HttpMount(url, { headers }))`).
+   */
+  headers?: Record<string, string>
+  /** Per-request stall timeout: no response headers or no body bytes for this long fails the attempt. Default 30 000 ms. */
+  timeoutMs?: number
+  /** Retries after the first attempt, on 5xx, 429, connection resets, stalls and short bodies. Default 3. */
+  retries?: number
+  /** First retry delay; doubles every retry (with jitter), capped at `maxBackoffMs`. Default 200 ms. */
+  backoffMs?: number
+  /** Default 5 000 ms. */
+  maxBackoffMs?: number
+}
+
+/** A response status the mount cannot use (after retries, for retryable ones). `status` is the HTTP status. */
+export class HttpStatusError extends DAGStoreError {
+  readonly status: number
+  readonly url: string
+  constructor (url: string, status: number, message = `HTTP ${status} from ${url}`, options?: { cause?: unknown }) {
+    super(message, 'ERR_HTTP_STATUS', options)
+    this.status = status
+    this.url = url
+  }
+}
+
+/** A body whose length disagrees with its Content-Length (or with the size HEAD reported). */
+export class HttpLengthMismatchError extends defineError('ERR_HTTP_LENGTH_MISMATCH', 'HTTP body length disagrees with Content-Length') {}
+
+/** No response, or no body bytes, within `timeoutMs`. */
+export class HttpTimeoutError extends defineError('ERR_HTTP_TIMEOUT', 'HTTP request stalled') {}
+
+/** A 206 whose Content-Range is not the range asked for, or an unexpected 206. */
+export class HttpRangeError extends defineError('ERR_HTTP_RANGE', 'HTTP server answered a Range request wrongly') {}
+
+/** The connection failed (refused, reset, protocol error); `cause` has the system error. */
+export class HttpNetworkError extends defineError('ERR_HTTP_NETWORK', 'HTTP connection failed') {}
+/** The resource changed while it was being downloaded (its ETag or Last-Modified moved): resuming would mix two versions. */
+export class HttpChangedError extends defineError('ERR_HTTP_CHANGED', 'HTTP resource changed during the download') {}
+
+/** Errors worth another attempt. */
+const RETRYABLE = new WeakSet<object>()
+function retryable<E extends Error> (err: E): E {
+  RETRYABLE.add(err)
+  return err
+}
+
+const RESETS = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN'])
+
+/** Wraps a transport error; resets and the like are retryable. */
+function networkError (err: unknown, url: string): Error {
+  if (err instanceof DAGStoreError) return err
+  const code = (err as { code?: string } | null)?.code
+  const wrapped = new HttpNetworkError(`HTTP connection to ${url} failed: ${String((err as Error)?.message ?? err)}`, { cause: err })
+  return code !== undefined && RESETS.has(code) ? retryable(wrapped) : wrapped
+}
+
+function statusError (url: string, status: number): HttpStatusError {
+  const err = new HttpStatusError(url, status)
+  return status >= 500 || status === 429 ? retryable(err) : err
+}
+
+function parseLength (value: string | undefined): number | undefined {
+  if (value === undefined || !/^\d+$/.test(value.trim())) return undefined
+  const n = Number(value.trim())
+  return Number.isSafeInteger(n) ? n : undefined
+}
+
+async function sleep (ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) throw abortErrorFrom(signal)
+  await new Promise<void>((resolve, reject) => {
+    const onAbort = (): void => { clearTimeout(timer); reject(abortErrorFrom(signal)) }
+    const timer = setTimeout(() => { signal.removeEventListener('abort', onAbort); resolve() }, ms)
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
+}
+
+interface Exchange {
+  res: IncomingMessage
+  /** Resets the stall timer (call on every chunk). */
+  touch: () => void
+  /** Resolves once the connection is gone; with the error it ended with (e.g. a parse error from bytes beyond Content-Length), if any. */
+  closed: Promise<Error | undefined>
+  /** Tears the request down (idempotent). */
+  destroy: (err?: Error) => void
+}
+
+interface Probe { exists: boolean, size?: number, ranges: boolean, version?: string }
+
+/** What identifies one version of the resource: its ETag, else its Last-Modified date. */
+function versionOf (headers: IncomingMessage['headers']): string | undefined {
+  const etag = headers.etag
+  if (typeof etag === 'string' && etag !== '') return `etag ${etag}`
+  const modified = headers['last-modified']
+  return typeof modified === 'string' && modified !== '' ? `last-modified ${modified}` : undefined
+}
+
+/**
+ * A CAR file behind an `http:` or `https:` URL. Remote and sequential: the store copies it into
+ * a transient. Size and Range support come from a HEAD request; downloads retry with backoff and
+ * resume with `Range` where the server supports it.
+ */
+export class HttpMount implements Mount {
+  readonly url: URL
+  readonly #headers: Record<string, string>
+  readonly #timeoutMs: number
+  readonly #retries: number
+  readonly #backoffMs: number
+  readonly #maxBackoffMs: number
+
+  constructor (url: URL | string, options: HttpMountOptions = {}) {
+    let u: URL
+    try {
+      u = new URL(typeof url === 'string' ? url : url.href)
+    } catch (err) {
+      throw new InvalidMountError(`invalid HTTP mount URL: ${String(url)}`, { cause: err })
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new InvalidMountError(`HttpMount needs an http: or https: URL, got ${u.protocol}`)
+    if (u.hash !== '') u.hash = ''
+    this.url = u
+    const { headers = {}, timeoutMs = 30_000, retries = 3, backoffMs = 200, maxBackoffMs = 5_000 } = options
+    for (const [name, n] of [['timeoutMs', timeoutMs], ['retries', retries], ['backoffMs', backoffMs], ['maxBackoffMs', maxBackoffMs]] as const) {
+      if (!Number.isSafeInteger(n) || n < 0) throw new InvalidMountError(`HttpMount ${name} must be a non-negative integer`)
+    }
+    if (timeoutMs === 0) throw new InvalidMountError('HttpMount timeoutMs must be positive')
+    this.#headers = { ...headers }
+    this.#timeoutMs = timeoutMs
+    this.#retries = retries
+    this.#backoffMs = backoffMs
+    this.#maxBackoffMs = maxBackoffMs
+  }
+
+  /** The mount an `http:`/`https:` URL stands for (no custom headers: see HttpMountOptions.headers). */
+  static fromURL (url: URL | string): HttpMount {
+    return new HttpMount(url)
+  }
+
+  info (): MountInfo {
+    return { ...HTTP_INFO }
+  }
+
+  /** The URL itself; headers are never included. */
+  serialize (): URL {
+    return new URL(this.url.href)
+  }
+
+  async stat (signal?: AbortSignal): Promise<MountStat> {
+    const p = await this.#probe(signal ?? new AbortController().signal)
+    this.#recent = { probe: p, at: Date.now() }
+    return p.exists ? { exists: true, size: p.size, ready: true } : { exists: false, ready: true }
+  }
+
+  /** A probe a fetch() right after stat() reuses: the store stats, then fetches; one HEAD is enough. */
+  #recent: { probe: Probe, at: number } | undefined
+
+  async fetch (signal?: AbortSignal): Promise<MountReader> {
+    if (signal?.aborted === true) throw abortErrorFrom(signal)
+    // Closing the reader cancels its streams; so does the fetch signal.
+    const life = new AbortController()
+    const onAbort = (): void => { life.abort(signal?.reason) }
+    signal?.addEventListener('abort', onAbort, { once: true })
+    let probe: Probe
+    try {
+      const recent = this.#recent
+      this.#recent = undefined
+      // The GET's own length checks still hold the body to this size.
+      probe = recent !== undefined && recent.probe.exists && Date.now() - recent.at < PROBE_REUSE_MS ? recent.probe : await this.#probe(life.signal)
+    } catch (err) {
+      signal?.removeEventListener('abort', onAbort)
+      throw err
+    }
+    if (!probe.exists) {
+      signal?.removeEventListener('abort', onAbort)
+      throw new HttpStatusError(this.url.href, 404, `HTTP mount ${this.url.href} does not exist`)
+    }
+    const state: { ranges: boolean, version?: string } = { ranges: probe.ranges, version: probe.version }
+    const size = probe.size
+    let closed = false
+    return {
+      size,
+      stream: (start = 0) => {
+        if (!Number.isSafeInteger(start) || start < 0) throw new RangeError(`start must be a non-negative safe integer, got ${String(start)}`)
+        return this.#stream(start, size, state, life.signal, () => closed)
+      },
+      close: async () => {
+        if (closed) return
+        closed = true
+        signal?.removeEventListener('abort', onAbort)
+        life.abort(Object.assign(new Error('HTTP mount reader closed'), { code: 'EBADF' }))
+      }
+    }
+  }
+
+  /** HEAD with retries. */
+  async #probe (signal: AbortSignal): Promise<Probe> {
+    return await this.#withRetries(signal, async () => {
+      const ex = await this.#request('HEAD', {}, signal)
+      const { res } = ex
+      res.resume()
+      ex.destroy()
+      const status = res.statusCode ?? 0
+      if (status === 404 || status === 410) return { exists: false, ranges: false }
+      if (status < 200 || status > 299) throw statusError(this.url.href, status)
+      const ranges = /\bbytes\b/i.test(String(res.headers['accept-ranges'] ?? ''))
+      return { exists: true, size: parseLength(res.headers['content-length']), ranges, version: versionOf(res.headers) }
+    })
+  }
+
+  async #withRetries<T> (signal: AbortSignal, attempt: (n: number) => Promise<T>): Promise<T> {
+    for (let n = 0; ; n++) {
+      try {
+        return await attempt(n)
+      } catch (err) {
+        if (signal.aborted) throw abortErrorFrom(signal)
+        if (isAbortError(err) || n >= this.#retries || !(err instanceof Error && RETRYABLE.has(err))) throw err
+      }
+      const delay = Math.min(this.#maxBackoffMs, this.#backoffMs * 2 ** n)
+      await sleep(Math.round(delay * (0.5 + Math.random() / 2)), signal)
+    }
+  }
+
+  #stream (start: number, size: number | undefined, state: { ranges: boolean, version?: string }, signal: AbortSignal, isClosed: () => boolean): AsyncIterable<Uint8Array> {
+    const mount = this
+    const href = this.url.href
+    return (async function * (): AsyncGenerator<Uint8Array> {
+      if (isClosed()) throw Object.assign(new Error('HTTP mount reader closed'), { code: 'EBADF' })
+      if (size !== undefined && start >= size) return
+      let pos = start // absolute offset of the next byte to yield
+      for (let n = 0; ; n++) {
+        if (signal.aborted) throw abortErrorFrom(signal)
+        let ex: Exchange | undefined
+        let failure: unknown
+        try {
+          const useRange = pos > 0 && state.ranges
+          ex = await mount.#request('GET', useRange ? { range: `bytes=${pos}-` } : {}, signal)
+          const { res } = ex
+          const status = res.statusCode ?? 0
+          const declared = parseLength(res.headers['content-length'])
+          // Every response of one download must be the same version: a resume (or a restart
+          // after a server ignored Range) of a file that changed would splice two of them.
+          const version = versionOf(res.headers)
+          if (status === 200 || status === 206) {
+            if (state.version !== undefined && version !== undefined && version !== state.version) {
+              throw new HttpChangedError(`HTTP GET ${href}: the resource changed during the download (${state.version} became ${version})`)
+            }
+            state.version ??= version
+          }
+          let bodyStart: number // absolute offset of the body's first byte
+          let end: number | undefined // absolute offset the body must end at
+          if (status === 206) {
+            if (!useRange) throw new HttpRangeError(`HTTP 206 from ${href} without a Range request`)
+            const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(String(res.headers['content-range'] ?? '').trim())
+            const first = m === null ? NaN : Number(m[1])
+            const last = m === null ? NaN : Number(m[2])
+            const total = m === null || m[3] === '*' ? undefined : Number(m[3])
+            if (first !== pos || (size !== undefined && (total !== size || last !== size - 1)) ||
+              (total !== undefined && last !== total - 1) || (declared !== undefined && declared !== last - first + 1)) {
+              throw new HttpRangeError(`HTTP 206 from ${href}: asked for bytes=${pos}-, got Content-Range ${JSON.stringify(res.headers['content-range'] ?? null)}`)
+            }
+            bodyStart = first
+            end = last + 1
+          } else if (status === 200) {
+            // A server that ignores Range answers 200 with the whole body: never taken for a
+            // resume. Stop asking it for ranges, read from 0 and skip what was already served.
+            if (useRange) state.ranges = false
+            bodyStart = 0
+            if (size !== undefined && declared !== undefined && declared !== size) {
+              throw new HttpLengthMismatchError(`HTTP GET ${href}: Content-Length ${declared} but HEAD said ${size}`)
+            }
+            end = declared ?? size
+          } else {
+            throw statusError(href, status)
+          }
+          let at = bodyStart // absolute offset of the next body byte
+          let held: Uint8Array | undefined // the last chunk is held back until the response checks out
+          try {
+            for await (const chunk of res as AsyncIterable<Buffer>) {
+              ex.touch()
+              let c: Uint8Array = chunk
+              if (end !== undefined && at + c.byteLength > end) {
+                // More bytes than declared: never yield them.
+                throw new HttpLengthMismatchError(`HTTP GET ${href}: body longer than its declared length ${end - bodyStart}`)
+              }
+              const from = at
+              at += c.byteLength
+              if (at <= pos) continue // skipping what was already served
+              if (from < pos) c = c.subarray(pos - from)
+              // Only the body's last chunk is held back, until the response checks out (no
+              // bytes beyond Content-Length): everything before it is yielded at once, so a
+              // retry resumes after it.
+              if (end !== undefined && at === end) { held = c; continue }
+              pos += c.byteLength
+              yield c
+            }
+          } catch (err) {
+            if (signal.aborted) throw abortErrorFrom(signal)
+            if (err instanceof HttpLengthMismatchError || err instanceof HttpTimeoutError) throw err
+            if (end !== undefined && at < end) {
+              throw retryable(new HttpLengthMismatchError(`HTTP GET ${href}: connection lost after ${at - bodyStart} of ${end - bodyStart} bytes`, { cause: err }))
+            }
+            throw networkError(err, href)
+          }
+          if (end !== undefined && at < end) {
+            throw retryable(new HttpLengthMismatchError(`HTTP GET ${href}: body ended after ${at - bodyStart} of ${end - bodyStart} bytes`))
+          }
+          // Bytes sent beyond Content-Length surface as a parse error on the connection.
+          const trailing = await ex.closed
+          if (trailing !== undefined && !isAbortError(trailing) && !(trailing instanceof HttpTimeoutError)) {
+            throw new HttpLengthMismatchError(`HTTP GET ${href}: body longer than its Content-Length ${end ?? '?'}`, { cause: trailing })
+          }
+          if (held !== undefined) { const h = held; held = undefined; pos += h.byteLength; yield h }
+          return
+        } catch (err) {
+          failure = err
+        } finally {
+          ex?.destroy()
+        }
+        if (signal.aborted) throw abortErrorFrom(signal)
+        if (isAbortError(failure) || n >= mount.#retries || !(failure instanceof Error && RETRYABLE.has(failure))) throw failure
+        const delay = Math.min(mount.#maxBackoffMs, mount.#backoffMs * 2 ** n)
+        await sleep(Math.round(delay * (0.5 + Math.random() / 2)), signal)
+      }
+    })()
+  }
+
+  /** One request on its own connection; resolves with the response head. */
+  async #request (method: 'GET' | 'HEAD', extra: Record<string, string>, signal: AbortSignal): Promise<Exchange> {
+    if (signal.aborted) throw abortErrorFrom(signal)
+    const href = this.url.href
+    const timeoutMs = this.#timeoutMs
+    const mod = this.url.protocol === 'https:' ? https : http
+    const headers: Record<string, string> = { ...this.#headers, 'accept-encoding': 'identity', connection: 'close', ...extra }
+    if (extra.range === undefined) {
+      for (const k of Object.keys(headers)) if (k.toLowerCase() === 'range') delete headers[k]
+    }
+    return await new Promise<Exchange>((resolve, reject) => {
+      let settled = false
+      let lastError: Error | undefined
+      let resObj: IncomingMessage | undefined
+      let timer: NodeJS.Timeout | undefined
+      let resolveClosed!: (err: Error | undefined) => void
+      const closed = new Promise<Error | undefined>((resolve) => { resolveClosed = resolve })
+      const req = mod.request(this.url, { method, headers, agent: false })
+      let ended = false
+      const destroy = (err?: Error): void => {
+        ended = true
+        clearTimeout(timer)
+        signal.removeEventListener('abort', onAbort)
+        if (err !== undefined && resObj !== undefined && !resObj.destroyed) resObj.destroy(err)
+        req.destroy(err)
+      }
+      const fail = (err: Error): void => {
+        lastError ??= err
+        if (!settled) { settled = true; destroy(err); reject(err) } else destroy(err)
+      }
+      const touch = (): void => {
+        // refresh() re-arms the one timer: a new timer per chunk showed up in download profiles.
+        if (ended) return // a refreshed timer would come back to life
+        if (timer !== undefined) { timer.refresh(); return }
+        timer = setTimeout(() => {
+          fail(retryable(new HttpTimeoutError(`HTTP ${method} ${href}: nothing received for ${timeoutMs} ms`)))
+        }, timeoutMs)
+        timer.unref?.()
+      }
+      const onAbort = (): void => { fail(abortErrorFrom(signal)) }
+      signal.addEventListener('abort', onAbort, { once: true })
+      // Always listened to: a late error (e.g. bytes beyond Content-Length) must never crash the process.
+      req.on('error', (err) => {
+        lastError ??= err
+        if (!settled) { settled = true; destroy(); reject(networkError(err, href)) }
+      })
+      req.on('close', () => { ended = true; clearTimeout(timer); signal.removeEventListener('abort', onAbort); resolveClosed(lastError) })
+      req.on('response', (res) => {
+        resObj = res
+        res.on('error', (err) => { lastError ??= err })
+        if (settled) { res.destroy(); return }
+        settled = true
+        touch()
+        resolve({ res, touch, closed, destroy })
+      })
+      touch()
+      req.end()
+    })
+  }
+}
