@@ -36,6 +36,7 @@ import {
   InvalidMountError, RestoredShardError, ShardExistsError, ShardUnknownError, StoreClosedError,
   StoreNotStartedError
 } from '../base/errors.js'
+import { CODE } from '../base/errors/codes.js'
 import {
   SHARD_STATES, type AcquireOpts, type GCResult, type RegisterOpts, type ResultCallback,
   type ShardAccessor, type ShardDescription, type ShardInfo, type ShardKey, type ShardResult, type ShardState,
@@ -208,7 +209,7 @@ export class DAGStore {
       signal?.throwIfAborted()
       for (const r of page) {
         const shard = new Shard(r.key, r.url, r.lazy, r.state, undefined, r.transient)
-        if (r.error !== undefined) shard.error = new RestoredShardError(r.error, r.errorCode ?? 'ERR_SHARD_ERRORED')
+        if (r.error !== undefined) shard.error = new RestoredShardError(r.error, r.errorCode ?? CODE.ERR_SHARD_ERRORED)
         const before = shard.state
         if (shard.state === 'serving') shard.state = 'available'
         else if (shard.state === 'recovering') shard.state = 'errored'
