@@ -5,6 +5,7 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import { isIP } from 'node:net'
 import type { IncomingMessage } from 'node:http'
 import { HttpError } from './http-util.js'
+import { CODE } from '../../base/errors/codes.js'
 
 // RFC 6750 b64token: what fits in `Authorization: Bearer <token>` unquoted.
 const TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/
@@ -44,10 +45,10 @@ export function bearerCheck (token: string): (req: IncomingMessage) => void {
     const header = req.headers.authorization
     const m = header === undefined ? null : /^Bearer +(\S+) *$/i.exec(header)
     if (m === null) {
-      throw new HttpError(401, 'ERR_UNAUTHORIZED', 'admin routes need Authorization: Bearer <token>', { headers: { 'www-authenticate': CHALLENGE } })
+      throw new HttpError(CODE.ERR_UNAUTHORIZED, 'admin routes need Authorization: Bearer <token>', { headers: { 'www-authenticate': CHALLENGE } })
     }
     if (!timingSafeEqual(digest(m[1]), expected)) {
-      throw new HttpError(401, 'ERR_UNAUTHORIZED', 'invalid bearer token', { headers: { 'www-authenticate': `${CHALLENGE}, error="invalid_token"` } })
+      throw new HttpError(CODE.ERR_UNAUTHORIZED, 'invalid bearer token', { headers: { 'www-authenticate': `${CHALLENGE}, error="invalid_token"` } })
     }
   }
 }
@@ -67,11 +68,11 @@ export function loopbackCheck (): (req: IncomingMessage) => void {
   return (req) => {
     const host = req.headers.host ?? ''
     if (!isLoopback(hostnameOf(host))) {
-      throw new HttpError(403, 'ERR_FORBIDDEN_HOST', 'without a token the admin API answers only to a loopback Host')
+      throw new HttpError(CODE.ERR_FORBIDDEN_HOST, 'without a token the admin API answers only to a loopback Host')
     }
     const origin = req.headers.origin
     if (origin !== undefined && origin !== `http://${host}`) {
-      throw new HttpError(403, 'ERR_FORBIDDEN_ORIGIN', 'cross-origin admin requests are refused')
+      throw new HttpError(CODE.ERR_FORBIDDEN_ORIGIN, 'cross-origin admin requests are refused')
     }
   }
 }
