@@ -11,8 +11,7 @@ import { BlockstoreClosedError } from './errors.js'
 import { CODE } from '../base/errors/codes.js'
 import { codeOf, toError } from '../base/errors/inspect.js'
 import { defaultReport } from '../base/report.js'
-
-const IDENTITY_CODE = 0x00
+import { IDENTITY_CODE } from '../format/multihash.js'
 
 export const DEFAULT_MAX_ACCESSORS = 64
 export const DEFAULT_TTL_MS = 60_000

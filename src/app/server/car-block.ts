@@ -8,8 +8,8 @@
  */
 import type { CID } from 'multiformats/cid'
 import { encodeVarint, varintLength } from '../../format/varint.js'
+import { IDENTITY_CODE } from '../../format/multihash.js'
 
-const IDENTITY = 0x00
 const ROOTS = [0x65, 0x72, 0x6f, 0x6f, 0x74, 0x73] // text(5) "roots"
 const VERSION = [0x67, 0x76, 0x65, 0x72, 0x73, 0x69, 0x6f, 0x6e, 0x01] // text(7) "version", 1
 
@@ -48,7 +48,7 @@ function headerBodyLength (cid: CID): number {
 
 /** True when the CAR for `cid` carries the block's section (false for identity CIDs). */
 export function carHasSection (cid: CID): boolean {
-  return cid.multihash.code !== IDENTITY
+  return cid.multihash.code !== IDENTITY_CODE
 }
 
 /** Byte length of `encodeBlockCar(cid, block)` for a block of `blockSize` bytes. */
