@@ -8,6 +8,7 @@ import type { Core } from './loop/core.js'
 import type { StateStore } from '../storage/state/state-store.js'
 import type { ShardRecord } from '../storage/state/record.js'
 import { RestoredShardError } from '../base/errors.js'
+import { CODE } from '../base/errors/codes.js'
 import type { RecoverOnStart } from './options.js'
 
 export interface Restored {
@@ -26,7 +27,7 @@ export async function restore (core: Core, stateStore: StateStore, policy: Recov
     signal?.throwIfAborted()
     for (const r of page) {
       const shard = new Shard(r.key, r.url, r.lazy, r.state, undefined, r.transient)
-      if (r.error !== undefined) shard.error = new RestoredShardError(r.error, r.errorCode ?? 'ERR_SHARD_ERRORED')
+      if (r.error !== undefined) shard.error = new RestoredShardError(r.error, r.errorCode ?? CODE.ERR_SHARD_ERRORED)
       const before = shard.state
       if (shard.state === 'serving') shard.state = 'available'
       else if (shard.state === 'recovering') shard.state = 'errored'

@@ -8,10 +8,11 @@ import { BlockNotFoundError, ShardErroredError, ShardUnknownError } from '../bas
 import type { ShardIndex } from '../base/index-types.js'
 import type { ReadBlockstore, ShardAccessor, ShardInfo, ShardKey } from '../base/types.js'
 import { BlockstoreClosedError } from './errors.js'
+import { CODE } from '../base/errors/codes.js'
+import { codeOf, toError } from '../base/errors/inspect.js'
 import { defaultReport } from '../base/report.js'
+import { IDENTITY_CODE } from '../format/multihash.js'
 import { LeaseCache, type Lease } from './lease-cache.js'
-
-const IDENTITY_CODE = 0x00
 
 export const DEFAULT_MAX_ACCESSORS = 64
 export const DEFAULT_TTL_MS = 60_000
@@ -44,14 +45,10 @@ export interface ShardSource {
 }
 
 // Errors that say nothing about one shard, so trying another would only hide them.
-const FATAL_CODES = new Set(['ERR_STORE_CLOSED', 'ERR_STORE_NOT_STARTED', BlockstoreClosedError.code])
+const FATAL_CODES = new Set<string | undefined>([CODE.ERR_STORE_CLOSED, CODE.ERR_STORE_NOT_STARTED, BlockstoreClosedError.code])
 
 function isFatal (err: unknown): boolean {
-  return FATAL_CODES.has((err as { code?: unknown } | null)?.code as string)
-}
-
-function toError (err: unknown): Error {
-  return err instanceof Error ? err : new Error(String(err))
+  return FATAL_CODES.has(codeOf(err))
 }
 
 function push (list: Error[] | undefined, err: unknown): Error[] {

@@ -4,10 +4,10 @@
  * other CLI commands on the repo go through it; SIGINT/SIGTERM stop it cleanly.
  */
 import { mkdir, stat } from 'node:fs/promises'
-import { isIP } from 'node:net'
 import { resolve } from 'node:path'
 import { DAGStore } from '../../engine/store.js'
 import { startServer, type DagstoreServer } from '../server/index.js'
+import { isLoopback } from '../loopback.js'
 import { CliError, EXIT_OK, UsageError, errorCode, isLevelLocked } from './errors.js'
 import { lockedError } from './backend.js'
 import { claimServeFile, ensureRepoToken, probeServer, publishServeFile, removeServeFileSync, type AuthMode } from './repo.js'
@@ -52,13 +52,6 @@ export function parseListen (value: string): { host: string, port: number } {
   return { host, port }
 }
 
-export function isLoopbackHost (host: string): boolean {
-  const h = host.toLowerCase()
-  if (h === 'localhost') return true
-  if (isIP(h) === 4) return h.startsWith('127.')
-  return h === '::1' || h === '0:0:0:0:0:0:0:1'
-}
-
 /** The URL a client on this machine uses: an any-address listener is reached on loopback. */
 function localUrl (server: DagstoreServer): string {
   const host = server.host === '0.0.0.0' ? '127.0.0.1' : server.host === '::' ? '::1' : server.host
@@ -69,7 +62,7 @@ function localUrl (server: DagstoreServer): string {
 export async function serve (o: ServeCommandOptions): Promise<number> {
   const dir = resolve(o.dir)
   const { host, port } = parseListen(o.listen)
-  if (!o.auth && !isLoopbackHost(host)) {
+  if (!o.auth && !isLoopback(host)) {
     throw new UsageError(`--no-auth is only allowed on a loopback address, not ${host}`, 'drop --no-auth (clients then use the repo token) or listen on 127.0.0.1')
   }
   const allowRoots = o.allowRoot.map((r) => resolve(r))

@@ -12,6 +12,8 @@ import type { ShardDescription, ShardKey, ShardResult } from '../../base/types.j
 import { InvalidMountError } from '../../base/errors.js'
 import { validateKey } from '../../base/keys.js'
 import { HttpError, errorJson, readJson, sendJson, type ErrorJson } from './http-util.js'
+import { CODE } from '../../base/errors/codes.js'
+import { codeOf } from '../../base/errors/inspect.js'
 import type { AllowRoots } from './allow-roots.js'
 import { infoJson, streamTraces } from './sse.js'
 
@@ -107,7 +109,7 @@ export class AdminApi {
         const i = next++
         // A shard destroyed since the key list was taken is simply not listed.
         found[i] = await this.store.describeShard(keys[i]).then(shardJson, (err: unknown) => {
-          if ((err as { code?: string }).code === 'ERR_SHARD_UNKNOWN') return undefined
+          if (codeOf(err) === CODE.ERR_SHARD_UNKNOWN) return undefined
           throw err
         })
       }
@@ -175,7 +177,7 @@ export class AdminApi {
     try {
       cid = parseCid(text)
     } catch (err) {
-      throw new HttpError(400, 'ERR_INVALID_CID', `not a CID: ${text}`, { cause: err })
+      throw new HttpError(CODE.ERR_INVALID_CID, `not a CID: ${text}`, { cause: err })
     }
     const shards = await this.store.shardsContainingCid(cid)
     sendJson(res, 200, { cid: cid.toString(), shards })
@@ -201,7 +203,7 @@ function decodeParam (raw: string): string {
   try {
     return decodeURIComponent(raw)
   } catch {
-    throw new HttpError(400, 'ERR_INVALID_REQUEST', 'malformed percent-encoding in path')
+    throw new HttpError(CODE.ERR_INVALID_REQUEST, 'malformed percent-encoding in path')
   }
 }
 
@@ -214,7 +216,7 @@ function keyParam (raw: string): ShardKey {
 const REGISTER_FIELDS = new Set(['key', 'url', 'lazy'])
 
 function registerRequest (body: unknown): { key: string, url: string, lazy: boolean } {
-  const bad = (message: string): HttpError => new HttpError(400, 'ERR_INVALID_REQUEST', message)
+  const bad = (message: string): HttpError => new HttpError(CODE.ERR_INVALID_REQUEST, message)
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw bad('body must be a JSON object { key, url, lazy? }')
   const b = body as Record<string, unknown>
   // A misspelt option (e.g. "Lazy") would otherwise be ignored silently.

@@ -9,12 +9,11 @@
 import * as CarBufferWriter from '@ipld/car/buffer-writer'
 import type { CID } from 'multiformats/cid'
 import { varintLength } from '../../format/varint.js'
-
-const IDENTITY = 0x00
+import { IDENTITY_CODE } from '../../format/multihash.js'
 
 /** True when the CAR for `cid` carries the block's section (false for identity CIDs). */
 export function carHasSection (cid: CID): boolean {
-  return cid.multihash.code !== IDENTITY
+  return cid.multihash.code !== IDENTITY_CODE
 }
 
 /** Byte length of `encodeBlockCar(cid, block)` for a block of `blockSize` bytes. */

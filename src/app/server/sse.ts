@@ -5,6 +5,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { DAGStore } from '../../engine/store.js'
 import type { ShardInfo, Trace } from '../../base/types.js'
 import { errorJson, type ErrorJson } from './http-util.js'
+import { CODE } from '../../base/errors/codes.js'
+import { codeOf } from '../../base/errors/inspect.js'
 
 export interface ShardInfoJson { state: string, refs: number, error?: ErrorJson }
 
@@ -54,10 +56,10 @@ export async function streamTraces (store: DAGStore, req: IncomingMessage, res: 
       if (!res.write(frame('trace', traceJson(trace)))) await drained(res, ac.signal)
     }
   } catch (err) {
-    const code = (err as { code?: string }).code
-    if (code === 'ERR_SUBSCRIPTION_LAGGED') {
+    const code = codeOf(err)
+    if (code === CODE.ERR_SUBSCRIPTION_LAGGED) {
       if (writable()) res.write(frame('lagged', errorJson(err)))
-    } else if (code !== 'ABORT_ERR') {
+    } else if (code !== CODE.ABORT_ERR) {
       options.onError(err, 'GET /events')
     }
   } finally {
