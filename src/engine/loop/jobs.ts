@@ -77,7 +77,8 @@ export class Jobs {
     const { key } = shard
     let kept: string | undefined = transient
     try {
-      await awaitBarrier(core, key)
+      // Raced: a destroy of this shard aborts the job and then raises a barrier that waits for it.
+      await raceAbort(awaitBarrier(core, key), signal)
       signal.throwIfAborted()
       if (mode === 'recover') {
         await removeShardIndices(core, key)
