@@ -221,8 +221,8 @@ export class Interpreter {
           if (job !== undefined) await this.jobs.settledJob(job)
           await removeShardIndices(core, shard.key)
           if (transient !== undefined) await core.transients.delete(transient)
-          // A download the aborted job finished but never reported is ours too.
-          await core.transients.delete(core.transients.pathFor(shard.key))
+          // A download the aborted job started, or finished but never reported, is ours too.
+          await core.transients.discard(shard.key)
         })
         const waiter = task.waiter
         tx.afterCommit(() => {

@@ -347,6 +347,24 @@ export class Transients {
     await Promise.allSettled(all.map(async (dl) => await dl.promise))
   }
 
+  /**
+   * Stops any download for `key`, waits until it has settled — it may be past the point where
+   * an abort stops it, about to rename its file into place — and only then deletes the key's
+   * transient and .partial: once this resolves, nothing of the key is in `dir`. Returns the
+   * bytes freed. The caller makes sure no new download for the key starts meanwhile.
+   */
+  async discard (key: string): Promise<number> {
+    const dl = this.#downloads.get(key)
+    if (dl !== undefined) {
+      dl.abandoned = true
+      dl.controller.abort(new AbortError('the shard\'s transient was discarded'))
+      // The newest download waits for the ones it replaced: this waits for them all.
+      await dl.promise.catch(() => {})
+    }
+    const final = this.pathFor(key)
+    return await this.delete(final) + await this.delete(final + '.partial')
+  }
+
   isOwned (path: string): boolean {
     if (typeof path !== 'string' || path === '' || path.includes('\0')) return false
     const abs = resolve(path)
