@@ -4,7 +4,7 @@ import { copyFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { FileMount } from '../src/storage/mount/file.js'
 import { StreamMount } from './helpers/stream-mount.js'
-import { fixture } from './helpers/fixtures.js'
+import { carBlocks, fixture } from './helpers/fixtures.js'
 import { Gate, gatedIndexer, openStore, recordTraces, until, dirSuite, type DirContext } from './helpers/store.js'
 
 const test = dirSuite('restart')
@@ -73,6 +73,54 @@ test('initializing whose index exists comes back available without re-fetching',
   assert.equal(s2.getShardInfo('a'), { state: 'available', refs: 0 })
   assert.is(indexer.calls, 0)
   await s2.close()
+})
+
+test('initializing whose index exists but whose top-level entries were cut short: they are written again', async (ctx) => {
+  const s1 = (await openStore(ctx.dir, { indexRepo: ctx.indexRepo })).store
+  await s1.register('a', sample())
+  await s1.close()
+  // A kill between the full index write and the end of the top-level writes.
+  const { Level } = await import('level')
+  const db = new Level(join(ctx.dir, 'state'))
+  const records = db.sublevel<string, string>('shards', { valueEncoding: 'utf8' })
+  const rec = JSON.parse(await records.get('a') as string) as Record<string, unknown>
+  await records.put('a', JSON.stringify({ ...rec, s: 'initializing' }))
+  const index = await ctx.indexRepo.get('a')
+  const { LevelTopLevelIndex } = await import('../src/storage/index/level-top-level.js')
+  await new LevelTopLevelIndex(db as never).removeShard('a', [...index].slice(100).map((e) => e.multihash))
+  await db.close()
+  const cids = (await carBlocks('sample-v1.car')).map((b) => b.cid).filter((c) => c.multihash.code !== 0)
+  const s2 = (await openStore(ctx.dir, { indexRepo: ctx.indexRepo })).store
+  assert.equal(s2.getShardInfo('a'), { state: 'available', refs: 0 })
+  for (const cid of cids) assert.equal(await s2.shardsContainingCid(cid), ['a'])
+  await s2.close()
+})
+
+test('index files no shard owns are removed at start, with their top-level entries', async (ctx) => {
+  const s1 = (await openStore(ctx.dir)).store
+  await s1.register('kept', sample())
+  await s1.register('orphan', sample())
+  await s1.close()
+  // What a kill during a destroy left before destroys had tombstones: the record alone went.
+  const { Level } = await import('level')
+  const db = new Level(join(ctx.dir, 'state'))
+  await db.sublevel<string, string>('shards', { valueEncoding: 'utf8' }).del('orphan')
+  await db.close()
+  const { FsIndexRepo } = await import('../src/storage/index/fs-repo.js')
+  const s2 = await openStore(ctx.dir)
+  const keys: string[] = []
+  for await (const key of new FsIndexRepo(join(ctx.dir, 'index')).keys()) keys.push(key)
+  assert.equal(keys, ['kept'])
+  const root = (await carBlocks('sample-v1.car'))[0]!.cid
+  assert.equal(await s2.store.shardsContainingCid(root), ['kept'])
+  assert.ok(s2.reported.some((r) => r.context === 'index cleanup'))
+  // The key registers afresh: nothing of the old index is reused.
+  const indexer = gatedIndexer(new Gate())
+  await s2.store.close()
+  const s3 = (await openStore(ctx.dir, { shardIndexer: indexer })).store
+  await s3.register('orphan', sample())
+  assert.is(indexer.calls, 1)
+  await s3.close()
 })
 
 async function erroredAtClose (ctx: DirContext): Promise<string> {

@@ -17,6 +17,8 @@ import type { StoreMetrics } from './observe/metrics.js'
 import { ReaderPool } from './accessor/reader-pool.js'
 import { evictTransients } from './gc/gc.js'
 import { restore } from './restore.js'
+import { finishDestroys, removeOrphanIndices } from './leftovers.js'
+import { Tombstones } from './loop/tombstones.js'
 import { LevelStateStore, type AnyLevel } from '../storage/state/state-store.js'
 import type { TransientBudget } from '../storage/transients/budget.js'
 import { Transients } from '../storage/transients/transients.js'
@@ -92,14 +94,18 @@ export async function boot (o: DAGStoreOptions, parts: StoreParts, deps: BootDep
     metrics,
     graceMs: o.gc?.graceMs ?? 0,
     closing: false,
-    barriers: new Map()
+    barriers: new Map(),
+    tombstones: new Tombstones()
   }
   parts.core = core
   const jobs = parts.jobs = new Jobs(core)
   interpreter = new Interpreter(core, jobs)
 
+  await finishDestroys(core, stateStore, signal)
   const { reRegister, recoverNow } = await restore(core, stateStore, o.recoverOnStart ?? 'none', signal)
   signal?.throwIfAborted()
+  const orphanIndices = await removeOrphanIndices(core)
+  if (orphanIndices.length > 0) report(new Error(`removed ${orphanIndices.length} orphaned index(es)`), 'index cleanup')
   const owned = new Set<string>()
   for (const shard of core.shards.values()) if (shard.transient !== undefined) owned.add(shard.transient)
   const removed = await transients.removeOrphans(owned)

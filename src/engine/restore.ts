@@ -10,6 +10,8 @@ import type { ShardRecord } from '../storage/state/record.js'
 import { RestoredShardError } from '../base/errors.js'
 import { CODE } from '../base/errors/codes.js'
 import type { RecoverOnStart } from './options.js'
+import { multihashesOf } from './loop/cleanup.js'
+import type { ShardKey } from '../base/types.js'
 
 export interface Restored {
   /** Shards to register again (eagerly): stopped while initializing without an index, or before initialize. */
@@ -32,7 +34,7 @@ export async function restore (core: Core, stateStore: StateStore, policy: Recov
       if (shard.state === 'serving') shard.state = 'available'
       else if (shard.state === 'recovering') shard.state = 'errored'
       else if (shard.state === 'initializing') {
-        if ((await core.indexRepo.stat(shard.key)).exists) {
+        if (await restoreTopLevelEntries(core, shard.key)) {
           shard.state = 'available'
         } else {
           shard.state = 'new'
@@ -53,4 +55,15 @@ export async function restore (core: Core, stateStore: StateStore, policy: Recov
   }
   if (changed.length > 0) await stateStore.writeBatch(changed, [])
   return { reRegister, recoverNow }
+}
+
+/**
+ * Stopped while initializing with its full index stored: the top-level entries, written after
+ * it, may be missing some. They are written again (idempotent puts) before the shard counts as
+ * available. False when there is no index to go by (or a failed destroy's may still be there).
+ */
+async function restoreTopLevelEntries (core: Core, key: ShardKey): Promise<boolean> {
+  if (core.tombstones.isUnfinished(key) || !(await core.indexRepo.stat(key)).exists) return false
+  await core.topLevelIndex.addMultihashesForShard(key, multihashesOf(await core.indexRepo.get(key)))
+  return true
 }

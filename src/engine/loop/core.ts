@@ -13,6 +13,7 @@ import type { MountRegistry } from '../../storage/mount/registry.js'
 import type { Mount } from '../../base/mount-types.js'
 import type { ReaderPool } from '../accessor/reader-pool.js'
 import type { StoreMetrics } from '../observe/metrics.js'
+import type { Tombstones } from './tombstones.js'
 
 export interface Throttle { add: <T>(fn: () => Promise<T>) => Promise<T> }
 
@@ -37,6 +38,8 @@ export interface Core {
   closing: boolean
   /** Per-key cleanups (destroy, GC) that later work on the same key must wait for. */
   readonly barriers: Map<ShardKey, Promise<void>>
+  /** Destroys whose cleanup is not finished: their tombstones. */
+  readonly tombstones: Tombstones
 }
 
 export function mountOf (core: Core, shard: Shard): Mount {

@@ -8,6 +8,8 @@ import type { Shard } from '../shard/shard.js'
 export class Drain {
   readonly dirty = new Set<Shard>()
   readonly deletes = new Set<ShardKey>()
+  /** Tombstones to set (a destroy commits) or clear (its cleanup is done); the last word wins. */
+  readonly tombstones = new Map<ShardKey, boolean>()
   readonly effects: Array<() => void> = []
   /** Set when the batch could not be written: results of this drain report it. */
   persistError: Error | undefined = undefined
@@ -21,5 +23,5 @@ export class Drain {
 
   afterCommit (effect: () => void): void { this.effects.push(effect) }
 
-  get hasWrites (): boolean { return this.dirty.size > 0 || this.deletes.size > 0 }
+  get hasWrites (): boolean { return this.dirty.size > 0 || this.deletes.size > 0 || this.tombstones.size > 0 }
 }

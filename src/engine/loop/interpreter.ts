@@ -12,7 +12,8 @@ import type { Waiter } from '../shard/waiter.js'
 import type { Drain } from './drain.js'
 import type { OpTask } from './tasks.js'
 import { raiseBarrier, type Core } from './core.js'
-import { removeShardIndices, type Jobs } from './jobs.js'
+import type { Jobs } from './jobs.js'
+import { endCleanup, removeShardData } from './cleanup.js'
 import type { ShardState } from '../../base/types.js'
 import {
   ShardErroredError, ShardInitializationFailedError, ShardInUseError, ShardNotErroredError,
@@ -216,21 +217,29 @@ export class Interpreter {
         for (const w of extra?.parked ?? []) this.reply(s, w, gone)
         const job = extra?.job
         const transient = shard.transient
-        const cleanup = raiseBarrier(core, shard.key, async () => {
+        const key = shard.key
+        core.tombstones.begin(key, tx)
+        // The barrier lasts until the tombstone is cleared: a new shard of the same key writes
+        // nothing before, so a restart that finds the tombstone can remove all under the key.
+        const cleanup = raiseBarrier(core, key, async () => {
           // Let aborted work finish first so nothing it writes outlives the cleanup.
           if (job !== undefined) await this.jobs.settledJob(job)
-          await removeShardIndices(core, shard.key)
-          if (transient !== undefined) await core.transients.delete(transient)
-          // A download the aborted job started, or finished but never reported, is ours too.
-          await core.transients.discard(shard.key)
+          let ok = true
+          try {
+            await removeShardData(core, key, transient)
+          } catch (err) {
+            ok = false
+            core.report(err, `cleanup of destroyed shard ${JSON.stringify(key)} failed`)
+          }
+          await endCleanup(core, key, ok, true)
         })
         const waiter = task.waiter
         tx.afterCommit(() => {
           cleanup.start().then(
-            () => { waiter?.deliver({ key: shard.key }) },
+            () => { waiter?.deliver({ key }) },
             (err: unknown) => {
-              core.report(err, `cleanup of destroyed shard ${JSON.stringify(shard.key)} failed`)
-              waiter?.deliver({ key: shard.key })
+              core.report(err, `cleanup of destroyed shard ${JSON.stringify(key)} failed`)
+              waiter?.deliver({ key })
             })
         })
       }

@@ -6,6 +6,7 @@
  * AbortSignal; close() aborts them all and waits for them.
  */
 import { awaitBarrier, mountOf, type Core } from './core.js'
+import { finishUnfinishedDestroy, multihashesOf, removeShardIndices } from './cleanup.js'
 import type { Drain } from './drain.js'
 import type { Shard, Job, PayloadSpan } from '../shard/shard.js'
 import { Waiter } from '../shard/waiter.js'
@@ -15,11 +16,6 @@ import { ShardErroredError, StoreClosedError, raceAbort } from '../../base/error
 import { toError } from '../../base/errors/inspect.js'
 import type { MountReader } from '../../base/mount-types.js'
 import type { ShardIndex } from '../../base/index-types.js'
-import type { ShardKey } from '../../base/types.js'
-
-function * multihashesOf (index: ShardIndex): Iterable<Uint8Array> {
-  for (const entry of index) yield entry.multihash
-}
 
 export class Jobs {
   private nextId = 1
@@ -79,6 +75,7 @@ export class Jobs {
     try {
       // Raced: a destroy of this shard aborts the job and then raises a barrier that waits for it.
       await raceAbort(awaitBarrier(core, key), signal)
+      await finishUnfinishedDestroy(core, key)
       signal.throwIfAborted()
       if (mode === 'recover') {
         await removeShardIndices(core, key)
@@ -194,17 +191,6 @@ export class Jobs {
       waiter.deliver({ key, error: new ShardErroredError(`failed to acquire shard: ${cause.message}`, { cause }) })
     }
   }
-}
-
-/**
- * Drops the shard's top-level entries, then its full index. Top-level entries are only ever
- * added after the full index is stored and removed before it is dropped, so they are always
- * a subset of the full index: it names every pair to delete, and a shard without one has none.
- */
-export async function removeShardIndices (core: Core, key: ShardKey): Promise<void> {
-  const index = await core.indexRepo.get(key).catch(() => undefined)
-  if (index !== undefined) await core.topLevelIndex.removeShard(key, multihashesOf(index))
-  await core.indexRepo.drop(key)
 }
 
 /** Posts a release and resolves once it is durable (or at once if the store is closing). */

@@ -97,6 +97,7 @@ export class EventLoop {
       if (this.retry !== undefined) {
         for (const s of this.retry.dirty) tx.markDirty(s)
         for (const k of this.retry.deletes) tx.deletes.add(k)
+        for (const [k, set] of this.retry.tombstones) tx.tombstones.set(k, set)
         this.retry = undefined
       }
       for (let n = 0; n < MAX_TASKS_PER_DRAIN; n++) {
@@ -112,7 +113,7 @@ export class EventLoop {
       }
       if (tx.hasWrites) {
         try {
-          await this.hooks.store.writeBatch(Array.from(tx.dirty, (s) => s.record()), tx.deletes)
+          await this.hooks.store.writeBatch(Array.from(tx.dirty, (s) => s.record()), tx.deletes, tx.tombstones)
         } catch (err) {
           tx.persistError = err as Error
           this.retry = tx

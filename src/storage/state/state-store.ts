@@ -1,17 +1,24 @@
 /**
- * The seam through which the loop persists shard records: write a batch, load all, close.
- * The default wraps an abstract-level database; a distributed backend implements the same
- * three calls without touching the loop.
+ * The seam through which the loop persists shard records: write a batch, load all, and the
+ * tombstones of destroys whose cleanup has not finished. The default wraps an abstract-level
+ * database; another backend (a SQL table pair, say) implements the same calls without touching
+ * the loop.
  */
 import type { AbstractLevel, AbstractSublevel } from 'abstract-level'
 import { decodeRecord, encodeRecord, type ShardRecord } from './record.js'
 import type { ShardKey } from '../../base/types.js'
 
 export interface StateStore {
-  /** One atomic, durable write: the group commit of one drain. */
-  writeBatch: (puts: Iterable<ShardRecord>, deletes: Iterable<ShardKey>) => Promise<void>
+  /**
+   * One atomic, durable write: the group commit of one drain. `tombstones` sets (true) or
+   * clears (false) the tombstone of a key, kept apart from the records: a destroy deletes the
+   * record and sets the tombstone in one batch, and clears it once its cleanup is done.
+   */
+  writeBatch: (puts: Iterable<ShardRecord>, deletes: Iterable<ShardKey>, tombstones?: Iterable<[ShardKey, boolean]>) => Promise<void>
   /** Every record, in pages. Undecodable records are passed to `onBad` and skipped. */
   loadAll: (onBad: (key: string, err: Error) => void) => AsyncIterable<ShardRecord[]>
+  /** The keys whose tombstone is set: destroys a restart must finish. */
+  loadTombstones: () => AsyncIterable<ShardKey>
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -20,19 +27,28 @@ export type AnyLevel = AbstractLevel<any, any, any>
 export class LevelStateStore implements StateStore {
   private readonly records: AbstractSublevel<AnyLevel, any, string, string> // eslint-disable-line @typescript-eslint/no-explicit-any
   private readonly inRecords: { sublevel: AbstractSublevel<AnyLevel, any, string, string> } // eslint-disable-line @typescript-eslint/no-explicit-any
+  private readonly tombstones: AbstractSublevel<AnyLevel, any, string, string> // eslint-disable-line @typescript-eslint/no-explicit-any
+  private readonly inTombstones: { sublevel: AbstractSublevel<AnyLevel, any, string, string> } // eslint-disable-line @typescript-eslint/no-explicit-any
 
   constructor (private readonly db: AnyLevel, prefix = 'shards') {
     this.records = db.sublevel<string, string>(prefix, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
     this.inRecords = { sublevel: this.records }
+    // A sibling, not a child: a child sublevel's keys would sit inside the records' range.
+    this.tombstones = db.sublevel<string, string>(`${prefix}-destroying`, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
+    this.inTombstones = { sublevel: this.tombstones }
   }
 
-  async writeBatch (puts: Iterable<ShardRecord>, deletes: Iterable<ShardKey>): Promise<void> {
+  async writeBatch (puts: Iterable<ShardRecord>, deletes: Iterable<ShardKey>, tombstones: Iterable<[ShardKey, boolean]> = []): Promise<void> {
     // A chained batch on the parent, sublevel as an option: a sublevel's own batch is re-issued
     // as an array batch on the parent, which clones and normalises every op again (measured
     // ≈25% of the durable acquire/release cycle).
     const batch = this.db.batch()
     for (const key of deletes) batch.del(key, this.inRecords)
     for (const r of puts) batch.put(r.key, encodeRecord(r), this.inRecords)
+    for (const [key, set] of tombstones) {
+      if (set) batch.put(key, '', this.inTombstones)
+      else batch.del(key, this.inTombstones)
+    }
     if (batch.length === 0) {
       await batch.close()
       return
@@ -65,5 +81,9 @@ export class LevelStateStore implements StateStore {
       await next?.catch(() => {})
       await it.close()
     }
+  }
+
+  async * loadTombstones (): AsyncIterable<ShardKey> {
+    for await (const key of this.tombstones.keys()) yield key
   }
 }

@@ -1,0 +1,69 @@
+/**
+ * What a shard leaves in the store's folders — top-level entries, full index, transient copies —
+ * and the cleanup of a destroyed shard's, whose end clears its tombstone (./tombstones.ts).
+ */
+import type { Core } from './core.js'
+import type { ShardIndex } from '../../base/index-types.js'
+import type { ShardKey } from '../../base/types.js'
+
+export function * multihashesOf (index: ShardIndex): Iterable<Uint8Array> {
+  for (const entry of index) yield entry.multihash
+}
+
+/**
+ * Drops the shard's top-level entries, then its full index. Top-level entries are only ever
+ * added after the full index is stored and removed before it is dropped, so they are always
+ * a subset of the full index: it names every pair to delete, and a shard without one has none.
+ */
+export async function removeShardIndices (core: Core, key: ShardKey): Promise<void> {
+  const index = await core.indexRepo.get(key).catch(() => undefined)
+  if (index !== undefined) await core.topLevelIndex.removeShard(key, multihashesOf(index))
+  await core.indexRepo.drop(key)
+}
+
+/**
+ * Removes everything stored under `key`: its indices, `transient` (when inside the transients
+ * folder) and the transient the store names after the key, stopping a download that would
+ * write it. Idempotent.
+ */
+export async function removeShardData (core: Core, key: ShardKey, transient?: string): Promise<void> {
+  await removeShardIndices(core, key)
+  if (transient !== undefined) await core.transients.delete(transient)
+  await core.transients.discard(key)
+}
+
+/**
+ * Tells the loop a cleanup of `key` ended (`counted`: one a destroy began) and resolves once
+ * the tombstone's clearing, if this ends the last cleanup, is durable — or at once when the
+ * tombstone stays. Whoever waits on it (the key's barrier) lets a new shard of the key write
+ * its index only then, so a restart that finds the tombstone never removes a newer shard's data.
+ */
+export async function endCleanup (core: Core, key: ShardKey, ok: boolean, counted: boolean): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const post = (first: boolean): void => {
+      core.loop.complete({
+        control: (tx) => {
+          if (first && !core.tombstones.end(key, ok, tx, counted)) {
+            resolve()
+            return
+          }
+          // A failed batch is retried with the next drain: wait for a drain that commits.
+          tx.afterCommit(() => { if (tx.persistError === undefined) resolve(); else post(false) })
+        },
+        // Closing: the tombstone stays and the next start finishes the cleanup.
+        abandon: resolve
+      })
+    }
+    post(true)
+  })
+}
+
+/**
+ * Before a shard writes anything under `key`: finishes the cleanup of a destroyed shard of the
+ * same key whose cleanup failed (its tombstone stayed), or fails with that cleanup's error.
+ */
+export async function finishUnfinishedDestroy (core: Core, key: ShardKey): Promise<void> {
+  if (!core.tombstones.isUnfinished(key)) return
+  await removeShardData(core, key)
+  await endCleanup(core, key, true, false)
+}
