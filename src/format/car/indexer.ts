@@ -42,8 +42,8 @@ export interface ShardIndexerOptions {
    */
   verifyHashes?: boolean
   /**
-   * Hashers for verifyHashes besides the built-in sha2-256, sha2-512 and identity (e.g. a
-   * blake2b-256 hasher for Filecoin data); one with a built-in's code replaces it.
+   * Hashers for verifyHashes besides the built-in sha2-256, sha2-512, blake2b-256 and identity;
+   * one with a built-in's code replaces it.
    */
   hashers?: BlockHasher[]
   /** Default `auto`: see IndexReadMode. */
