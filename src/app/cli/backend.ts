@@ -7,16 +7,9 @@ import type { CID } from 'multiformats/cid'
 import { DAGStore } from '../../engine/store.js'
 import { MountRegistry } from '../../storage/mount/registry.js'
 // One JSON shape in both modes: direct mode answers exactly as the admin API does.
-import { shardJson, type ShardJson } from '../server/admin.js'
-export type { ShardJson }
-import { CliError, errorJson, isLevelLocked, type ErrorJson } from './errors.js'
+import { shardJson, type ErrorJson, type FindJson, type GcJson, type ShardJson, type ShardListJson } from '../wire.js'
+import { CliError, errorJson, isLevelLocked } from './errors.js'
 import { probeServer, readRepoToken, type LiveServeFile, type ServerProbe } from './repo.js'
-
-
-export interface GcJson {
-  reclaimedBytes: number
-  shards: Record<string, ErrorJson | null>
-}
 
 export interface Backend {
   readonly mode: 'direct' | 'server'
@@ -35,7 +28,6 @@ export interface Backend {
   get: (cid: CID) => Promise<Uint8Array>
   close: () => Promise<void>
 }
-
 
 const byKey = (a: { key: string }, b: { key: string }): number => a.key < b.key ? -1 : a.key > b.key ? 1 : 0
 
@@ -139,7 +131,7 @@ export class ClientBackend implements Backend {
   }
 
   async list (): Promise<ShardJson[]> {
-    return (await this.json<{ shards: ShardJson[] }>('GET', '/shards')).shards.sort(byKey)
+    return (await this.json<ShardListJson>('GET', '/shards')).shards.sort(byKey)
   }
 
   async states (): Promise<Array<{ key: string, state: string }>> {
@@ -178,7 +170,7 @@ export class ClientBackend implements Backend {
   }
 
   async find (cid: CID): Promise<string[]> {
-    return (await this.json<{ shards: string[] }>('GET', `/find/${cid.toString()}`)).shards.sort()
+    return (await this.json<FindJson>('GET', `/find/${cid.toString()}`)).shards.sort()
   }
 
   async get (cid: CID): Promise<Uint8Array> {

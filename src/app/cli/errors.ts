@@ -4,6 +4,7 @@
  */
 import { CODE } from '../../base/errors/codes.js'
 import { codeOf } from '../../base/errors/inspect.js'
+import type { ErrorJson } from '../wire.js'
 
 export const EXIT_OK = 0
 export const EXIT_FAILED = 1
@@ -33,8 +34,6 @@ export class UsageError extends CliError {
     super(CODE.ERR_USAGE, message, { exitCode: EXIT_USAGE, hint })
   }
 }
-
-export interface ErrorJson { code: string, message: string }
 
 export function errorCode (err: unknown): string {
   const code = codeOf(err)

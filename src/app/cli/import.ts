@@ -4,8 +4,9 @@
  */
 import { pathToFileURL } from 'node:url'
 import cliProgress from 'cli-progress'
-import type { Backend, ShardJson } from './backend.js'
-import { CliError, describeError, errorCode, errorJson, type ErrorJson } from './errors.js'
+import type { ErrorJson, ShardJson } from '../wire.js'
+import type { Backend } from './backend.js'
+import { CliError, describeError, errorCode, errorJson } from './errors.js'
 import { shardSummary } from './format.js'
 import { findCars } from './targets.js'
 
