@@ -201,6 +201,8 @@ async function apiError (res: Response, method: string, path: string): Promise<C
 
 export interface OpenOptions {
   dir: string
+  /** DAGSTORE_TOKEN: the admin token when the repo's own cannot be read or the server was given one. */
+  envToken: string | undefined
   onError: (err: unknown, context: string) => void
   /** Told which way the command goes (for --verbose). */
   log?: (line: string) => void
@@ -208,9 +210,10 @@ export interface OpenOptions {
   startWaitMs?: number
 }
 
-async function clientFor (file: LiveServeFile, dir: string, log: OpenOptions['log']): Promise<ClientBackend> {
+async function clientFor (file: LiveServeFile, options: OpenOptions): Promise<ClientBackend> {
+  const { dir, log } = options
   log?.(`using the server at ${file.url} (pid ${file.pid})`)
-  const env = process.env.DAGSTORE_TOKEN === '' ? undefined : process.env.DAGSTORE_TOKEN
+  const env = options.envToken === '' ? undefined : options.envToken
   // serve.json says which token is in force: the repo's file wins over a DAGSTORE_TOKEN left
   // in the environment (unless the file cannot be read, e.g. another user's repo).
   let token: string | undefined
@@ -246,7 +249,7 @@ export async function openBackend (options: OpenOptions): Promise<Backend> {
   const { dir, log } = options
   const waitMs = options.startWaitMs ?? 60_000
   let probe = await settle(dir, await probeServer(dir), waitMs, log)
-  if (probe.kind === 'live') return await clientFor(probe.file, dir, log)
+  if (probe.kind === 'live') return await clientFor(probe.file, options)
   try {
     const direct = await DirectBackend.open(dir, options.onError)
     log?.(`opened ${dir} directly (no server)`)
@@ -255,7 +258,7 @@ export async function openBackend (options: OpenOptions): Promise<Backend> {
     if (!isLevelLocked(err)) throw err
     // A serve may have claimed the repo between our look and our open.
     probe = await settle(dir, await probeServer(dir), waitMs, log)
-    if (probe.kind === 'live') return await clientFor(probe.file, dir, log)
+    if (probe.kind === 'live') return await clientFor(probe.file, options)
     throw lockedError(dir, probe, err)
   }
 }

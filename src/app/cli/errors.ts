@@ -87,3 +87,17 @@ export function isLevelLocked (err: unknown): boolean {
   }
   return false
 }
+
+/**
+ * Ends a command that has already said what failed (some of its targets did): the run exits
+ * with `exitCode` and prints nothing more.
+ */
+export class CommandFailed extends Error {
+  readonly exitCode: number
+
+  constructor (exitCode = EXIT_FAILED) {
+    super(`exit ${exitCode}`)
+    this.name = 'CommandFailed'
+    this.exitCode = exitCode
+  }
+}
