@@ -10,5 +10,9 @@
  */
 export type { RegisterTest } from './harness.js'
 export { mountConformance, type MountUnderTest } from './mount-conformance.js'
+export {
+  readBlockstoreConformance, interfaceBlockstoreReadConformance,
+  type ReadBlockstoreFactory, type CarCase, type Opened
+} from './read-blockstore-conformance.js'
 export { fullIndexRepoConformance, sampleIndex, type RepoUnderTest } from './full-index-repo-conformance.js'
 export { topLevelIndexConformance, type TopLevelIndexUnderTest } from './top-level-index-conformance.js'
