@@ -14,5 +14,6 @@ export {
   readBlockstoreConformance, interfaceBlockstoreReadConformance,
   type ReadBlockstoreFactory, type CarCase, type Opened
 } from './read-blockstore-conformance.js'
+export { shardIndexConformance, type ShardIndexFactory } from './shard-index-conformance.js'
 export { fullIndexRepoConformance, sampleIndex, type RepoUnderTest } from './full-index-repo-conformance.js'
 export { topLevelIndexConformance, type TopLevelIndexUnderTest } from './top-level-index-conformance.js'
