@@ -17,3 +17,6 @@ export {
 export { shardIndexConformance, type ShardIndexFactory } from './shard-index-conformance.js'
 export { fullIndexRepoConformance, sampleIndex, type RepoUnderTest } from './full-index-repo-conformance.js'
 export { topLevelIndexConformance, type TopLevelIndexUnderTest } from './top-level-index-conformance.js'
+export { stateStoreConformance, type StateStoreFactory } from './state-store-conformance.js'
+export type { StateStore } from '../storage/state/state-store.js'
+export type { ShardRecord } from '../storage/state/record.js'
