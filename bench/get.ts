@@ -1,5 +1,5 @@
 /**
- * DESIGN §8: "`blockstore.get` from an acquired shard: ≥ 3× a `blockstore-fs` get of the same
+ * The bar (docs/PERFORMANCE.md): "`blockstore.get` from an acquired shard: ≥ 3× a `blockstore-fs` get of the same
  * blocks."
  *
  * The store: a DAGStore in a temp dir with two FileMount shards, tests/fixtures/sample-v1.car

@@ -1,5 +1,5 @@
 /**
- * DESIGN §8: "1,000,000 registered shards in one process: ≤ 400 bytes of heap per shard;
+ * The bar (docs/PERFORMANCE.md): "1,000,000 registered shards in one process: ≤ 400 bytes of heap per shard;
  * restart (load all records) ≤ 5 s; register 1,000,000 lazy shards ≤ 60 s."
  *
  * Run with `node --expose-gc` (heap is read after forced full GCs).
@@ -47,7 +47,7 @@ function pathOf (key: string): string {
   return `/data/cars/${key}.car`
 }
 
-/** What LevelStateStore writes for a lazily registered FileMount shard (src/shard/record.ts). */
+/** What LevelStateStore writes for a lazily registered FileMount shard (src/storage/state/record.ts). */
 function recordOf (key: string): string {
   return JSON.stringify({ k: key, u: `file://${pathOf(key)}`, s: 'new', l: 1 })
 }

@@ -7,7 +7,7 @@
  * plus the 1,043 non-identity blocks of tests/fixtures/sample-v1.car.
  *
  * Ours: a DAGStore in a temp dir with both CARs registered (FileMount), and the trustless
- * gateway (src/server/gateway.ts, all-shards blockstore with its accessor cache) behind a plain
+ * gateway (src/app/server/gateway.ts, all-shards blockstore with its accessor cache) behind a plain
  * node:http server. Requests: GET /ipfs/{cid}?format=raw (Accept: application/vnd.ipld.raw), and
  * GET /ipfs/{cid}?format=car&dag-scope=block (Accept: application/vnd.ipld.car).
  *

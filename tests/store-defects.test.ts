@@ -1,4 +1,4 @@
-// One regression test per Go dagstore defect listed in DESIGN §9.
+// One regression test per Go dagstore defect listed in docs/CONTRACT.md.
 import * as assert from 'uvu/assert'
 import { copyFile, mkdir, readdir, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
