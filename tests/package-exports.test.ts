@@ -22,7 +22,9 @@ test('the root exports every contract name, and each error class has its stable 
     'createGateway', 'defaultShardIndexer', 'createShardIndexer']) {
     assert.type(root[name], name === 'ShardState' ? 'object' : 'function', name)
   }
-  assert.equal(root.ShardState, { New: 'new', Initializing: 'initializing', Available: 'available', Serving: 'serving', Recovering: 'recovering', Errored: 'errored' })
+  assert.equal(root.ShardState, {
+    New: 'new', Initializing: 'initializing', Available: 'available', Serving: 'serving', Recovering: 'recovering', Errored: 'errored'
+  })
   const codes: Record<string, string> = {
     ShardUnknownError: 'ERR_SHARD_UNKNOWN',
     ShardExistsError: 'ERR_SHARD_EXISTS',
@@ -69,13 +71,8 @@ test('internals stay out of the root', async () => {
 })
 
 test('dagstore/format: indexCar, the go-car index codec and its zero-copy view agree with go-car\'s embedded index', async () => {
-  const format = await import(FORMAT) as {
-    indexCar: (source: AsyncIterable<Uint8Array>) => Promise<{ index: Iterable<{ multihash: Uint8Array, offset: number }> & { size: number }, embeddedIndex: string, layout: { indexOffset?: number } }>
-    encodeMultihashIndexSorted: (entries: Iterable<{ multihash: Uint8Array, offset: number }>) => Uint8Array
-    decodeCarIndex: (bytes: Uint8Array) => { size: number, get: (mh: Uint8Array) => number | undefined }
-    MultihashIndexSortedView: new (bytes: Uint8Array) => { size: number, get: (mh: Uint8Array) => number | undefined }
-    CAR_MULTIHASH_INDEX_SORTED: number
-  }
+  // Typed from the sources the package is built from; loaded through the package's exports.
+  const format = await import(FORMAT) as typeof import('../src/format/api.js')
   assert.is(format.CAR_MULTIHASH_INDEX_SORTED, 0x0401)
   const wrapped = await readFile(fixture('sample-wrapped-v2.car'))
   const result = await format.indexCar(Readable.from([wrapped]))
