@@ -194,7 +194,7 @@ async function main (): Promise<void> {
     const scaleTo1M = 1_000_000 / SHARDS
     const registerTarget = { atMost: TARGET_REGISTER_MS.atMost / scaleTo1M }
     const restartTarget = { atMost: TARGET_RESTART_MS.atMost / scaleTo1M }
-    if (SHARDS !== 1_000_000) note('note', `targets scaled linearly to ${fmt(SHARDS)} shards (quick run; the §8 bars are for 1,000,000)`)
+    if (SHARDS !== 1_000_000) note('note', `targets scaled linearly to ${fmt(SHARDS)} shards (quick run; the bars are for 1,000,000)`)
     report(`register ${fmt(SHARDS)} lazy shards`, registerMs, 'ms', 'bare LevelDB chained sync batch-put, same records', peerWriteMs, registerTarget)
     report('heap per shard after register', perShardRegistered, 'B', 'Map<key, URL> floor', floor, TARGET_HEAP)
     report(`restart: start() loading ${fmt(SHARDS)} shards`, restartMs, 'ms', 'bare LevelDB open + nextv(4096) over the same records', peerRead.ms, restartTarget)

@@ -52,7 +52,7 @@ export function fmtBytes (bytes: number): string {
   return `${fmtAuto(bytes / 1024 / 1024 / 1024)} GiB`
 }
 
-/** A §8 bar: the figure must be ≥ (`atLeast`) or ≤ (`atMost`) `value`. */
+/** A bar (docs/PERFORMANCE.md): the figure must be ≥ (`atLeast`) or ≤ (`atMost`) `value`. */
 export interface Target {
   readonly atLeast?: number
   readonly atMost?: number
