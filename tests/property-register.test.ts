@@ -136,7 +136,7 @@ function varint (value: number, extra = 0): Uint8Array {
   const out = new Uint8Array(varintLength(value) + extra)
   const n = encodeVarint(value, out, 0)
   if (extra === 0) return out
-  out[n - 1] |= 0x80
+  out[n - 1] = (out[n - 1] as number) | 0x80
   for (let i = n; i < out.length - 1; i++) out[i] = 0x80
   out[out.length - 1] = 0x00
   return out
@@ -204,7 +204,8 @@ function mutate (c: Case): { fx: Fixture, bytes: Uint8Array } {
   for (const m of c.bytes) {
     if (bytes.length === 0) break
     if (m.kind === 'flip') {
-      bytes[position(fx, bytes, m.place)] ^= m.xor
+      const at = position(fx, bytes, m.place)
+      bytes[at] = (bytes[at] as number) ^ m.xor
     } else if (m.kind === 'cut') {
       bytes = bytes.subarray(0, Math.floor(m.at * bytes.length))
     } else if (m.kind === 'cut-section') {
