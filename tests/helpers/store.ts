@@ -104,13 +104,13 @@ export interface GatedIndexer extends ShardIndexer {
 
 /** The real default indexer behind a gate; counts calls. */
 export function gatedIndexer (gate: Gate): GatedIndexer {
-  const indexer = Object.assign(async (key: string, reader: Parameters<ShardIndexer>[1], signal: AbortSignal) => {
+  const indexer = Object.assign(async (key: string, reader: Parameters<ShardIndexer>[1], signal: AbortSignal, context?: Parameters<ShardIndexer>[3]) => {
     indexer.calls++
     indexer.signals.push(signal)
     indexer.mostActive = Math.max(indexer.mostActive, ++indexer.active)
     try {
       await gate.pass(signal)
-      return await defaultShardIndexer(key, reader, signal)
+      return await defaultShardIndexer(key, reader, signal, context)
     } finally {
       indexer.active--
     }
