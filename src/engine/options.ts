@@ -1,5 +1,5 @@
 import type { AbstractLevel } from 'abstract-level'
-import type { FullIndexRepo, ShardIndexer, TopLevelIndex } from '../base/index-types.js'
+import type { FullIndexRepo, ShardIndexer, TopLevelIndex, VerifyHashes } from '../base/index-types.js'
 import type { MountRegistry } from '../storage/mount/registry.js'
 import type { Registry } from 'prom-client'
 
@@ -12,7 +12,7 @@ export interface GCOptions {
    */
   intervalMs?: number
   /**
-   * Automated GC (DESIGN §5): keeps the store-owned transients (plus the space reserved by
+   * Automated GC (docs/ARCHITECTURE.md): keeps the store-owned transients (plus the space reserved by
    * downloads in progress) under this many bytes. Downloads reserve before they write; when a
    * reservation does not fit, idle transients are evicted least recently used first, down to
    * the low watermark; when nothing more can go, the download fails with TransientsFullError
@@ -52,6 +52,16 @@ export interface DAGStoreOptions {
   /** Default: the built-in streaming CAR indexer. */
   shardIndexer?: ShardIndexer
   /**
+   * Which shards' blocks are hashed and checked against their CIDs while they are indexed
+   * (register, recover): `'remote'` (default) data from mounts whose info().kind is 'remote'
+   * (HttpMount), since bytes from a network are not to be trusted; `true` every shard's;
+   * `false` none. A block that does not match fails the shard with ERR_INVALID_CAR, one whose
+   * hash function has no hasher with ERR_UNSUPPORTED_HASH. sha2-256, sha2-512, blake2b-256 and
+   * identity are built in (more: `shardIndexer: createShardIndexer({ hashers })`). The indexer
+   * is told the decision; a custom `shardIndexer` not made by createShardIndexer decides itself.
+   */
+  verifyHashes?: VerifyHashes
+  /**
    * Shard readers (open files) kept open after their last accessor closes, so the next
    * acquire of a recently used shard opens nothing. Default 1024 (mind the fd limit).
    */
@@ -59,7 +69,7 @@ export interface DAGStoreOptions {
   /** Events a traces()/failures() subscriber may fall behind before it gets SubscriptionLaggedError. Default 4096. */
   eventBufferSize?: number
   gc?: GCOptions
-  /** prom-client Registry the store's metrics go to (DESIGN §7). Default: a Registry of its own, at `store.metrics`. */
+  /** prom-client Registry the store's metrics go to (README, Metrics). Default: a Registry of its own, at `store.metrics`. */
   metrics?: Registry
   /**
    * Errors that have no caller to go to (a throwing result callback, a failed cleanup, a

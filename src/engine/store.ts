@@ -1,5 +1,5 @@
 /**
- * DAGStore: the public API (DESIGN §3). Calls are validated synchronously, then become tasks
+ * DAGStore: the public API (docs/CONTRACT.md). Calls are validated synchronously, then become tasks
  * for the single event loop; each accepted call gets exactly one result.
  */
 import { stat } from 'node:fs/promises'
@@ -65,6 +65,9 @@ export class DAGStore {
     if (o.recoverOnStart !== undefined && !['none', 'on-acquire', 'now'].includes(o.recoverOnStart)) {
       throw new RangeError("recoverOnStart must be 'none', 'on-acquire' or 'now'")
     }
+    if (o.verifyHashes !== undefined && o.verifyHashes !== 'remote' && typeof o.verifyHashes !== 'boolean') {
+      throw new RangeError("verifyHashes must be 'remote', true or false")
+    }
     // Built here so a bad gc setting fails the constructor, not start().
     this.budget = budgetFrom(o.gc, o.onError ?? defaultReport)
     this.options = o
@@ -82,7 +85,7 @@ export class DAGStore {
     return this.storeMetrics.registry
   }
 
-  /** Loads every persisted shard, applies the restart rules (DESIGN §4), and starts the loop. */
+  /** Loads every persisted shard, applies the restart rules (docs/CONTRACT.md), and starts the loop. */
   async start (options: { signal?: AbortSignal } = {}): Promise<void> {
     if (this.phase !== 'created') throw new Error(`start() called on a store that is ${this.phase}`)
     this.phase = 'starting'

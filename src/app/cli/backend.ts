@@ -5,18 +5,12 @@
  */
 import type { CID } from 'multiformats/cid'
 import { DAGStore } from '../../engine/store.js'
+import type { VerifyHashes } from '../../base/index-types.js'
 import { MountRegistry } from '../../storage/mount/registry.js'
 // One JSON shape in both modes: direct mode answers exactly as the admin API does.
-import { shardJson, type ShardJson } from '../server/admin.js'
-export type { ShardJson }
-import { CliError, errorJson, isLevelLocked, type ErrorJson } from './errors.js'
+import { shardJson, type ErrorJson, type FindJson, type GcJson, type ShardJson, type ShardListJson } from '../wire.js'
+import { CliError, UsageError, errorJson, isLevelLocked } from './errors.js'
 import { probeServer, readRepoToken, type LiveServeFile, type ServerProbe } from './repo.js'
-
-
-export interface GcJson {
-  reclaimedBytes: number
-  shards: Record<string, ErrorJson | null>
-}
 
 export interface Backend {
   readonly mode: 'direct' | 'server'
@@ -36,7 +30,6 @@ export interface Backend {
   close: () => Promise<void>
 }
 
-
 const byKey = (a: { key: string }, b: { key: string }): number => a.key < b.key ? -1 : a.key > b.key ? 1 : 0
 
 export class DirectBackend implements Backend {
@@ -48,8 +41,8 @@ export class DirectBackend implements Backend {
     this.store = store
   }
 
-  static async open (dir: string, onError: (err: unknown, context: string) => void): Promise<DirectBackend> {
-    const store = new DAGStore({ dir, onError })
+  static async open (dir: string, onError: (err: unknown, context: string) => void, verifyHashes: VerifyHashes): Promise<DirectBackend> {
+    const store = new DAGStore({ dir, onError, verifyHashes })
     await store.start()
     return new DirectBackend(store)
   }
@@ -139,7 +132,7 @@ export class ClientBackend implements Backend {
   }
 
   async list (): Promise<ShardJson[]> {
-    return (await this.json<{ shards: ShardJson[] }>('GET', '/shards')).shards.sort(byKey)
+    return (await this.json<ShardListJson>('GET', '/shards')).shards.sort(byKey)
   }
 
   async states (): Promise<Array<{ key: string, state: string }>> {
@@ -178,7 +171,7 @@ export class ClientBackend implements Backend {
   }
 
   async find (cid: CID): Promise<string[]> {
-    return (await this.json<{ shards: string[] }>('GET', `/find/${cid.toString()}`)).shards.sort()
+    return (await this.json<FindJson>('GET', `/find/${cid.toString()}`)).shards.sort()
   }
 
   async get (cid: CID): Promise<Uint8Array> {
@@ -209,16 +202,28 @@ async function apiError (res: Response, method: string, path: string): Promise<C
 
 export interface OpenOptions {
   dir: string
+  /** DAGSTORE_TOKEN: the admin token when the repo's own cannot be read or the server was given one. */
+  envToken: string | undefined
   onError: (err: unknown, context: string) => void
   /** Told which way the command goes (for --verbose). */
   log?: (line: string) => void
   /** How long to wait for a serve that is starting (opening a big repo takes a while). */
   startWaitMs?: number
+  /**
+   * --verify-hashes: the verifyHashes of a store opened here (default 'remote'). A running
+   * server indexes with its own setting, so asking for one through it is a usage error.
+   */
+  verifyHashes?: VerifyHashes
 }
 
-async function clientFor (file: LiveServeFile, dir: string, log: OpenOptions['log']): Promise<ClientBackend> {
+async function clientFor (file: LiveServeFile, options: OpenOptions): Promise<ClientBackend> {
+  const { dir, log } = options
+  if (options.verifyHashes !== undefined) {
+    throw new UsageError(`--verify-hashes applies when a command opens the repo itself, but serve (pid ${file.pid}) has it open and indexes with its own setting`,
+      'drop --verify-hashes, or stop the server and run the command again (serve --verify-hashes sets the server\'s)')
+  }
   log?.(`using the server at ${file.url} (pid ${file.pid})`)
-  const env = process.env.DAGSTORE_TOKEN === '' ? undefined : process.env.DAGSTORE_TOKEN
+  const env = options.envToken === '' ? undefined : options.envToken
   // serve.json says which token is in force: the repo's file wins over a DAGSTORE_TOKEN left
   // in the environment (unless the file cannot be read, e.g. another user's repo).
   let token: string | undefined
@@ -254,16 +259,16 @@ export async function openBackend (options: OpenOptions): Promise<Backend> {
   const { dir, log } = options
   const waitMs = options.startWaitMs ?? 60_000
   let probe = await settle(dir, await probeServer(dir), waitMs, log)
-  if (probe.kind === 'live') return await clientFor(probe.file, dir, log)
+  if (probe.kind === 'live') return await clientFor(probe.file, options)
   try {
-    const direct = await DirectBackend.open(dir, options.onError)
+    const direct = await DirectBackend.open(dir, options.onError, options.verifyHashes ?? 'remote')
     log?.(`opened ${dir} directly (no server)`)
     return direct
   } catch (err) {
     if (!isLevelLocked(err)) throw err
     // A serve may have claimed the repo between our look and our open.
     probe = await settle(dir, await probeServer(dir), waitMs, log)
-    if (probe.kind === 'live') return await clientFor(probe.file, dir, log)
+    if (probe.kind === 'live') return await clientFor(probe.file, options)
     throw lockedError(dir, probe, err)
   }
 }

@@ -4,6 +4,7 @@
  */
 import { CODE } from '../../base/errors/codes.js'
 import { codeOf } from '../../base/errors/inspect.js'
+import type { ErrorJson } from '../wire.js'
 
 export const EXIT_OK = 0
 export const EXIT_FAILED = 1
@@ -33,8 +34,6 @@ export class UsageError extends CliError {
     super(CODE.ERR_USAGE, message, { exitCode: EXIT_USAGE, hint })
   }
 }
-
-export interface ErrorJson { code: string, message: string }
 
 export function errorCode (err: unknown): string {
   const code = codeOf(err)
@@ -87,4 +86,18 @@ export function isLevelLocked (err: unknown): boolean {
     if (codeOf(e) === 'LEVEL_LOCKED') return true
   }
   return false
+}
+
+/**
+ * Ends a command that has already said what failed (some of its targets did): the run exits
+ * with `exitCode` and prints nothing more.
+ */
+export class CommandFailed extends Error {
+  readonly exitCode: number
+
+  constructor (exitCode = EXIT_FAILED) {
+    super(`exit ${exitCode}`)
+    this.name = 'CommandFailed'
+    this.exitCode = exitCode
+  }
 }

@@ -3,14 +3,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { CODE, errorCodeInfo, httpStatusOf, type ErrorCode } from '../../base/errors/codes.js'
-import { codeOf } from '../../base/errors/inspect.js'
-
-/** What every failed request answers: `{ "error": { code, message, cause? } }`. */
-export interface ErrorJson {
-  code: string
-  message: string
-  cause?: { code?: string, message: string }
-}
+import { errorJson } from '../wire.js'
 
 /**
  * A failure the server itself detects (a bad request, a refused one). Its status is its code's
@@ -26,20 +19,6 @@ export class HttpError extends Error {
     this.status = errorCodeInfo(code)?.status ?? 500
     this.headers = options.headers ?? {}
   }
-}
-
-/** `{code, message}` of any error; errors without a code get ERR_INTERNAL. */
-export function errorJson (err: unknown): ErrorJson {
-  const message = err instanceof Error ? err.message : String(err)
-  const out: ErrorJson = { code: codeOf(err) ?? CODE.ERR_INTERNAL, message }
-  const cause = err instanceof Error ? err.cause : undefined
-  // The store wraps what actually went wrong (InvalidCarError, HttpStatusError, ...): clients need its code.
-  if (cause instanceof Error) {
-    out.cause = { message: cause.message }
-    const code = codeOf(cause)
-    if (code !== undefined) out.cause.code = code
-  }
-  return out
 }
 
 export function sendJson (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {

@@ -3,18 +3,10 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { DAGStore } from '../../engine/store.js'
-import type { ShardInfo, Trace } from '../../base/types.js'
-import { errorJson, type ErrorJson } from './http-util.js'
+import type { Trace } from '../../base/types.js'
+import { errorJson, infoJson, type ShardInfoJson } from '../wire.js'
 import { CODE } from '../../base/errors/codes.js'
 import { codeOf } from '../../base/errors/inspect.js'
-
-export interface ShardInfoJson { state: string, refs: number, error?: ErrorJson }
-
-export function infoJson (info: ShardInfo): ShardInfoJson {
-  const out: ShardInfoJson = { state: info.state, refs: info.refs }
-  if (info.error !== undefined) out.error = errorJson(info.error)
-  return out
-}
 
 function frame (event: string, data: unknown): string {
   // JSON.stringify never emits a raw newline, so one data: line always holds the whole event.
