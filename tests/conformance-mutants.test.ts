@@ -329,7 +329,15 @@ const stateFaults: Array<[string, string, StateStoreFactory]> = [
     writeBatch: async (puts, deletes) => { await real.writeBatch([...puts].map((r) => ({ ...r, key: r.key.toLowerCase() })), [...deletes].map((k) => k.toLowerCase())) }
   }))],
   ['loadAll stops after its first page', '5,000 records', stateMutant((real) => ({ loadAll: (onBad) => pages(real.loadAll(onBad), 1) }))],
-  ['nothing survives a reopen', 'survive close and reopen', stateMutant(() => ({}), { amnesia: true })]
+  ['nothing survives a reopen', 'survive close and reopen', stateMutant(() => ({}), { amnesia: true })],
+  ['tombstones ignored', 'tombstone', stateMutant((real) => ({ writeBatch: async (puts, deletes) => { await real.writeBatch(puts, deletes) } }))],
+  ['a record delete also clears its tombstone', 'live apart', stateMutant((real) => ({
+    writeBatch: async (puts, deletes, tombstones = []) => {
+      const gone = [...deletes]
+      await real.writeBatch(puts, gone, [...tombstones, ...gone.map((k): [string, boolean] => [k, false])])
+    }
+  }))],
+  ['tombstones never survive a reopen', 'tombstones survive', stateMutant(() => ({}), { amnesia: true })]
 ]
 
 test('StateStore: the wrapper without a fault passes every check', async () => {

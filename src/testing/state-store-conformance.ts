@@ -1,6 +1,7 @@
 /**
  * The StateStore contract: the seam through which the event loop persists shard records
- * (one batch per drain) and reads them all back at start. A new backend needs only a factory.
+ * (one batch per drain) and reads them all back at start, with the tombstones of destroys
+ * whose cleanup has not finished. A new backend needs only a factory.
  */
 import assert from 'node:assert/strict'
 import { SHARD_STATES, type ShardKey } from '../base/types.js'
@@ -60,6 +61,12 @@ async function assertHolds (store: StateStore, expected: ShardRecord[], what = '
 }
 
 function * generate<T> (items: T[]): Generator<T> { yield * items }
+
+async function tombstonesOf (store: StateStore): Promise<ShardKey[]> {
+  const out: ShardKey[] = []
+  for await (const key of store.loadTombstones()) out.push(key)
+  return out.sort()
+}
 
 /** Keys are untrusted strings of 1..1024 UTF-8 bytes without NUL. */
 const ODD_KEYS: ShardKey[] = [
@@ -189,6 +196,46 @@ export function stateStoreConformance (test: RegisterTest, factory: StateStoreFa
     }
     await assertHolds(store, [...expected.values()])
   }))
+
+  test('a tombstone set in the batch that deletes its record is listed by loadTombstones, never by loadAll; a later batch clears it', () => using(async ({ store }) => {
+    await store.writeBatch([record('a', 0), record('b', 1)], [])
+    await store.writeBatch([], ['a'], [['a', true]])
+    await assertHolds(store, [record('b', 1)])
+    assert.deepEqual(await tombstonesOf(store), ['a'], 'tombstones after the destroy')
+    await store.writeBatch([], [], [['a', false], ['never-set', false]])
+    assert.deepEqual(await tombstonesOf(store), [], 'tombstones once cleared')
+    await assertHolds(store, [record('b', 1)])
+  }))
+
+  test('a tombstone and a record of the same key live apart: each goes only by its own write', () => using(async ({ store }) => {
+    await store.writeBatch([record('k', 1)], [])
+    await store.writeBatch([], ['k'], [['k', true]])
+    // The key registered again while its old shard's cleanup runs.
+    const again = record('k', 2)
+    await store.writeBatch([again], [])
+    assert.deepEqual(await tombstonesOf(store), ['k'])
+    await assertHolds(store, [again])
+    await store.writeBatch([], [], [['k', false]])
+    await assertHolds(store, [again], 'clearing the tombstone keeps the record')
+    await store.writeBatch([], [], [['k', true], ['k', false], ['k', true]])
+    assert.deepEqual(await tombstonesOf(store), ['k'], 'the last word in a batch wins')
+    await store.writeBatch([], ['k'])
+    assert.deepEqual(await tombstonesOf(store), ['k'], 'deleting the record keeps the tombstone')
+  }))
+
+  test('untrusted keys as tombstones stay distinct and exact', () => using(async ({ store }) => {
+    await store.writeBatch([], [], ODD_KEYS.map((k) => [k, true]))
+    assert.deepEqual(await tombstonesOf(store), [...ODD_KEYS].sort())
+    await assertHolds(store, [])
+  }))
+
+  durable('tombstones survive close and reopen', async (s) => {
+    await s.store.writeBatch([record('a', 1)], ['gone'], [['gone', true], ['cleared', true]])
+    await s.store.writeBatch([], [], [['cleared', false]])
+    await s.reopen()
+    assert.deepEqual(await tombstonesOf(s.store), ['gone'], 'after reopen')
+    await assertHolds(s.store, [record('a', 1)], 'after reopen')
+  })
 
   durable('records survive close and reopen', async (s) => {
     const records = ODD_KEYS.map((k, i) => record(k, i))
