@@ -11,13 +11,13 @@ export type { DAGStoreOptions, GCOptions, RecoverOnStart } from './engine/option
 export { ShardState } from './base/types.js'
 export type {
   ShardKey, OpType, ShardInfo, ShardResult, ResultCallback, Trace, ReadBlockstore, ShardAccessor,
-  RegisterOpts, AcquireOpts, SignalOpts, GCResult, ShardDescription
+  RegisterOpts, AcquireOpts, SignalOpts, DestroyOpts, GCResult, ShardDescription
 } from './base/types.js'
 
 // Errors: every class carries a stable `code`.
 export {
   DAGStoreError, ShardUnknownError, ShardExistsError, ShardInitializationFailedError, ShardInUseError,
-  ShardErroredError, ShardNotErroredError, StoreNotStartedError, StoreClosedError, BlockNotFoundError,
+  ShardErroredError, ShardNotErroredError, ShardDrainingError, StoreNotStartedError, StoreClosedError, BlockNotFoundError,
   InvalidShardKeyError, UnknownMountSchemeError, SubscriptionLaggedError, InvalidCarError,
   UnsupportedHashError, IndexNotFoundError, InvalidMountError, TransientError, TransientsFullError,
   RestoredShardError, AbortError

@@ -316,6 +316,44 @@ test('serve: serve.json and token, other commands go through the admin API, a se
   }
 })
 
+test('destroy --drain: through serve while the gateway keeps reading the shard, and in direct mode', async ({ dir }) => {
+  const repo = join(dir, 'repo')
+  const root = await cars(dir, { 'sample-v1.car': 'sample-v1.car' })
+  const d = ['--dir', repo]
+  const { serve, url } = await startServe(repo, ['--allow-root', root])
+  try {
+    ok(await cli(['register', join(root, 'sample-v1.car'), ...d]), 'register through serve')
+    let stopped = false
+    const statuses = new Set<number>()
+    let served = 0
+    const readers = [1, 2, 3].map(async (w) => {
+      for (let i = w; !stopped; i += 3) {
+        const r = await fetchBytes(`${url}/ipfs/${blocks[i % blocks.length].cid.toString()}?format=raw`)
+        statuses.add(r.status)
+        if (r.status === 200) served++
+      }
+    })
+    try {
+      while (served < 10) await new Promise((resolve) => setImmediate(resolve))
+      const r = await cli(['destroy', 'sample-v1', '--drain', '--json', ...d])
+      ok(r, 'destroy --drain through serve')
+      assert.equal(JSON.parse(r.stdout), { key: 'sample-v1', destroyed: true })
+    } finally {
+      stopped = true
+      await Promise.all(readers)
+    }
+    assert.equal([...statuses].filter((s) => s !== 200 && s !== 404), [], 'blocks were served, then not found')
+    assert.is((await fetchBytes(`${url}/ipfs/${first.cid.toString()}?format=raw`)).status, 404)
+    errorLine(await cli(['info', 'sample-v1', ...d]), 1, 'ERR_SHARD_UNKNOWN')
+    assert.equal(await serve.stop('SIGTERM'), { code: 0, signal: null })
+  } finally {
+    await serve.kill()
+  }
+  ok(await cli(['register', join(root, 'sample-v1.car'), ...d]), 'register directly')
+  const r = await cli(['destroy', 'sample-v1', '--drain', ...d])
+  assert.equal([r.code, r.stdout], [0, 'destroyed sample-v1\n'])
+})
+
 test('a stale serve.json is ignored by commands and replaced by serve; --token and --no-auth', async ({ dir }) => {
   const repo = join(dir, 'repo')
   const d = ['--dir', repo]

@@ -32,6 +32,7 @@ test('the root exports every contract name, and each error class has its stable 
     ShardInUseError: 'ERR_SHARD_IN_USE',
     ShardErroredError: 'ERR_SHARD_ERRORED',
     ShardNotErroredError: 'ERR_SHARD_NOT_ERRORED',
+    ShardDrainingError: 'ERR_SHARD_DRAINING',
     StoreClosedError: 'ERR_STORE_CLOSED',
     StoreNotStartedError: 'ERR_STORE_NOT_STARTED',
     BlockNotFoundError: 'ERR_NOT_FOUND',

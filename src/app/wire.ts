@@ -14,7 +14,13 @@ export interface ErrorJson {
   cause?: { code?: string, message: string }
 }
 
-export interface ShardInfoJson { state: string, refs: number, error?: ErrorJson }
+export interface ShardInfoJson {
+  state: string
+  refs: number
+  error?: ErrorJson
+  /** true while a destroy with drain waits for the shard's accessors. */
+  draining?: boolean
+}
 
 /** A shard as every admin route returns it. */
 export interface ShardJson extends ShardInfoJson {
@@ -58,6 +64,7 @@ export function errorJson (err: unknown): ErrorJson {
 export function infoJson (info: ShardInfo): ShardInfoJson {
   const out: ShardInfoJson = { state: info.state, refs: info.refs }
   if (info.error !== undefined) out.error = errorJson(info.error)
+  if (info.draining === true) out.draining = true
   return out
 }
 

@@ -31,6 +31,8 @@ export class ShardInitializationFailedError extends defineError(CODE.ERR_SHARD_I
 export class ShardInUseError extends defineError(CODE.ERR_SHARD_IN_USE, 'shard is in use') {}
 export class ShardErroredError extends defineError(CODE.ERR_SHARD_ERRORED, 'shard is in errored state') {}
 export class ShardNotErroredError extends defineError(CODE.ERR_SHARD_NOT_ERRORED, 'refused to recover shard that is not errored') {}
+/** An acquire (or recover) of a shard that a destroy with `drain` is waiting to destroy. */
+export class ShardDrainingError extends defineError(CODE.ERR_SHARD_DRAINING, 'shard is being drained for a destroy') {}
 /** A call that needs the store running was made before start() finished. */
 export class StoreNotStartedError extends defineError(CODE.ERR_STORE_NOT_STARTED, 'dag store not started') {}
 export class StoreClosedError extends defineError(CODE.ERR_STORE_CLOSED, 'dag store closed') {}

@@ -19,7 +19,13 @@ export type OpType = 'register' | 'initialize' | 'makeAvailable' | 'acquire' | '
 export const OP_TYPES: readonly OpType[] = ['register', 'initialize', 'makeAvailable', 'acquire',
   'release', 'fail', 'recover', 'destroy']
 
-export interface ShardInfo { state: ShardState, error?: Error, refs: number }
+export interface ShardInfo {
+  state: ShardState
+  error?: Error
+  refs: number
+  /** Present (true) while a destroy with `drain` waits for the shard's accessors: acquires are refused. */
+  draining?: boolean
+}
 export interface ShardResult { key: ShardKey, error?: Error, accessor?: ShardAccessor }
 export type ResultCallback = (result: ShardResult) => void
 export interface Trace { key: ShardKey, op: OpType, after: ShardInfo }
@@ -47,6 +53,15 @@ export interface ShardAccessor {
 export interface RegisterOpts { lazy?: boolean, existingTransient?: string, signal?: AbortSignal }
 export interface AcquireOpts { signal?: AbortSignal }
 export interface SignalOpts { signal?: AbortSignal }
+export interface DestroyOpts {
+  signal?: AbortSignal
+  /**
+   * A shard in use is destroyed once its accessors are closed instead of refused with
+   * ShardInUseError: from now on its acquires fail with ShardDrainingError. Aborting `signal`
+   * before the last accessor closes ends the drain and leaves the shard serving.
+   */
+  drain?: boolean
+}
 export interface GCResult { shards: Map<ShardKey, Error | null>, reclaimedBytes: number }
 
 /** DAGStore.describeShard: ShardInfo plus where the shard's bytes are and how big it is. */

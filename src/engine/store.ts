@@ -24,7 +24,7 @@ import {
   InvalidMountError, ShardExistsError, ShardUnknownError, StoreClosedError, StoreNotStartedError
 } from '../base/errors.js'
 import {
-  SHARD_STATES, type AcquireOpts, type GCResult, type RegisterOpts, type ResultCallback,
+  SHARD_STATES, type AcquireOpts, type DestroyOpts, type GCResult, type RegisterOpts, type ResultCallback,
   type ShardAccessor, type ShardDescription, type ShardInfo, type ShardKey, type ShardResult, type ShardState,
   type SignalOpts, type Trace
 } from '../base/types.js'
@@ -158,7 +158,8 @@ export class DAGStore {
         for (const w of extra.register ?? []) w.deliver({ key: shard.key, error: closed })
         extra.recover?.deliver({ key: shard.key, error: closed })
         for (const w of extra.parked ?? []) w.deliver({ key: shard.key, error: closed })
-        extra.register = extra.parked = extra.recover = undefined
+        for (const w of extra.drain ?? []) w.deliver({ key: shard.key, error: closed })
+        extra.register = extra.parked = extra.recover = extra.drain = undefined
       }
       await jobs?.settled()
       // Downloads outlive the jobs that started them (accessors read them too): stop them all.
@@ -217,11 +218,17 @@ export class DAGStore {
     core.loop.submit({ op: 'recover', key, shard, waiter: this.waiter(key, out, opts.signal) })
   }
 
-  destroyShard (key: ShardKey, out?: ResultCallback | null, opts: SignalOpts = {}): void {
+  /**
+   * Destroys the shard: its record, full index, top-level entries and store-owned transient. A
+   * shard in use is refused (ShardInUseError) unless `opts.drain`: then new acquires fail with
+   * ShardDrainingError at once and the destroy runs when the last accessor closes (an abort
+   * of `opts.signal` before that leaves the shard serving).
+   */
+  destroyShard (key: ShardKey, out?: ResultCallback | null, opts: DestroyOpts = {}): void {
     validateKey(key)
     const core = this.running()
     const shard = this.known(core, key)
-    core.loop.submit({ op: 'destroy', key, shard, waiter: this.waiter(key, out, opts.signal) })
+    core.loop.submit({ op: 'destroy', key, shard, waiter: this.waiter(key, out, opts.signal), drain: opts.drain === true })
   }
 
   async register (key: ShardKey, mount: Mount, opts?: RegisterOpts): Promise<void> {
@@ -238,7 +245,7 @@ export class DAGStore {
     await new Promise<void>((resolve, reject) => { this.recoverShard(key, settle(resolve, reject, () => undefined), opts) })
   }
 
-  async destroy (key: ShardKey, opts?: SignalOpts): Promise<void> {
+  async destroy (key: ShardKey, opts?: DestroyOpts): Promise<void> {
     await new Promise<void>((resolve, reject) => { this.destroyShard(key, settle(resolve, reject, () => undefined), opts) })
   }
 

@@ -22,7 +22,8 @@ export interface Backend {
   info: (key: string) => Promise<ShardJson>
   /** `url`: file:, http: or https: */
   register: (key: string, url: string, lazy: boolean) => Promise<ShardJson>
-  destroy: (key: string) => Promise<void>
+  /** `drain`: a shard in use is destroyed once its accessors close, not refused. */
+  destroy: (key: string, drain: boolean) => Promise<void>
   recover: (key: string) => Promise<ShardJson>
   gc: () => Promise<GcJson>
   find: (cid: CID) => Promise<string[]>
@@ -67,8 +68,8 @@ export class DirectBackend implements Backend {
     return await this.info(key)
   }
 
-  async destroy (key: string): Promise<void> {
-    await this.store.destroy(key)
+  async destroy (key: string, drain: boolean): Promise<void> {
+    await this.store.destroy(key, { drain })
   }
 
   async recover (key: string): Promise<ShardJson> {
@@ -158,8 +159,8 @@ export class ClientBackend implements Backend {
     }
   }
 
-  async destroy (key: string): Promise<void> {
-    await this.json('DELETE', `/shards/${encodeURIComponent(key)}`)
+  async destroy (key: string, drain: boolean): Promise<void> {
+    await this.json('DELETE', `/shards/${encodeURIComponent(key)}${drain ? '?drain=1' : ''}`)
   }
 
   async recover (key: string): Promise<ShardJson> {

@@ -129,11 +129,36 @@ export class AdminApi {
     return this.options.mounts.instantiate(url)
   }
 
-  private async destroy (_req: IncomingMessage, res: ServerResponse, [raw]: string[]): Promise<void> {
+  private async destroy (req: IncomingMessage, res: ServerResponse, [raw]: string[]): Promise<void> {
     const key = keyParam(raw)
-    // Recent block requests leave the gateway holding the shard: that reference is ours to drop.
-    await this.options.release(key)
-    await this.store.destroy(key)
+    if (!drainParam(req)) {
+      // Recent block requests leave the gateway holding the shard: that reference is ours to drop.
+      await this.options.release(key)
+      await this.store.destroy(key)
+      sendJson(res, 200, { key, destroyed: true } satisfies DestroyedJson)
+      return
+    }
+    // A drain lasts as long as the shard's readers do; a client that gives up (or a server that
+    // closes) ends it, and the shard serves again.
+    req.socket.setTimeout(0)
+    const gaveUp = new AbortController()
+    const onClose = (): void => { if (!res.writableEnded) gaveUp.abort() }
+    res.once('close', onClose)
+    try {
+      // New acquires are refused first; then the gateway's cached accessor, which the drain
+      // waits for, is dropped (one cached again meanwhile goes after its next use).
+      const destroyed = this.store.destroy(key, { drain: true, signal: AbortSignal.any([gaveUp.signal, this.options.closing]) })
+      destroyed.catch(() => {})
+      await this.options.release(key)
+      await destroyed
+    } catch (err) {
+      // The client left: nobody to answer, nothing went wrong.
+      if (gaveUp.signal.aborted) return
+      if (this.options.closing.aborted) throw new HttpError(CODE.ERR_SERVER_CLOSING, 'the server is shutting down: the drain was abandoned and the shard kept', { cause: err })
+      throw err
+    } finally {
+      res.off('close', onClose)
+    }
     sendJson(res, 200, { key, destroyed: true } satisfies DestroyedJson)
   }
 
@@ -207,3 +232,10 @@ function registerRequest (body: unknown): { key: string, url: string, lazy: bool
   return { key: b.key, url: b.url, lazy: b.lazy === true }
 }
 
+/** `?drain`, `?drain=1` or `?drain=true`: destroy once the shard's accessors close. */
+function drainParam (req: IncomingMessage): boolean {
+  const value = new URL(req.url ?? '/', 'http://admin.invalid').searchParams.get('drain')
+  if (value === null || value === '0' || value === 'false') return false
+  if (value === '' || value === '1' || value === 'true') return true
+  throw new HttpError(CODE.ERR_INVALID_REQUEST, `drain must be 1, true, 0 or false, not ${JSON.stringify(value)}`)
+}

@@ -283,10 +283,15 @@ function disposition (name: string): string {
   return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(name)}`
 }
 
-/** A holder destroyed between the index lookup and the acquire: the block is simply gone. */
+/** A holder destroyed between the index lookup and the acquire, or being drained for a destroy: the block is simply gone. */
+function isGone (err: unknown): boolean {
+  const code = codeOf(err)
+  return code === CODE.ERR_SHARD_UNKNOWN || code === CODE.ERR_SHARD_DRAINING
+}
+
 function onlyGone (cause: unknown): boolean {
-  if (cause instanceof AggregateError) return cause.errors.every((e) => codeOf(e) === CODE.ERR_SHARD_UNKNOWN)
-  return codeOf(cause) === CODE.ERR_SHARD_UNKNOWN
+  if (cause instanceof AggregateError) return cause.errors.every(isGone)
+  return isGone(cause)
 }
 
 function toHttpError (err: unknown): HttpError {

@@ -29,6 +29,7 @@ export const ERROR_CODES = Object.freeze([
   entry('ERR_SHARD_IN_USE', 409, 'the shard has live references, so it cannot be destroyed'),
   entry('ERR_SHARD_ERRORED', 409, 'the shard is errored: recover or destroy it'),
   entry('ERR_SHARD_NOT_ERRORED', 409, 'only an errored shard can be recovered'),
+  entry('ERR_SHARD_DRAINING', 409, 'a destroy with drain is waiting for the shard\'s accessors to close: it takes no new acquire and no recover'),
   entry('ERR_STORE_NOT_STARTED', 503, 'the store has not finished start()'),
   entry('ERR_STORE_CLOSED', 503, 'the store is closing or closed'),
   entry('ERR_NOT_FOUND', 404, 'no shard holds the block'),

@@ -16,13 +16,13 @@ import type { Jobs } from './jobs.js'
 import { endCleanup, removeShardData } from './cleanup.js'
 import type { ShardState } from '../../base/types.js'
 import {
-  ShardErroredError, ShardInitializationFailedError, ShardInUseError, ShardNotErroredError,
-  ShardUnknownError
+  ShardDrainingError, ShardErroredError, ShardInitializationFailedError, ShardInUseError,
+  ShardNotErroredError, ShardUnknownError
 } from '../../base/errors.js'
 
 interface Step { shard: Shard, task: OpTask, tx: Drain }
 
-const REJECTIONS: ReadonlySet<ActionName> = new Set(['rejectNotErrored', 'rejectErrored', 'rejectInUse'])
+const REJECTIONS: ReadonlySet<ActionName> = new Set(['rejectNotErrored', 'rejectErrored', 'rejectInUse', 'rejectDraining'])
 const outcomes = new WeakMap<TableCell, OpOutcome>()
 
 /** Whether the caller got a refusal; worked out once per table cell. */
@@ -77,7 +77,8 @@ export class Interpreter {
       lastRef: refs === 1,
       hasRefs: refs > 0,
       hasParked: task.op === 'makeAvailable' && shard.liveParked() > 0,
-      recoverOnAcquire: shard.extra?.recoverOnAcquire === true
+      recoverOnAcquire: shard.extra?.recoverOnAcquire === true,
+      draining: task.op === 'destroy' ? task.drain === true : shard.draining()
     }))
     const step: Step = { shard, task, tx }
     for (const name of cell.actions) this.actions[name](step)
@@ -193,6 +194,13 @@ export class Interpreter {
       rejectInUse: (s) => {
         this.reply(s, s.task.waiter, new ShardInUseError(`failed to destroy shard: ${s.shard.refs} active references`))
       },
+      rejectDraining: (s) => {
+        this.reply(s, s.task.waiter, new ShardDrainingError(`shard ${JSON.stringify(s.shard.key)} is being destroyed: it waits for its ${s.shard.refs} accessor(s) to close`))
+      },
+      startDrain: ({ shard, task }) => {
+        if (task.waiter !== undefined) (shard.x().drain ??= []).push(task.waiter)
+      },
+      stageDestroy: ({ shard }) => { core.loop.stage({ op: 'destroy', key: shard.key, shard, drain: true }) },
       holdRecoverWaiter: ({ shard, task }) => { shard.x().recover = task.waiter },
       startRecover: ({ shard, tx }) => {
         shard.payload = undefined
@@ -215,6 +223,8 @@ export class Interpreter {
         for (const w of extra?.register ?? []) this.reply(s, w, gone)
         this.reply(s, extra?.recover, gone)
         for (const w of extra?.parked ?? []) this.reply(s, w, gone)
+        // The destroy's own caller, and those of destroys that waited for the accessors.
+        const waiters = [task.waiter, ...extra?.drain ?? []]
         const job = extra?.job
         const transient = shard.transient
         const key = shard.key
@@ -233,14 +243,12 @@ export class Interpreter {
           }
           await endCleanup(core, key, ok, true)
         })
-        const waiter = task.waiter
+        const deliver = (): void => { for (const w of waiters) w?.deliver({ key }) }
         tx.afterCommit(() => {
-          cleanup.start().then(
-            () => { waiter?.deliver({ key }) },
-            (err: unknown) => {
-              core.report(err, `cleanup of destroyed shard ${JSON.stringify(key)} failed`)
-              waiter?.deliver({ key })
-            })
+          cleanup.start().then(deliver, (err: unknown) => {
+            core.report(err, `cleanup of destroyed shard ${JSON.stringify(key)} failed`)
+            deliver()
+          })
         })
       }
     }

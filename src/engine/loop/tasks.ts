@@ -19,6 +19,8 @@ export interface OpTask {
   readonly epoch?: number
   /** register: initialize even if the shard is lazy (re-registration of interrupted work at start). */
   readonly eager?: boolean
+  /** destroy: wait for the shard's accessors instead of refusing a shard in use. */
+  readonly drain?: boolean
 }
 
 /** Loop-exclusive bookkeeping that is not a shard op (GC, caching): runs in the loop, no trace. */

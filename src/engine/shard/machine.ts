@@ -9,7 +9,7 @@
  * start-up (./table.ts); tests/machine-table.test.ts proves the two agree on every
  * (state, op, facts) combination.
  */
-import { setup } from 'xstate'
+import { and, setup } from 'xstate'
 import type { OpType } from '../../base/types.js'
 
 /** The boolean facts guards may read; the loop computes them from the shard before each op. */
@@ -24,8 +24,13 @@ export interface OpFacts {
   hasParked: boolean
   /** acquire: the shard is errored and marked to recover on its next acquire (recoverOnStart 'on-acquire'). */
   recoverOnAcquire: boolean
+  /**
+   * destroy: this destroy asks to drain the shard (refuse new acquires, wait for its accessors).
+   * Any other op: the shard is draining — a destroy waits for its accessors to close.
+   */
+  draining: boolean
 }
-export const FACT_NAMES: ReadonlyArray<keyof OpFacts> = ['lazy', 'lastRef', 'hasRefs', 'hasParked', 'recoverOnAcquire']
+export const FACT_NAMES: ReadonlyArray<keyof OpFacts> = ['lazy', 'lastRef', 'hasRefs', 'hasParked', 'recoverOnAcquire', 'draining']
 
 export type ShardEvent = { type: OpType } & OpFacts
 
@@ -54,6 +59,9 @@ export const ACTIONS = [
   'rejectNotErrored', // recover on a non-errored shard
   'rejectErrored', // acquire on an errored shard
   'rejectInUse', // destroy with live references
+  'rejectDraining', // acquire or recover of a shard a destroy is draining
+  'startDrain', // the destroy waits for the accessors to close; new acquires are refused
+  'stageDestroy', // queue an internal destroy op (a drained shard's last accessor closed)
   'holdRecoverWaiter',
   'startRecover', // drop index, delete owned transient, fetch + index in a job
   'abortJob', // in-flight work is discarded
@@ -69,6 +77,7 @@ const rejectRecover = { actions: 'rejectNotErrored' } as const
 const ignore = { actions: [] as ActionName[] } as const
 const destroyNow = { actions: 'destroy' } as const
 const destroyAbortingWork = { actions: ['abortJob', 'destroy'] } as const
+const rejectDraining = { guard: 'draining', actions: 'rejectDraining' } as const
 const makeAvailable = [
   { guard: 'hasParked', target: 'serving', actions: ['clearError', 'resolveWaiters', 'serveParked'] },
   { guard: 'hasRefs', target: 'serving', actions: ['clearError', 'resolveWaiters'] },
@@ -82,7 +91,8 @@ export const shardMachine = setup({
     lastRef: ({ event }) => event.lastRef,
     hasRefs: ({ event }) => event.hasRefs,
     hasParked: ({ event }) => event.hasParked,
-    recoverOnAcquire: ({ event }) => event.recoverOnAcquire
+    recoverOnAcquire: ({ event }) => event.recoverOnAcquire,
+    draining: ({ event }) => event.draining
   },
   actions: declaredActions
 }).createMachine({
@@ -134,15 +144,20 @@ export const shardMachine = setup({
         register: ignore,
         initialize: ignore,
         makeAvailable: ignore,
-        acquire: { actions: ['incRef', 'openAccessor'] },
+        acquire: [rejectDraining, { actions: ['incRef', 'openAccessor'] }],
         release: [
+          // The drain's last accessor: the destroy runs next, before any other task.
+          { guard: and(['lastRef', 'draining']), target: 'available', actions: ['decRef', 'stageDestroy'] },
           { guard: 'lastRef', target: 'available', actions: ['decRef', 'markReleased'] },
           { actions: 'decRef' }
         ],
         // refs are kept: live accessors go on reading.
         fail: failTransition,
         recover: rejectRecover,
-        destroy: { actions: 'rejectInUse' }
+        destroy: [
+          { guard: 'draining', actions: 'startDrain' },
+          { actions: 'rejectInUse' }
+        ]
       }
     },
     recovering: {
@@ -165,18 +180,21 @@ export const shardMachine = setup({
         initialize: ignore,
         makeAvailable: ignore,
         acquire: [
+          rejectDraining,
           { guard: 'recoverOnAcquire', actions: ['parkAcquirer', 'consumeRecoverOnAcquire', 'stageRecover'] },
           { actions: 'rejectErrored' }
         ],
         // Never back to available on the last release (a Go dagstore defect): errored stays errored.
         release: [
+          { guard: and(['lastRef', 'draining']), actions: ['decRef', 'stageDestroy'] },
           { guard: 'lastRef', actions: ['decRef', 'markReleased'] },
           { guard: 'hasRefs', actions: 'decRef' },
           ignore
         ],
         fail: ignore,
-        recover: { target: 'recovering', actions: ['holdRecoverWaiter', 'startRecover'] },
+        recover: [rejectDraining, { target: 'recovering', actions: ['holdRecoverWaiter', 'startRecover'] }],
         destroy: [
+          { guard: and(['hasRefs', 'draining']), actions: 'startDrain' },
           { guard: 'hasRefs', actions: 'rejectInUse' },
           destroyNow
         ]

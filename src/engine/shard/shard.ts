@@ -24,6 +24,8 @@ export interface ShardExtra {
   register?: Waiter[]
   recover?: Waiter
   parked?: Waiter[]
+  /** Destroys waiting for the accessors to close (destroy with drain); aborted ones are skipped. */
+  drain?: Waiter[]
   job?: Job
   /** Set by recoverOnStart 'on-acquire'; consumed by the first acquire. */
   recoverOnAcquire?: boolean
@@ -66,7 +68,16 @@ export class Shard {
   info (): ShardInfo {
     const info: ShardInfo = { state: this.state, refs: this.refs }
     if (this.error !== undefined) info.error = this.error
+    if (this.draining()) info.draining = true
     return info
+  }
+
+  /** A destroy whose caller has not given up waits for the accessors to close. */
+  draining (): boolean {
+    const drain = this.extra?.drain
+    if (drain === undefined) return false
+    for (const w of drain) if (!w.done) return true
+    return false
   }
 
   /** Live (not aborted) parked acquirers. */
@@ -91,7 +102,8 @@ export class Shard {
   compact (): void {
     const e = this.extra
     if (e === undefined) return
-    if ((e.register?.length ?? 0) === 0 && e.recover === undefined && (e.parked?.length ?? 0) === 0 &&
+    if (e.drain !== undefined && !this.draining()) e.drain = undefined
+    if ((e.register?.length ?? 0) === 0 && e.recover === undefined && (e.parked?.length ?? 0) === 0 && e.drain === undefined &&
       e.job === undefined && e.recoverOnAcquire !== true && e.releasedAt === undefined) {
       this.extra = undefined
     }

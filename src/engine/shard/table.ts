@@ -18,7 +18,7 @@ const FACT_COMBINATIONS = 1 << FACT_NAMES.length
 
 export function factsMask (facts: OpFacts): number {
   return (facts.lazy ? 1 : 0) | (facts.lastRef ? 2 : 0) | (facts.hasRefs ? 4 : 0) |
-    (facts.hasParked ? 8 : 0) | (facts.recoverOnAcquire ? 16 : 0)
+    (facts.hasParked ? 8 : 0) | (facts.recoverOnAcquire ? 16 : 0) | (facts.draining ? 32 : 0)
 }
 
 export function factsFromMask (mask: number): OpFacts {
