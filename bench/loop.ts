@@ -92,7 +92,6 @@ async function measureStore (): Promise<{ main: PhaseResult, sampled: PhaseResul
 
     // Sampling phase: same workload, a 'write' listener counts the store's batches.
     const writes: WriteStats = { batches: 0, ops: 0, keyBytes: 0, valueBytes: 0, sizes: new Map(), samples: new Map() }
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
     const onWrite = (ops: Array<{ type: string, key: unknown, value?: unknown }>): void => {
       let puts = 0
       for (const op of ops) {

@@ -178,7 +178,7 @@ async function load (target: Target, cids: string[], kind: Kind, ms: number, see
 async function duel (ours: Target, peer: Target, cids: string[], kind: Kind): Promise<{ ours: Run, peer: Run }> {
   await load(ours, cids, kind, WARMUP_MS, SEED + 100)
   await load(peer, cids, kind, WARMUP_MS, SEED + 100)
-  let best: { ours?: Run, peer?: Run } = {}
+  const best: { ours?: Run, peer?: Run } = {}
   for (let round = 0; round < 2; round++) {
     const o = await load(ours, cids, kind, RUN_MS, SEED + round)
     const p = await load(peer, cids, kind, RUN_MS, SEED + round)
@@ -290,4 +290,3 @@ if (process.argv[2] === CHILD_FLAG) {
     process.exitCode = 1
   })
 }
-

@@ -89,7 +89,7 @@ async function main (): Promise<void> {
       const hi = new Uint8Array(lo.length + 1)
       hi.set(lo)
       hi[lo.length] = 0xff
-      for await (const _ of peer.keys({ gte: lo, lt: hi })) peerFound++ // eslint-disable-line @typescript-eslint/no-unused-vars
+      for await (const _ of peer.keys({ gte: lo, lt: hi })) peerFound++
     }
     const peerRangeMs = now() - t0
     t0 = now()

@@ -19,7 +19,6 @@ import { BytesMount } from '../src/storage/mount/bytes.js'
 import type { IndexEntry, ShardIndex } from '../src/base/index-types.js'
 import type { MountReader } from '../src/base/mount-types.js'
 
-
 type Mode = [string, () => MountReader, ShardIndexerOptions]
 
 /** Every way the indexer reads: streamed at two chunkings, positional with and without a size and tiny windows, verifying. */

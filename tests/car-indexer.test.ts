@@ -43,12 +43,12 @@ async function writeCar (blocks: Block[], roots: CID[] = blocks.length > 0 ? [bl
   return concatBytes(parts)
 }
 
-
-function assertInvalidCar (err: any, pattern?: RegExp): void {
+function assertInvalidCar (err: unknown, pattern?: RegExp): void {
   assert.instance(err, InvalidCarError)
-  assert.is(err.code, 'ERR_INVALID_CAR')
-  assert.match(err.message, /at byte \d+/)
-  if (pattern !== undefined) assert.match(err.message, pattern)
+  const { code, message } = err as InvalidCarError
+  assert.is(code, 'ERR_INVALID_CAR')
+  assert.match(message, /at byte \d+/)
+  if (pattern !== undefined) assert.match(message, pattern)
 }
 
 const CHUNK_SIZES = [1, 2, 3, 7, 31, 100, 4096, 65536, 1 << 22]
@@ -461,7 +461,7 @@ parts('SectionParser: the limit ends the payload inside a chunk', () => {
   assert.ok(p.done)
   assert.equal(seen, [0, 6])
   const q = new SectionParser(() => {}, { limit: 9 })
-  assert.throws(() => q.push(concatBytes([section, section])), (err: any) => err.code === 'ERR_INVALID_CAR' && /truncated section.*at byte 6/.test(err.message))
+  assert.throws(() => q.push(concatBytes([section, section])), (err: InvalidCarError) => err.code === 'ERR_INVALID_CAR' && /truncated section.*at byte 6/.test(err.message))
 })
 
 parts('varint: decode, bounds and errors', () => {
@@ -471,10 +471,10 @@ parts('varint: decode, bounds and errors', () => {
   assert.equal(decodeVarint(Uint8Array.of(9, 0x80, 0x01), 1), { value: 128, length: 2 })
   const out = { value: 0, length: 0 }
   assert.not.ok(readVarint(Uint8Array.of(0x80, 0x80), 0, 2, out))
-  assert.throws(() => decodeVarint(Uint8Array.of(0x80)), (e: any) => e instanceof VarintError && e.reason === 'truncated')
-  assert.throws(() => decodeVarint(new Uint8Array(10).fill(0x80)), (e: any) => e instanceof VarintError && e.reason === 'too-long')
-  assert.throws(() => readVarint(new Uint8Array(9).fill(0x80), 0, 9, out), (e: any) => e instanceof VarintError && e.reason === 'too-long')
-  assert.throws(() => decodeVarint(Uint8Array.of(0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01)), (e: any) => e.reason === 'too-large')
+  assert.throws(() => decodeVarint(Uint8Array.of(0x80)), (e: unknown) => e instanceof VarintError && e.reason === 'truncated')
+  assert.throws(() => decodeVarint(new Uint8Array(10).fill(0x80)), (e: unknown) => e instanceof VarintError && e.reason === 'too-long')
+  assert.throws(() => readVarint(new Uint8Array(9).fill(0x80), 0, 9, out), (e: unknown) => e instanceof VarintError && e.reason === 'too-long')
+  assert.throws(() => decodeVarint(Uint8Array.of(0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01)), (e: VarintError) => e.reason === 'too-large')
   fc.assert(fc.property(fc.maxSafeNat(), (n) => {
     const buf = new Uint8Array(10)
     const len = encodeVarint(n, buf, 1)

@@ -17,7 +17,6 @@ import { openFileReader } from '../src/storage/transients/file-reader.js'
 import { InvalidCarError } from '../src/base/errors.js'
 import type { MountReader } from '../src/base/mount-types.js'
 
-
 /** Tunings that push every branch: tiny windows and probes split headers; a low threshold probes small sections. */
 const TUNINGS: ShardIndexerOptions[] = [
   {},

@@ -18,7 +18,6 @@ import type { ShardIndexerOptions } from '../src/format/car/indexer.js'
 import { ShardBlockstore } from '../src/engine/accessor/blockstore.js'
 import { InvalidCarError } from '../src/base/errors.js'
 
-
 /** Streams at awkward chunk sizes (blocks split across chunks) and positional reads at awkward windows. */
 function readers (bytes: Uint8Array): Array<[string, () => TestReader, ShardIndexerOptions]> {
   // Byte-sized chunks cost a promise each: only for small CARs.

@@ -23,7 +23,7 @@ const promiseStatics = Promise as unknown as { withResolvers?: () => unknown }
 promiseStatics.withResolvers ??= function withResolvers () {
   let resolve: unknown
   let reject: unknown
-  const promise = new Promise((a, b) => { resolve = a; reject = b })
+  const promise = new Promise((_resolve, _reject) => { resolve = _resolve; reject = _reject })
   return { promise, resolve, reject }
 }
 const { createHeliaHTTP } = await import('@helia/http')
@@ -55,7 +55,6 @@ function generatedBlocks (): Block[] {
   ]
 }
 
-
 async function heliaFor (base: string): Promise<Helia> {
   return await createHeliaHTTP({
     // A local, plain-HTTP gateway: both are refused by default.
@@ -74,7 +73,6 @@ async function heliaGet (helia: Helia, cid: CID, signal = AbortSignal.timeout(10
   for await (const chunk of got) parts.push(chunk)
   return Buffer.concat(parts)
 }
-
 
 const test = suite<Ctx>('gateway client (@helia/http + trustlessGateway)')
 

@@ -10,11 +10,11 @@ import {
   CAR_INDEX_SORTED, CAR_MULTIHASH_INDEX_SORTED, decodeCarIndex, encodeMultihashIndexSorted
 } from '../src/format/index/multihash-index-sorted.js'
 import { SortedIndex, SortedIndexBuilder } from '../src/format/index/sorted-index.js'
+import type { InvalidCarError } from '../src/base/errors.js'
 import type { IndexEntry, ShardIndex } from '../src/base/index-types.js'
 
 const INDEX_OFFSET = 479958
 const INDEX_LENGTH = 41750
-
 
 function entriesOf (index: ShardIndex): Array<[string, number]> {
   return [...index].map(({ multihash, offset }) => [hex(multihash), offset])
@@ -29,7 +29,7 @@ function multihash (code: number, digest: Uint8Array): Uint8Array {
 }
 
 async function rejectsSync (fn: () => unknown, pattern: RegExp): Promise<void> {
-  assert.throws(fn, (err: any) => err.code === 'ERR_INVALID_CAR' && pattern.test(err.message))
+  assert.throws(fn, (err: InvalidCarError) => err.code === 'ERR_INVALID_CAR' && pattern.test(err.message))
 }
 
 // ---- go-car compatibility ---------------------------------------------------------------------

@@ -795,7 +795,6 @@ test('store.close() during a stalled download: waiters get ERR_STORE_CLOSED, no 
 // As root the tmpfs tests must run: a mount failure there is a failure, not a skip.
 const tmpfsTest = tmpfsOk || isRoot ? test : test.skip
 
-
 /** After recovery on a tmpfs: the remote shard serves the sample from one exact transient, the local one still serves, nothing went to onError. */
 async function assertRecoveredOnTmpfs (store: DAGStore, dir: string, local: { check: () => Promise<void>, close: () => Promise<void> }, reported: Reported[]): Promise<void> {
   await assertServesSample(store, 'remote')

@@ -72,7 +72,6 @@ async function carOf (body: Uint8Array): Promise<{ roots: CID[], blocks: Array<{
   return { roots: await reader.getRoots(), blocks }
 }
 
-
 const test = suite<Ctx>('server gateway')
 
 test.before.each(async (ctx) => {

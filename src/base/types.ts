@@ -11,6 +11,7 @@ export const ShardState = {
   Recovering: 'recovering',
   Errored: 'errored'
 } as const
+// eslint-disable-next-line @typescript-eslint/no-redeclare -- the value and its type share the name, as an enum's do
 export type ShardState = (typeof ShardState)[keyof typeof ShardState]
 export const SHARD_STATES: readonly ShardState[] = Object.values(ShardState)
 

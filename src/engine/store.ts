@@ -46,7 +46,6 @@ import { defaultReport } from '../base/report.js'
 
 type Phase = 'created' | 'starting' | 'started' | 'closing' | 'closed'
 
-
 function settle<T> (resolve: (value: T) => void, reject: (err: Error) => void, pick: (r: ShardResult) => T): ResultCallback {
   return (result) => {
     if (result.error !== undefined) reject(result.error)

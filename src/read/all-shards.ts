@@ -76,7 +76,6 @@ function push (list: Error[] | undefined, err: unknown): Error[] {
   return out
 }
 
-
 /**
  * `has` answers from the cached shards' indices or the top-level index (it never acquires);
  * `get`/`getSize` read from a shard that holds the block, falling back to the other holders

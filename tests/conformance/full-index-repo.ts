@@ -41,9 +41,9 @@ async function collect (keys: AsyncIterable<string>): Promise<string[]> {
 async function rejectsNotFound (p: Promise<unknown>): Promise<void> {
   try {
     await p
-  } catch (err: any) {
+  } catch (err) {
     assert.instance(err, IndexNotFoundError)
-    assert.is(err.code, 'ERR_INDEX_NOT_FOUND')
+    assert.is((err as IndexNotFoundError).code, 'ERR_INDEX_NOT_FOUND')
     return
   }
   assert.unreachable('expected IndexNotFoundError')

@@ -58,4 +58,3 @@ export async function withServer (handler: Handler, fn: (srv: TestServer) => Pro
     await srv.close()
   }
 }
-

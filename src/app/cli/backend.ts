@@ -12,7 +12,6 @@ export type { ShardJson }
 import { CliError, errorJson, isLevelLocked, type ErrorJson } from './errors.js'
 import { probeServer, readRepoToken, type LiveServeFile, type ServerProbe } from './repo.js'
 
-
 export interface GcJson {
   reclaimedBytes: number
   shards: Record<string, ErrorJson | null>
@@ -35,7 +34,6 @@ export interface Backend {
   get: (cid: CID) => Promise<Uint8Array>
   close: () => Promise<void>
 }
-
 
 const byKey = (a: { key: string }, b: { key: string }): number => a.key < b.key ? -1 : a.key > b.key ? 1 : 0
 

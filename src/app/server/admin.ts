@@ -224,4 +224,3 @@ function registerRequest (body: unknown): { key: string, url: string, lazy: bool
   if (b.lazy !== undefined && typeof b.lazy !== 'boolean') throw bad('lazy must be a boolean')
   return { key: b.key, url: b.url, lazy: b.lazy === true }
 }
-

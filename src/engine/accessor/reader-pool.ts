@@ -19,7 +19,6 @@ interface Entry {
   retired: boolean
 }
 
-
 function closedError (): Error {
   return Object.assign(new Error('shard accessor is closed'), { code: 'ERR_ACCESSOR_CLOSED' })
 }

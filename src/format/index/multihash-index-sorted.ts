@@ -65,7 +65,7 @@ function decodeWidthBuckets (r: Reader, code: number, builder: SortedIndexBuilde
   const at = r.pos
   const buckets = u32(r, 'bucket count')
   // go-car reads the count as int32.
-  if (buckets > 0x7fffffff) throw invalidIndex(`negative bucket count`, r.base + at)
+  if (buckets > 0x7fffffff) throw invalidIndex('negative bucket count', r.base + at)
   const codeLen = varintLength(code)
   for (let b = 0; b < buckets; b++) {
     const wat = r.pos

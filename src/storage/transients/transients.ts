@@ -215,7 +215,7 @@ export class Transients {
         if (!isMissing(err)) throw err
       }
     }
-    if (growing.failed) throw growing.error as Error
+    if (growing.error !== undefined) throw growing.error
     await (signal !== undefined ? raceAbort(dl.promise, signal) : dl.promise)
     return await openFileReader(path, signal)
   }
