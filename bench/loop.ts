@@ -139,7 +139,9 @@ function peerRecords (url: string): { keys: string[], values: [string, string][]
 }
 
 /** Bare LevelDB: awaited chained batches of `size` synced puts for `ms`. Returns puts/s. */
-async function peerBatches (db: AnyDb, recs: ReturnType<typeof peerRecords>, size: number, ms: number): Promise<{ puts: number, batches: number, perSec: number }> {
+async function peerBatches (
+  db: AnyDb, recs: ReturnType<typeof peerRecords>, size: number, ms: number
+): Promise<{ puts: number, batches: number, perSec: number }> {
   let puts = 0
   let batches = 0
   let flip = 0
@@ -174,7 +176,13 @@ async function peerSingles (db: AnyDb, recs: ReturnType<typeof peerRecords>, ms:
   return { puts, perSec: puts / (elapsed / 1000) }
 }
 
-async function measurePeer (url: string, batchSize: number): Promise<{ batched: { puts: number, batches: number, perSec: number }, single: { puts: number, perSec: number }, recordBytes: number }> {
+interface PeerResult {
+  batched: { puts: number, batches: number, perSec: number }
+  single: { puts: number, perSec: number }
+  recordBytes: number
+}
+
+async function measurePeer (url: string, batchSize: number): Promise<PeerResult> {
   const { dir, cleanup } = await tempDir('dagstore-bench-loop-peer-')
   const db: AnyDb = new Level(join(dir, 'state'), { keyEncoding: 'utf8', valueEncoding: 'utf8' })
   try {

@@ -197,7 +197,8 @@ async function main (): Promise<void> {
     if (SHARDS !== 1_000_000) note('note', `targets scaled linearly to ${fmt(SHARDS)} shards (quick run; the §8 bars are for 1,000,000)`)
     report(`register ${fmt(SHARDS)} lazy shards`, registerMs, 'ms', 'bare LevelDB chained sync batch-put, same records', peerWriteMs, registerTarget)
     report('heap per shard after register', perShardRegistered, 'B', 'Map<key, URL> floor', floor, TARGET_HEAP)
-    report(`restart: start() loading ${fmt(SHARDS)} shards`, restartMs, 'ms', 'bare LevelDB open + nextv(4096) over the same records', peerRead.ms, restartTarget)
+    report(`restart: start() loading ${fmt(SHARDS)} shards`, restartMs, 'ms',
+      'bare LevelDB open + nextv(4096) over the same records', peerRead.ms, restartTarget)
     report('heap per shard after restart', perShardRestarted, 'B', 'Map<key, URL> floor', floor, TARGET_HEAP)
   } finally {
     await cleanup()

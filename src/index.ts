@@ -7,12 +7,18 @@ export type { Mount, MountReader, MountInfo, MountStat, MountFactory } from './b
 export { MountRegistry } from './storage/mount/registry.js'
 export { FileMount } from './storage/mount/file.js'
 export { BytesMount } from './storage/mount/bytes.js'
-export { HttpMount, HttpStatusError, HttpLengthMismatchError, HttpTimeoutError, HttpRangeError, HttpNetworkError, HttpChangedError, type HttpMountOptions } from './storage/mount/http.js'
+export {
+  HttpMount, HttpStatusError, HttpLengthMismatchError, HttpTimeoutError, HttpRangeError, HttpNetworkError, HttpChangedError,
+  type HttpMountOptions
+} from './storage/mount/http.js'
 export type { ShardIndex, IndexEntry, FullIndexRepo, TopLevelIndex, ShardIndexer } from './base/index-types.js'
 export { MemoryIndexRepo } from './storage/index/memory-repo.js'
 export { FsIndexRepo, type FsIndexRepoOptions } from './storage/index/fs-repo.js'
 export { LevelTopLevelIndex } from './storage/index/level-top-level.js'
-export { defaultShardIndexer, createShardIndexer, indexCar, type ShardIndexerOptions, type CarIndexResult, type IndexReadMode, type BlockHasher } from './format/car/indexer.js'
+export {
+  defaultShardIndexer, createShardIndexer, indexCar,
+  type ShardIndexerOptions, type CarIndexResult, type IndexReadMode, type BlockHasher
+} from './format/car/indexer.js'
 export { MultihashIndexSortedView } from './format/index/index-view.js'
 export { encodeMultihashIndexSorted, decodeCarIndex } from './format/index/multihash-index-sorted.js'
 export { EventBuffer } from './engine/observe/event-buffer.js'

@@ -160,7 +160,13 @@ function gatedSource (store: DAGStore): { source: ShardSource, hold: () => void,
       getSize: async (cid) => await inner.getSize(cid),
       allKeys: () => inner.allKeys()
     }
-    return { key: acc.key, blockstore: () => bs, reader: () => acc.reader(), close: async () => { await acc.close() }, [Symbol.asyncDispose]: async () => { await acc.close() } }
+    return {
+      key: acc.key,
+      blockstore: () => bs,
+      reader: () => acc.reader(),
+      close: async () => { await acc.close() },
+      [Symbol.asyncDispose]: async () => { await acc.close() }
+    }
   }
   const source: ShardSource = {
     shardsContainingCid: async (cid) => await store.shardsContainingCid(cid),

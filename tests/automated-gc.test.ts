@@ -187,7 +187,9 @@ const roomFor = (n: number): number => n * S + 4096
 function tight (n: number): Pick<GCOptions, 'highWatermark' | 'lowWatermark'> {
   const max = roomFor(n)
   const opts = { highWatermark: 0.999, lowWatermark: 0.99 }
-  if (Math.floor(max * opts.lowWatermark) < n * S || Math.floor(max * opts.highWatermark) < n * S) throw new Error('watermarks too low for the test design')
+  if (Math.floor(max * opts.lowWatermark) < n * S || Math.floor(max * opts.highWatermark) < n * S) {
+    throw new Error('watermarks too low for the test design')
+  }
   return opts
 }
 
@@ -525,7 +527,14 @@ test('a registering download held mid-way is never evicted: its .partial survive
   try {
     for (const key of ['A', 'B', 'C']) await store.register(key, mountFor(key))
     let reached = false
-    const xm = new StreamMount(CARS[19].bytes, { chunkSize: 8 * 1024, pause: (served) => { if (served === HOLD_AT) { reached = true; return held.promise } return undefined } })
+    const xm = new StreamMount(CARS[19].bytes, {
+      chunkSize: 8 * 1024,
+      pause: (served) => {
+        if (served !== HOLD_AT) return undefined
+        reached = true
+        return held.promise
+      }
+    })
     const registering = store.register('X', xm)
     registering.catch(() => {})
     await until(() => reached, 'the download to reach the hold point')
@@ -700,7 +709,9 @@ test('GC under load: 20 shards, room for 5, 8 workers: the dir stays under its b
           refused++
           // Recover before use (another worker may be at it already: not errored then).
           await store.recover(key).then(() => { recovered++ }, (e: unknown) => {
-            if (!isFull(e) && (e as { code?: string }).code !== 'ERR_SHARD_NOT_ERRORED') unexpected.push(`recover ${key}: ${codeChain(e).join(' → ')} ${String(e)}`)
+            if (!isFull(e) && (e as { code?: string }).code !== 'ERR_SHARD_NOT_ERRORED') {
+              unexpected.push(`recover ${key}: ${codeChain(e).join(' → ')} ${String(e)}`)
+            }
           })
           await monitor.sample()
           continue
@@ -762,7 +773,9 @@ class GatedIndexRepo extends MemoryIndexRepo {
   letGo (): void { this.#gate.open() }
 }
 
-async function acquireRacingRecovery (dir: string, letGoWhen: 'index dropped' | 'recovered'): Promise<{ outcome: unknown, store: DAGStore, recovered: Promise<void> }> {
+async function acquireRacingRecovery (
+  dir: string, letGoWhen: 'index dropped' | 'recovered'
+): Promise<{ outcome: unknown, store: DAGStore, recovered: Promise<void> }> {
   const indexRepo = new GatedIndexRepo()
   const { store } = await open(dir, { maxTransientsBytes: roomFor(4), ...tight(4) }, { indexRepo })
   const mount = mountFor('D', { chunkSize: 8 * 1024 })

@@ -164,7 +164,8 @@ bs('allKeys over a truncated shard yields the CIDs before the cut, then ERR_INVA
   const bytes = await readFile(fixture('sample-v1.car'))
   const expected = (await carBlocks('sample-v1.car')).map(({ cid }) => cid.toString())
   const cut = bytes.subarray(0, bytes.length - 10)
-  const store = new ShardBlockstore({ reader: bytesReader(cut, { chunkSize: 1 << 20 }), index: (await indexCar(bytesReader(bytes).stream())).index, payloadOffset: 0 })
+  const { index } = await indexCar(bytesReader(bytes).stream())
+  const store = new ShardBlockstore({ reader: bytesReader(cut, { chunkSize: 1 << 20 }), index, payloadOffset: 0 })
   const keys: string[] = []
   await rejectsWith((async () => { for await (const cid of store.allKeys()) keys.push(cid.toString()) })(), (err) => {
     assert.is(err.code, 'ERR_INVALID_CAR')

@@ -129,7 +129,8 @@ limits('an oversize section is refused at its declared length, before any of it 
   await rejectsWith(indexCar(bytesReader(big.bytes)), (err) => assert.match(err.message, /exceeds the limit of 33554432 at byte \d+/))
   assert.is((await indexCar(bytesReader(big.bytes), { maxSectionSize: 64 * 1024 * 1024 })).index.size, 1)
   const reader = bytesReader(car.bytes)
-  await rejectsWith(createShardIndexer({ maxSectionSize: 1000 })('k', reader, new AbortController().signal), (err) => assert.instance(err, InvalidCarError))
+  const indexer = createShardIndexer({ maxSectionSize: 1000 })
+  await rejectsWith(indexer('k', reader, new AbortController().signal), (err) => assert.instance(err, InvalidCarError))
 })
 
 limits('an oversize header is refused at byte 0; the limit is configurable', async () => {

@@ -203,7 +203,9 @@ corrupt.before(async () => {
 
 corrupt('a truncated section names the byte offset where the section starts', async () => {
   const sections: Array<{ offset: number, dataOffset: number, end: number }> = []
-  for await (const e of await CarIndexer.fromBytes(v1Bytes)) sections.push({ offset: e.offset, dataOffset: e.blockOffset, end: e.blockOffset + e.blockLength })
+  for await (const e of await CarIndexer.fromBytes(v1Bytes)) {
+    sections.push({ offset: e.offset, dataOffset: e.blockOffset, end: e.blockOffset + e.blockLength })
+  }
   const picks = [sections[0], sections[10], sections[500], sections[sections.length - 1]]
   for (const s of picks) {
     // Cut inside the length varint / CID, and inside the block data.
@@ -429,7 +431,9 @@ const parts = suite('car-indexer: sections and varints')
 parts('readSections yields what CarIndexer reports, CID bytes included', async () => {
   const bytes = await readFile(fixture('sample-v1.car'))
   const expected: Array<{ cid: string, offset: number, length: number, blockOffset: number, blockLength: number }> = []
-  for await (const e of await CarIndexer.fromBytes(bytes)) expected.push({ cid: e.cid.toString(), offset: e.offset, length: e.length, blockOffset: e.blockOffset, blockLength: e.blockLength })
+  for await (const e of await CarIndexer.fromBytes(bytes)) {
+    expected.push({ cid: e.cid.toString(), offset: e.offset, length: e.length, blockOffset: e.blockOffset, blockLength: e.blockLength })
+  }
   for (const chunkSize of [1, 17, 65536]) {
     const got = []
     for await (const s of readSections(bytesReader(bytes, { chunkSize }).stream(), { skipHeader: true })) {
@@ -461,7 +465,8 @@ parts('SectionParser: the limit ends the payload inside a chunk', () => {
   assert.ok(p.done)
   assert.equal(seen, [0, 6])
   const q = new SectionParser(() => {}, { limit: 9 })
-  assert.throws(() => q.push(concatBytes([section, section])), (err: InvalidCarError) => err.code === 'ERR_INVALID_CAR' && /truncated section.*at byte 6/.test(err.message))
+  assert.throws(() => q.push(concatBytes([section, section])),
+    (err: InvalidCarError) => err.code === 'ERR_INVALID_CAR' && /truncated section.*at byte 6/.test(err.message))
 })
 
 parts('varint: decode, bounds and errors', () => {

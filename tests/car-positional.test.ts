@@ -161,7 +161,9 @@ skipping('a reader without a size: CARv2 index read in pieces', async () => {
 })
 
 /** `inner` (stream, close, size) with its positional reads going through `read`. */
-function withRead (inner: TestReader, read: (innerRead: NonNullable<MountReader['read']>, position: number, length: number) => Promise<Uint8Array>): MountReader {
+function withRead (
+  inner: TestReader, read: (innerRead: NonNullable<MountReader['read']>, position: number, length: number) => Promise<Uint8Array>
+): MountReader {
   const innerRead = inner.read as NonNullable<MountReader['read']>
   return { size: inner.size, stream: inner.stream, close: inner.close, read: async (position, length) => await read(innerRead, position, length) }
 }
@@ -206,7 +208,9 @@ interface Huge { size: number, segments: Segment[], small: Array<{ block: Block,
  * A CARv1 payload: header, a 4.5 GiB block of zeros, three small real blocks, a 3 GiB block,
  * two more small blocks; at `at` (absolute). Only headers and small blocks are real bytes.
  */
-function hugePayload (at: number): { segments: Segment[], small: Array<{ block: Block, offset: number }>, length: number, giants: Array<{ offset: number, cidMultihash: Uint8Array }> } {
+function hugePayload (at: number): {
+  segments: Segment[], small: Array<{ block: Block, offset: number }>, length: number, giants: Array<{ offset: number, cidMultihash: Uint8Array }>
+} {
   const segments: Segment[] = []
   const small: Array<{ block: Block, offset: number }> = []
   const giants: Array<{ offset: number, cidMultihash: Uint8Array }> = []

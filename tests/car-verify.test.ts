@@ -21,7 +21,9 @@ import { InvalidCarError } from '../src/base/errors.js'
 /** Streams at awkward chunk sizes (blocks split across chunks) and positional reads at awkward windows. */
 function readers (bytes: Uint8Array): Array<[string, () => TestReader, ShardIndexerOptions]> {
   // Byte-sized chunks cost a promise each: only for small CARs.
-  const tiny: Array<[string, () => TestReader, ShardIndexerOptions]> = bytes.length <= 50_000 ? [['stream 1', () => bytesReader(bytes, { random: false, chunkSize: 1 }), {}]] : []
+  const tiny: Array<[string, () => TestReader, ShardIndexerOptions]> = bytes.length <= 50_000
+    ? [['stream 1', () => bytesReader(bytes, { random: false, chunkSize: 1 }), {}]]
+    : []
   return [
     ...tiny,
     ['stream 7,300,2', () => bytesReader(bytes, { random: false, chunks: [7, 300, 2] }), {}],
@@ -89,8 +91,16 @@ ok('generated CARs of every CID kind and size verify, v1 and v2, at every chunki
 
 ok('asynchronous hashers, and a hasher replacing a built-in, are used', async () => {
   let calls = 0
-  const asyncBlake = hasherFrom({ name: 'blake2b-256', code: BLAKE2B_256, encode: async (input: Uint8Array) => { calls++; return blake2b(input, 32) as Uint8Array<ArrayBuffer> } })
-  const countingSha = hasherFrom({ name: 'sha2-256', code: 0x12, encode: (input: Uint8Array) => { calls++; return createHash('sha256').update(input).digest() as Uint8Array<ArrayBuffer> } })
+  const asyncBlake = hasherFrom({
+    name: 'blake2b-256',
+    code: BLAKE2B_256,
+    encode: async (input: Uint8Array) => { calls++; return blake2b(input, 32) as Uint8Array<ArrayBuffer> }
+  })
+  const countingSha = hasherFrom({
+    name: 'sha2-256',
+    code: 0x12,
+    encode: (input: Uint8Array) => { calls++; return createHash('sha256').update(input).digest() as Uint8Array<ArrayBuffer> }
+  })
   const blocks = assorted()
   const car = encodeCar(blocks)
   const expected = blocks.filter((b) => b.cid.multihash.code === BLAKE2B_256 || b.cid.multihash.code === 0x12).length

@@ -91,7 +91,8 @@ test('direct mode: register, ls, info, find, get, gc, recover, destroy, as table
   const { shards } = JSON.parse(r.stdout)
   assert.equal(shards.map((s: { key: string }) => s.key), ['junk', 'sample-v1'])
   assert.is(shards[0].error.code, 'ERR_INVALID_CAR')
-  assert.equal(shards[1], { key: 'sample-v1', state: 'available', refs: 0, url: pathToFileURL(join(root, 'sample-v1.car')).href, size: sample.byteLength, blocks: shards[1].blocks })
+  const url = pathToFileURL(join(root, 'sample-v1.car')).href
+  assert.equal(shards[1], { key: 'sample-v1', state: 'available', refs: 0, url, size: sample.byteLength, blocks: shards[1].blocks })
   assert.ok(shards[1].blocks > 1000)
 
   r = await cli(['info', 'sample-v1', '--json', ...d])
@@ -313,7 +314,8 @@ test('a stale serve.json is ignored by commands and replaced by serve; --token a
   try {
     let started = await startServe(repo, ['--token', 'custom-token_1'])
     running = started.serve
-    assert.equal(await readServeJson(repo), { pid: running.child.pid, url: started.url, auth: 'token', startedAt: (await readServeJson(repo))?.startedAt })
+    const serveJson = await readServeJson(repo)
+    assert.equal(serveJson, { pid: running.child.pid, url: started.url, auth: 'token', startedAt: serveJson?.startedAt })
     // The token was given to serve, not written to the repo: clients need it too.
     errorLine(await cli(['ls', ...d]), 1, 'ERR_UNAUTHORIZED')
     ok(await cli(['ls', ...d], { env: { DAGSTORE_TOKEN: 'custom-token_1' } }), 'ls with DAGSTORE_TOKEN')

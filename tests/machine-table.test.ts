@@ -23,7 +23,8 @@ test('the compiled table agrees with the xstate machine on every (state, op, fac
 
 // The DESIGN §4 table, written out independently of the machine: (state, op, facts) → next.
 const f = (o: Partial<Record<'lazy' | 'lastRef' | 'hasRefs' | 'hasParked' | 'recoverOnAcquire', boolean>> = {}): number =>
-  (o.lazy === true ? 1 : 0) | (o.lastRef === true ? 2 : 0) | (o.hasRefs === true ? 4 : 0) | (o.hasParked === true ? 8 : 0) | (o.recoverOnAcquire === true ? 16 : 0)
+  (o.lazy === true ? 1 : 0) | (o.lastRef === true ? 2 : 0) | (o.hasRefs === true ? 4 : 0) | (o.hasParked === true ? 8 : 0) |
+  (o.recoverOnAcquire === true ? 16 : 0)
 const contract: Array<[string, string, number, string, string[]]> = [
   ['new', 'register', f({ lazy: true }), 'new', ['replyOk']],
   ['new', 'register', f(), 'new', ['holdRegisterWaiter', 'stageInitialize']],

@@ -25,7 +25,8 @@ const readArb = fc.record({
 function readerFor (bytes: Uint8Array, read: { kind: ReadKind, chunks: number[] }): { reader: TestReader, options: ShardIndexerOptions } {
   if (read.kind === 'stream') return { reader: bytesReader(bytes, { random: false, chunks: read.chunks }), options: {} }
   const tiny = read.kind === 'positional-tiny'
-  return { reader: strict(bytesReader(bytes)), options: tiny ? { windowSize: read.chunks[0] % 97 + 1, probeSize: read.chunks[0] % 13 + 1, skipThreshold: 300 } : {} }
+  const options = tiny ? { windowSize: read.chunks[0] % 97 + 1, probeSize: read.chunks[0] % 13 + 1, skipThreshold: 300 } : {}
+  return { reader: strict(bytesReader(bytes)), options }
 }
 
 /** The multihash → block bytes of the CAR as generated (identity CIDs left out: never indexed). */
@@ -72,7 +73,9 @@ async function indexOrRefuse (reader: TestReader, options: ShardIndexerOptions):
 }
 
 /** Every indexed block `bs` serves, with its index entry and CID (not-found and InvalidCarError skipped, anything else thrown). */
-async function * servedBlocks (bs: ShardBlockstore, result: CarIndexResult): AsyncGenerator<{ multihash: Uint8Array, offset: number, cid: CID, got: Uint8Array }> {
+async function * servedBlocks (
+  bs: ShardBlockstore, result: CarIndexResult
+): AsyncGenerator<{ multihash: Uint8Array, offset: number, cid: CID, got: Uint8Array }> {
   for (const { multihash, offset } of result.index) {
     const cid = cidFor(multihash)
     if (cid === undefined) continue

@@ -796,7 +796,9 @@ test('store.close() during a stalled download: waiters get ERR_STORE_CLOSED, no 
 const tmpfsTest = tmpfsOk || isRoot ? test : test.skip
 
 /** After recovery on a tmpfs: the remote shard serves the sample from one exact transient, the local one still serves, nothing went to onError. */
-async function assertRecoveredOnTmpfs (store: DAGStore, dir: string, local: { check: () => Promise<void>, close: () => Promise<void> }, reported: Reported[]): Promise<void> {
+async function assertRecoveredOnTmpfs (
+  store: DAGStore, dir: string, local: { check: () => Promise<void>, close: () => Promise<void> }, reported: Reported[]
+): Promise<void> {
   await assertServesSample(store, 'remote')
   assert.is((await assertCleanTransients(dir, { allowComplete: true })).length, 1)
   await local.check()

@@ -61,7 +61,9 @@ const enc = encodeURIComponent
 interface Ctx { store: DAGStore, server: DagstoreServer, root: string }
 
 /** A store in ctx.dir, an allowed folder holding sample.car (and junk.car), and a server. */
-async function withServer (ctx: DirContext, options: { serve?: ServeOptions, store?: Partial<DAGStoreOptions> }, fn: (c: Ctx) => Promise<void>): Promise<void> {
+async function withServer (
+  ctx: DirContext, options: { serve?: ServeOptions, store?: Partial<DAGStoreOptions> }, fn: (c: Ctx) => Promise<void>
+): Promise<void> {
   const root = join(ctx.dir, 'cars')
   await mkdir(root)
   await copyFile(SAMPLE, join(root, 'sample.car'))
@@ -357,7 +359,8 @@ class Events {
 
   private constructor (server: DagstoreServer, ready: (e: Events) => void, fail: (err: unknown) => void) {
     this.done = new Promise<void>((resolve) => {
-      const req = httpRequest({ host: server.host, port: server.port, path: '/events', headers: { authorization: `Bearer ${TOKEN}` }, agent: false }, (res) => {
+      const options = { host: server.host, port: server.port, path: '/events', headers: { authorization: `Bearer ${TOKEN}` }, agent: false }
+      const req = httpRequest(options, (res) => {
         this.status = res.statusCode ?? 0
         res.setEncoding('utf8')
         res.on('data', (chunk: string) => { this.parse(chunk) })
@@ -390,7 +393,9 @@ class Events {
   }
 
   ops (key?: string): string[] {
-    return this.frames.filter((f) => f.event === 'trace' && (key === undefined || f.data.key === key)).map((f) => `${f.data.op as string}:${f.data.after.state as string}`)
+    return this.frames
+      .filter((f) => f.event === 'trace' && (key === undefined || f.data.key === key))
+      .map((f) => `${f.data.op as string}:${f.data.after.state as string}`)
   }
 
   async end (): Promise<void> { await this.done }

@@ -147,7 +147,8 @@ test('CAR responses: a CARv1 with roots [cid] holding exactly that block; header
   }
   // The scope is part of the ETag; so are dups and entity-bytes.
   const cid = sample[0].cid.toString()
-  const etag = async (q: string, h: Record<string, string> = {}): Promise<string> => (await call(ctx.base, `/ipfs/${cid}${q}`, { headers: h })).headers.etag ?? ''
+  const etag = async (q: string, h: Record<string, string> = {}): Promise<string> =>
+    (await call(ctx.base, `/ipfs/${cid}${q}`, { headers: h })).headers.etag ?? ''
   const block = await etag('?format=car&dag-scope=block')
   const entity = await etag('?format=car&dag-scope=entity')
   const bytes = await etag('?format=car&entity-bytes=0:*')
@@ -163,7 +164,8 @@ test('CAR responses: a CARv1 with roots [cid] holding exactly that block; header
   const fmt = await call(ctx.base, `/ipfs/${cid}?format=raw`, { headers: { accept: 'application/vnd.ipld.car' } })
   assert.is(fmt.headers['content-type'], 'application/vnd.ipld.raw')
   // q-values: CAR preferred over raw.
-  const pref = await call(ctx.base, `/ipfs/${cid}?dag-scope=block`, { headers: { accept: 'application/vnd.ipld.raw;q=0.5, application/vnd.ipld.car;q=0.9' } })
+  const accept = 'application/vnd.ipld.raw;q=0.5, application/vnd.ipld.car;q=0.9'
+  const pref = await call(ctx.base, `/ipfs/${cid}?dag-scope=block`, { headers: { accept } })
   assert.is(pref.headers['content-type'], CAR_BLOCK)
   const tie = await call(ctx.base, `/ipfs/${cid}?dag-scope=block`, { headers: { accept: 'application/vnd.ipld.car, application/vnd.ipld.raw' } })
   assert.is(tie.headers['content-type'], CAR_BLOCK, 'a tie goes to the range listed first')
@@ -176,7 +178,10 @@ test('HEAD: the GET\'s headers, Content-Length included, and no body; 404 for an
     const head = await call(ctx.base, `/ipfs/${cid.toString()}${q}`, { method: 'HEAD' })
     assert.is(head.status, 200)
     assert.is(head.body.length, 0)
-    for (const h of ['content-type', 'content-length', 'etag', 'cache-control', 'x-content-type-options', 'content-disposition', 'vary', 'x-ipfs-roots']) {
+    const headers = [
+      'content-type', 'content-length', 'etag', 'cache-control', 'x-content-type-options', 'content-disposition', 'vary', 'x-ipfs-roots'
+    ]
+    for (const h of headers) {
       assert.is(head.headers[h], get.headers[h], `${q} ${h}`)
     }
     assert.is(Number(head.headers['content-length']), get.body.length)
@@ -203,12 +208,16 @@ test('If-None-Match with the ETag (weak, in a list, or *) → 304 without a body
   const carEtag = (await call(ctx.base, `/ipfs/${cid.toString()}?format=car&dag-scope=block`)).headers.etag as string
   assert.is((await call(ctx.base, `/ipfs/${cid.toString()}?format=car&dag-scope=block`, { headers: { 'if-none-match': carEtag } })).status, 304)
   // A block nobody has is 404 whatever the client claims to hold.
-  const missing = await call(ctx.base, `/ipfs/${unknownCid.toString()}?format=raw`, { headers: { 'if-none-match': `"${unknownCid.toString()}.raw"` } })
+  const missing = await call(ctx.base, `/ipfs/${unknownCid.toString()}?format=raw`,
+    { headers: { 'if-none-match': `"${unknownCid.toString()}.raw"` } })
   assert.is(missing.status, 404)
 })
 
 test('400 for invalid CIDs, 404 for unknown ones (raw, car, any multibase)', async (ctx) => {
-  for (const path of ['/ipfs/not-a-cid?format=raw', '/ipfs/?format=raw', '/ipfs?format=raw', '/ipfs/bafy?format=car', '/ipfs/QmShort?format=raw', '/ipfs/%ZZ?format=raw']) {
+  const invalid = [
+    '/ipfs/not-a-cid?format=raw', '/ipfs/?format=raw', '/ipfs?format=raw', '/ipfs/bafy?format=car', '/ipfs/QmShort?format=raw', '/ipfs/%ZZ?format=raw'
+  ]
+  for (const path of invalid) {
     const r = await call(ctx.base, path)
     assert.is(r.status, 400, path)
     assert.is(errorCode(r), 'ERR_INVALID_CID', path)
@@ -348,7 +357,8 @@ test('only-if-cached: 412 for a block no shard has, served otherwise; methods: 4
   const miss = await call(ctx.base, `/ipfs/${unknownCid.toString()}?format=raw`, { headers: { 'cache-control': 'only-if-cached' } })
   assert.is(miss.status, 412)
   assert.is(errorCode(miss), 'ERR_NOT_CACHED')
-  const headMiss = await call(ctx.base, `/ipfs/${unknownCid.toString()}?format=raw`, { method: 'HEAD', headers: { 'cache-control': 'only-if-cached' } })
+  const headMiss = await call(ctx.base, `/ipfs/${unknownCid.toString()}?format=raw`,
+    { method: 'HEAD', headers: { 'cache-control': 'only-if-cached' } })
   assert.is(headMiss.status, 412)
   const hit = await call(ctx.base, `/ipfs/${cid.toString()}?format=raw`, { headers: { 'cache-control': 'only-if-cached' } })
   assert.is(hit.status, 200)

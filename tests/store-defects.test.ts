@@ -128,7 +128,8 @@ test('startup does no per-shard heavy work (no mount instantiation, fetch or ind
   await s1.close()
   let instantiated = 0
   const indexer = gatedIndexer(new Gate())
-  const s2 = (await openStore(ctx.dir, { indexRepo: ctx.indexRepo, shardIndexer: indexer, stream: { onInstantiate: () => { instantiated++ } } })).store
+  const stream = { onInstantiate: () => { instantiated++ } }
+  const s2 = (await openStore(ctx.dir, { indexRepo: ctx.indexRepo, shardIndexer: indexer, stream })).store
   assert.is(s2.allShardsInfo().size, 50)
   assert.is(instantiated, 0)
   assert.is(indexer.calls, 0)

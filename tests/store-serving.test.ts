@@ -208,7 +208,8 @@ test('maxConcurrentReadyFetches bounds downloads of ready mounts; not-ready moun
   await Promise.all(ready.map(async (m, i) => { await store.register(`ready${i}`, m) }))
   assert.is(most, 1, 'ready mounts were fetched one at a time')
   most = 0
-  const notReady = Array.from({ length: 3 }, () => new StreamMount(fixture('sample-v1.car'), { chunkSize: 64 * 1024, delayMs: 5, ready: false, onChunk }))
+  const notReady = Array.from({ length: 3 },
+    () => new StreamMount(fixture('sample-v1.car'), { chunkSize: 64 * 1024, delayMs: 5, ready: false, onChunk }))
   await Promise.all(notReady.map(async (m, i) => { await store.register(`slow${i}`, m) }))
   assert.ok(most > 1, `not-ready mounts skip the throttle (max concurrent ${most})`)
   await store.close()

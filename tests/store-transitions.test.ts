@@ -170,7 +170,9 @@ test('initializing × destroy: deleted, in-flight work discarded (no trace, no i
   await new Promise((resolve) => setTimeout(resolve, 50))
   assert.throws(() => ctx.store.getShardInfo('a'))
   assert.equal(t.ops('a'), ['register:new', 'initialize:initializing', 'destroy:initializing'])
-  await ctx.store.getIterableIndex('a').then(() => assert.unreachable('index must be gone'), (e: { code: string }) => { assert.is(e.code, 'ERR_INDEX_NOT_FOUND') })
+  await ctx.store.getIterableIndex('a').then(
+    () => assert.unreachable('index must be gone'),
+    (e: { code: string }) => { assert.is(e.code, 'ERR_INDEX_NOT_FOUND') })
 })
 
 test('initializing × register signal aborted: fetch/index aborted, shard errored', async (ctx) => {

@@ -88,7 +88,9 @@ export class DAGStore {
     this.failureBuffer = new EventBuffer<ShardResult>(size)
     this.storeMetrics = new StoreMetrics(o.metrics ?? new Registry(), {
       stats: () => this.phase === 'started' ? this.stats() : Object.fromEntries(SHARD_STATES.map((s) => [s, 0])) as Record<ShardState, number>,
-      transients: () => this.budget === undefined ? undefined : { bytes: this.budget.usedBytes - this.budget.reservedBytes, reserved: this.budget.reservedBytes }
+      transients: () => this.budget === undefined
+        ? undefined
+        : { bytes: this.budget.usedBytes - this.budget.reservedBytes, reserved: this.budget.reservedBytes }
     })
   }
 

@@ -101,8 +101,12 @@ export class AllShardsBlockstore implements ReadBlockstore {
   constructor (source: ShardSource, options: AllShardsBlockstoreOptions = {}) {
     const { select, maxAccessors = DEFAULT_MAX_ACCESSORS, ttlMs = DEFAULT_TTL_MS } = options
     if (select !== undefined && typeof select !== 'function') throw new TypeError('select must be a function')
-    if (!Number.isSafeInteger(maxAccessors) || maxAccessors < 1) throw new RangeError(`maxAccessors must be a positive integer, got ${String(maxAccessors)}`)
-    if (typeof ttlMs !== 'number' || Number.isNaN(ttlMs) || ttlMs < 0) throw new RangeError(`ttlMs must be a non-negative number, got ${String(ttlMs)}`)
+    if (!Number.isSafeInteger(maxAccessors) || maxAccessors < 1) {
+      throw new RangeError(`maxAccessors must be a positive integer, got ${String(maxAccessors)}`)
+    }
+    if (typeof ttlMs !== 'number' || Number.isNaN(ttlMs) || ttlMs < 0) {
+      throw new RangeError(`ttlMs must be a non-negative number, got ${String(ttlMs)}`)
+    }
     this.source = source
     this.select = select
     this.maxAccessors = maxAccessors
@@ -160,7 +164,9 @@ export class AllShardsBlockstore implements ReadBlockstore {
           yield cid
         }
       } catch (err) {
-        if (this.closed && !(err instanceof BlockstoreClosedError)) throw new BlockstoreClosedError('all-shards blockstore closed during allKeys()', { cause: err })
+        if (this.closed && !(err instanceof BlockstoreClosedError)) {
+          throw new BlockstoreClosedError('all-shards blockstore closed during allKeys()', { cause: err })
+        }
         throw err
       } finally {
         this.listings.delete(accessor)
@@ -304,7 +310,9 @@ export class AllShardsBlockstore implements ReadBlockstore {
     if (entry !== undefined) {
       this.touch(entry)
     } else {
-      const fresh: Entry = { key, accessor: undefined, index: undefined, ready: Promise.resolve(), users: 1, evicted: false, closed: false, expiresAt: 0 }
+      const fresh: Entry = {
+        key, accessor: undefined, index: undefined, ready: Promise.resolve(), users: 1, evicted: false, closed: false, expiresAt: 0
+      }
       fresh.ready = this.source.acquire(key).then(async (accessor) => {
         fresh.accessor = accessor
         fresh.index = await this.source.getIterableIndex?.(key).catch(() => undefined)

@@ -1,7 +1,8 @@
 import * as assert from 'uvu/assert'
 
 /** Asserts `p` rejects and hands the error to `check`. */
-export async function rejectsWith (p: Promise<unknown>, check: (err: any) => void): Promise<void> { // eslint-disable-line @typescript-eslint/no-explicit-any
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- checks read fields of whatever was thrown
+export async function rejectsWith (p: Promise<unknown>, check: (err: any) => void): Promise<void> {
   try {
     await p
   } catch (err) {

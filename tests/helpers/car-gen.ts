@@ -273,7 +273,8 @@ export function blocksOf (specs: BlockSpec[], duplicate = false): Block[] {
 }
 
 export function carOf (spec: CarSpec): GeneratedCar {
-  return encodeCar(blocksOf(spec.blocks, spec.duplicate), { version: spec.version, index: spec.index, padBefore: spec.padBefore, padAfter: spec.padAfter })
+  const { version, index, padBefore, padAfter } = spec
+  return encodeCar(blocksOf(spec.blocks, spec.duplicate), { version, index, padBefore, padAfter })
 }
 
 // ---- a huge CAR without the bytes ----------------------------------------------------------------
@@ -286,7 +287,9 @@ export interface Segment { position: number, bytes: Uint8Array }
  * 4 GiB (giant blocks of zeros) without 4 GiB of memory. `stream` hands out one shared zero chunk
  * for zero stretches, which is fine for consumers that do not keep chunks.
  */
-export function sparseReader (size: number, segments: Segment[], options: { chunkSize?: number, random?: boolean } = {}): MountReader & { size: number, reads: number, bytesRead: number } {
+export function sparseReader (
+  size: number, segments: Segment[], options: { chunkSize?: number, random?: boolean } = {}
+): MountReader & { size: number, reads: number, bytesRead: number } {
   const sorted = [...segments].sort((a, b) => a.position - b.position)
   const chunkSize = options.chunkSize ?? 4 * 1024 * 1024
   const zeros = new Uint8Array(chunkSize)

@@ -21,7 +21,11 @@ export function standard (body: Uint8Array, opts: { ranges?: boolean } = {}): Ha
     const m = ranges ? /^bytes=(\d+)-$/.exec(req.headers.range ?? '') : null
     if (m !== null) {
       const start = Number(m[1])
-      res.writeHead(206, { ...headers, 'content-length': body.byteLength - start, 'content-range': `bytes ${start}-${body.byteLength - 1}/${body.byteLength}` })
+      res.writeHead(206, {
+        ...headers,
+        'content-length': body.byteLength - start,
+        'content-range': `bytes ${start}-${body.byteLength - 1}/${body.byteLength}`
+      })
       res.end(req.method === 'HEAD' ? undefined : body.subarray(start))
       return
     }

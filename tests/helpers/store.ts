@@ -18,7 +18,9 @@ export interface TestStore {
 }
 
 /** A real store: LevelDB in `dir`, the built-in mounts plus `stream:`. */
-export async function openStore (dir: string, options: Partial<DAGStoreOptions> & { stream?: StreamMountFactoryOptions, beforeStart?: (store: DAGStore) => void } = {}): Promise<TestStore> {
+export async function openStore (
+  dir: string, options: Partial<DAGStoreOptions> & { stream?: StreamMountFactoryOptions, beforeStart?: (store: DAGStore) => void } = {}
+): Promise<TestStore> {
   const reported: Reported[] = []
   const { stream, beforeStart, ...rest } = options
   const store = new DAGStore({

@@ -224,7 +224,9 @@ async function clientFor (file: LiveServeFile, dir: string, log: OpenOptions['lo
   else if (file.auth === 'token') token = env
   if (token === undefined && file.auth !== 'none') {
     throw new CliError('ERR_UNAUTHORIZED', `the server of ${dir} (pid ${file.pid}) needs its admin token`, {
-      hint: file.auth === 'token' ? 'it was started with --token: set DAGSTORE_TOKEN to the same value' : `${dir}/token is missing: set DAGSTORE_TOKEN`
+      hint: file.auth === 'token'
+        ? 'it was started with --token: set DAGSTORE_TOKEN to the same value'
+        : `${dir}/token is missing: set DAGSTORE_TOKEN`
     })
   }
   return new ClientBackend(file.url, token)

@@ -20,6 +20,15 @@ interface Globals {
   verbose?: boolean
 }
 
+interface ServeFlags {
+  listen: string
+  token?: string
+  auth: boolean
+  allowRoot: string[]
+  importSample?: boolean
+  shutdownGrace: number
+}
+
 const out = (s: string): void => { process.stdout.write(s) }
 const err = (s: string): void => { process.stderr.write(s) }
 
@@ -105,10 +114,12 @@ Environment: DAGSTORE_DIR (--dir), DAGSTORE_LISTEN (serve --listen), DAGSTORE_TO
     .addOption(new Option('-l, --listen <host:port>', 'address to listen on (port 0: any free port)').env('DAGSTORE_LISTEN').default(DEFAULT_LISTEN))
     .addOption(new Option('--token <token>', 'admin API bearer token (default: <dir>/token, created on first use)').env('DAGSTORE_TOKEN'))
     .option('--no-auth', 'no admin token (only on a loopback address)')
-    .option('--allow-root <dir>', 'folder whose files the admin API may register (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--allow-root <dir>', 'folder whose files the admin API may register (repeatable)',
+      (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--import-sample', 'register the sample CAR shipped with the package and print the URL of one of its blocks')
-    .option('--shutdown-grace <ms>', 'on SIGINT/SIGTERM, how long in-flight requests may finish before downloads are aborted', intArg('--shutdown-grace', 0), 5000)
-    .action(async (opts: { listen: string, token?: string, auth: boolean, allowRoot: string[], importSample?: boolean, shutdownGrace: number }, cmd: Command) => {
+    .option('--shutdown-grace <ms>', 'on SIGINT/SIGTERM, how long in-flight requests may finish before downloads are aborted',
+      intArg('--shutdown-grace', 0), 5000)
+    .action(async (opts: ServeFlags, cmd: Command) => {
       const g = globals(cmd)
       // Loaded here: the server (and gateway) code is for serve only; the other commands start faster without it.
       const { serve } = await import('./serve.js')

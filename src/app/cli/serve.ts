@@ -70,7 +70,8 @@ export async function serve (o: ServeCommandOptions): Promise<number> {
   const dir = resolve(o.dir)
   const { host, port } = parseListen(o.listen)
   if (!o.auth && !isLoopbackHost(host)) {
-    throw new UsageError(`--no-auth is only allowed on a loopback address, not ${host}`, 'drop --no-auth (clients then use the repo token) or listen on 127.0.0.1')
+    throw new UsageError(`--no-auth is only allowed on a loopback address, not ${host}`,
+      'drop --no-auth (clients then use the repo token) or listen on 127.0.0.1')
   }
   const allowRoots = o.allowRoot.map((r) => resolve(r))
   for (const root of allowRoots) {

@@ -93,7 +93,9 @@ function chooseFromAccept (ranges: MediaRange[]): { raw?: Choice, car?: Choice }
     }
   }
   const decides = exact ?? app ?? any
-  const raw: Choice | undefined = decides !== undefined && decides.q > 0 ? { format: 'raw', dups: 'n', q: decides.q, index: decides.index } : undefined
+  const raw: Choice | undefined = decides !== undefined && decides.q > 0
+    ? { format: 'raw', dups: 'n', q: decides.q, index: decides.index }
+    : undefined
   return { raw, car }
 }
 
@@ -137,12 +139,16 @@ export function negotiate (accept: string | undefined, query: URLSearchParams | 
     if (dups !== null) variant.dups = d
     const scope = query.get('dag-scope')
     if (scope !== null && scope !== '') {
-      if (scope !== 'block' && scope !== 'entity' && scope !== 'all') throw new HttpError(400, 'ERR_INVALID_REQUEST', `dag-scope must be block, entity or all, not ${JSON.stringify(scope)}`)
+      if (scope !== 'block' && scope !== 'entity' && scope !== 'all') {
+        throw new HttpError(400, 'ERR_INVALID_REQUEST', `dag-scope must be block, entity or all, not ${JSON.stringify(scope)}`)
+      }
       variant.scope = scope
     }
     const entityBytes = query.get('entity-bytes')
     if (entityBytes !== null) {
-      if (!ENTITY_BYTES.test(entityBytes)) throw new HttpError(400, 'ERR_INVALID_REQUEST', `entity-bytes must be from:to (integers, to may be *), not ${JSON.stringify(entityBytes)}`)
+      if (!ENTITY_BYTES.test(entityBytes)) {
+        throw new HttpError(400, 'ERR_INVALID_REQUEST', `entity-bytes must be from:to (integers, to may be *), not ${JSON.stringify(entityBytes)}`)
+      }
       variant.scope = 'entity'
       variant.entityBytes = entityBytes
     }

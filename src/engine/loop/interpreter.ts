@@ -52,7 +52,9 @@ export class Interpreter {
       const waiter = task.waiter
       if (waiter !== undefined) {
         tx.afterCommit(() => {
-          waiter.deliver(task.op === 'release' ? { key: task.key } : { key: task.key, error: new ShardUnknownError(`shard ${JSON.stringify(task.key)} not found`) })
+          waiter.deliver(task.op === 'release'
+            ? { key: task.key }
+            : { key: task.key, error: new ShardUnknownError(`shard ${JSON.stringify(task.key)} not found`) })
         })
       }
       return
@@ -86,7 +88,8 @@ export class Interpreter {
     if (!destroyed) {
       if (cell.next !== stateBefore) this.setState(shard, cell.next)
       // Register creates the record; every other op writes it only if a persisted field changed.
-      if (task.op === 'register' || shard.state !== stateBefore || shard.error !== errorBefore || shard.transient !== transientBefore) tx.markDirty(shard)
+      const persistedChange = shard.state !== stateBefore || shard.error !== errorBefore || shard.transient !== transientBefore
+      if (task.op === 'register' || persistedChange) tx.markDirty(shard)
       shard.compact()
     }
     if (task.op === 'release' && task.waiter !== undefined) {

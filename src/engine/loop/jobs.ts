@@ -172,7 +172,9 @@ export class Jobs {
       let payload = shard.payload
       if (payload === undefined) {
         const layout = await readCarLayout(reader, signal)
-        const span: PayloadSpan = layout.payloadSize === undefined ? { offset: layout.payloadOffset } : { offset: layout.payloadOffset, size: layout.payloadSize }
+        const span: PayloadSpan = layout.payloadSize === undefined
+          ? { offset: layout.payloadOffset }
+          : { offset: layout.payloadOffset, size: layout.payloadSize }
         payload = span
         core.loop.complete({ control: () => { shard.payload = span } })
       }

@@ -318,7 +318,8 @@ async function scanPositional (
   const windowSize = positiveInt('windowSize', options.windowSize, DEFAULT_WINDOW_SIZE)
   const probeSize = positiveInt('probeSize', options.probeSize, DEFAULT_PROBE_SIZE)
   const skipThreshold = positiveInt('skipThreshold', options.skipThreshold, DEFAULT_SKIP_THRESHOLD)
-  const layout = await readCarHead(new ReadSource(async (position, length) => await wait(read(position, length)), signal), { maxHeaderSize: options.maxHeaderSize, size: reader.size })
+  const source = new ReadSource(async (position, length) => await wait(read(position, length)), signal)
+  const layout = await readCarHead(source, { maxHeaderSize: options.maxHeaderSize, size: reader.size })
   const verify = options.verifyHashes === true
   const scan = new Scan(layout, options, !verify)
   const { parser, verifier } = scan
@@ -398,7 +399,8 @@ async function scanPositional (
   }
   let embedded: Promise<Uint8Array> | undefined
   if (layout.indexOffset !== undefined && options.useEmbeddedIndex !== false) {
-    embedded = readEmbeddedIndexAt(async (position, length) => await wait(read(position, length)), reader.size, layout, options.maxEmbeddedIndexSize ?? DEFAULT_MAX_EMBEDDED_INDEX_SIZE)
+    const maxSize = options.maxEmbeddedIndexSize ?? DEFAULT_MAX_EMBEDDED_INDEX_SIZE
+    embedded = readEmbeddedIndexAt(async (position, length) => await wait(read(position, length)), reader.size, layout, maxSize)
   }
   const result = await scan.finish(embedded, options, signal)
   return { ...result, layout, readMode: 'positional', ...counts() }
@@ -441,7 +443,9 @@ async function readEmbeddedIndexFromStream (src: StreamSource, layout: CarLayout
 
 const INDEX_READ_SIZE = 1024 * 1024
 
-async function readEmbeddedIndexAt (read: (position: number, length: number) => Promise<Uint8Array>, size: number | undefined, layout: CarLayout, maxSize: number): Promise<Uint8Array> {
+async function readEmbeddedIndexAt (
+  read: (position: number, length: number) => Promise<Uint8Array>, size: number | undefined, layout: CarLayout, maxSize: number
+): Promise<Uint8Array> {
   const indexOffset = checkIndexOffset(layout)
   if (size !== undefined) {
     if (indexOffset > size) throw new Error(`index offset ${indexOffset} is past the end of the data`)

@@ -268,7 +268,9 @@ function sectionVarint (buf: Uint8Array, p: number, lim: number, sectEnd: number
  * ZERO_LENGTH (with the varint's length in v.length), or INCOMPLETE when `end` comes first.
  * `offset` is the payload-relative offset of buf[i]; `base` + offset is its file offset.
  */
-function parseSection (buf: Uint8Array, i: number, end: number, offset: number, base: number, maxSectionSize: number, v: VarintOut, h: SectionHeader): number {
+function parseSection (
+  buf: Uint8Array, i: number, end: number, offset: number, base: number, maxSectionSize: number, v: VarintOut, h: SectionHeader
+): number {
   const abs = base + offset
   // One-byte lengths are decoded inline; readVarint handles the rest.
   let len: number
@@ -360,7 +362,9 @@ export interface ReadSectionsOptions extends SectionParserOptions {
  * A section is yielded once its header is complete; if its data then turns out to be cut
  * short, the InvalidCarError follows it.
  */
-export async function * readSections (source: AsyncIterable<Uint8Array>, options: ReadSectionsOptions = {}): AsyncGenerator<CarSection, void, undefined> {
+export async function * readSections (
+  source: AsyncIterable<Uint8Array>, options: ReadSectionsOptions = {}
+): AsyncGenerator<CarSection, void, undefined> {
   const signal = options.signal
   const src = new StreamSource(source, signal)
   try {

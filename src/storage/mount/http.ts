@@ -238,7 +238,9 @@ export class HttpMount implements Mount {
     }
   }
 
-  #stream (start: number, size: number | undefined, state: { ranges: boolean, version?: string }, signal: AbortSignal, isClosed: () => boolean): AsyncIterable<Uint8Array> {
+  #stream (
+    start: number, size: number | undefined, state: { ranges: boolean, version?: string }, signal: AbortSignal, isClosed: () => boolean
+  ): AsyncIterable<Uint8Array> {
     const mount = this
     const href = this.url.href
     return (async function * (): AsyncGenerator<Uint8Array> {

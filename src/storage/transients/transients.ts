@@ -255,7 +255,9 @@ export class Transients {
     return await run()
   }
 
-  async #download (key: string, mount: Mount, statSize: number | undefined, dl: Download, started: (file: GrowingFile) => void, signal: AbortSignal): Promise<string> {
+  async #download (
+    key: string, mount: Mount, statSize: number | undefined, dl: Download, started: (file: GrowingFile) => void, signal: AbortSignal
+  ): Promise<string> {
     if (signal.aborted) throw abortErrorFrom(signal)
     const final = this.pathFor(key)
     const partial = final + '.partial'
