@@ -1,4 +1,6 @@
 import neostandard, { resolveIgnoresFromGitignore } from 'neostandard'
+import importX from 'eslint-plugin-import-x'
+import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript'
 
 // A line may run past the limit only for a long string or template literal (a message, a test
 // title): splitting one hides what it says. URLs and regexes may too.
@@ -27,6 +29,21 @@ export default [
       '@typescript-eslint/no-unused-vars': ['error', {
         args: 'none', caughtErrors: 'none', ignoreRestSiblings: true, vars: 'all', varsIgnorePattern: '^_'
       }]
+    }
+  },
+  {
+    files: ['**/*.ts'],
+    plugins: { 'import-x': importX },
+    settings: {
+      // import-x reads the imports of .ts files only when told they are modules and how to parse them.
+      'import-x/extensions': ['.ts', '.js'],
+      'import-x/parsers': { '@typescript-eslint/parser': ['.ts'] },
+      // The sources import './x.js' for x.ts: only the TypeScript resolver maps that.
+      'import-x/resolver-next': [createTypeScriptImportResolver({ project: 'tsconfig.json' })]
+    },
+    rules: {
+      // A cycle cannot pass through a package, so packages are not traversed.
+      'import-x/no-cycle': ['error', { ignoreExternal: true }]
     }
   }
 ]
