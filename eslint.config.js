@@ -1,6 +1,7 @@
 import neostandard, { resolveIgnoresFromGitignore } from 'neostandard'
 import importX from 'eslint-plugin-import-x'
 import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript'
+import { layers } from './lint/layers.js'
 
 // A line may run past the limit only for a long string or template literal (a message, a test
 // title): splitting one hides what it says. URLs and regexes may too.
@@ -45,5 +46,6 @@ export default [
       // A cycle cannot pass through a package, so packages are not traversed.
       'import-x/no-cycle': ['error', { ignoreExternal: true }]
     }
-  }
+  },
+  layers
 ]
