@@ -50,7 +50,7 @@ export interface DAGStoreOptions {
   /** What to do with errored shards at start. Default 'none'. */
   recoverOnStart?: RecoverOnStart
   /** Default: the built-in streaming CAR indexer. */
-  shardIndexer?: ShardIndexer
+  shardIndexer?: ShardIndexer | undefined
   /**
    * Shard readers (open files) kept open after their last accessor closes, so the next
    * acquire of a recently used shard opens nothing. Default 1024 (mind the fd limit).

@@ -129,15 +129,17 @@ export class DAGStore {
     signal?.throwIfAborted()
     const stateStore = new LevelStateStore(this.db)
     const budget = this.budget
+    const readyFetches = o.maxConcurrentReadyFetches ?? 0
     const transients = new Transients({
       dir: resolvePath(o.transientsDir ?? join(dir as string, 'transients')),
-      readyFetchQueue: (o.maxConcurrentReadyFetches ?? 0) > 0 ? new PQueue({ concurrency: o.maxConcurrentReadyFetches }) : undefined,
+      readyFetchQueue: readyFetches > 0 ? new PQueue({ concurrency: readyFetches }) : undefined,
       budget,
       onDownload: (bytes, seconds, ok) => { this.storeMetrics.fetched(bytes, seconds, ok) }
     })
     await transients.init()
     const counts = Object.fromEntries(SHARD_STATES.map((s) => [s, 0])) as Record<ShardState, number>
     let interpreter: Interpreter | undefined
+    const maxIndexing = o.maxConcurrentIndex ?? 0
     const loop = new EventLoop({
       process: (task, tx) => { interpreter?.process(task, tx) },
       store: stateStore,
@@ -154,7 +156,7 @@ export class DAGStore {
       indexRepo: o.indexRepo ?? new FsIndexRepo(join(dir as string, 'index')),
       topLevelIndex: o.topLevelIndex ?? new LevelTopLevelIndex(this.db),
       indexer: o.shardIndexer ?? defaultShardIndexer,
-      indexThrottle: (o.maxConcurrentIndex ?? 0) > 0 ? new PQueue({ concurrency: o.maxConcurrentIndex }) : undefined,
+      indexThrottle: maxIndexing > 0 ? new PQueue({ concurrency: maxIndexing }) : undefined,
       mounts: o.mounts ?? new MountRegistry(),
       readers: new ReaderPool(o.maxIdleReaders ?? DEFAULT_MAX_IDLE_READERS, report),
       report,

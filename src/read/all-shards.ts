@@ -56,7 +56,7 @@ interface Entry {
   closed: boolean
   expiresAt: number
   closing?: Promise<void>
-  onClosed?: Array<() => void>
+  onClosed?: Array<() => void> | undefined
 }
 
 // Errors that say nothing about one shard, so trying another would only hide them.

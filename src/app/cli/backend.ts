@@ -123,7 +123,7 @@ export class ClientBackend implements Backend {
     if (body !== undefined) headers['content-type'] = 'application/json'
     let res: Response
     try {
-      res = await fetch(new URL(path, this.url), { method, headers, body: body === undefined ? undefined : JSON.stringify(body) })
+      res = await fetch(new URL(path, this.url), { method, headers, body: body === undefined ? null : JSON.stringify(body) })
     } catch (err) {
       throw new CliError('ERR_SERVER_UNREACHABLE', `the server of this repo (${this.url}) did not answer ${method} ${path}`, { cause: err })
     }
@@ -209,7 +209,7 @@ export interface OpenOptions {
   dir: string
   onError: (err: unknown, context: string) => void
   /** Told which way the command goes (for --verbose). */
-  log?: (line: string) => void
+  log?: ((line: string) => void) | undefined
   /** How long to wait for a serve that is starting (opening a big repo takes a while). */
   startWaitMs?: number
 }

@@ -50,11 +50,12 @@ export async function importDir (backend: Backend, root: string, options: Import
     else if (bar !== undefined) bar.log(line + '\n')
   }
 
-  let next = 0
   let fatal: unknown
+  // The workers share one iterator: each file goes to the first free worker.
+  const pending = cars.values()
   const worker = async (): Promise<void> => {
-    while (fatal === undefined && next < cars.length) {
-      const car = cars[next++]
+    for (const car of pending) {
+      if (fatal !== undefined) return
       const key = options.prefix + car.key
       progress?.update({ key })
       if (existing.has(key)) {

@@ -33,10 +33,10 @@ export function parseListen (value: string): { host: string, port: number } {
   const bad = (): UsageError => new UsageError(`invalid --listen ${JSON.stringify(value)}: expected HOST:PORT (e.g. 127.0.0.1:8080, [::1]:8080, 0.0.0.0:0)`)
   let host = '127.0.0.1'
   let portText: string
-  const v6 = /^\[([^\]]+)\]:(\d+)$/.exec(value)
-  if (v6 !== null) {
-    host = v6[1]
-    portText = v6[2]
+  const [, v6Host, v6Port] = /^\[([^\]]+)\]:(\d+)$/.exec(value) ?? []
+  if (v6Host !== undefined && v6Port !== undefined) {
+    host = v6Host
+    portText = v6Port
   } else if (/^\d+$/.test(value)) {
     portText = value
   } else {

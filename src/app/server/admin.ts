@@ -47,7 +47,8 @@ export interface AdminOptions {
   release: (key: string) => Promise<void>
 }
 
-type Handler = (req: IncomingMessage, res: ServerResponse, params: string[]) => Promise<void>
+/** `param` is the path segment the route's pattern captures ('' for routes without one). */
+type Handler = (req: IncomingMessage, res: ServerResponse, param: string) => Promise<void>
 
 interface Route {
   pattern: RegExp
@@ -92,8 +93,8 @@ export class AdminApi {
         if (allow.includes('GET') && r.noHead !== true) allow.push('HEAD')
         return { allow }
       }
-      const params = m.slice(1)
-      return { run: async (req, res) => { await handler.call(this, req, res, params) } }
+      const param = m[1] ?? ''
+      return { run: async (req, res) => { await handler.call(this, req, res, param) } }
     }
     return undefined
   }
@@ -101,12 +102,12 @@ export class AdminApi {
   private async list (_req: IncomingMessage, res: ServerResponse): Promise<void> {
     const keys = [...this.store.allShardsInfo().keys()].sort()
     const found: Array<ShardJson | undefined> = new Array(keys.length)
-    let next = 0
+    // The workers share one iterator: each key goes to the first free worker.
+    const pending = keys.entries()
     const worker = async (): Promise<void> => {
-      while (next < keys.length) {
-        const i = next++
+      for (const [i, key] of pending) {
         // A shard destroyed since the key list was taken is simply not listed.
-        found[i] = await this.store.describeShard(keys[i]).then(shardJson, (err: unknown) => {
+        found[i] = await this.store.describeShard(key).then(shardJson, (err: unknown) => {
           if ((err as { code?: string }).code === 'ERR_SHARD_UNKNOWN') return undefined
           throw err
         })
@@ -116,7 +117,7 @@ export class AdminApi {
     sendJson(res, 200, { shards: found.filter((s) => s !== undefined) })
   }
 
-  private async describe (_req: IncomingMessage, res: ServerResponse, [raw]: string[]): Promise<void> {
+  private async describe (_req: IncomingMessage, res: ServerResponse, raw: string): Promise<void> {
     const key = keyParam(raw)
     sendJson(res, 200, shardJson(await this.store.describeShard(key)))
   }
@@ -147,7 +148,7 @@ export class AdminApi {
     return this.options.mounts.instantiate(url)
   }
 
-  private async destroy (_req: IncomingMessage, res: ServerResponse, [raw]: string[]): Promise<void> {
+  private async destroy (_req: IncomingMessage, res: ServerResponse, raw: string): Promise<void> {
     const key = keyParam(raw)
     // Recent block requests leave the gateway holding the shard: that reference is ours to drop.
     await this.options.release(key)
@@ -155,7 +156,7 @@ export class AdminApi {
     sendJson(res, 200, { key, destroyed: true })
   }
 
-  private async recover (req: IncomingMessage, res: ServerResponse, [raw]: string[]): Promise<void> {
+  private async recover (req: IncomingMessage, res: ServerResponse, raw: string): Promise<void> {
     const key = keyParam(raw)
     req.socket.setTimeout(0)
     await this.store.recover(key)
@@ -169,7 +170,7 @@ export class AdminApi {
     sendJson(res, 200, { reclaimedBytes: result.reclaimedBytes, shards })
   }
 
-  private async find (_req: IncomingMessage, res: ServerResponse, [raw]: string[]): Promise<void> {
+  private async find (_req: IncomingMessage, res: ServerResponse, raw: string): Promise<void> {
     const text = decodeParam(raw)
     let cid: CID
     try {

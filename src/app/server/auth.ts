@@ -23,7 +23,7 @@ export function isLoopback (host: string): boolean {
     const lower = h.toLowerCase()
     if (lower === '::1' || lower === '0:0:0:0:0:0:0:1') return true
     const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(lower)
-    return mapped !== null && mapped[1].startsWith('127.')
+    return mapped?.[1]?.startsWith('127.') === true
   }
   return false
 }
@@ -42,11 +42,11 @@ export function bearerCheck (token: string): (req: IncomingMessage) => void {
   const expected = digest(token)
   return (req) => {
     const header = req.headers.authorization
-    const m = header === undefined ? null : /^Bearer +(\S+) *$/i.exec(header)
-    if (m === null) {
+    const presented = header === undefined ? undefined : /^Bearer +(\S+) *$/i.exec(header)?.[1]
+    if (presented === undefined) {
       throw new HttpError(401, 'ERR_UNAUTHORIZED', 'admin routes need Authorization: Bearer <token>', { headers: { 'www-authenticate': CHALLENGE } })
     }
-    if (!timingSafeEqual(digest(m[1]), expected)) {
+    if (!timingSafeEqual(digest(presented), expected)) {
       throw new HttpError(401, 'ERR_UNAUTHORIZED', 'invalid bearer token', { headers: { 'www-authenticate': `${CHALLENGE}, error="invalid_token"` } })
     }
   }

@@ -131,7 +131,7 @@ export async function readBody (req: IncomingMessage, res: ServerResponse, maxBy
 
 /** A JSON body (Content-Type application/json required: a browser cannot send that cross-origin without a preflight). */
 export async function readJson (req: IncomingMessage, res: ServerResponse, maxBytes: number): Promise<unknown> {
-  const type = (req.headers['content-type'] ?? '').split(';', 1)[0].trim().toLowerCase()
+  const type = (req.headers['content-type'] ?? '').split(';', 1)[0]?.trim().toLowerCase()
   if (type !== 'application/json') {
     throw new HttpError(415, 'ERR_UNSUPPORTED_MEDIA_TYPE', 'request body must be application/json')
   }

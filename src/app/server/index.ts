@@ -146,7 +146,7 @@ export async function startServer (store: DAGStore, options: ServeOptions = {}):
       throw new HttpError(503, 'ERR_SERVER_CLOSING', 'server is shutting down')
     }
     const method = req.method ?? 'GET'
-    const path = target.split(/[?#]/, 1)[0]
+    const path = target.split(/[?#]/, 1)[0] ?? ''
     if (path === '/healthz' || path === '/metrics') {
       if (method !== 'GET' && method !== 'HEAD') throw notAllowed(method, path, ['GET', 'HEAD'])
       if (path === '/healthz') {

@@ -35,8 +35,8 @@ interface MediaRange { type: string, params: Map<string, string>, q: number, ind
 function parseAccept (header: string): MediaRange[] {
   const out: MediaRange[] = []
   const parts = header.split(',')
-  for (let index = 0; index < parts.length; index++) {
-    const [head, ...rest] = parts[index].split(';')
+  for (const [index, part] of parts.entries()) {
+    const [head = '', ...rest] = part.split(';')
     const type = head.trim().toLowerCase()
     if (!/^[^/\s]+\/[^/\s]+$/.test(type)) continue
     const params = new Map<string, string>()
@@ -60,7 +60,8 @@ function parseAccept (header: string): MediaRange[] {
   return out
 }
 
-interface CarParams { version?: string, order?: string, dups?: string }
+/** Absent or undefined: not asked for. */
+interface CarParams { version?: string | undefined, order?: string | undefined, dups?: string | undefined }
 
 /** The dups a CAR answer may declare for these asked-for params, or undefined if it cannot satisfy them. */
 function carDups (p: CarParams): 'y' | 'n' | undefined {
@@ -78,7 +79,7 @@ interface Choice { format: 'raw' | 'car', dups: 'y' | 'n', q: number, index: num
  * params can be met (a wildcard never picks a CAR over the raw block). Highest q wins; a tie
  * goes to the range listed first, then to raw.
  */
-function chooseFromAccept (ranges: MediaRange[]): { raw?: Choice, car?: Choice } {
+function chooseFromAccept (ranges: MediaRange[]): { raw: Choice | undefined, car: Choice | undefined } {
   let exact: MediaRange | undefined
   let app: MediaRange | undefined
   let any: MediaRange | undefined

@@ -24,9 +24,9 @@ export interface ShardBlockstoreInit {
   /** Absolute offset of the CARv1 payload (a CARv2's dataOffset, 0 for a CARv1). */
   payloadOffset: number
   /** A CARv2's dataSize: `allKeys` stops there and lookups never read past it. */
-  payloadSize?: number
+  payloadSize?: number | undefined
   /** Bytes read at a section's start by `get`; default 4096. */
-  headReadSize?: number
+  headReadSize?: number | undefined
   maxSectionSize?: number
   /**
    * Hash each block read by `get` and compare it with the CID's digest (InvalidCarError on a

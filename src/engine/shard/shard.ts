@@ -20,10 +20,10 @@ export interface Job {
 }
 
 export interface ShardExtra {
-  register?: Waiter[]
-  recover?: Waiter
-  parked?: Waiter[]
-  job?: Job
+  register?: Waiter[] | undefined
+  recover?: Waiter | undefined
+  parked?: Waiter[] | undefined
+  job?: Job | undefined
   /** Set by recoverOnStart 'on-acquire'; consumed by the first acquire. */
   recoverOnAcquire?: boolean
   /** ms timestamp of the last release to zero refs (GC grace). */

@@ -56,7 +56,8 @@ export class TransitionTable {
   }
 
   lookup (state: ShardState, op: OpType, mask: number): TableCell {
-    return this.cells[this.slot(STATE_INDEX[state], OP_INDEX[op], mask)]
+    // The constructor filled every slot for every state, op and fact mask.
+    return this.cells[this.slot(STATE_INDEX[state], OP_INDEX[op], mask)]!
   }
 
   private slot (state: number, op: number, mask: number): number {

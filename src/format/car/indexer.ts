@@ -469,7 +469,8 @@ async function readEmbeddedIndexAt (
 }
 
 function concat (chunks: Uint8Array[], total: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0]
+  const [only] = chunks
+  if (chunks.length === 1 && only !== undefined) return only
   const bytes = new Uint8Array(total)
   let p = 0
   for (const c of chunks) {

@@ -25,9 +25,9 @@ export interface CarLayout {
 
 export interface CarLayoutOptions {
   /** Upper bound on the CARv1 header's declared length; default 32 MiB. */
-  maxHeaderSize?: number
+  maxHeaderSize?: number | undefined
   /** Size of the whole CAR when known (`MountReader.size`): a CARv2 payload must lie inside it. */
-  size?: number
+  size?: number | undefined
 }
 
 /** Throws the signal's AbortError if it has fired (a function, so TS does not narrow `aborted` away across awaits). */
@@ -248,7 +248,8 @@ function cborError (c: Cursor, what: string, at = c.pos): InvalidCarError {
 function readHead (c: Cursor): [major: number, arg: number, start: number] {
   const start = c.pos
   if (c.pos >= c.end) throw cborError(c, 'unexpected end')
-  const ib = c.bytes[c.pos++]
+  // Cursor reads stay below c.end, which is within c.bytes.
+  const ib = c.bytes[c.pos++]!
   const major = ib >> 5
   const info = ib & 0x1f
   if (info < 24) return [major, info, start]
@@ -260,7 +261,7 @@ function readHead (c: Cursor): [major: number, arg: number, start: number] {
   else throw cborError(c, info === 31 ? 'indefinite length' : 'reserved additional info', start)
   if (c.pos + n > c.end) throw cborError(c, 'unexpected end', start)
   let arg = 0
-  for (let i = 0; i < n; i++) arg = arg * 256 + c.bytes[c.pos++]
+  for (let i = 0; i < n; i++) arg = arg * 256 + c.bytes[c.pos++]!
   if (arg > Number.MAX_SAFE_INTEGER) throw cborError(c, 'integer too large', start)
   return [major, arg, start]
 }

@@ -39,13 +39,13 @@ export type SectionVisitor = (section: SectionHeader) => void
 
 export interface SectionParserOptions {
   /** Upper bound on a section's declared length (CID + data); default 32 MiB. */
-  maxSectionSize?: number
+  maxSectionSize?: number | undefined
   /** Payload-relative offset of the first byte pushed (after the CARv1 header); default 0. */
-  startOffset?: number
+  startOffset?: number | undefined
   /** Payload-relative offset where the payload ends (a CARv2's dataSize); default: the end of input. */
-  limit?: number
+  limit?: number | undefined
   /** Absolute offset of payload byte 0 in the file; only used to name offsets in errors. */
-  baseOffset?: number
+  baseOffset?: number | undefined
 }
 
 const INCOMPLETE = -1
@@ -276,7 +276,7 @@ function parseSection (
   let len: number
   let p: number
   if (i >= end) return INCOMPLETE
-  const b0 = buf[i]
+  const b0 = buf[i]! // i < end <= buf.length
   if (b0 < 0x80) {
     len = b0
     p = i + 1

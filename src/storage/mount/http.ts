@@ -104,7 +104,10 @@ interface Exchange {
   destroy: (err?: Error) => void
 }
 
-interface Probe { exists: boolean, size?: number, ranges: boolean, version?: string }
+/** What one download learned so far: every response of it must be of the same version. */
+interface DownloadState { ranges: boolean, version: string | undefined }
+
+interface Probe { exists: boolean, size?: number | undefined, ranges: boolean, version?: string | undefined }
 
 /** What identifies one version of the resource: its ETag, else its Last-Modified date. */
 function versionOf (headers: IncomingMessage['headers']): string | undefined {
@@ -192,7 +195,7 @@ export class HttpMount implements Mount {
       signal?.removeEventListener('abort', onAbort)
       throw new HttpStatusError(this.url.href, 404, `HTTP mount ${this.url.href} does not exist`)
     }
-    const state: { ranges: boolean, version?: string } = { ranges: probe.ranges, version: probe.version }
+    const state: DownloadState = { ranges: probe.ranges, version: probe.version }
     const size = probe.size
     let closed = false
     return {
@@ -239,7 +242,7 @@ export class HttpMount implements Mount {
   }
 
   #stream (
-    start: number, size: number | undefined, state: { ranges: boolean, version?: string }, signal: AbortSignal, isClosed: () => boolean
+    start: number, size: number | undefined, state: DownloadState, signal: AbortSignal, isClosed: () => boolean
   ): AsyncIterable<Uint8Array> {
     const mount = this
     const href = this.url.href

@@ -18,11 +18,11 @@ import { TransientsFullError } from '../../base/errors.js'
 export interface BudgetOptions {
   maxBytes: number
   /** Fraction of maxBytes above which collection starts in the background. Default 0.9. */
-  highWatermark?: number
+  highWatermark?: number | undefined
   /** Fraction of maxBytes collection brings usage down to. Default 0.7. */
-  lowWatermark?: number
+  lowWatermark?: number | undefined
   /** Reservation step for downloads of unknown size. Default min(128 MiB, maxBytes / 10). */
-  stepBytes?: number
+  stepBytes?: number | undefined
 }
 
 export interface TransientEntry {

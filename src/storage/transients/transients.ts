@@ -12,9 +12,9 @@ import type { Mount, MountReader } from '../../base/mount-types.js'
 export interface TransientsOptions {
   dir: string
   /** Throttles downloads of mounts whose stat().ready (e.g. a p-queue); absent = unlimited. */
-  readyFetchQueue?: { add: <T>(fn: () => Promise<T>) => Promise<T> }
+  readyFetchQueue?: ({ add: <T>(fn: () => Promise<T>) => Promise<T> }) | undefined
   /** Automated GC's space accounting: downloads reserve before they write. Absent = unbounded. */
-  budget?: TransientBudget
+  budget?: TransientBudget | undefined
   /** Called once per download that got as far as fetching: bytes written, seconds, success. */
   onDownload?: (bytes: number, seconds: number, ok: boolean) => void
 }
