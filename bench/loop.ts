@@ -60,7 +60,7 @@ async function runWorkers (store: DAGStore, keys: string[], ms: number): Promise
   const deadline = started + ms
   const worker = async (): Promise<void> => {
     while (now() < deadline) {
-      const key = keys[(Math.random() * keys.length) | 0]
+      const key = keys[(Math.random() * keys.length) | 0]! // an index below keys.length
       const a = await store.acquire(key)
       await a.close()
       if (now() <= deadline) cycles++
@@ -74,7 +74,7 @@ async function runWorkers (store: DAGStore, keys: string[], ms: number): Promise
 async function measureStore (): Promise<{ main: PhaseResult, sampled: PhaseResult, writes: WriteStats, url: string }> {
   const { dir, cleanup } = await tempDir('dagstore-bench-loop-')
   const db: AnyDb = new Level(join(dir, 'state'))
-  const store = new DAGStore({ dir, datastore: db as unknown as DAGStoreOptions['datastore'] })
+  const store = new DAGStore({ dir, datastore: db as unknown as NonNullable<DAGStoreOptions['datastore']> })
   try {
     await store.start()
     const car = fixture('sample-v1.car')
@@ -152,8 +152,9 @@ async function peerBatches (
     // object in JS, several times slower per op).
     const batch = db.batch()
     for (let j = 0; j < size; j++) {
+      // keys and values have one item per shard; i is below their length.
       const i = (Math.random() * recs.keys.length) | 0
-      batch.put(recs.keys[i], recs.values[i][flip++ & 1])
+      batch.put(recs.keys[i]!, recs.values[i]![flip++ & 1])
     }
     await batch.write({ sync: true })
     puts += size
@@ -169,8 +170,9 @@ async function peerSingles (db: AnyDb, recs: ReturnType<typeof peerRecords>, ms:
   const started = now()
   let elapsed = 0
   while ((elapsed = now() - started) < ms) {
+    // keys and values have one item per shard; i is below their length.
     const i = (Math.random() * recs.keys.length) | 0
-    await db.put(recs.keys[i], recs.values[i][flip++ & 1], { sync: true })
+    await db.put(recs.keys[i]!, recs.values[i]![flip++ & 1], { sync: true })
     puts++
   }
   return { puts, perSec: puts / (elapsed / 1000) }
@@ -189,12 +191,12 @@ async function measurePeer (url: string, batchSize: number): Promise<PeerResult>
     await db.open()
     const recs = peerRecords(url)
     // Seed every key once (the store's records exist before its measured phase too).
-    await db.batch(recs.keys.map((key, i) => ({ type: 'put' as const, key, value: recs.values[i][1] })), { sync: true })
+    await db.batch(recs.keys.map((key, i) => ({ type: 'put' as const, key, value: recs.values[i]![1] })), { sync: true })
     await peerBatches(db, recs, batchSize, Math.min(1000, PEER_MS / 3)) // warm-up
     const batched = await peerBatches(db, recs, batchSize, PEER_MS)
     await peerSingles(db, recs, Math.min(500, PEER_MS / 6)) // warm-up
     const single = await peerSingles(db, recs, PEER_MS)
-    const recordBytes = Buffer.byteLength(recs.keys[0]) + Buffer.byteLength(recs.values[0][0])
+    const recordBytes = Buffer.byteLength(recs.keys[0] ?? '') + Buffer.byteLength(recs.values[0]?.[0] ?? '')
     return { batched, single, recordBytes }
   } finally {
     await db.close()

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { fixture, tempDir } from './helpers/fixtures.js'
 import { bytesReader, openTestReader, u8 } from './helpers/file-reader.js'
 import type { TestReader } from './helpers/file-reader.js'
-import { rejectsWith } from './helpers/assert.js'
+import { at, rejectsWith } from './helpers/assert.js'
 import { encodeCar, indexMap, makeBlock, oracleIndex, patterned, randomCid, sectionHead, sparseReader } from './helpers/car-gen.js'
 import type { Block, Segment } from './helpers/car-gen.js'
 import { createShardIndexer, indexCar } from '../src/format/car/indexer.js'
@@ -106,7 +106,7 @@ skipping('a CAR cut anywhere inside a jumped-over block is truncated, naming tha
   const blocks = [makeBlock('raw', patterned(100, 1)), ...bigBlocks(3, 200_000, 2), makeBlock('raw', patterned(100, 9))]
   for (const version of [1, 2] as const) {
     const car = encodeCar(blocks, { version, index: false })
-    const s = car.sections[2]
+    const s = at(car.sections, 2)
     const cuts = [s.dataOffset + 1, s.dataOffset + 5000, s.end - 2, s.end - 1]
     for (const cut of cuts) {
       for (const tuning of [{}, { skipThreshold: 1 }, { probeSize: 16, skipThreshold: 1000 }]) {
@@ -121,7 +121,7 @@ skipping('a CAR cut anywhere inside a jumped-over block is truncated, naming tha
     }
     // Exactly at a section's end is a complete (shorter) CARv1.
     if (version === 1) {
-      const result = await indexCar(bytesReader(car.bytes.subarray(0, car.sections[3].end)))
+      const result = await indexCar(bytesReader(car.bytes.subarray(0, at(car.sections, 3).end)))
       assert.is(result.sections, 4)
     }
   }
@@ -131,7 +131,8 @@ skipping('a file cut inside a big block, through the production FileReader (read
   const { dir, cleanup } = await tempDir()
   try {
     const car = encodeCar([makeBlock('raw', patterned(100, 1)), ...bigBlocks(3, 300_000, 2)])
-    for (const [i, cut] of [[1, car.sections[1].end - 1], [2, car.sections[2].dataOffset + 10], [3, car.sections[3].end - 300]] as const) {
+    const cuts = [[1, at(car.sections, 1).end - 1], [2, at(car.sections, 2).dataOffset + 10], [3, at(car.sections, 3).end - 300]] as const
+    for (const [i, cut] of cuts) {
       const path = join(dir, `cut-${cut}.car`)
       await writeFile(path, car.bytes.subarray(0, cut))
       const reader = await openFileReader(path)
@@ -139,7 +140,7 @@ skipping('a file cut inside a big block, through the production FileReader (read
         for (const tuning of [{}, { skipThreshold: 1 }, { windowSize: 1000, probeSize: 50 }]) {
           await rejectsWith(indexCar(reader, tuning), (err) => {
             assert.instance(err, InvalidCarError, String(err))
-            assert.ok(err.message.endsWith(`at byte ${car.sections[i].offset}`), err.message)
+            assert.ok(err.message.endsWith(`at byte ${at(car.sections, i).offset}`), err.message)
           })
         }
       } finally {

@@ -13,13 +13,14 @@ import { carBlocks, fixture } from './helpers/fixtures.js'
 import { dirSuite } from './helpers/store.js'
 import { CLI, cli, cliEnv, hasStack, readServeJson, spawnCli, startServe, type CliResult, type Running } from './helpers/cli.js'
 import { serve as serveHttp, standard } from './helpers/http-server.js'
+import { at } from './helpers/assert.js'
 
 const test = dirSuite('cli')
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const sample = await readFile(fixture('sample-v1.car'))
 const blocks = await carBlocks('sample-v1.car')
-const first = blocks[0]
-const last = blocks[blocks.length - 1]
+const first = at(blocks, 0)
+const last = at(blocks, blocks.length - 1)
 
 /** Copies fixtures into `<dir>/cars` (so they are below an allow-root there). */
 async function cars (dir: string, files: Record<string, string>): Promise<string> {
@@ -40,9 +41,10 @@ function errorLine (r: CliResult, exitCode: number, code: string): string {
   assert.is(r.code, exitCode, `exit ${String(r.code)}, stderr: ${r.stderr}`)
   const lines = r.stderr.split('\n').filter((l) => l !== '')
   assert.is(lines.length, 1, `one line on stderr: ${r.stderr}`)
-  assert.ok(lines[0].startsWith(`dagstore: ${code}: `), lines[0])
+  const line = at(lines, 0)
+  assert.ok(line.startsWith(`dagstore: ${code}: `), line)
   assert.not.ok(hasStack(r.stderr))
-  return lines[0]
+  return line
 }
 
 /** GET like curl (Accept: *\/*); body bytes and status. */
@@ -83,8 +85,8 @@ test('direct mode: register, ls, info, find, get, gc, recover, destroy, as table
   ok(r, 'ls')
   const rows = r.stdout.trimEnd().split('\n').map((l) => l.split(/\s{2,}/))
   assert.equal(rows[0], ['KEY', 'STATE', 'REFS', 'SIZE', 'ERROR'])
-  assert.equal(rows[1].slice(0, 4), ['junk', 'errored', '0', '1.0 KiB'])
-  assert.match(rows[1][4], /^ERR_INVALID_CAR: /)
+  assert.equal(at(rows, 1).slice(0, 4), ['junk', 'errored', '0', '1.0 KiB'])
+  assert.match(at(at(rows, 1), 4), /^ERR_INVALID_CAR: /)
   assert.equal(rows[2], ['sample-v1', 'available', '0', '468.7 KiB'])
   r = await cli(['ls', '--json', ...d])
   ok(r, 'ls --json')
@@ -416,13 +418,14 @@ test('npm start: serves, imports the sample (idempotently), prints a curl-able b
   // The script's node part (the build before it has run already).
   const m = /^npm run build && node dist\/src\/app\/cli\/main\.js (.+)$/.exec(pkg.scripts.start)
   assert.ok(m !== null, pkg.scripts.start)
-  const args = (m as RegExpExecArray)[1].split(/\s+/)
+  const args = at(m as RegExpExecArray, 1).split(/\s+/)
   const env = { DAGSTORE_DIR: join(dir, 'repo'), DAGSTORE_LISTEN: '127.0.0.1:0' }
   for (const action of ['registered', 'present']) {
     const start = spawnCli(args, { cwd: ROOT, env })
     try {
       await start.waitFor(new RegExp(`sample shard "sample-v1" ${action}`))
-      const [, url, cid] = await start.waitFor(/^(http:\/\/127\.0\.0\.1:\d+\/ipfs\/(\S+))$/m)
+      const printed = await start.waitFor(/^(http:\/\/127\.0\.0\.1:\d+\/ipfs\/(\S+))$/m)
+      const [url, cid] = [at(printed, 1), at(printed, 2)]
       assert.is(cid, first.cid.toString())
       const res = await fetchBytes(url)
       assert.is(res.status, 200)

@@ -13,6 +13,7 @@ import { carBlocks, fixture } from './helpers/fixtures.js'
 import { dirSuite, openStore, until, type Reported } from './helpers/store.js'
 import { serve, standard, type Handler, type TestServer } from './helpers/http-server.js'
 import { canMountTmpfs, mountTmpfs, tmpfsUnavailableReason, type Tmpfs } from './helpers/tmpfs.js'
+import { at } from './helpers/assert.js'
 
 const sample = await readFile(fixture('sample-v1.car'))
 const SIZE = sample.byteLength
@@ -87,7 +88,7 @@ function trapUnhandled (): { check: () => Promise<void>, dispose: () => void } {
   }
 }
 
-interface ErrorLink { name: string, code?: string, message: string }
+interface ErrorLink { name: string, code: string | undefined, message: string }
 
 /** `err`, its cause, the cause's cause, ... */
 function chainOf (err: unknown): ErrorLink[] {
@@ -105,11 +106,11 @@ const describe = (chain: ErrorLink[]): string => chain.map((l) => `${l.name}[${S
 function assertInitFailure (err: unknown, code: string): void {
   assert.ok(err !== undefined, 'register should reject')
   const chain = chainOf(err)
-  assert.is(chain[0].code, 'ERR_SHARD_INITIALIZATION_FAILED', describe(chain))
+  assert.is(at(chain, 0).code, 'ERR_SHARD_INITIALIZATION_FAILED', describe(chain))
   assert.ok(chain.slice(1).some((l) => l.code === code), `expected ${code} in the cause chain: ${describe(chain)}`)
   // What went wrong is readable from the top-level message alone.
   const root = chain.find((l) => l.code === code) as ErrorLink
-  assert.ok(chain[0].message.includes(root.message), `message ${JSON.stringify(chain[0].message)} hides ${JSON.stringify(root.message)}`)
+  assert.ok(at(chain, 0).message.includes(root.message), `message ${JSON.stringify(at(chain, 0).message)} hides ${JSON.stringify(root.message)}`)
 }
 
 /**
@@ -140,11 +141,11 @@ async function localShard (store: DAGStore): Promise<{ check: () => Promise<void
   let round = 0
   return {
     check: async () => {
-      const b = localBlocks[(round++ * 7) % localBlocks.length]
+      const b = at(localBlocks, (round++ * 7) % localBlocks.length)
       assertSameBytes(await held.blockstore().get(b.cid), b.bytes, 'held accessor serves')
       const fresh = await store.acquire('local')
       try {
-        const last = localBlocks[localBlocks.length - 1]
+        const last = at(localBlocks, localBlocks.length - 1)
         assertSameBytes(await fresh.blockstore().get(last.cid), last.bytes, 'fresh acquire serves')
       } finally {
         await fresh.close()
@@ -161,7 +162,7 @@ async function localShard (store: DAGStore): Promise<{ check: () => Promise<void
  */
 async function assertServesSample (store: DAGStore, key: string, opts: { sampled?: boolean } = {}): Promise<void> {
   const blocks = opts.sampled === true
-    ? [sampleBlocks[0], sampleBlocks[sampleBlocks.length >> 1], sampleBlocks[sampleBlocks.length - 1]]
+    ? [at(sampleBlocks, 0), at(sampleBlocks, sampleBlocks.length >> 1), at(sampleBlocks, sampleBlocks.length - 1)]
     : sampleBlocks
   const acc = await store.acquire(key)
   try {
@@ -602,7 +603,7 @@ test('lazy shards: the acquirers that trigger each hostile download all fail wit
           for (const r of results) {
             assert.is(r.status, 'rejected', h.name)
             const chain = chainOf((r as PromiseRejectedResult).reason)
-            assert.is(chain[0].code, 'ERR_SHARD_ERRORED', describe(chain))
+            assert.is(at(chain, 0).code, 'ERR_SHARD_ERRORED', describe(chain))
             assert.ok(chain.some((l) => l.code === h.code), `${h.name}: expected ${h.code} in ${describe(chain)}`)
           }
           assert.is(store.getShardInfo(key).state, 'errored', h.name)
@@ -685,7 +686,7 @@ test('a reclaimed transient fetched again from a server that turned hostile: the
           continue
         }
         assert.is(seen.length, 1, `${h.name}: the fault surfaced`)
-        assert.ok(seen[0].some((l) => l.code === h.code), `${h.name}: expected ${h.code} in ${describe(seen[0])}`)
+        assert.ok(at(seen, 0).some((l) => l.code === h.code), `${h.name}: expected ${h.code} in ${describe(at(seen, 0))}`)
         await until(() => store.getShardInfo(key).state === 'errored', `${key} errored`, 5000)
         const info = store.getShardInfo(key)
         assert.ok(chainOf(info.error).some((l) => l.code === h.code), `${h.name}: shard error ${describe(chainOf(info.error))}`)
@@ -927,7 +928,7 @@ tmpfsTest('disk full while a reclaimed transient is fetched again for an acquire
         const seen = await acquireDuringFault(store, 'remote')
         await local.check()
         assert.is(seen.length, 1, 'the fault surfaced')
-        assert.ok(seen[0].some((l) => l.code === 'ENOSPC'), describe(seen[0]))
+        assert.ok(at(seen, 0).some((l) => l.code === 'ENOSPC'), describe(at(seen, 0)))
         await until(() => store.getShardInfo('remote').state === 'errored', 'remote errored', 5000)
         assert.ok(chainOf(store.getShardInfo('remote').error).some((l) => l.code === 'ENOSPC'))
         await assertCleanTransients(tmpfs.dir)

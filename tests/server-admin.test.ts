@@ -13,6 +13,7 @@ import type { DAGStoreOptions } from '../src/engine/options.js'
 import { carBlocks, fixture, unknownCid } from './helpers/fixtures.js'
 import { dirSuite, openStore, until, type DirContext } from './helpers/store.js'
 import { serve, standard } from './helpers/http-server.js'
+import { at } from './helpers/assert.js'
 
 const test = dirSuite('server admin')
 const TOKEN = 'test-token_0123456789'
@@ -306,12 +307,12 @@ test('DELETE /shards/{key}: destroyed, 404 unknown, 409 in use', async (ctx) => 
 test('DELETE /shards/{key} right after the gateway served one of its blocks: the gateway lets go of it', async (ctx) => {
   await withServer(ctx, {}, async ({ server, store, root }) => {
     await call(server, 'POST', '/shards', { body: { key: 's', url: fileUrl(join(root, 'sample.car')) } })
-    const got = await call(server, 'GET', `/ipfs/${blocks[1].cid.toString()}?format=raw`, { token: null, headers: { accept: 'application/vnd.ipld.raw' } })
+    const got = await call(server, 'GET', `/ipfs/${at(blocks, 1).cid.toString()}?format=raw`, { token: null, headers: { accept: 'application/vnd.ipld.raw' } })
     assert.is(got.status, 200)
     assert.is(store.getShardInfo('s').refs, 1, 'the gateway caches the acquired shard')
     const gone = await call(server, 'DELETE', '/shards/s')
     assert.equal([gone.status, gone.json], [200, { key: 's', destroyed: true }])
-    const after = await call(server, 'GET', `/ipfs/${blocks[1].cid.toString()}?format=raw`, { token: null, headers: { accept: 'application/vnd.ipld.raw' } })
+    const after = await call(server, 'GET', `/ipfs/${at(blocks, 1).cid.toString()}?format=raw`, { token: null, headers: { accept: 'application/vnd.ipld.raw' } })
     assert.is(after.status, 404)
   })
 })
@@ -331,7 +332,7 @@ test('POST /gc reclaims an idle http: shard\'s transient; GET /find/{cid}', asyn
       assert.equal([after.json.transient, after.json.size], [undefined, undefined])
       assert.equal((await call(server, 'POST', '/gc')).json, { reclaimedBytes: 0, shards: { remote: null, local: null } })
 
-      const cid = blocks[1].cid
+      const cid = at(blocks, 1).cid
       const found = await call(server, 'GET', `/find/${cid.toString()}`)
       assert.equal([found.status, found.json.cid, [...found.json.shards].sort()], [200, cid.toString(), ['local', 'remote']])
       // Any multibase; the answer names the CID in its canonical form.
@@ -449,7 +450,7 @@ test('GET /events: a subscriber that lags gets event: lagged and the end of the 
 test('GET /metrics: store and gateway series in one registry after a gateway request', async (ctx) => {
   await withServer(ctx, {}, async ({ server, root }) => {
     await call(server, 'POST', '/shards', { body: { key: 's', url: fileUrl(join(root, 'sample.car')) } })
-    const cid = blocks[1].cid
+    const cid = at(blocks, 1).cid
     const block = await call(server, 'GET', `/ipfs/${cid.toString()}?format=raw`, { token: null, headers: { accept: 'application/vnd.ipld.raw' } })
     assert.is(block.status, 200)
     const missing = await call(server, 'GET', `/ipfs/${unknownCid.toString()}?format=raw`, { token: null, headers: { accept: 'application/vnd.ipld.raw' } })

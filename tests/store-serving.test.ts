@@ -13,6 +13,7 @@ import { StreamMount } from './helpers/stream-mount.js'
 import { fixture } from './helpers/fixtures.js'
 import { Gate, gatedIndexer, openStore, recordFailures, result, until, dirSuite } from './helpers/store.js'
 import type { DAGStore } from '../src/engine/store.js'
+import { at } from './helpers/assert.js'
 
 const test = dirSuite('serving')
 
@@ -88,7 +89,7 @@ test('corrupt input (junk.dat, corrupt pragma) fails its shard with ERR_INVALID_
     assert.is(store.getShardInfo(name).state, 'errored')
   }
   const reader = await CarReader.fromBytes(await readFile(fixture('sample-v1.car')))
-  const [root] = await reader.getRoots()
+  const root = at(await reader.getRoots(), 0)
   assert.ok(await held.blockstore().has(root))
   await held.close()
   await store.close()
@@ -100,7 +101,7 @@ test('256 concurrent acquires of one shard: all served, refs 256, all released',
   const accs = await Promise.all(Array.from({ length: 256 }, async () => await store.acquire('k')))
   assert.equal(store.getShardInfo('k'), { state: 'serving', refs: 256 })
   const reader = await CarReader.fromBytes(await readFile(fixture('sample-v1.car')))
-  const [root] = await reader.getRoots()
+  const root = at(await reader.getRoots(), 0)
   const blocks = await Promise.all(accs.map(async (a) => await a.blockstore().get(root)))
   for (const b of blocks) assert.equal(b, blocks[0])
   await Promise.all(accs.map(async (a) => { await a.close() }))
@@ -116,7 +117,7 @@ test('16 concurrent acquires of a lazy shard behind a sequential-only mount: exa
   assert.is(mount.fetchCount, 1)
   assert.equal(store.getShardInfo('lazy'), { state: 'serving', refs: 16 })
   let bytes = 0
-  for await (const chunk of accs[5].reader()) bytes += chunk.length
+  for await (const chunk of at(accs, 5).reader()) bytes += chunk.length
   assert.is(bytes, 479907)
   await Promise.all(accs.map(async (a) => { await a.close() }))
   await store.close()
@@ -251,7 +252,7 @@ test('shardsContainingCid / Multihash find shards via the top-level index; [] wh
   await store.register('a', new FileMount(fixture('sample-v1.car')))
   await store.register('b', new FileMount(fixture('sample-wrapped-v2.car')))
   const reader = await CarReader.fromBytes(await readFile(fixture('sample-v1.car')))
-  const [root] = await reader.getRoots()
+  const root = at(await reader.getRoots(), 0)
   assert.equal((await store.shardsContainingCid(root)).sort(), ['a', 'b'])
   assert.equal((await store.shardsContainingMultihash(root.multihash.bytes)).sort(), ['a', 'b'])
   assert.equal(await store.shardsContainingCid(CID.parse('bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy')), [])

@@ -10,7 +10,7 @@ import { FileMount } from '../src/storage/mount/file.js'
 import { fixture, tempDir } from './helpers/fixtures.js'
 import { Gate, gatedIndexer, openStore, recordFailures, recordTraces, result, until } from './helpers/store.js'
 import type { ShardAccessor } from '../src/base/types.js'
-import { codeOf } from './helpers/assert.js'
+import { at, codeOf } from './helpers/assert.js'
 
 interface Ctx { dir: string, cleanup: () => Promise<void>, store: DAGStore, gate: Gate, indexer: ReturnType<typeof gatedIndexer> }
 const test = suite<Ctx>('transitions')
@@ -146,7 +146,7 @@ test('initializing × fail: errored; register waiter, parked acquirers and failu
   assert.is(info.state, 'errored')
   assert.is((info.error as { code?: string }).code, 'ERR_INVALID_CAR')
   await until(() => f.failures.length === 1)
-  assert.is(f.failures[0].key, 'bad')
+  assert.is(at(f.failures, 0).key, 'bad')
 })
 
 test('initializing × recover: rejected', async (ctx) => {

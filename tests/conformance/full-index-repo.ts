@@ -54,13 +54,13 @@ async function rejectsNotFound (p: Promise<unknown>): Promise<void> {
  * FullIndexRepo contract. Each test gets a fresh repo and cleans it up.
  */
 export function fullIndexRepoConformance (name: string, makeRepo: () => Promise<RepoUnderTest>): void {
-  const test = suite<{ under?: RepoUnderTest }>(`${name}: FullIndexRepo conformance`, {})
+  const test = suite<{ under?: RepoUnderTest | undefined }>(`${name}: FullIndexRepo conformance`, {})
   test.before.each(async (ctx) => { ctx.under = await makeRepo() })
   test.after.each(async (ctx) => {
     await ctx.under?.cleanup()
     ctx.under = undefined
   })
-  const repoOf = (ctx: { under?: RepoUnderTest }): FullIndexRepo => (ctx.under as RepoUnderTest).repo
+  const repoOf = (ctx: { under?: RepoUnderTest | undefined }): FullIndexRepo => (ctx.under as RepoUnderTest).repo
 
   test('get of a missing key → IndexNotFoundError (ERR_INDEX_NOT_FOUND)', async (ctx) => {
     await rejectsNotFound(repoOf(ctx).get('missing'))

@@ -16,3 +16,10 @@ export async function rejectsWith (p: Promise<unknown>, check: (err: any) => voi
 export async function codeOf (p: Promise<unknown>): Promise<string | undefined> {
   return await p.then(() => undefined, (e: unknown) => (e as { code?: string }).code)
 }
+
+/** items[i], failing the test right here (not with an undefined read further on) when there is none. */
+export function at<T> (items: ArrayLike<T>, i: number): T {
+  const item = items[i]
+  if (item === undefined) throw new RangeError(`no item ${i} among ${items.length}`)
+  return item
+}

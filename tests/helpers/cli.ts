@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { at } from './assert.js'
 
 /** dist/src/app/cli/main.js, seen from dist/tests/helpers. */
 export const CLI = fileURLToPath(new URL('../../src/app/cli/main.js', import.meta.url))
@@ -121,7 +122,7 @@ export async function startServe (dir: string, args: string[] = [], options: Run
   const serve = spawnCli(['serve', '--dir', dir, '--listen', '127.0.0.1:0', ...args], options)
   try {
     const m = await serve.waitFor(/ at (http:\/\/\S+) \(pid \d+\)/)
-    return { serve, url: m[1] }
+    return { serve, url: at(m, 1) }
   } catch (err) {
     await serve.kill()
     throw err

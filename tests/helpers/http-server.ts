@@ -8,7 +8,7 @@ export type Handler = (req: IncomingMessage, res: ServerResponse, n: number) => 
 export interface TestServer {
   url: string
   /** Every request seen: method, Range header, all headers. */
-  log: Array<{ method: string, range?: string, headers: IncomingMessage['headers'] }>
+  log: Array<{ method: string, range: string | undefined, headers: IncomingMessage['headers'] }>
   close: () => Promise<void>
 }
 
