@@ -12,8 +12,8 @@ import { defaultReport } from '../base/report.js'
 
 const IDENTITY_CODE = 0x00
 
-export const DEFAULT_MAX_ACCESSORS = 64
-export const DEFAULT_TTL_MS = 60_000
+const DEFAULT_MAX_ACCESSORS = 64
+const DEFAULT_TTL_MS = 60_000
 
 export interface AllShardsBlockstoreOptions {
   /**

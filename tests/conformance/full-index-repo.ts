@@ -15,7 +15,7 @@ function sha256Multihash (seed: string): Uint8Array {
 }
 
 /** An index of `n` sha2-256 multihashes (plus optional extras), offsets spaced out. */
-export function sampleIndex (seed: string, n: number, extra: Array<{ multihash: Uint8Array, offset: number }> = []): ShardIndex {
+function sampleIndex (seed: string, n: number, extra: Array<{ multihash: Uint8Array, offset: number }> = []): ShardIndex {
   const b = new SortedIndexBuilder()
   for (let i = 0; i < n; i++) b.add(sha256Multihash(`${seed}/${i}`), 61 + i * 1100)
   for (const e of extra) b.add(e.multihash, e.offset)

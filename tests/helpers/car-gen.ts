@@ -15,8 +15,8 @@ import type { MountReader } from '../../src/base/mount-types.js'
 import { concatBytes, hex, wrapCarV2 } from './file-reader.js'
 
 export const RAW = 0x55
-export const DAG_CBOR = 0x71
-export const DAG_PB = 0x70
+const DAG_CBOR = 0x71
+const DAG_PB = 0x70
 
 export interface Block { cid: CID, bytes: Uint8Array }
 
@@ -160,7 +160,7 @@ export function patterned (size: number, seed: number): Uint8Array {
 // ---- CAR encoding -----------------------------------------------------------------------------------
 
 /** Where a section landed, relative to the CARv1 payload start. */
-export interface SectionLayout { offset: number, dataOffset: number, dataLength: number, end: number, block: Block }
+interface SectionLayout { offset: number, dataOffset: number, dataLength: number, end: number, block: Block }
 
 export interface GeneratedCar {
   bytes: Uint8Array
@@ -247,9 +247,9 @@ export function encodeCar (blocks: Block[], options: EncodeOptions = {}): Genera
 
 // ---- fast-check arbitraries ----------------------------------------------------------------------
 
-export interface BlockSpec { kind: BlockKind, size: number, seed: number }
+interface BlockSpec { kind: BlockKind, size: number, seed: number }
 
-export const blockSpecArb: fc.Arbitrary<BlockSpec> = fc.record({
+const blockSpecArb: fc.Arbitrary<BlockSpec> = fc.record({
   kind: fc.constantFrom<BlockKind>('raw', 'raw', 'cbor', 'pb', 'v0', 'identity', 'sha512'),
   size: fc.oneof(fc.integer({ min: 0, max: 64 }), fc.noBias(fc.integer({ min: 0, max: 5000 }))),
   seed: fc.integer({ min: 1, max: 0x7fffffff })
@@ -267,7 +267,7 @@ export const carSpecArb: fc.Arbitrary<CarSpec> = fc.record({
   duplicate: fc.boolean()
 })
 
-export function blocksOf (specs: BlockSpec[], duplicate = false): Block[] {
+function blocksOf (specs: BlockSpec[], duplicate = false): Block[] {
   const blocks = specs.map(({ kind, size, seed }) => makeBlock(kind, patterned(kind === 'identity' ? size % 48 : size, seed)))
   // A block written twice: indexed once, at its first offset.
   const middle = blocks[Math.floor(blocks.length / 2)]

@@ -180,7 +180,7 @@ export interface StreamMountFactoryOptions {
 }
 
 /** A MountFactory for `stream:` URLs. */
-export function streamMountFactory (opts: StreamMountFactoryOptions = {}): MountFactory {
+function streamMountFactory (opts: StreamMountFactoryOptions = {}): MountFactory {
   return (url: URL) => {
     let mount = StreamMount.fromURL(url)
     if (opts.override !== undefined) {

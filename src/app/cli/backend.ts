@@ -12,7 +12,7 @@ export type { ShardJson }
 import { CliError, errorJson, isLevelLocked, type ErrorJson } from './errors.js'
 import { probeServer, readRepoToken, type LiveServeFile, type ServerProbe } from './repo.js'
 
-export interface GcJson {
+interface GcJson {
   reclaimedBytes: number
   shards: Record<string, ErrorJson | null>
 }
@@ -37,7 +37,7 @@ export interface Backend {
 
 const byKey = (a: { key: string }, b: { key: string }): number => a.key < b.key ? -1 : a.key > b.key ? 1 : 0
 
-export class DirectBackend implements Backend {
+class DirectBackend implements Backend {
   readonly mode = 'direct'
   private readonly store: DAGStore
   private readonly mounts = new MountRegistry()
@@ -107,7 +107,7 @@ export class DirectBackend implements Backend {
 }
 
 /** The admin API (see src/server): bearer token, errors as `{ error: { code, message } }`. */
-export class ClientBackend implements Backend {
+class ClientBackend implements Backend {
   readonly mode = 'server'
   readonly url: string
   private readonly token: string | undefined

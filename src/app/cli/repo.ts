@@ -10,13 +10,13 @@ import { chmod, readFile, rename, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CliError } from './errors.js'
 
-export const SERVE_FILE = 'serve.json'
-export const TOKEN_FILE = 'token'
+const SERVE_FILE = 'serve.json'
+const TOKEN_FILE = 'token'
 
 /** How clients authenticate: the repo token file, a token given to serve, or nothing. */
 export type AuthMode = 'file' | 'token' | 'none'
 
-export interface ServeFile {
+interface ServeFile {
   pid: number
   /**
    * Where a client on this machine reaches the server (loopback when it listens on all
@@ -36,7 +36,7 @@ export type ServerProbe =
   /** `pidAlive`: the process exists but does not answer (or is not a dagstore any more). */
   | { kind: 'stale', file: ServeFile | undefined, reason: string, pidAlive: boolean }
 
-export function serveFilePath (dir: string): string {
+function serveFilePath (dir: string): string {
   return join(dir, SERVE_FILE)
 }
 
@@ -52,7 +52,7 @@ function parseServeFile (text: string): ServeFile | undefined {
 }
 
 /** undefined when there is no file; 'invalid' when it cannot be read as one. */
-export async function readServeFile (dir: string): Promise<ServeFile | 'invalid' | undefined> {
+async function readServeFile (dir: string): Promise<ServeFile | 'invalid' | undefined> {
   let text: string
   try {
     text = await readFile(serveFilePath(dir), 'utf8')
@@ -63,7 +63,7 @@ export async function readServeFile (dir: string): Promise<ServeFile | 'invalid'
   return parseServeFile(text) ?? 'invalid'
 }
 
-export function pidAlive (pid: number): boolean {
+function pidAlive (pid: number): boolean {
   try {
     process.kill(pid, 0)
     return true
@@ -73,7 +73,7 @@ export function pidAlive (pid: number): boolean {
   }
 }
 
-export async function healthy (url: string, timeoutMs = 2000): Promise<boolean> {
+async function healthy (url: string, timeoutMs = 2000): Promise<boolean> {
   try {
     const res = await fetch(new URL('/healthz', url), { signal: AbortSignal.timeout(timeoutMs) })
     const body = await res.json().catch(() => undefined) as { ok?: unknown } | undefined

@@ -29,7 +29,7 @@ export interface ServeCommandOptions {
 }
 
 /** `HOST:PORT`, `[V6]:PORT`, `:PORT` or `PORT`. */
-export function parseListen (value: string): { host: string, port: number } {
+function parseListen (value: string): { host: string, port: number } {
   const bad = (): UsageError => new UsageError(`invalid --listen ${JSON.stringify(value)}: expected HOST:PORT (e.g. 127.0.0.1:8080, [::1]:8080, 0.0.0.0:0)`)
   let host = '127.0.0.1'
   let portText: string
@@ -52,7 +52,7 @@ export function parseListen (value: string): { host: string, port: number } {
   return { host, port }
 }
 
-export function isLoopbackHost (host: string): boolean {
+function isLoopbackHost (host: string): boolean {
   const h = host.toLowerCase()
   if (h === 'localhost') return true
   if (isIP(h) === 4) return h.startsWith('127.')

@@ -47,7 +47,7 @@ function headerBodyLength (cid: CID): number {
 }
 
 /** True when the CAR for `cid` carries the block's section (false for identity CIDs). */
-export function carHasSection (cid: CID): boolean {
+function carHasSection (cid: CID): boolean {
   return cid.multihash.code !== IDENTITY
 }
 

@@ -97,7 +97,7 @@ function tooLarge (req: IncomingMessage, res: ServerResponse, maxBytes: number):
 }
 
 /** The whole body, refusing (413) past `maxBytes` without buffering the excess. */
-export async function readBody (req: IncomingMessage, res: ServerResponse, maxBytes: number): Promise<Buffer> {
+async function readBody (req: IncomingMessage, res: ServerResponse, maxBytes: number): Promise<Buffer> {
   const declared = req.headers['content-length']
   if (declared !== undefined && Number(declared) > maxBytes) throw tooLarge(req, res, maxBytes)
   return await new Promise<Buffer>((resolve, reject) => {

@@ -14,7 +14,7 @@ const DAG_PB_CODEC = 0x70
 const ENTITY_BYTES = /^-?\d+:(?:-?\d+|\*)$/
 const QVALUE = /^(?:0(?:\.\d{0,3})?|1(?:\.0{0,3})?)$/
 
-export type Scope = 'block' | 'entity' | 'all'
+type Scope = 'block' | 'entity' | 'all'
 
 export interface Variant {
   format: 'raw' | 'car'

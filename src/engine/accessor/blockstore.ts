@@ -15,7 +15,7 @@ const IDENTITY_CODE = 0x00
  * so typical small blocks cost one positional read. A larger first read would only waste
  * bandwidth on big blocks; a smaller one saves nothing (a read's cost is the syscall).
  */
-export const DEFAULT_HEAD_READ_SIZE = 4096
+const DEFAULT_HEAD_READ_SIZE = 4096
 
 export interface ShardBlockstoreInit {
   /** Random access is expected (`read`); without it every lookup streams from the section start. */

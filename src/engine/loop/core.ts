@@ -14,7 +14,7 @@ import type { Mount } from '../../base/mount-types.js'
 import type { ReaderPool } from '../accessor/reader-pool.js'
 import type { StoreMetrics } from '../observe/metrics.js'
 
-export interface Throttle { add: <T>(fn: () => Promise<T>) => Promise<T> }
+interface Throttle { add: <T>(fn: () => Promise<T>) => Promise<T> }
 
 export interface Core {
   readonly shards: Map<ShardKey, Shard>

@@ -212,7 +212,7 @@ export async function removeShardIndices (core: Core, key: ShardKey): Promise<vo
 }
 
 /** Posts a release and resolves once it is durable (or at once if the store is closing). */
-export async function release (core: Core, shard: Shard): Promise<void> {
+async function release (core: Core, shard: Shard): Promise<void> {
   if (core.closing) return
   await new Promise<void>((resolve) => {
     core.loop.submit({ op: 'release', key: shard.key, shard, waiter: new Waiter(shard.key, () => { resolve() }, undefined, core.report) })

@@ -27,9 +27,9 @@ export function factsFromMask (mask: number): OpFacts {
   return facts
 }
 
-export const STATE_INDEX: Readonly<Record<ShardState, number>> =
+const STATE_INDEX: Readonly<Record<ShardState, number>> =
   Object.fromEntries(SHARD_STATES.map((s, i) => [s, i])) as Record<ShardState, number>
-export const OP_INDEX: Readonly<Record<OpType, number>> =
+const OP_INDEX: Readonly<Record<OpType, number>> =
   Object.fromEntries(OP_TYPES.map((op, i) => [op, i])) as Record<OpType, number>
 
 /** Runs the machine itself for one combination: the reference the table must agree with. */

@@ -65,7 +65,7 @@ export interface ShardIndexerOptions {
   skipThreshold?: number
 }
 
-export type EmbeddedIndexOutcome = 'adopted' | 'rejected' | 'absent' | 'ignored'
+type EmbeddedIndexOutcome = 'adopted' | 'rejected' | 'absent' | 'ignored'
 
 export interface CarIndexResult {
   index: SortedIndex
@@ -88,10 +88,10 @@ export interface CarIndexResult {
 }
 
 const DEFAULT_MAX_EMBEDDED_INDEX_SIZE = 1024 * 1024 * 1024
-export const DEFAULT_MAX_CID_SIZE = 2048
-export const DEFAULT_WINDOW_SIZE = 1024 * 1024
-export const DEFAULT_PROBE_SIZE = 4096
-export const DEFAULT_SKIP_THRESHOLD = 64 * 1024
+const DEFAULT_MAX_CID_SIZE = 2048
+const DEFAULT_WINDOW_SIZE = 1024 * 1024
+const DEFAULT_PROBE_SIZE = 4096
+const DEFAULT_SKIP_THRESHOLD = 64 * 1024
 /** Running average of section lengths: weight of the newest section. */
 const AVERAGE_WEIGHT = 1 / 8
 /** Probes issued ahead on guessed positions; a libuv threadpool has 4 threads by default. */

@@ -13,7 +13,7 @@ const SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*$/
  * HTTP shards need headers starts with `{ builtins: false }` and registers its own factories,
  * e.g. `reg.register('https', (url) => new HttpMount(url, { headers }))`.
  */
-export const BUILTIN_MOUNTS: ReadonlyArray<readonly [scheme: string, factory: MountFactory]> = [
+const BUILTIN_MOUNTS: ReadonlyArray<readonly [scheme: string, factory: MountFactory]> = [
   ['file', (url) => FileMount.fromURL(url)],
   ['bytes', (url) => BytesMount.fromURL(url)],
   ['http', (url) => new HttpMount(url)],

@@ -33,8 +33,8 @@ export interface TransientEntry {
 /** Frees at least `bytes` if it can (evicting least recently used first); resolves with what it freed. */
 export type Evictor = (bytes: number) => Promise<number>
 
-export const DEFAULT_HIGH_WATERMARK = 0.9
-export const DEFAULT_LOW_WATERMARK = 0.7
+const DEFAULT_HIGH_WATERMARK = 0.9
+const DEFAULT_LOW_WATERMARK = 0.7
 const DEFAULT_STEP = 128 * 1024 * 1024
 
 function fraction (name: string, value: number): number {

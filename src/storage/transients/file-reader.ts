@@ -55,7 +55,7 @@ function checkRange (name: string, value: number): void {
 }
 
 /** Which file a reader has open: lets a cached reader be checked against the path later. */
-export interface FileIdentity { readonly path: string, readonly dev: number, readonly ino: number }
+interface FileIdentity { readonly path: string, readonly dev: number, readonly ino: number }
 
 export interface FileReader extends MountReader {
   readonly size: number

@@ -45,10 +45,6 @@ export class GrowingFile {
     return this.#finalSize !== undefined
   }
 
-  get failed (): boolean {
-    return this.#error !== undefined
-  }
-
   get error (): Error | undefined {
     return this.#error
   }
