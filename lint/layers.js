@@ -11,6 +11,7 @@ import boundaries from 'eslint-plugin-boundaries'
 const LAYERS = ['base', 'format', 'storage', 'read', 'engine', 'app']
 
 const FOLDERS = [
+  'src/base/errors',
   'src/base',
   'src/format',
   'src/format/index',
@@ -26,11 +27,15 @@ const FOLDERS = [
   'src/engine/loop',
   'src/engine/gc',
   'src/engine',
+  'src/app',
   'src/app/server',
-  'src/app/cli'
+  'src/app/cli',
+  'src/app/cli/commands'
 ]
 
-// The package entries, the root (src/index.ts) and dagstore/testing (src/testing*), may import any folder.
+// The package entries may import any folder: the root (src/index.ts), dagstore/testing
+// (src/testing/) and the bin (main.ts in src/app/cli, which hands the process to the program).
+const BIN = { folder: 'src/app/cli', file: 'main.ts' }
 const isEntryFolder = (folder) => folder === 'src' || folder === 'src/testing' || folder.startsWith('src/testing/')
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -80,6 +85,7 @@ export const layers = {
       policies: [
         { from: element('entry'), allow: { to: element('**') } },
         ...FOLDERS.map((folder, i) => ({ from: element(folder), allow: { to: element(FOLDERS.slice(0, i + 1)) } })),
+        { from: { element: { type: BIN.folder, fileInternalPath: BIN.file } }, allow: { to: element('**') } },
         ...LAYERS.slice(0, -1).map((layer, i) => ({
           from: element(inLayers([layer])),
           disallow: { to: element(inLayers(LAYERS.slice(i + 1))) },

@@ -1,6 +1,8 @@
-// The `dagstore` CLI end to end, as spawned processes: direct mode (no server), exit codes and
-// error lines, import, serve with other commands going through its admin API, the serve.json
-// lock (second serve, stale files), SIGTERM during an in-flight block download, `npm start`.
+// The `dagstore` CLI end to end: direct mode (no server), exit codes and error lines, import,
+// serve with other commands going through its admin API, the serve.json lock (second serve,
+// stale files). Commands run in this process (tests/helpers/cli.ts); the bin is spawned where
+// only a process will do: SIGTERM during an in-flight block download, a terminal for the
+// progress bar, `npm start`.
 import * as assert from 'uvu/assert'
 import { get as httpGet, createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -11,7 +13,9 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { DAGStore } from '../src/engine/store.js'
 import { carBlocks, fixture } from './helpers/fixtures.js'
 import { dirSuite } from './helpers/store.js'
-import { CLI, cli, cliEnv, hasStack, readServeJson, spawnCli, startServe, type CliResult, type Running } from './helpers/cli.js'
+import {
+  CLI, cli, cliEnv, hasStack, readServeJson, spawnCli, spawnServe, startCli, startServe, type CliResult, type InProcess, type Running
+} from './helpers/cli.js'
 import { serve as serveHttp, standard } from './helpers/http-server.js'
 import { at } from './helpers/assert.js'
 
@@ -160,6 +164,7 @@ test('exit codes: 2 for usage, 1 for failures; one error line, a stack only with
   const help = await cli(['--help'])
   assert.is(help.code, 0)
   assert.match(help.stdout, /Usage: dagstore/)
+  assert.match(help.stdout, /\(default: "\.dagstore", env:\s+DAGSTORE_DIR\)/)
   assert.is((await cli(['--version'])).code, 0)
 
   const line = errorLine(await cli(['info', 'nope', ...d]), 1, 'ERR_SHARD_UNKNOWN')
@@ -180,6 +185,19 @@ test('exit codes: 2 for usage, 1 for failures; one error line, a stack only with
   } finally {
     await store.close()
   }
+})
+
+test('relative paths are the run\'s cwd\'s, DAGSTORE_DIR comes from its environment, --dir wins over it', async ({ dir }) => {
+  await cars(dir, { 'sample-v1.car': 'sample-v1.car' })
+  const at = { cwd: dir }
+  let r = await cli(['register', join('cars', 'sample-v1.car'), '--dir', 'repo'], at)
+  ok(r, 'register with relative paths')
+  r = await cli(['info', 'sample-v1', '--json'], { ...at, env: { DAGSTORE_DIR: 'repo' } })
+  ok(r, 'info in DAGSTORE_DIR')
+  assert.is(JSON.parse(r.stdout).url, pathToFileURL(join(dir, 'cars', 'sample-v1.car')).href)
+  r = await cli(['get', first.cid.toString(), '-o', 'block.bin', '--dir', 'repo'], { ...at, env: { DAGSTORE_DIR: 'elsewhere' } })
+  assert.equal([r.code, r.stdout], [0, `wrote ${first.bytes.byteLength} bytes to block.bin\n`])
+  assert.ok((await readFile(join(dir, 'block.bin'))).equals(first.bytes))
 })
 
 test('import on a TTY draws a progress bar (under script(1), which gives the command a pseudo-terminal)', async ({ dir }) => {
@@ -242,7 +260,7 @@ test('serve: serve.json and token, other commands go through the admin API, a se
   const { serve, url } = await startServe(repo, ['--allow-root', root])
   try {
     const published = await readServeJson(repo)
-    assert.equal(published, { pid: serve.child.pid, url, auth: 'file', startedAt: published?.startedAt })
+    assert.equal(published, { pid: serve.pid, url, auth: 'file', startedAt: published?.startedAt })
     assert.is((await stat(join(repo, 'token'))).mode & 0o777, 0o600)
     // The server holds LevelDB: a command that opened it itself would fail.
     const intruder = new DAGStore({ dir: repo })
@@ -287,8 +305,9 @@ test('serve: serve.json and token, other commands go through the admin API, a se
 
     const second = await cli(['serve', '--listen', '127.0.0.1:0', ...d])
     const refused = errorLine(second, 1, 'ERR_REPO_SERVED')
-    assert.match(refused, new RegExp(`pid ${String(serve.child.pid)} at ${url}`))
-    assert.equal((await readServeJson(repo))?.pid, serve.child.pid, 'the refused serve left serve.json alone')
+    assert.match(refused, new RegExp(`pid ${String(serve.pid)} at ${url}`))
+    // The whole file: in this process the refused serve would write the same pid.
+    assert.equal(await readServeJson(repo), published, 'the refused serve left serve.json alone')
 
     const exit = await serve.stop('SIGTERM')
     assert.equal(exit, { code: 0, signal: null })
@@ -312,12 +331,12 @@ test('a stale serve.json is ignored by commands and replaced by serve; --token a
   ok(r, 'ls with a dead server file')
   assert.match(r.stderr, /directly/)
 
-  let running: Running | undefined
+  let running: InProcess | undefined
   try {
     let started = await startServe(repo, ['--token', 'custom-token_1'])
     running = started.serve
     const serveJson = await readServeJson(repo)
-    assert.equal(serveJson, { pid: running.child.pid, url: started.url, auth: 'token', startedAt: serveJson?.startedAt })
+    assert.equal(serveJson, { pid: running.pid, url: started.url, auth: 'token', startedAt: serveJson?.startedAt })
     // The token was given to serve, not written to the repo: clients need it too.
     errorLine(await cli(['ls', ...d]), 1, 'ERR_UNAUTHORIZED')
     ok(await cli(['ls', ...d], { env: { DAGSTORE_TOKEN: 'custom-token_1' } }), 'ls with DAGSTORE_TOKEN')
@@ -332,7 +351,8 @@ test('a stale serve.json is ignored by commands and replaced by serve; --token a
     assert.match(r.stderr, /directly/)
     started = await startServe(repo, ['--no-auth'])
     running = started.serve
-    assert.equal((await readServeJson(repo))?.pid, running.child.pid)
+    // pid and url: in this process the stale file's pid is the new server's too.
+    assert.equal([(await readServeJson(repo))?.pid, (await readServeJson(repo))?.url], [running.pid, started.url])
     assert.is((await readServeJson(repo))?.auth, 'none')
     r = await cli(['ls', '--verbose', ...d])
     ok(r, 'ls through a --no-auth server')
@@ -375,16 +395,16 @@ test('SIGTERM during an in-flight block download: serve exits 0, serve.json remo
     stalled.push(res)
   })
   let serve: Running | undefined
-  let getter: Running | undefined
+  let getter: InProcess | undefined
   try {
-    const started = await startServe(repo, ['--shutdown-grace', '300'])
+    const started = await spawnServe(repo, ['--shutdown-grace', '300'])
     serve = started.serve
     ok(await cli(['register', origin.url, '--key', 'remote', ...d]), 'register remote')
     // Drop the local copy so the next get has to download it again.
     const gc = JSON.parse((await cli(['gc', '--json', ...d])).stdout)
     assert.is(gc.reclaimedBytes, sample.byteLength)
     stall = true
-    getter = spawnCli(['get', last.cid.toString(), ...d])
+    getter = startCli(['get', last.cid.toString(), ...d])
     const deadline = Date.now() + 10_000
     while (stalled.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
     assert.is(stalled.length, 1, 'the download started and stalled')

@@ -1,7 +1,11 @@
 /**
  * Every error the store raises carries a stable `code`: messages may improve, codes do not.
- * Wrapped errors keep what they wrap as `cause`.
+ * Wrapped errors keep what they wrap as `cause`. The codes, with their HTTP statuses and
+ * meanings, are listed in errors/codes.ts; the classes here are made from them.
  */
+import { CODE } from './errors/codes.js'
+import { codeOf } from './errors/inspect.js'
+
 export class DAGStoreError extends Error {
   readonly code: string
   constructor (message: string, code: string, options?: { cause?: unknown }) {
@@ -21,36 +25,37 @@ export function defineError (code: string, defaultMessage: string): new (message
   }
 }
 
-export class ShardUnknownError extends defineError('ERR_SHARD_UNKNOWN', 'shard not found') {}
-export class ShardExistsError extends defineError('ERR_SHARD_EXISTS', 'shard already exists') {}
-export class ShardInitializationFailedError extends defineError('ERR_SHARD_INITIALIZATION_FAILED', 'shard initialization failed') {}
-export class ShardInUseError extends defineError('ERR_SHARD_IN_USE', 'shard is in use') {}
-export class ShardErroredError extends defineError('ERR_SHARD_ERRORED', 'shard is in errored state') {}
-export class ShardNotErroredError extends defineError('ERR_SHARD_NOT_ERRORED', 'refused to recover shard that is not errored') {}
+export class ShardUnknownError extends defineError(CODE.ERR_SHARD_UNKNOWN, 'shard not found') {}
+export class ShardExistsError extends defineError(CODE.ERR_SHARD_EXISTS, 'shard already exists') {}
+export class ShardInitializationFailedError extends defineError(CODE.ERR_SHARD_INITIALIZATION_FAILED, 'shard initialization failed') {}
+export class ShardInUseError extends defineError(CODE.ERR_SHARD_IN_USE, 'shard is in use') {}
+export class ShardErroredError extends defineError(CODE.ERR_SHARD_ERRORED, 'shard is in errored state') {}
+export class ShardNotErroredError extends defineError(CODE.ERR_SHARD_NOT_ERRORED, 'refused to recover shard that is not errored') {}
 /** A call that needs the store running was made before start() finished. */
-export class StoreNotStartedError extends defineError('ERR_STORE_NOT_STARTED', 'dag store not started') {}
-export class StoreClosedError extends defineError('ERR_STORE_CLOSED', 'dag store closed') {}
-export class BlockNotFoundError extends defineError('ERR_NOT_FOUND', 'block not found') {}
-export class InvalidShardKeyError extends defineError('ERR_INVALID_SHARD_KEY', 'invalid shard key') {}
-export class UnknownMountSchemeError extends defineError('ERR_UNKNOWN_MOUNT_SCHEME', 'unknown mount scheme') {}
-export class SubscriptionLaggedError extends defineError('ERR_SUBSCRIPTION_LAGGED', 'subscriber fell too far behind the event stream') {}
-export class InvalidCarError extends defineError('ERR_INVALID_CAR', 'invalid CAR') {}
-export class IndexNotFoundError extends defineError('ERR_INDEX_NOT_FOUND', 'index not found') {}
+export class StoreNotStartedError extends defineError(CODE.ERR_STORE_NOT_STARTED, 'dag store not started') {}
+export class StoreClosedError extends defineError(CODE.ERR_STORE_CLOSED, 'dag store closed') {}
+export class BlockNotFoundError extends defineError(CODE.ERR_NOT_FOUND, 'block not found') {}
+export class InvalidShardKeyError extends defineError(CODE.ERR_INVALID_SHARD_KEY, 'invalid shard key') {}
+export class UnknownMountSchemeError extends defineError(CODE.ERR_UNKNOWN_MOUNT_SCHEME, 'unknown mount scheme') {}
+export class SubscriptionLaggedError extends defineError(CODE.ERR_SUBSCRIPTION_LAGGED, 'subscriber fell too far behind the event stream') {}
+export class InvalidCarError extends defineError(CODE.ERR_INVALID_CAR, 'invalid CAR') {}
+export class IndexNotFoundError extends defineError(CODE.ERR_INDEX_NOT_FOUND, 'index not found') {}
 /** A mount URL or mount value the registry cannot accept (bad URL, duplicate scheme, unrepresentable mount). */
-export class InvalidMountError extends defineError('ERR_INVALID_MOUNT', 'invalid mount') {}
+export class InvalidMountError extends defineError(CODE.ERR_INVALID_MOUNT, 'invalid mount') {}
 /** The transient a shard depends on could not be produced (fetch failed, disk full, ...). */
-export class TransientError extends defineError('ERR_TRANSIENT', 'transient fetch failed') {}
+export class TransientError extends defineError(CODE.ERR_TRANSIENT, 'transient fetch failed') {}
 
 /** Automated GC could not make room for a transient: everything left is in use, downloading or within its grace period. */
-export class TransientsFullError extends defineError('ERR_TRANSIENTS_FULL', 'transients dir full') {}
+export class TransientsFullError extends defineError(CODE.ERR_TRANSIENTS_FULL, 'transients dir full') {}
 
 /** A shard error restored from the state DB after a restart: the original class is gone, its code is kept. */
 export class RestoredShardError extends DAGStoreError {}
 
 /** The error delivered when an operation's AbortSignal fires before its result is ready. */
 export class AbortError extends DAGStoreError {
+  static readonly code = CODE.ABORT_ERR
   constructor (message = 'The operation was aborted', options?: { cause?: unknown }) {
-    super(message, 'ABORT_ERR', options)
+    super(message, CODE.ABORT_ERR, options)
     this.name = 'AbortError'
   }
 }
@@ -62,7 +67,7 @@ export function abortErrorFrom (signal: AbortSignal): AbortError {
 }
 
 export function isAbortError (err: unknown): boolean {
-  return err instanceof Error && (err.name === 'AbortError' || (err as { code?: string }).code === 'ABORT_ERR')
+  return err instanceof Error && (err.name === 'AbortError' || codeOf(err) === CODE.ABORT_ERR)
 }
 
 /** Like `promise`, but rejects with an AbortError as soon as `signal` aborts. */

@@ -2,46 +2,33 @@
  * DAGStore: the public API (DESIGN §3). Calls are validated synchronously, then become tasks
  * for the single event loop; each accepted call gets exactly one result.
  */
-import { mkdir, stat } from 'node:fs/promises'
+import { stat } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
-import { join, resolve as resolvePath } from 'node:path'
-import { Level } from 'level'
-import PQueue from 'p-queue'
+import { resolve as resolvePath } from 'node:path'
 import type { CID } from 'multiformats/cid'
-import { EventLoop } from './loop/loop.js'
-import { Interpreter } from './loop/interpreter.js'
-import { Jobs } from './loop/jobs.js'
+import { Registry } from 'prom-client'
 import type { Core } from './loop/core.js'
 import { isControl, type Task } from './loop/tasks.js'
 import { EventBuffer } from './observe/event-buffer.js'
+import { StoreMetrics } from './observe/metrics.js'
 import { Shard } from './shard/shard.js'
 import { Waiter } from './shard/waiter.js'
-import { LevelStateStore, type AnyLevel, type StateStore } from '../storage/state/state-store.js'
-import type { ShardRecord } from '../storage/state/record.js'
-import { collectGarbage, evictTransients } from './gc/gc.js'
+import { collectGarbage } from './gc/gc.js'
+import { boot, type StoreParts } from './boot.js'
 import { TransientBudget, validateGCOptions } from '../storage/transients/budget.js'
-import { Registry } from 'prom-client'
-import { StoreMetrics } from './observe/metrics.js'
-import { ReaderPool } from './accessor/reader-pool.js'
 import { AllShardsBlockstore, type AllShardsBlockstoreOptions } from '../read/all-shards.js'
 import { validateKey } from '../base/keys.js'
-import { Transients } from '../storage/transients/transients.js'
-import { MountRegistry } from '../storage/mount/registry.js'
 import type { Mount } from '../base/mount-types.js'
-import { FsIndexRepo } from '../storage/index/fs-repo.js'
-import { LevelTopLevelIndex } from '../storage/index/level-top-level.js'
-import { defaultShardIndexer } from '../format/car/indexer.js'
 import type { ShardIndex } from '../base/index-types.js'
 import {
-  InvalidMountError, RestoredShardError, ShardExistsError, ShardUnknownError, StoreClosedError,
-  StoreNotStartedError
+  InvalidMountError, ShardExistsError, ShardUnknownError, StoreClosedError, StoreNotStartedError
 } from '../base/errors.js'
 import {
   SHARD_STATES, type AcquireOpts, type GCResult, type RegisterOpts, type ResultCallback,
   type ShardAccessor, type ShardDescription, type ShardInfo, type ShardKey, type ShardResult, type ShardState,
   type SignalOpts, type Trace
 } from '../base/types.js'
-import { DEFAULT_EVENT_BUFFER_SIZE, DEFAULT_MAX_IDLE_READERS, type DAGStoreOptions, type GCOptions } from './options.js'
+import { DEFAULT_EVENT_BUFFER_SIZE, type DAGStoreOptions, type GCOptions } from './options.js'
 import { defaultReport } from '../base/report.js'
 
 type Phase = 'created' | 'starting' | 'started' | 'closing' | 'closed'
@@ -56,10 +43,7 @@ function settle<T> (resolve: (value: T) => void, reject: (err: Error) => void, p
 export class DAGStore {
   private readonly options: DAGStoreOptions
   private phase: Phase = 'created'
-  private core: Core | undefined
-  private jobs: Jobs | undefined
-  private db: AnyLevel | undefined
-  private ownsDb = false
+  private readonly parts: StoreParts = { db: undefined, ownsDb: false, core: undefined, jobs: undefined }
   private closing: Promise<void> | undefined
   private gcTimer: NodeJS.Timeout | undefined
   private readonly budget: TransientBudget | undefined
@@ -105,7 +89,14 @@ export class DAGStore {
     this.phase = 'starting'
     const { signal } = options
     try {
-      await this.boot(signal)
+      await boot(this.options, this.parts, {
+        traces: this.traceBuffer,
+        failures: this.failureBuffer,
+        metrics: this.storeMetrics,
+        budget: this.budget,
+        abandon: (task) => { this.abandon(task) }
+      }, signal)
+      this.startGcTimer()
       this.phase = 'started'
     } catch (err) {
       this.phase = 'closing'
@@ -114,129 +105,17 @@ export class DAGStore {
     }
   }
 
-  private async boot (signal: AbortSignal | undefined): Promise<void> {
-    const o = this.options
-    const dir = o.dir !== undefined ? resolvePath(o.dir) : undefined
-    if (dir !== undefined) await mkdir(dir, { recursive: true })
-    const report = o.onError ?? defaultReport
-    if (o.datastore !== undefined) {
-      this.db = o.datastore
-    } else {
-      this.db = new Level(join(dir as string, 'state')) as unknown as AnyLevel
-      this.ownsDb = true
-    }
-    await this.db.open()
-    signal?.throwIfAborted()
-    const stateStore = new LevelStateStore(this.db)
+  private startGcTimer (): void {
+    const intervalMs = this.options.gc?.intervalMs ?? 0
+    if (intervalMs <= 0) return
     const budget = this.budget
-    const readyFetches = o.maxConcurrentReadyFetches ?? 0
-    const transients = new Transients({
-      dir: resolvePath(o.transientsDir ?? join(dir as string, 'transients')),
-      readyFetchQueue: readyFetches > 0 ? new PQueue({ concurrency: readyFetches }) : undefined,
-      budget,
-      onDownload: (bytes, seconds, ok) => { this.storeMetrics.fetched(bytes, seconds, ok) }
-    })
-    await transients.init()
-    const counts = Object.fromEntries(SHARD_STATES.map((s) => [s, 0])) as Record<ShardState, number>
-    let interpreter: Interpreter | undefined
-    const maxIndexing = o.maxConcurrentIndex ?? 0
-    const loop = new EventLoop({
-      process: (task, tx) => { interpreter?.process(task, tx) },
-      store: stateStore,
-      report,
-      abandon: (task) => { this.abandon(task) }
-    })
-    const core: Core = {
-      shards: new Map(),
-      counts,
-      loop,
-      traces: this.traceBuffer,
-      failures: this.failureBuffer,
-      transients,
-      indexRepo: o.indexRepo ?? new FsIndexRepo(join(dir as string, 'index')),
-      topLevelIndex: o.topLevelIndex ?? new LevelTopLevelIndex(this.db),
-      indexer: o.shardIndexer ?? defaultShardIndexer,
-      indexThrottle: maxIndexing > 0 ? new PQueue({ concurrency: maxIndexing }) : undefined,
-      mounts: o.mounts ?? new MountRegistry(),
-      readers: new ReaderPool(o.maxIdleReaders ?? DEFAULT_MAX_IDLE_READERS, report),
-      report,
-      metrics: this.storeMetrics,
-      graceMs: o.gc?.graceMs ?? 0,
-      closing: false,
-      barriers: new Map()
-    }
-    this.core = core
-    this.jobs = new Jobs(core)
-    interpreter = new Interpreter(core, this.jobs)
-
-    const { reRegister, recoverNow } = await this.restore(core, stateStore, signal)
-    signal?.throwIfAborted()
-    const owned = new Set<string>()
-    for (const shard of core.shards.values()) if (shard.transient !== undefined) owned.add(shard.transient)
-    const removed = await transients.removeOrphans(owned)
-    if (removed.length > 0) report(new Error(`removed ${removed.length} orphaned file(s)`), 'transients cleanup')
-    if (budget !== undefined) {
-      const tracked: Array<[string, ShardKey]> = []
-      for (const shard of core.shards.values()) if (shard.transient !== undefined) tracked.push([shard.transient, shard.key])
-      await transients.account(tracked)
-      budget.setEvictor(async (bytes) => await new Promise<number>((resolve) => {
-        loop.submit({
-          control: (tx) => { evictTransients(core, tx, bytes, (r) => { resolve(r.reclaimedBytes) }) },
-          abandon: () => { resolve(0) }
-        })
-      }))
-    }
-    loop.start()
-    budget?.collectIfHigh()
-    for (const shard of reRegister) loop.submit({ op: 'register', key: shard.key, shard, eager: true })
-    for (const shard of recoverNow) loop.submit({ op: 'recover', key: shard.key, shard })
-    const intervalMs = o.gc?.intervalMs ?? 0
-    if (intervalMs > 0) {
-      // With a space bound, periodic GC keeps to the watermarks; without one it reclaims every idle transient.
-      this.gcTimer = setInterval(() => {
-        if (budget !== undefined) budget.collectIfHigh()
-        else this.gc().catch((err: unknown) => { report(err, 'periodic gc failed') })
-      }, intervalMs)
-      this.gcTimer.unref()
-    }
-  }
-
-  /** Restart rules: serving → available; initializing → available if indexed, else re-registered; recovering → errored; errored → policy. */
-  private async restore (core: Core, stateStore: StateStore, signal: AbortSignal | undefined): Promise<{ reRegister: Shard[], recoverNow: Shard[] }> {
-    const policy = this.options.recoverOnStart ?? 'none'
-    const reRegister: Shard[] = []
-    const recoverNow: Shard[] = []
-    const changed: ShardRecord[] = []
-    for await (const page of stateStore.loadAll((key, err) => { core.report(err, `skipping unreadable shard record ${JSON.stringify(key)}`) })) {
-      signal?.throwIfAborted()
-      for (const r of page) {
-        const shard = new Shard(r.key, r.url, r.lazy, r.state, undefined, r.transient)
-        if (r.error !== undefined) shard.error = new RestoredShardError(r.error, r.errorCode ?? 'ERR_SHARD_ERRORED')
-        const before = shard.state
-        if (shard.state === 'serving') shard.state = 'available'
-        else if (shard.state === 'recovering') shard.state = 'errored'
-        else if (shard.state === 'initializing') {
-          if ((await core.indexRepo.stat(shard.key)).exists) {
-            shard.state = 'available'
-          } else {
-            shard.state = 'new'
-            reRegister.push(shard)
-          }
-        } else if (shard.state === 'new' && !shard.lazy) {
-          // Killed between register and initialize: finish what the caller asked for.
-          reRegister.push(shard)
-        }
-        if (shard.state === 'errored') {
-          if (policy === 'on-acquire') shard.x().recoverOnAcquire = true
-          else if (policy === 'now') recoverNow.push(shard)
-        }
-        if (shard.state !== before) changed.push(shard.record())
-        core.shards.set(shard.key, shard)
-        core.counts[shard.state]++
-      }
-    }
-    if (changed.length > 0) await stateStore.writeBatch(changed, [])
-    return { reRegister, recoverNow }
+    const report = this.options.onError ?? defaultReport
+    // With a space bound, periodic GC keeps to the watermarks; without one it reclaims every idle transient.
+    this.gcTimer = setInterval(() => {
+      if (budget !== undefined) budget.collectIfHigh()
+      else this.gc().catch((err: unknown) => { report(err, 'periodic gc failed') })
+    }, intervalMs)
+    this.gcTimer.unref()
   }
 
   private abandon (task: Task): void {
@@ -265,11 +144,11 @@ export class DAGStore {
 
   private async shutdown (): Promise<void> {
     clearInterval(this.gcTimer)
-    const core = this.core
+    const { core, jobs } = this.parts
     if (core !== undefined) {
       core.closing = true
       const closed = new StoreClosedError()
-      this.jobs?.abortAll(closed)
+      jobs?.abortAll(closed)
       await core.loop.stop()
       for (const shard of core.shards.values()) {
         const extra = shard.extra
@@ -279,7 +158,7 @@ export class DAGStore {
         for (const w of extra.parked ?? []) w.deliver({ key: shard.key, error: closed })
         extra.register = extra.parked = extra.recover = undefined
       }
-      await this.jobs?.settled()
+      await jobs?.settled()
       // Downloads outlive the jobs that started them (accessors read them too): stop them all.
       await core.transients.abortDownloads()
       await Promise.allSettled([...core.barriers.values()])
@@ -287,12 +166,12 @@ export class DAGStore {
     }
     this.traceBuffer.close()
     this.failureBuffer.close()
-    if (this.ownsDb) await this.db?.close()
+    if (this.parts.ownsDb) await this.parts.db?.close()
     this.phase = 'closed'
   }
 
   private running (): Core {
-    if (this.phase === 'started' && this.core !== undefined) return this.core
+    if (this.phase === 'started' && this.parts.core !== undefined) return this.parts.core
     if (this.phase === 'closing' || this.phase === 'closed') throw new StoreClosedError()
     throw new StoreNotStartedError('dag store not started: call start() first')
   }
@@ -304,7 +183,7 @@ export class DAGStore {
   }
 
   private waiter (key: ShardKey, out: ResultCallback | null | undefined, signal: AbortSignal | undefined): Waiter {
-    return new Waiter(key, out, signal, (this.core as Core).report)
+    return new Waiter(key, out, signal, (this.parts.core as Core).report)
   }
 
   registerShard (key: ShardKey, mount: Mount, out?: ResultCallback | null, opts: RegisterOpts = {}): void {

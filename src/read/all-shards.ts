@@ -8,9 +8,11 @@ import { BlockNotFoundError, ShardErroredError, ShardUnknownError } from '../bas
 import type { ShardIndex } from '../base/index-types.js'
 import type { ReadBlockstore, ShardAccessor, ShardInfo, ShardKey } from '../base/types.js'
 import { BlockstoreClosedError } from './errors.js'
+import { CODE } from '../base/errors/codes.js'
+import { codeOf, toError } from '../base/errors/inspect.js'
 import { defaultReport } from '../base/report.js'
-
-const IDENTITY_CODE = 0x00
+import { IDENTITY_CODE } from '../format/multihash.js'
+import { LeaseCache, type Lease } from './lease-cache.js'
 
 const DEFAULT_MAX_ACCESSORS = 64
 const DEFAULT_TTL_MS = 60_000
@@ -42,32 +44,11 @@ export interface ShardSource {
   getIterableIndex?: (key: ShardKey) => Promise<ShardIndex>
 }
 
-interface Entry {
-  readonly key: ShardKey
-  accessor: ShardAccessor | undefined
-  /** The shard's full index, when the source offers it: a synchronous "does it hold this?". */
-  index: ShardIndex | undefined
-  /** The acquire every concurrent first user of the shard waits on. */
-  ready: Promise<void>
-  /** Gets (and allKeys iterations) using the accessor right now: it is closed only at 0. */
-  users: number
-  /** Out of the cache; closed when its last user finishes. */
-  evicted: boolean
-  closed: boolean
-  expiresAt: number
-  closing?: Promise<void>
-  onClosed?: Array<() => void> | undefined
-}
-
 // Errors that say nothing about one shard, so trying another would only hide them.
-const FATAL_CODES = new Set(['ERR_STORE_CLOSED', 'ERR_STORE_NOT_STARTED', BlockstoreClosedError.code])
+const FATAL_CODES = new Set<string | undefined>([CODE.ERR_STORE_CLOSED, CODE.ERR_STORE_NOT_STARTED, BlockstoreClosedError.code])
 
 function isFatal (err: unknown): boolean {
-  return FATAL_CODES.has((err as { code?: unknown } | null)?.code as string)
-}
-
-function toError (err: unknown): Error {
-  return err instanceof Error ? err : new Error(String(err))
+  return FATAL_CODES.has(codeOf(err))
 }
 
 function push (list: Error[] | undefined, err: unknown): Error[] {
@@ -85,17 +66,10 @@ function push (list: Error[] | undefined, err: unknown): Error[] {
 export class AllShardsBlockstore implements ReadBlockstore {
   private readonly source: ShardSource
   private readonly select: ((cid: CID, shards: ShardKey[]) => ShardKey | undefined) | undefined
-  private readonly maxAccessors: number
-  private readonly ttlMs: number
   private readonly report: (err: unknown, context: string) => void
-  /** Map order is the LRU order: a use moves the entry to the end. */
-  private readonly entries = new Map<ShardKey, Entry>()
-  /** Entries whose accessor is (or is being) acquired and not yet released, cached or not. */
-  private readonly live = new Set<Entry>()
-  private drained: Array<() => void> = []
+  private readonly cache: LeaseCache
   /** Accessors of allKeys() listings in progress. */
   private readonly listings = new Set<ShardAccessor>()
-  private timer: NodeJS.Timeout | undefined
   private closed = false
 
   constructor (source: ShardSource, options: AllShardsBlockstoreOptions = {}) {
@@ -109,16 +83,23 @@ export class AllShardsBlockstore implements ReadBlockstore {
     }
     this.source = source
     this.select = select
-    this.maxAccessors = maxAccessors
-    this.ttlMs = ttlMs
     this.report = options.onError ?? defaultReport
+    this.cache = new LeaseCache({
+      acquire: async (key) => await source.acquire(key),
+      indexOf: source.getIterableIndex === undefined
+        ? undefined
+        : async (key) => await (source.getIterableIndex as (key: ShardKey) => Promise<ShardIndex>)(key),
+      maxAccessors,
+      ttlMs,
+      report: this.report
+    })
   }
 
   /** True when a cached shard's index or the top-level index lists a holder (nothing is acquired). */
   async has (cid: CID): Promise<boolean> {
     this.checkOpen()
     if (cid.multihash.code === IDENTITY_CODE) return true
-    if (this.cachedHolder(cid) !== undefined) return true
+    if (this.cache.holderOf(cid.multihash.bytes) !== undefined) return true
     return (await this.source.shardsContainingCid(cid)).length > 0
   }
 
@@ -180,16 +161,12 @@ export class AllShardsBlockstore implements ReadBlockstore {
    * the shard. Resolves when it is released; at once when nothing is cached.
    */
   async evict (key: ShardKey): Promise<void> {
-    const entry = this.entries.get(key)
-    if (entry === undefined) return
-    const done = this.whenClosed(entry)
-    this.evictEntry(entry)
-    await done
+    await this.cache.evictKey(key)
   }
 
   /** Keys of the shards cached right now, least recently used first. */
   cachedShards (): ShardKey[] {
-    return [...this.entries.keys()]
+    return this.cache.keys()
   }
 
   /**
@@ -197,16 +174,12 @@ export class AllShardsBlockstore implements ReadBlockstore {
    * resolves when all are released; later calls reject with BlockstoreClosedError.
    */
   async close (): Promise<void> {
-    if (!this.closed) {
-      this.closed = true
-      clearTimeout(this.timer)
-      this.timer = undefined
-      for (const entry of [...this.entries.values()]) this.evictEntry(entry)
-    }
+    this.closed = true
+    const released = this.cache.close()
     const listings = [...this.listings].map(async (accessor) => {
       await accessor.close().catch((err: unknown) => { this.report(err, `releasing shard ${JSON.stringify(accessor.key)} failed`) })
     })
-    if (this.live.size > 0) await new Promise<void>((resolve) => { this.drained.push(resolve) })
+    await released
     await Promise.all(listings)
   }
 
@@ -218,17 +191,17 @@ export class AllShardsBlockstore implements ReadBlockstore {
     let failures: Error[] | undefined
     // The default selection prefers a cached holder anyway; finding one in the cached indices
     // skips the top-level lookup, a LevelDB range read that costs several times the block read.
-    const cached = this.select === undefined ? this.cachedHolder(cid) : undefined
+    const cached = this.select === undefined ? this.cache.holderOf(cid.multihash.bytes) : undefined
     if (cached !== undefined) {
-      this.touch(cached)
+      this.cache.touch(cached)
       try {
         return await op((cached.accessor as ShardAccessor).blockstore())
       } catch (err) {
         if (isFatal(err)) throw err
         failures = push(failures, err)
-        if (!(err instanceof BlockNotFoundError)) this.evictEntry(cached)
+        if (!(err instanceof BlockNotFoundError)) this.cache.evict(cached)
       } finally {
-        this.unlease(cached)
+        this.cache.unlease(cached)
       }
     }
     let remaining = await this.source.shardsContainingCid(cid)
@@ -238,9 +211,10 @@ export class AllShardsBlockstore implements ReadBlockstore {
       const key = this.pick(cid, remaining)
       if (key === undefined) break
       remaining = remaining.length === 1 ? [] : remaining.filter((k) => k !== key)
-      let entry: Entry
+      let entry: Lease
       try {
-        entry = await this.lease(key)
+        this.checkOpen()
+        entry = await this.cache.lease(key)
       } catch (err) {
         if (isFatal(err)) throw err
         failures = push(failures, err)
@@ -253,9 +227,9 @@ export class AllShardsBlockstore implements ReadBlockstore {
         failures = push(failures, err)
         // A block the index promised but the shard lacks says nothing about the shard; any
         // other failure (bytes gone or changed, reader closed) does: do not keep serving from it.
-        if (!(err instanceof BlockNotFoundError)) this.evictEntry(entry)
+        if (!(err instanceof BlockNotFoundError)) this.cache.evict(entry)
       } finally {
-        this.unlease(entry)
+        this.cache.unlease(entry)
       }
     }
     const cause = failures === undefined
@@ -274,7 +248,7 @@ export class AllShardsBlockstore implements ReadBlockstore {
     }
     if (shards.length === 1) return shards[0]
     // A cached shard costs no acquire and keeps duplicated blocks from pinning a second shard.
-    for (const key of shards) if (this.entries.has(key)) return key
+    for (const key of shards) if (this.cache.has(key)) return key
     for (const key of shards) {
       let state: string | undefined
       try {
@@ -285,137 +259,5 @@ export class AllShardsBlockstore implements ReadBlockstore {
       if (state === 'available' || state === 'serving') return key
     }
     return shards[0]
-  }
-
-  /** A cached, acquired shard whose index holds the block. */
-  private cachedHolder (cid: CID): Entry | undefined {
-    if (this.entries.size === 0) return undefined
-    const mh = cid.multihash.bytes
-    for (const entry of this.entries.values()) {
-      if (entry.index !== undefined && entry.accessor !== undefined && entry.index.get(mh) !== undefined) return entry
-    }
-    return undefined
-  }
-
-  /** Takes a use of a cached entry: most recently used moves to the end. */
-  private touch (entry: Entry): void {
-    this.entries.delete(entry.key)
-    this.entries.set(entry.key, entry)
-    entry.users++
-  }
-
-  private async lease (key: ShardKey): Promise<Entry> {
-    this.checkOpen()
-    let entry = this.entries.get(key)
-    if (entry !== undefined) {
-      this.touch(entry)
-    } else {
-      const fresh: Entry = {
-        key, accessor: undefined, index: undefined, ready: Promise.resolve(), users: 1, evicted: false, closed: false, expiresAt: 0
-      }
-      fresh.ready = this.source.acquire(key).then(async (accessor) => {
-        fresh.accessor = accessor
-        fresh.index = await this.source.getIterableIndex?.(key).catch(() => undefined)
-      }, (err: unknown) => {
-        // Nothing was acquired: forget the entry so the next get tries again.
-        if (this.entries.get(key) === fresh) this.entries.delete(key)
-        fresh.evicted = true
-        this.finish(fresh)
-        throw err
-      })
-      entry = fresh
-      this.entries.set(key, entry)
-      this.live.add(entry)
-      this.trim()
-    }
-    if (entry.accessor === undefined) {
-      try {
-        await entry.ready
-      } catch (err) {
-        entry.users--
-        throw err
-      }
-    }
-    return entry
-  }
-
-  private unlease (entry: Entry): void {
-    if (--entry.users > 0) return
-    if (entry.evicted) {
-      this.closeEntry(entry)
-    } else if (this.ttlMs === 0) {
-      this.evictEntry(entry)
-    } else if (this.ttlMs !== Number.POSITIVE_INFINITY) {
-      entry.expiresAt = Date.now() + this.ttlMs
-      this.scheduleSweep()
-    }
-  }
-
-  private trim (): void {
-    while (this.entries.size > this.maxAccessors) {
-      const oldest = this.entries.values().next().value as Entry
-      this.evictEntry(oldest)
-    }
-  }
-
-  private evictEntry (entry: Entry): void {
-    if (this.entries.get(entry.key) === entry) this.entries.delete(entry.key)
-    if (entry.evicted) return
-    entry.evicted = true
-    if (entry.users === 0) this.closeEntry(entry)
-  }
-
-  /** Releases the accessor exactly once, and only when nobody uses it. */
-  private closeEntry (entry: Entry): void {
-    if (entry.closed) return
-    entry.closed = true
-    const accessor = entry.accessor
-    if (accessor === undefined) {
-      this.finish(entry)
-      return
-    }
-    entry.closing = accessor.close()
-      .catch((err: unknown) => { this.report(err, `releasing shard ${JSON.stringify(entry.key)} failed`) })
-      .finally(() => { this.finish(entry) })
-  }
-
-  private finish (entry: Entry): void {
-    entry.closed = true
-    for (const resolve of entry.onClosed ?? []) resolve()
-    entry.onClosed = undefined
-    this.live.delete(entry)
-    if (this.live.size === 0 && this.drained.length > 0) {
-      const waiters = this.drained
-      this.drained = []
-      for (const resolve of waiters) resolve()
-    }
-  }
-
-  private async whenClosed (entry: Entry): Promise<void> {
-    if (!this.live.has(entry)) return
-    await new Promise<void>((resolve) => { (entry.onClosed ??= []).push(resolve) })
-  }
-
-  // One timer for the earliest expiry, unref'd: an idle cache never keeps the process alive.
-  private scheduleSweep (): void {
-    if (this.timer !== undefined || this.closed) return
-    let earliest = Number.POSITIVE_INFINITY
-    for (const entry of this.entries.values()) {
-      if (entry.users === 0 && entry.expiresAt < earliest) earliest = entry.expiresAt
-    }
-    if (earliest === Number.POSITIVE_INFINITY) return
-    this.timer = setTimeout(() => {
-      this.timer = undefined
-      this.sweep()
-    }, Math.max(0, earliest - Date.now()) + 1)
-    this.timer.unref()
-  }
-
-  private sweep (): void {
-    const now = Date.now()
-    for (const entry of [...this.entries.values()]) {
-      if (entry.users === 0 && entry.expiresAt <= now) this.evictEntry(entry)
-    }
-    this.scheduleSweep()
   }
 }

@@ -1,8 +1,9 @@
 import { DAGStoreError } from '../base/errors.js'
+import { CODE } from '../base/errors/codes.js'
 
 /** A call on an all-shards blockstore after its close(). */
 export class BlockstoreClosedError extends DAGStoreError {
-  static readonly code = 'ERR_BLOCKSTORE_CLOSED'
+  static readonly code = CODE.ERR_BLOCKSTORE_CLOSED
   constructor (message = 'blockstore closed', options?: { cause?: unknown }) {
     super(message, BlockstoreClosedError.code, options)
   }
@@ -10,7 +11,7 @@ export class BlockstoreClosedError extends DAGStoreError {
 
 /** A write (put, putMany, delete, deleteMany) on the read-only interface-blockstore adapter. */
 export class ReadOnlyError extends DAGStoreError {
-  static readonly code = 'ERR_READ_ONLY'
+  static readonly code = CODE.ERR_READ_ONLY
   constructor (message = 'blockstore is read-only', options?: { cause?: unknown }) {
     super(message, ReadOnlyError.code, options)
   }

@@ -7,15 +7,9 @@ import type { CID } from 'multiformats/cid'
 import { DAGStore } from '../../engine/store.js'
 import { MountRegistry } from '../../storage/mount/registry.js'
 // One JSON shape in both modes: direct mode answers exactly as the admin API does.
-import { shardJson, type ShardJson } from '../server/admin.js'
-export type { ShardJson }
-import { CliError, errorJson, isLevelLocked, type ErrorJson } from './errors.js'
+import { shardJson, type ErrorJson, type FindJson, type GcJson, type ShardJson, type ShardListJson } from '../wire.js'
+import { CliError, errorJson, isLevelLocked } from './errors.js'
 import { probeServer, readRepoToken, type LiveServeFile, type ServerProbe } from './repo.js'
-
-interface GcJson {
-  reclaimedBytes: number
-  shards: Record<string, ErrorJson | null>
-}
 
 export interface Backend {
   readonly mode: 'direct' | 'server'
@@ -137,7 +131,7 @@ class ClientBackend implements Backend {
   }
 
   async list (): Promise<ShardJson[]> {
-    return (await this.json<{ shards: ShardJson[] }>('GET', '/shards')).shards.sort(byKey)
+    return (await this.json<ShardListJson>('GET', '/shards')).shards.sort(byKey)
   }
 
   async states (): Promise<Array<{ key: string, state: string }>> {
@@ -176,7 +170,7 @@ class ClientBackend implements Backend {
   }
 
   async find (cid: CID): Promise<string[]> {
-    return (await this.json<{ shards: string[] }>('GET', `/find/${cid.toString()}`)).shards.sort()
+    return (await this.json<FindJson>('GET', `/find/${cid.toString()}`)).shards.sort()
   }
 
   async get (cid: CID): Promise<Uint8Array> {
@@ -207,6 +201,8 @@ async function apiError (res: Response, method: string, path: string): Promise<C
 
 export interface OpenOptions {
   dir: string
+  /** DAGSTORE_TOKEN: the admin token when the repo's own cannot be read or the server was given one. */
+  envToken: string | undefined
   onError: (err: unknown, context: string) => void
   /** Told which way the command goes (for --verbose). */
   log?: ((line: string) => void) | undefined
@@ -214,9 +210,10 @@ export interface OpenOptions {
   startWaitMs?: number
 }
 
-async function clientFor (file: LiveServeFile, dir: string, log: OpenOptions['log']): Promise<ClientBackend> {
+async function clientFor (file: LiveServeFile, options: OpenOptions): Promise<ClientBackend> {
+  const { dir, log } = options
   log?.(`using the server at ${file.url} (pid ${file.pid})`)
-  const env = process.env.DAGSTORE_TOKEN === '' ? undefined : process.env.DAGSTORE_TOKEN
+  const env = options.envToken === '' ? undefined : options.envToken
   // serve.json says which token is in force: the repo's file wins over a DAGSTORE_TOKEN left
   // in the environment (unless the file cannot be read, e.g. another user's repo).
   let token: string | undefined
@@ -254,7 +251,7 @@ export async function openBackend (options: OpenOptions): Promise<Backend> {
   const { dir, log } = options
   const waitMs = options.startWaitMs ?? 60_000
   let probe = await settle(dir, await probeServer(dir), waitMs, log)
-  if (probe.kind === 'live') return await clientFor(probe.file, dir, log)
+  if (probe.kind === 'live') return await clientFor(probe.file, options)
   try {
     const direct = await DirectBackend.open(dir, options.onError)
     log?.(`opened ${dir} directly (no server)`)
@@ -263,7 +260,7 @@ export async function openBackend (options: OpenOptions): Promise<Backend> {
     if (!isLevelLocked(err)) throw err
     // A serve may have claimed the repo between our look and our open.
     probe = await settle(dir, await probeServer(dir), waitMs, log)
-    if (probe.kind === 'live') return await clientFor(probe.file, dir, log)
+    if (probe.kind === 'live') return await clientFor(probe.file, options)
     throw lockedError(dir, probe, err)
   }
 }

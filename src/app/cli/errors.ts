@@ -2,6 +2,10 @@
  * How the CLI fails: one line `dagstore: CODE: message` on stderr and an exit code
  * (0 ok, 1 operation failed, 2 usage). Stacks only with --verbose.
  */
+import { CODE } from '../../base/errors/codes.js'
+import { codeOf } from '../../base/errors/inspect.js'
+import type { ErrorJson } from '../wire.js'
+
 export const EXIT_OK = 0
 export const EXIT_FAILED = 1
 export const EXIT_USAGE = 2
@@ -29,15 +33,13 @@ export class CliError extends Error {
 
 export class UsageError extends CliError {
   constructor (message: string, hint?: string) {
-    super('ERR_USAGE', message, { exitCode: EXIT_USAGE, hint })
+    super(CODE.ERR_USAGE, message, { exitCode: EXIT_USAGE, hint })
   }
 }
 
-export interface ErrorJson { code: string, message: string }
-
 export function errorCode (err: unknown): string {
-  const code = (err as { code?: unknown } | null)?.code
-  return typeof code === 'string' && code !== '' ? code : 'ERR_FAILED'
+  const code = codeOf(err)
+  return code !== undefined && code !== '' ? code : CODE.ERR_FAILED
 }
 
 function oneLine (s: string): string {
@@ -60,7 +62,7 @@ export function describeError (err: unknown): string {
   for (let i = 0; i < 8 && root instanceof Error && root.cause !== undefined; i++) root = root.cause
   if (root !== err && root !== undefined) {
     const inner = errorJson(root)
-    if (!message.includes(inner.message)) text += ` (cause: ${inner.code === 'ERR_FAILED' ? '' : `${inner.code}: `}${inner.message})`
+    if (!message.includes(inner.message)) text += ` (cause: ${inner.code === CODE.ERR_FAILED ? '' : `${inner.code}: `}${inner.message})`
   }
   const hint = err instanceof CliError ? err.hint : undefined
   if (hint !== undefined) text += ` — ${hint}`
@@ -83,7 +85,21 @@ export function formatError (err: unknown, verbose: boolean): string {
 /** LevelDB refuses a second opener of the same folder with this code (in `cause`). */
 export function isLevelLocked (err: unknown): boolean {
   for (let e: unknown = err, i = 0; i < 8 && e instanceof Error; e = e.cause, i++) {
-    if ((e as { code?: string }).code === 'LEVEL_LOCKED') return true
+    if (codeOf(e) === 'LEVEL_LOCKED') return true
   }
   return false
+}
+
+/**
+ * Ends a command that has already said what failed (some of its targets did): the run exits
+ * with `exitCode` and prints nothing more.
+ */
+export class CommandFailed extends Error {
+  readonly exitCode: number
+
+  constructor (exitCode = EXIT_FAILED) {
+    super(`exit ${exitCode}`)
+    this.name = 'CommandFailed'
+    this.exitCode = exitCode
+  }
 }

@@ -1,5 +1,5 @@
 /** Human output: tables, sizes, one-line shard summaries. */
-import type { ShardJson } from './backend.js'
+import type { ShardJson } from '../wire.js'
 
 export function formatBytes (n: number | undefined): string {
   if (n === undefined) return '-'

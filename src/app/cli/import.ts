@@ -4,8 +4,9 @@
  */
 import { pathToFileURL } from 'node:url'
 import cliProgress from 'cli-progress'
-import type { Backend, ShardJson } from './backend.js'
-import { CliError, describeError, errorCode, errorJson, type ErrorJson } from './errors.js'
+import type { ErrorJson, ShardJson } from '../wire.js'
+import type { Backend } from './backend.js'
+import { CliError, describeError, errorCode, errorJson } from './errors.js'
 import { shardSummary } from './format.js'
 import { findCars } from './targets.js'
 
@@ -18,6 +19,8 @@ export interface ImportOptions {
   /** 'bar' on a TTY, 'lines' otherwise, 'none' for --json. */
   progress: 'bar' | 'lines' | 'none'
   out: (line: string) => void
+  /** Where the bar is drawn (stderr). */
+  terminal: NodeJS.WritableStream
 }
 
 export interface ImportResult {
@@ -40,7 +43,8 @@ export async function importDir (backend: Backend, root: string, options: Import
       format: 'importing [{bar}] {value}/{total} {key}',
       hideCursor: true,
       clearOnComplete: true,
-      stopOnComplete: false
+      stopOnComplete: false,
+      stream: options.terminal
     }, cliProgress.Presets.shades_classic)
     progress = bar.create(cars.length, 0, { key: '' })
   }

@@ -1,19 +1,22 @@
 /**
  * `dagstore serve`: the store plus its HTTP server (admin API and gateway) on one repo.
  * It holds the repo's LevelDB lock for its whole life and publishes itself in serve.json so
- * other CLI commands on the repo go through it; SIGINT/SIGTERM stop it cleanly.
+ * other CLI commands on the repo go through it; the `stop` signal (SIGINT/SIGTERM in the bin)
+ * stops it cleanly.
  */
 import { mkdir, stat } from 'node:fs/promises'
-import { isIP } from 'node:net'
 import { resolve } from 'node:path'
 import { DAGStore } from '../../engine/store.js'
 import { startServer, type DagstoreServer } from '../server/index.js'
+import { isLoopback } from '../loopback.js'
 import { CliError, EXIT_OK, UsageError, errorCode, isLevelLocked } from './errors.js'
 import { lockedError } from './backend.js'
-import { claimServeFile, ensureRepoToken, probeServer, publishServeFile, removeServeFileSync, type AuthMode } from './repo.js'
+import { claimServeFile, ensureRepoToken, probeServer, publishServeFile, removeServeFileSync, type AuthMode, type ServerProbe } from './repo.js'
 import { ensureSample } from './sample.js'
 
 export interface ServeCommandOptions {
+  /** Relative paths (--dir, --allow-root) are relative to this. */
+  cwd: string
   dir: string
   listen: string
   /** A token given on the command line or in DAGSTORE_TOKEN. */
@@ -26,6 +29,10 @@ export interface ServeCommandOptions {
   out: (line: string) => void
   err: (line: string) => void
   onError: (err: unknown, context: string) => void
+  /** Aborted to stop serving; its reason (a signal's name) is what the stop line says. */
+  stop: AbortSignal
+  /** See CliIo.onExit. */
+  onExit: (fn: () => void) => () => void
 }
 
 /** `HOST:PORT`, `[V6]:PORT`, `:PORT` or `PORT`. */
@@ -52,28 +59,21 @@ function parseListen (value: string): { host: string, port: number } {
   return { host, port }
 }
 
-function isLoopbackHost (host: string): boolean {
-  const h = host.toLowerCase()
-  if (h === 'localhost') return true
-  if (isIP(h) === 4) return h.startsWith('127.')
-  return h === '::1' || h === '0:0:0:0:0:0:0:1'
-}
-
 /** The URL a client on this machine uses: an any-address listener is reached on loopback. */
 function localUrl (server: DagstoreServer): string {
   const host = server.host === '0.0.0.0' ? '127.0.0.1' : server.host === '::' ? '::1' : server.host
   return `http://${host.includes(':') ? `[${host}]` : host}:${server.port}`
 }
 
-/** Resolves when the server has stopped (after a signal); the caller exits with its result. */
+/** Resolves when the server has stopped (after `stop`); the caller exits with its result. */
 export async function serve (o: ServeCommandOptions): Promise<number> {
-  const dir = resolve(o.dir)
+  const dir = resolve(o.cwd, o.dir)
   const { host, port } = parseListen(o.listen)
-  if (!o.auth && !isLoopbackHost(host)) {
+  if (!o.auth && !isLoopback(host)) {
     throw new UsageError(`--no-auth is only allowed on a loopback address, not ${host}`,
       'drop --no-auth (clients then use the repo token) or listen on 127.0.0.1')
   }
-  const allowRoots = o.allowRoot.map((r) => resolve(r))
+  const allowRoots = o.allowRoot.map((r) => resolve(o.cwd, r))
   for (const root of allowRoots) {
     const st = await stat(root).catch(() => undefined)
     if (st?.isDirectory() !== true) throw new UsageError(`--allow-root ${root}: ${st === undefined ? 'no such folder' : 'not a folder'}`)
@@ -85,9 +85,19 @@ export async function serve (o: ServeCommandOptions): Promise<number> {
       hint: 'other dagstore commands on this repo go through it; stop it first to serve again'
     })
   }
-  // Whatever way the process ends (a crash included), it must not leave its serve.json
+  // Whatever way the process ends (a crash, a second signal), it must not leave its serve.json
   // behind; the removal checks the pid, so it never takes another server's file.
-  process.on('exit', () => { removeServeFileSync(dir) })
+  const dropExitHook = o.onExit(() => { removeServeFileSync(dir) })
+  try {
+    return await serveRepo(o, dir, host, port, allowRoots, probe)
+  } finally {
+    dropExitHook()
+  }
+}
+
+async function serveRepo (
+  o: ServeCommandOptions, dir: string, host: string, port: number, allowRoots: string[], probe: ServerProbe
+): Promise<number> {
   // A file whose process lives but does not answer is not ours to delete: if that process
   // still holds LevelDB, opening the store fails below; if not, publishing replaces it.
   await mkdir(dir, { recursive: true })
@@ -104,8 +114,8 @@ export async function serve (o: ServeCommandOptions): Promise<number> {
 
   let server: DagstoreServer | undefined
   let stopping: Promise<number> | undefined
-  const stop = async (signal: string): Promise<number> => {
-    o.err(`dagstore: ${signal}: stopping (in-flight requests get ${o.shutdownGraceMs} ms)`)
+  const stop = async (reason: string): Promise<number> => {
+    o.err(`dagstore: ${reason}: stopping (in-flight requests get ${o.shutdownGraceMs} ms)`)
     const closing = server?.close().catch((err: unknown) => { o.onError(err, 'server close failed') })
     // close() lets in-flight requests finish for the grace period, then drops them: one stuck
     // on a stalled download must not hold the repo for ever. Closing the store then aborts
@@ -116,19 +126,14 @@ export async function serve (o: ServeCommandOptions): Promise<number> {
     removeServeFileSync(dir)
     return EXIT_OK
   }
-  const done = new Promise<number>((resolve) => {
-    const onSignal = (signal: NodeJS.Signals): void => {
-      if (stopping !== undefined) {
-        // A second signal: the user wants out now. LevelDB is crash-safe; serve.json is ours to remove.
-        removeServeFileSync(dir)
-        process.exit(130)
-      }
-      stopping = stop(signal)
-      stopping.then(resolve, () => { resolve(1) })
-    }
-    process.on('SIGINT', onSignal)
-    process.on('SIGTERM', onSignal)
-  })
+  let finish: (code: number) => void = () => {}
+  const done = new Promise<number>((resolve) => { finish = resolve })
+  const onStop = (): void => {
+    stopping = stop(typeof o.stop.reason === 'string' ? o.stop.reason : 'stop')
+    stopping.then(finish, () => { finish(1) })
+  }
+  if (o.stop.aborted) onStop()
+  else o.stop.addEventListener('abort', onStop, { once: true })
   try {
     let token: string | null = null
     let auth: AuthMode = 'none'
@@ -173,6 +178,7 @@ export async function serve (o: ServeCommandOptions): Promise<number> {
   } catch (err) {
     // Interrupted while starting: the signal's shutdown owns the exit.
     if (stopping !== undefined) return await stopping
+    o.stop.removeEventListener('abort', onStop)
     await server?.close().catch(() => {})
     await store.close().catch(() => {})
     removeServeFileSync(dir)

@@ -30,8 +30,11 @@ function notFound (path: string, err: unknown, what: string): unknown {
   return err
 }
 
-/** A path or an http(s)/file URL; local files must exist (better now than an errored shard). */
-export async function parseTarget (arg: string): Promise<Target> {
+/**
+ * A path (relative to `cwd`) or an http(s)/file URL; local files must exist (better now than
+ * an errored shard).
+ */
+export async function parseTarget (arg: string, cwd: string): Promise<Target> {
   if (/^https?:\/\//i.test(arg)) {
     let url: URL
     try {
@@ -49,7 +52,7 @@ export async function parseTarget (arg: string): Promise<Target> {
       throw new UsageError(`invalid file URL: ${arg}`)
     }
   } else {
-    path = resolve(arg)
+    path = resolve(cwd, arg)
   }
   const st = await stat(path).catch((err: unknown) => { throw notFound(path, err, 'file') })
   if (!st.isFile()) throw new CliError('ERR_NOT_A_FILE', `${path} is not a file${st.isDirectory() ? ' (use `dagstore import` for a folder)' : ''}`)

@@ -8,33 +8,15 @@ import { bases } from 'multiformats/basics'
 import type { DAGStore } from '../../engine/store.js'
 import type { MountRegistry } from '../../storage/mount/registry.js'
 import type { Mount } from '../../base/mount-types.js'
-import type { ShardDescription, ShardKey, ShardResult } from '../../base/types.js'
+import type { ShardKey, ShardResult } from '../../base/types.js'
 import { InvalidMountError } from '../../base/errors.js'
 import { validateKey } from '../../base/keys.js'
-import { HttpError, errorJson, readJson, sendJson, type ErrorJson } from './http-util.js'
+import { HttpError, readJson, sendJson } from './http-util.js'
+import { CODE } from '../../base/errors/codes.js'
+import { codeOf } from '../../base/errors/inspect.js'
 import type { AllowRoots } from './allow-roots.js'
-import { infoJson, streamTraces } from './sse.js'
-
-/** A shard as every admin route returns it. */
-export interface ShardJson {
-  key: string
-  state: string
-  refs: number
-  error?: ErrorJson
-  url: string
-  /** The store's local copy (in its transients folder), when there is one. */
-  transient?: string
-  size?: number
-  blocks?: number
-}
-
-export function shardJson (d: ShardDescription): ShardJson {
-  const out: ShardJson = { key: d.key, ...infoJson(d), url: d.url }
-  if (d.transient !== undefined) out.transient = d.transient
-  if (d.size !== undefined) out.size = d.size
-  if (d.blocks !== undefined) out.blocks = d.blocks
-  return out
-}
+import { streamTraces } from './sse.js'
+import { errorJson, shardJson, type DestroyedJson, type FindJson, type GcJson, type ShardJson, type ShardListJson } from '../wire.js'
 
 export interface AdminOptions {
   mounts: MountRegistry
@@ -108,13 +90,13 @@ export class AdminApi {
       for (const [i, key] of pending) {
         // A shard destroyed since the key list was taken is simply not listed.
         found[i] = await this.store.describeShard(key).then(shardJson, (err: unknown) => {
-          if ((err as { code?: string }).code === 'ERR_SHARD_UNKNOWN') return undefined
+          if (codeOf(err) === CODE.ERR_SHARD_UNKNOWN) return undefined
           throw err
         })
       }
     }
     await Promise.all(Array.from({ length: Math.min(DESCRIBE_CONCURRENCY, keys.length) }, worker))
-    sendJson(res, 200, { shards: found.filter((s) => s !== undefined) })
+    sendJson(res, 200, { shards: found.filter((s) => s !== undefined) } satisfies ShardListJson)
   }
 
   private async describe (_req: IncomingMessage, res: ServerResponse, raw: string): Promise<void> {
@@ -153,7 +135,7 @@ export class AdminApi {
     // Recent block requests leave the gateway holding the shard: that reference is ours to drop.
     await this.options.release(key)
     await this.store.destroy(key)
-    sendJson(res, 200, { key, destroyed: true })
+    sendJson(res, 200, { key, destroyed: true } satisfies DestroyedJson)
   }
 
   private async recover (req: IncomingMessage, res: ServerResponse, raw: string): Promise<void> {
@@ -167,7 +149,7 @@ export class AdminApi {
     const result = await this.store.gc()
     // fromEntries defines own properties, so a key like "__proto__" stays a plain entry.
     const shards = Object.fromEntries([...result.shards].map(([key, err]) => [key, err === null ? null : errorJson(err)]))
-    sendJson(res, 200, { reclaimedBytes: result.reclaimedBytes, shards })
+    sendJson(res, 200, { reclaimedBytes: result.reclaimedBytes, shards } satisfies GcJson)
   }
 
   private async find (_req: IncomingMessage, res: ServerResponse, raw: string): Promise<void> {
@@ -176,10 +158,10 @@ export class AdminApi {
     try {
       cid = parseCid(text)
     } catch (err) {
-      throw new HttpError(400, 'ERR_INVALID_CID', `not a CID: ${text}`, { cause: err })
+      throw new HttpError(CODE.ERR_INVALID_CID, `not a CID: ${text}`, { cause: err })
     }
     const shards = await this.store.shardsContainingCid(cid)
-    sendJson(res, 200, { cid: cid.toString(), shards })
+    sendJson(res, 200, { cid: cid.toString(), shards } satisfies FindJson)
   }
 
   private async events (req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -202,7 +184,7 @@ function decodeParam (raw: string): string {
   try {
     return decodeURIComponent(raw)
   } catch {
-    throw new HttpError(400, 'ERR_INVALID_REQUEST', 'malformed percent-encoding in path')
+    throw new HttpError(CODE.ERR_INVALID_REQUEST, 'malformed percent-encoding in path')
   }
 }
 
@@ -215,7 +197,7 @@ function keyParam (raw: string): ShardKey {
 const REGISTER_FIELDS = new Set(['key', 'url', 'lazy'])
 
 function registerRequest (body: unknown): { key: string, url: string, lazy: boolean } {
-  const bad = (message: string): HttpError => new HttpError(400, 'ERR_INVALID_REQUEST', message)
+  const bad = (message: string): HttpError => new HttpError(CODE.ERR_INVALID_REQUEST, message)
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw bad('body must be a JSON object { key, url, lazy? }')
   const b = body as Record<string, unknown>
   // A misspelt option (e.g. "Lazy") would otherwise be ignored silently.

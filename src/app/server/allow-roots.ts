@@ -6,6 +6,7 @@ import { realpath, stat } from 'node:fs/promises'
 import { isAbsolute, relative, resolve, sep } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { HttpError } from './http-util.js'
+import { CODE } from '../../base/errors/codes.js'
 
 function inside (child: string, root: string): boolean {
   const rel = relative(root, child)
@@ -13,11 +14,11 @@ function inside (child: string, root: string): boolean {
 }
 
 function forbidden (message: string): HttpError {
-  return new HttpError(403, 'ERR_FORBIDDEN_PATH', message)
+  return new HttpError(CODE.ERR_FORBIDDEN_PATH, message)
 }
 
 function invalid (message: string, cause?: unknown): HttpError {
-  return new HttpError(400, 'ERR_INVALID_MOUNT', message, { cause })
+  return new HttpError(CODE.ERR_INVALID_MOUNT, message, { cause })
 }
 
 export class AllowRoots {

@@ -2,30 +2,16 @@
  * Who may use the admin routes: a bearer token, or nobody-but-this-machine when auth is off.
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
-import { isIP } from 'node:net'
 import type { IncomingMessage } from 'node:http'
 import { HttpError } from './http-util.js'
+import { CODE } from '../../base/errors/codes.js'
+import { isLoopback } from '../loopback.js'
 
 // RFC 6750 b64token: what fits in `Authorization: Bearer <token>` unquoted.
 const TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/
 
 export function validateToken (token: string): void {
   if (!TOKEN.test(token)) throw new TypeError('token must be non-empty and use only A-Z a-z 0-9 - . _ ~ + / (then =)')
-}
-
-/** 127.0.0.0/8, ::1, IPv4-mapped loopback, or the name localhost. */
-export function isLoopback (host: string): boolean {
-  const h = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host
-  if (h.toLowerCase() === 'localhost') return true
-  const v = isIP(h)
-  if (v === 4) return h.startsWith('127.')
-  if (v === 6) {
-    const lower = h.toLowerCase()
-    if (lower === '::1' || lower === '0:0:0:0:0:0:0:1') return true
-    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(lower)
-    return mapped?.[1]?.startsWith('127.') === true
-  }
-  return false
 }
 
 function digest (s: string): Buffer {
@@ -44,10 +30,10 @@ export function bearerCheck (token: string): (req: IncomingMessage) => void {
     const header = req.headers.authorization
     const presented = header === undefined ? undefined : /^Bearer +(\S+) *$/i.exec(header)?.[1]
     if (presented === undefined) {
-      throw new HttpError(401, 'ERR_UNAUTHORIZED', 'admin routes need Authorization: Bearer <token>', { headers: { 'www-authenticate': CHALLENGE } })
+      throw new HttpError(CODE.ERR_UNAUTHORIZED, 'admin routes need Authorization: Bearer <token>', { headers: { 'www-authenticate': CHALLENGE } })
     }
     if (!timingSafeEqual(digest(presented), expected)) {
-      throw new HttpError(401, 'ERR_UNAUTHORIZED', 'invalid bearer token', { headers: { 'www-authenticate': `${CHALLENGE}, error="invalid_token"` } })
+      throw new HttpError(CODE.ERR_UNAUTHORIZED, 'invalid bearer token', { headers: { 'www-authenticate': `${CHALLENGE}, error="invalid_token"` } })
     }
   }
 }
@@ -67,11 +53,11 @@ export function loopbackCheck (): (req: IncomingMessage) => void {
   return (req) => {
     const host = req.headers.host ?? ''
     if (!isLoopback(hostnameOf(host))) {
-      throw new HttpError(403, 'ERR_FORBIDDEN_HOST', 'without a token the admin API answers only to a loopback Host')
+      throw new HttpError(CODE.ERR_FORBIDDEN_HOST, 'without a token the admin API answers only to a loopback Host')
     }
     const origin = req.headers.origin
     if (origin !== undefined && origin !== `http://${host}`) {
-      throw new HttpError(403, 'ERR_FORBIDDEN_ORIGIN', 'cross-origin admin requests are refused')
+      throw new HttpError(CODE.ERR_FORBIDDEN_ORIGIN, 'cross-origin admin requests are refused')
     }
   }
 }

@@ -51,6 +51,8 @@ import type { ShardKey } from '../../base/types.js'
 import type { AllShardsBlockstore, AllShardsBlockstoreOptions } from '../../read/all-shards.js'
 import { blockCarLength, encodeBlockCar } from './car-block.js'
 import { HttpError } from './http-util.js'
+import { CODE, httpStatusOf } from '../../base/errors/codes.js'
+import { codeOf } from '../../base/errors/inspect.js'
 import { CAR_TYPE, RAW_TYPE, checkScope, negotiate, type Variant } from './negotiate.js'
 
 export interface GatewayOptions {
@@ -164,9 +166,9 @@ class TrustlessGateway implements Gateway {
         this.#send(req, res, 204, { allow: ALLOW })
         return
       }
-      throw new HttpError(405, 'ERR_METHOD_NOT_ALLOWED', `${String(method)} is not allowed: read-only gateway`, { headers: { allow: ALLOW } })
+      throw new HttpError(CODE.ERR_METHOD_NOT_ALLOWED, `${String(method)} is not allowed: read-only gateway`, { headers: { allow: ALLOW } })
     }
-    if (this.#closed) throw new HttpError(503, 'ERR_UNAVAILABLE', 'gateway closed')
+    if (this.#closed) throw new HttpError(CODE.ERR_UNAVAILABLE, 'gateway closed')
 
     const q = url.indexOf('?')
     const path = q < 0 ? url : url.slice(0, q)
@@ -180,8 +182,8 @@ class TrustlessGateway implements Gateway {
 
     const variant = negotiate(req.headers.accept, query)
     if (hasPath) {
-      if (variant.format === 'raw') throw new HttpError(400, 'ERR_INVALID_PATH', 'a block request takes no path after the CID: /ipfs/{cid}')
-      throw new HttpError(501, 'ERR_NOT_IMPLEMENTED', 'CAR requests with a path need path traversal, which this gateway does not do: ask for /ipfs/{cid}')
+      if (variant.format === 'raw') throw new HttpError(CODE.ERR_INVALID_PATH, 'a block request takes no path after the CID: /ipfs/{cid}')
+      throw new HttpError(CODE.ERR_NOT_IMPLEMENTED, 'CAR requests with a path need path traversal, which this gateway does not do: ask for /ipfs/{cid}')
     }
     if (variant.format === 'car') checkScope(cid, variant)
 
@@ -204,7 +206,7 @@ class TrustlessGateway implements Gateway {
       return
     }
     if (/\bonly-if-cached\b/i.test(req.headers['cache-control'] ?? '') && !(await this.#bs.has(cid))) {
-      throw new HttpError(412, 'ERR_NOT_CACHED', `${cidString} is not in this gateway's shards (only-if-cached)`)
+      throw new HttpError(CODE.ERR_NOT_CACHED, `${cidString} is not in this gateway's shards (only-if-cached)`)
     }
 
     headers['content-type'] = raw ? RAW_TYPE : `${CAR_TYPE}; version=1; order=dfs; dups=${variant.dups}`
@@ -249,13 +251,13 @@ class TrustlessGateway implements Gateway {
 }
 
 function parseCid (text: string): CID {
-  if (text === '') throw new HttpError(400, 'ERR_INVALID_CID', 'missing CID: /ipfs/{cid}')
+  if (text === '') throw new HttpError(CODE.ERR_INVALID_CID, 'missing CID: /ipfs/{cid}')
   let s = text
   try {
     if (s.includes('%')) s = decodeURIComponent(s)
     return CID.parse(s, ANY_BASE)
   } catch (err) {
-    throw new HttpError(400, 'ERR_INVALID_CID', `invalid CID ${JSON.stringify(s.length > 200 ? s.slice(0, 200) + '…' : s)}: ${(err as Error).message}`)
+    throw new HttpError(CODE.ERR_INVALID_CID, `invalid CID ${JSON.stringify(s.length > 200 ? s.slice(0, 200) + '…' : s)}: ${(err as Error).message}`)
   }
 }
 
@@ -281,30 +283,23 @@ function disposition (name: string): string {
   return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(name)}`
 }
 
-function codeOf (err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null)?.code
-  return typeof code === 'string' ? code : undefined
-}
-
-const UNAVAILABLE = new Set(['ERR_STORE_CLOSED', 'ERR_STORE_NOT_STARTED', 'ERR_BLOCKSTORE_CLOSED'])
-
 /** A holder destroyed between the index lookup and the acquire: the block is simply gone. */
 function onlyGone (cause: unknown): boolean {
-  if (cause instanceof AggregateError) return cause.errors.every((e) => codeOf(e) === 'ERR_SHARD_UNKNOWN')
-  return codeOf(cause) === 'ERR_SHARD_UNKNOWN'
+  if (cause instanceof AggregateError) return cause.errors.every((e) => codeOf(e) === CODE.ERR_SHARD_UNKNOWN)
+  return codeOf(cause) === CODE.ERR_SHARD_UNKNOWN
 }
 
 function toHttpError (err: unknown): HttpError {
   if (err instanceof HttpError) return err
-  const code = codeOf(err)
   const message = err instanceof Error ? err.message : String(err)
-  if (code === 'ERR_NOT_FOUND') {
+  if (codeOf(err) === CODE.ERR_NOT_FOUND) {
     const cause = (err as Error).cause
-    if (cause === undefined || onlyGone(cause)) return new HttpError(404, 'ERR_NOT_FOUND', message)
-    return new HttpError(500, 'ERR_BLOCK_UNAVAILABLE', `every shard holding the block failed: ${message}`, { cause })
+    if (cause === undefined || onlyGone(cause)) return new HttpError(CODE.ERR_NOT_FOUND, message)
+    return new HttpError(CODE.ERR_BLOCK_UNAVAILABLE, `every shard holding the block failed: ${message}`, { cause })
   }
-  if (code !== undefined && UNAVAILABLE.has(code)) {
-    return new HttpError(503, 'ERR_UNAVAILABLE', message, { headers: { 'retry-after': '5' }, cause: err })
+  // A closed store or blockstore: worth retrying later or elsewhere, whichever store code it was.
+  if (httpStatusOf(err) === 503) {
+    return new HttpError(CODE.ERR_UNAVAILABLE, message, { headers: { 'retry-after': '5' }, cause: err })
   }
-  return new HttpError(500, 'ERR_INTERNAL', message, { cause: err })
+  return new HttpError(CODE.ERR_INTERNAL, message, { cause: err })
 }

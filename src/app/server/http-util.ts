@@ -2,65 +2,23 @@
  * JSON responses, the error body every route shares, and request-body reading with a limit.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { CODE, errorCodeInfo, httpStatusOf, type ErrorCode } from '../../base/errors/codes.js'
+import { errorJson } from '../wire.js'
 
-/** What every failed request answers: `{ "error": { code, message, cause? } }`. */
-export interface ErrorJson {
-  code: string
-  message: string
-  cause?: { code?: string, message: string }
-}
-
-/** A failure that already knows its HTTP status; anything else thrown by a route goes through statusOf(). */
+/**
+ * A failure the server itself detects (a bad request, a refused one). Its status is its code's
+ * in the registry, like that of every error a route throws (httpStatusOf).
+ */
 export class HttpError extends Error {
   readonly status: number
-  readonly code: string
+  readonly code: ErrorCode
   readonly headers: Record<string, string>
-  constructor (status: number, code: string, message: string, options: { headers?: Record<string, string>, cause?: unknown } = {}) {
+  constructor (code: ErrorCode, message: string, options: { headers?: Record<string, string>, cause?: unknown } = {}) {
     super(message, { cause: options.cause })
-    this.status = status
     this.code = code
+    this.status = errorCodeInfo(code)?.status ?? 500
     this.headers = options.headers ?? {}
   }
-}
-
-// The store's codes (src/errors.ts) and the status a client should see for them.
-const STATUS_BY_CODE: Record<string, number> = {
-  ERR_SHARD_UNKNOWN: 404,
-  ERR_SHARD_EXISTS: 409,
-  ERR_SHARD_IN_USE: 409,
-  ERR_SHARD_NOT_ERRORED: 409,
-  ERR_SHARD_ERRORED: 409,
-  ERR_INVALID_SHARD_KEY: 400,
-  ERR_UNKNOWN_MOUNT_SCHEME: 400,
-  ERR_INVALID_MOUNT: 400,
-  ERR_SHARD_INITIALIZATION_FAILED: 422,
-  ERR_INDEX_NOT_FOUND: 404,
-  ERR_STORE_CLOSED: 503,
-  ERR_STORE_NOT_STARTED: 503
-}
-
-function codeOf (err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null)?.code
-  return typeof code === 'string' ? code : undefined
-}
-
-export function statusOf (err: unknown): number {
-  if (err instanceof HttpError) return err.status
-  return STATUS_BY_CODE[codeOf(err) ?? ''] ?? 500
-}
-
-/** `{code, message}` of any error; non-store errors get ERR_INTERNAL. */
-export function errorJson (err: unknown): ErrorJson {
-  const message = err instanceof Error ? err.message : String(err)
-  const out: ErrorJson = { code: codeOf(err) ?? 'ERR_INTERNAL', message }
-  const cause = err instanceof Error ? err.cause : undefined
-  // The store wraps what actually went wrong (InvalidCarError, HttpStatusError, ...): clients need its code.
-  if (cause instanceof Error) {
-    out.cause = { message: cause.message }
-    const code = codeOf(cause)
-    if (code !== undefined) out.cause.code = code
-  }
-  return out
 }
 
 export function sendJson (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -77,7 +35,7 @@ export function sendJson (res: ServerResponse, status: number, body: unknown, he
 
 export function sendError (res: ServerResponse, err: unknown): void {
   const headers = err instanceof HttpError ? err.headers : {}
-  sendJson(res, statusOf(err), { error: errorJson(err) }, headers)
+  sendJson(res, httpStatusOf(err), { error: errorJson(err) }, headers)
 }
 
 // After a 413 the client may still be sending: the rest is discarded (not buffered) for this
@@ -93,7 +51,7 @@ function tooLarge (req: IncomingMessage, res: ServerResponse, maxBytes: number):
     timer.unref()
     req.once('end', () => { clearTimeout(timer) })
   })
-  return new HttpError(413, 'ERR_PAYLOAD_TOO_LARGE', `request body exceeds ${maxBytes} bytes`)
+  return new HttpError(CODE.ERR_PAYLOAD_TOO_LARGE, `request body exceeds ${maxBytes} bytes`)
 }
 
 /** The whole body, refusing (413) past `maxBytes` without buffering the excess. */
@@ -120,7 +78,7 @@ async function readBody (req: IncomingMessage, res: ServerResponse, maxBytes: nu
     }
     const onEnd = (): void => { cleanup(); resolve(Buffer.concat(chunks, size)) }
     // 'close' before 'end': the client went away (or a timeout cut it off) mid-body.
-    const onClose = (): void => { cleanup(); reject(new HttpError(400, 'ERR_INVALID_REQUEST', 'request body incomplete')) }
+    const onClose = (): void => { cleanup(); reject(new HttpError(CODE.ERR_INVALID_REQUEST, 'request body incomplete')) }
     req.on('data', onData)
     req.on('end', onEnd)
     req.on('close', onClose)
@@ -133,12 +91,12 @@ async function readBody (req: IncomingMessage, res: ServerResponse, maxBytes: nu
 export async function readJson (req: IncomingMessage, res: ServerResponse, maxBytes: number): Promise<unknown> {
   const type = (req.headers['content-type'] ?? '').split(';', 1)[0]?.trim().toLowerCase()
   if (type !== 'application/json') {
-    throw new HttpError(415, 'ERR_UNSUPPORTED_MEDIA_TYPE', 'request body must be application/json')
+    throw new HttpError(CODE.ERR_UNSUPPORTED_MEDIA_TYPE, 'request body must be application/json')
   }
   const body = await readBody(req, res, maxBytes)
   try {
     return JSON.parse(body.toString('utf8'))
   } catch (err) {
-    throw new HttpError(400, 'ERR_INVALID_REQUEST', `request body is not valid JSON: ${(err as Error).message}`)
+    throw new HttpError(CODE.ERR_INVALID_REQUEST, `request body is not valid JSON: ${(err as Error).message}`)
   }
 }

@@ -11,8 +11,11 @@ import { defaultReport } from '../../base/report.js'
 import { createGateway, type Gateway } from './gateway.js'
 import { AdminApi } from './admin.js'
 import { AllowRoots } from './allow-roots.js'
-import { bearerCheck, isLoopback, loopbackCheck, validateToken } from './auth.js'
-import { HttpError, sendError, sendJson, statusOf } from './http-util.js'
+import { bearerCheck, loopbackCheck, validateToken } from './auth.js'
+import { isLoopback } from '../loopback.js'
+import { HttpError, sendError, sendJson } from './http-util.js'
+import { CODE, httpStatusOf } from '../../base/errors/codes.js'
+import { codeOf } from '../../base/errors/inspect.js'
 
 export interface ServeLimits {
   /** Request bodies above this get 413. Default 1 MiB. */
@@ -138,12 +141,12 @@ export async function startServer (store: DAGStore, options: ServeOptions = {}):
   async function dispatch (req: IncomingMessage, res: ServerResponse): Promise<void> {
     const target = req.url ?? ''
     if (target.length > limits.maxUrlLength) {
-      throw new HttpError(414, 'ERR_URL_TOO_LONG', `request target longer than ${limits.maxUrlLength} characters`)
+      throw new HttpError(CODE.ERR_URL_TOO_LONG, `request target longer than ${limits.maxUrlLength} characters`)
     }
-    if (!target.startsWith('/')) throw new HttpError(400, 'ERR_INVALID_REQUEST', 'request target must be a path')
+    if (!target.startsWith('/')) throw new HttpError(CODE.ERR_INVALID_REQUEST, 'request target must be a path')
     if (closing.signal.aborted) {
       res.setHeader('connection', 'close')
-      throw new HttpError(503, 'ERR_SERVER_CLOSING', 'server is shutting down')
+      throw new HttpError(CODE.ERR_SERVER_CLOSING, 'server is shutting down')
     }
     const method = req.method ?? 'GET'
     const path = target.split(/[?#]/, 1)[0] ?? ''
@@ -171,7 +174,7 @@ export async function startServer (store: DAGStore, options: ServeOptions = {}):
       return
     }
     if (await gateway.handle(req, res)) return
-    throw new HttpError(404, 'ERR_NOT_FOUND_ROUTE', `no route for ${method} ${path}`)
+    throw new HttpError(CODE.ERR_NOT_FOUND_ROUTE, `no route for ${method} ${path}`)
   }
 
   const server = createServer({
@@ -188,7 +191,7 @@ export async function startServer (store: DAGStore, options: ServeOptions = {}):
       if (closing.signal.aborted) setImmediate(() => { server.closeIdleConnections() })
     })
     dispatch(req, res).catch((err: unknown) => {
-      if (!(err instanceof HttpError) && statusOf(err) >= 500 && (err as { code?: string }).code !== 'ERR_STORE_CLOSED') {
+      if (!(err instanceof HttpError) && httpStatusOf(err) >= 500 && codeOf(err) !== CODE.ERR_STORE_CLOSED) {
         onError(err, `${req.method ?? ''} ${(req.url ?? '').slice(0, 200)}`)
       }
       if (!res.headersSent) sendError(res, err)
@@ -246,5 +249,5 @@ export async function startServer (store: DAGStore, options: ServeOptions = {}):
 }
 
 function notAllowed (method: string, path: string, allow: string[]): HttpError {
-  return new HttpError(405, 'ERR_METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}`, { headers: { allow: allow.join(', ') } })
+  return new HttpError(CODE.ERR_METHOD_NOT_ALLOWED, `${method} is not allowed on ${path}`, { headers: { allow: allow.join(', ') } })
 }

@@ -5,6 +5,7 @@
  */
 import type { CID } from 'multiformats/cid'
 import { HttpError } from './http-util.js'
+import { CODE } from '../../base/errors/codes.js'
 
 export const RAW_TYPE = 'application/vnd.ipld.raw'
 export const CAR_TYPE = 'application/vnd.ipld.car'
@@ -26,7 +27,7 @@ export interface Variant {
 }
 
 function notAcceptable (message: string): HttpError {
-  return new HttpError(406, 'ERR_NOT_ACCEPTABLE', `${message}; this gateway serves ${RAW_TYPE} and ${CAR_TYPE}; version=1 (format=raw|car)`)
+  return new HttpError(CODE.ERR_NOT_ACCEPTABLE, `${message}; this gateway serves ${RAW_TYPE} and ${CAR_TYPE}; version=1 (format=raw|car)`)
 }
 
 interface MediaRange { type: string, params: Map<string, string>, q: number, index: number }
@@ -115,7 +116,7 @@ export function negotiate (accept: string | undefined, query: URLSearchParams | 
     }
   } else {
     if (accept === undefined || accept.trim() === '') {
-      throw new HttpError(400, 'ERR_FORMAT_REQUIRED', `say which response you want: Accept: ${RAW_TYPE} or ${CAR_TYPE}, or ?format=raw|car`)
+      throw new HttpError(CODE.ERR_FORMAT_REQUIRED, `say which response you want: Accept: ${RAW_TYPE} or ${CAR_TYPE}, or ?format=raw|car`)
     }
     const { raw, car } = chooseFromAccept(parseAccept(accept))
     if (raw !== undefined && car !== undefined) chosen = car.q > raw.q || (car.q === raw.q && car.index < raw.index) ? car : raw
@@ -141,14 +142,14 @@ export function negotiate (accept: string | undefined, query: URLSearchParams | 
     const scope = query.get('dag-scope')
     if (scope !== null && scope !== '') {
       if (scope !== 'block' && scope !== 'entity' && scope !== 'all') {
-        throw new HttpError(400, 'ERR_INVALID_REQUEST', `dag-scope must be block, entity or all, not ${JSON.stringify(scope)}`)
+        throw new HttpError(CODE.ERR_INVALID_REQUEST, `dag-scope must be block, entity or all, not ${JSON.stringify(scope)}`)
       }
       variant.scope = scope
     }
     const entityBytes = query.get('entity-bytes')
     if (entityBytes !== null) {
       if (!ENTITY_BYTES.test(entityBytes)) {
-        throw new HttpError(400, 'ERR_INVALID_REQUEST', `entity-bytes must be from:to (integers, to may be *), not ${JSON.stringify(entityBytes)}`)
+        throw new HttpError(CODE.ERR_INVALID_REQUEST, `entity-bytes must be from:to (integers, to may be *), not ${JSON.stringify(entityBytes)}`)
       }
       variant.scope = 'entity'
       variant.entityBytes = entityBytes
@@ -163,6 +164,6 @@ export function checkScope (cid: CID, variant: Variant): void {
   if (scope === 'block') return
   if (scope === 'all' && cid.code === RAW_CODEC) return
   if (scope === 'entity' && cid.code !== DAG_PB_CODEC) return
-  throw new HttpError(501, 'ERR_NOT_IMPLEMENTED',
+  throw new HttpError(CODE.ERR_NOT_IMPLEMENTED,
     `dag-scope=${scope} of a codec 0x${cid.code.toString(16)} block needs a DAG walk, which this gateway does not do: ask for dag-scope=block`)
 }

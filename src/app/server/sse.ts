@@ -3,16 +3,10 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { DAGStore } from '../../engine/store.js'
-import type { ShardInfo, Trace } from '../../base/types.js'
-import { errorJson, type ErrorJson } from './http-util.js'
-
-export interface ShardInfoJson { state: string, refs: number, error?: ErrorJson }
-
-export function infoJson (info: ShardInfo): ShardInfoJson {
-  const out: ShardInfoJson = { state: info.state, refs: info.refs }
-  if (info.error !== undefined) out.error = errorJson(info.error)
-  return out
-}
+import type { Trace } from '../../base/types.js'
+import { errorJson, infoJson, type ShardInfoJson } from '../wire.js'
+import { CODE } from '../../base/errors/codes.js'
+import { codeOf } from '../../base/errors/inspect.js'
 
 function frame (event: string, data: unknown): string {
   // JSON.stringify never emits a raw newline, so one data: line always holds the whole event.
@@ -54,10 +48,10 @@ export async function streamTraces (store: DAGStore, req: IncomingMessage, res: 
       if (!res.write(frame('trace', traceJson(trace)))) await drained(res, ac.signal)
     }
   } catch (err) {
-    const code = (err as { code?: string }).code
-    if (code === 'ERR_SUBSCRIPTION_LAGGED') {
+    const code = codeOf(err)
+    if (code === CODE.ERR_SUBSCRIPTION_LAGGED) {
       if (writable()) res.write(frame('lagged', errorJson(err)))
-    } else if (code !== 'ABORT_ERR') {
+    } else if (code !== CODE.ABORT_ERR) {
       options.onError(err, 'GET /events')
     }
   } finally {

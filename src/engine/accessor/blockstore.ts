@@ -8,8 +8,8 @@ import { DEFAULT_MAX_SECTION_SIZE, parseSectionHead, readSections } from '../../
 import type { SectionHead } from '../../format/car/sections.js'
 import { HashVerifier } from '../../format/car/verify.js'
 import type { BlockHasher } from '../../format/car/verify.js'
+import { IDENTITY_CODE } from '../../format/multihash.js'
 
-const IDENTITY_CODE = 0x00
 /**
  * First read at a section: covers length varint + CID + the whole block for blocks up to ~4 KB,
  * so typical small blocks cost one positional read. A larger first read would only waste

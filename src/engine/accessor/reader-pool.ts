@@ -12,6 +12,7 @@
 import type { MountReader } from '../../base/mount-types.js'
 import type { ShardKey } from '../../base/types.js'
 import type { ErrorReporter } from '../shard/waiter.js'
+import { CODE } from '../../base/errors/codes.js'
 
 interface Entry {
   readonly reader: MountReader & { isCurrent?: () => boolean }
@@ -20,7 +21,7 @@ interface Entry {
 }
 
 function closedError (): Error {
-  return Object.assign(new Error('shard accessor is closed'), { code: 'ERR_ACCESSOR_CLOSED' })
+  return Object.assign(new Error('shard accessor is closed'), { code: CODE.ERR_ACCESSOR_CLOSED })
 }
 
 export class ReaderPool {

@@ -12,13 +12,10 @@ import { Waiter } from '../shard/waiter.js'
 import { ShardAccessorImpl } from '../accessor/accessor.js'
 import { readCarLayout } from '../../format/car/layout.js'
 import { ShardErroredError, StoreClosedError, raceAbort } from '../../base/errors.js'
+import { toError } from '../../base/errors/inspect.js'
 import type { MountReader } from '../../base/mount-types.js'
 import type { ShardIndex } from '../../base/index-types.js'
 import type { ShardKey } from '../../base/types.js'
-
-function toError (err: unknown): Error {
-  return err instanceof Error ? err : new Error(String(err))
-}
 
 function * multihashesOf (index: ShardIndex): Iterable<Uint8Array> {
   for (const entry of index) yield entry.multihash

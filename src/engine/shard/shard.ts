@@ -8,6 +8,7 @@ import type { Mount } from '../../base/mount-types.js'
 import type { ShardKey, ShardState, ShardInfo } from '../../base/types.js'
 import type { ShardRecord } from '../../storage/state/record.js'
 import type { Waiter } from './waiter.js'
+import { codeOf } from '../../base/errors/inspect.js'
 
 /** A CARv2's payload is a window of the file; a CARv1's starts at 0 and has no set size. */
 export interface PayloadSpan { readonly offset: number, readonly size?: number }
@@ -80,8 +81,8 @@ export class Shard {
     if (this.transient !== undefined) r.transient = this.transient
     if (this.error !== undefined) {
       r.error = this.error.message
-      const code = (this.error as { code?: unknown }).code
-      if (typeof code === 'string') r.errorCode = code
+      const code = codeOf(this.error)
+      if (code !== undefined) r.errorCode = code
     }
     return r
   }

@@ -1,11 +1,9 @@
 import { StreamSource, checkAborted, copyBytes, invalidCar } from './layout.js'
 import { MAX_VARINT_BYTES, VarintError, readVarint } from '../varint.js'
 import type { VarintOut } from '../varint.js'
+import { IDENTITY_CODE } from '../multihash.js'
 
 export const DEFAULT_MAX_SECTION_SIZE = 32 * 1024 * 1024
-
-/** Multihash code of the identity hash: such CIDs carry their data inline. */
-export const IDENTITY_CODE = 0x00
 
 /**
  * One section's header as the parser found it. The parser reuses a single instance and its

@@ -15,12 +15,11 @@ import { copyBytes, invalidCar } from './layout.js'
 import type { InvalidCarError } from '../../base/errors.js'
 import { readVarint } from '../varint.js'
 import type { VarintOut } from '../varint.js'
+import { IDENTITY_CODE } from '../multihash.js'
 import type { SectionHeader } from './sections.js'
 
 /** What verification needs of a hasher; every multiformats `MultihashHasher` is one. */
 export type BlockHasher = Pick<MultihashHasher, 'code' | 'digest'> & { readonly name?: string }
-
-const IDENTITY_CODE = 0x00
 
 /** The hashers verification knows without being told. */
 const BUILTIN_HASHERS: readonly BlockHasher[] = Object.freeze([sha256, sha512])

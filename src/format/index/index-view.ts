@@ -9,10 +9,9 @@
  */
 import { InvalidCarError } from '../../base/errors.js'
 import { decodeVarint, encodeVarint, varintLength } from '../varint.js'
+import { IDENTITY_CODE } from '../multihash.js'
 import { CAR_MULTIHASH_INDEX_SORTED } from './multihash-index-sorted.js'
 import type { IndexEntry, ShardIndex } from '../../base/index-types.js'
-
-const IDENTITY = 0x00
 
 interface Bucket {
   readonly code: number
@@ -69,7 +68,7 @@ export class MultihashIndexSortedView implements ShardIndex {
         if (width <= 8 || length % width !== 0) throw invalid(`bucket of width ${width} and length ${length}`, at)
         if (pos + length > bytes.length) throw invalid('truncated bucket entries', pos)
         // Identity CIDs are answered from the CID itself, never from an index (as go-car's default).
-        if (code !== IDENTITY) {
+        if (code !== IDENTITY_CODE) {
           this.buckets.push({ code, digestLength: width - 8, width, start: pos, count: length / width })
           size += length / width
         }

@@ -19,13 +19,13 @@
 import { InvalidCarError } from '../../base/errors.js'
 import { decodeVarint, encodeVarint, readVarint, varintLength, VarintError } from '../varint.js'
 import type { VarintOut } from '../varint.js'
+import { IDENTITY_CODE } from '../multihash.js'
 import { SortedIndex, SortedIndexBuilder } from './sorted-index.js'
 import type { IndexEntry } from '../../base/index-types.js'
 
 export const CAR_INDEX_SORTED = 0x0400
 export const CAR_MULTIHASH_INDEX_SORTED = 0x0401
 const SHA2_256 = 0x12
-const IDENTITY = 0x00
 
 export interface DecodeCarIndexOptions {
   /** Leave out identity-multihash entries (go-car writes them only with StoreIdentityCIDs). */
@@ -116,7 +116,7 @@ export function decodeCarIndexInto (bytes: Uint8Array, builder: SortedIndexBuild
     if (codes > 0x7fffffff) throw invalidIndex('negative multihash code count', r.base + at)
     for (let c = 0; c < codes; c++) {
       const code = u64(r, 'multihash code')
-      decodeWidthBuckets(r, code, code === IDENTITY && skipIdentity ? null : builder)
+      decodeWidthBuckets(r, code, code === IDENTITY_CODE && skipIdentity ? null : builder)
     }
   } else if (codec.value === CAR_INDEX_SORTED) {
     decodeWidthBuckets(r, SHA2_256, builder)

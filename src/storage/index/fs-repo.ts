@@ -12,6 +12,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { IndexNotFoundError } from '../../base/errors.js'
+import { isMissing } from '../../base/errors/inspect.js'
 import type { ShardKey } from '../../base/types.js'
 import type { FullIndexRepo, ShardIndex } from '../../base/index-types.js'
 import { encodeMultihashIndexSorted } from '../../format/index/multihash-index-sorted.js'
@@ -27,10 +28,6 @@ export interface FsIndexRepoOptions {
    * re-reading an index on every acquire would dominate the acquire path. 0 disables the cache.
    */
   cacheBytes?: number
-}
-
-function isMissing (err: unknown): boolean {
-  return (err as { code?: string } | null)?.code === 'ENOENT'
 }
 
 async function writeAtomic (dir: string, name: string, bytes: Uint8Array): Promise<void> {

@@ -2,6 +2,7 @@ import { stat as fsStat } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { InvalidMountError, abortErrorFrom } from '../../base/errors.js'
+import { isMissing } from '../../base/errors/inspect.js'
 import { openFileReader } from '../transients/file-reader.js'
 import type { Mount, MountInfo, MountReader, MountStat } from '../../base/mount-types.js'
 
@@ -45,9 +46,7 @@ export class FileMount implements Mount {
       if (st.isDirectory()) return { exists: false, ready: true }
       return { exists: true, size: st.size, ready: true }
     } catch (err) {
-      const code = (err as { code?: string }).code
-      // A path through a non-directory can no more exist than a missing one.
-      if (code === 'ENOENT' || code === 'ENOTDIR') return { exists: false, ready: true }
+      if (isMissing(err)) return { exists: false, ready: true }
       throw err
     }
   }

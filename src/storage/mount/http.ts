@@ -9,6 +9,8 @@ import * as http from 'node:http'
 import * as https from 'node:https'
 import type { IncomingMessage } from 'node:http'
 import { DAGStoreError, InvalidMountError, abortErrorFrom, defineError, isAbortError } from '../../base/errors.js'
+import { CODE } from '../../base/errors/codes.js'
+import { codeOf } from '../../base/errors/inspect.js'
 import type { Mount, MountInfo, MountReader, MountStat } from '../../base/mount-types.js'
 
 /** How long after stat() a fetch() may reuse its HEAD instead of sending another. */
@@ -34,28 +36,29 @@ export interface HttpMountOptions {
 
 /** A response status the mount cannot use (after retries, for retryable ones). `status` is the HTTP status. */
 export class HttpStatusError extends DAGStoreError {
+  static readonly code = CODE.ERR_HTTP_STATUS
   readonly status: number
   readonly url: string
   constructor (url: string, status: number, message = `HTTP ${status} from ${url}`, options?: { cause?: unknown }) {
-    super(message, 'ERR_HTTP_STATUS', options)
+    super(message, HttpStatusError.code, options)
     this.status = status
     this.url = url
   }
 }
 
 /** A body whose length disagrees with its Content-Length (or with the size HEAD reported). */
-export class HttpLengthMismatchError extends defineError('ERR_HTTP_LENGTH_MISMATCH', 'HTTP body length disagrees with Content-Length') {}
+export class HttpLengthMismatchError extends defineError(CODE.ERR_HTTP_LENGTH_MISMATCH, 'HTTP body length disagrees with Content-Length') {}
 
 /** No response, or no body bytes, within `timeoutMs`. */
-export class HttpTimeoutError extends defineError('ERR_HTTP_TIMEOUT', 'HTTP request stalled') {}
+export class HttpTimeoutError extends defineError(CODE.ERR_HTTP_TIMEOUT, 'HTTP request stalled') {}
 
 /** A 206 whose Content-Range is not the range asked for, or an unexpected 206. */
-export class HttpRangeError extends defineError('ERR_HTTP_RANGE', 'HTTP server answered a Range request wrongly') {}
+export class HttpRangeError extends defineError(CODE.ERR_HTTP_RANGE, 'HTTP server answered a Range request wrongly') {}
 
 /** The connection failed (refused, reset, protocol error); `cause` has the system error. */
-export class HttpNetworkError extends defineError('ERR_HTTP_NETWORK', 'HTTP connection failed') {}
+export class HttpNetworkError extends defineError(CODE.ERR_HTTP_NETWORK, 'HTTP connection failed') {}
 /** The resource changed while it was being downloaded (its ETag or Last-Modified moved): resuming would mix two versions. */
-export class HttpChangedError extends defineError('ERR_HTTP_CHANGED', 'HTTP resource changed during the download') {}
+export class HttpChangedError extends defineError(CODE.ERR_HTTP_CHANGED, 'HTTP resource changed during the download') {}
 
 /** Errors worth another attempt. */
 const RETRYABLE = new WeakSet<object>()
@@ -69,7 +72,7 @@ const RESETS = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'ECO
 /** Wraps a transport error; resets and the like are retryable. */
 function networkError (err: unknown, url: string): Error {
   if (err instanceof DAGStoreError) return err
-  const code = (err as { code?: string } | null)?.code
+  const code = codeOf(err)
   const wrapped = new HttpNetworkError(`HTTP connection to ${url} failed: ${String((err as Error)?.message ?? err)}`, { cause: err })
   return code !== undefined && RESETS.has(code) ? retryable(wrapped) : wrapped
 }

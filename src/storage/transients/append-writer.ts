@@ -8,6 +8,7 @@
  * Hand-written over the callback API: this is the hot path of every download.
  */
 import { writev } from 'node:fs'
+import { toError } from '../../base/errors/inspect.js'
 
 function writevAt (fd: number, buffers: Uint8Array[], position: number): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -73,7 +74,7 @@ export class AppendWriter {
         }
       }
     } catch (err) {
-      this.#error = err instanceof Error ? err : new Error(String(err))
+      this.#error = toError(err)
       this.#queue = []
     } finally {
       this.#flushing = undefined

@@ -3,6 +3,7 @@ import { lstat, mkdir, open as openFile, readdir, rename, rm, stat, unlink } fro
 import type { FileHandle } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 import { AbortError, TransientError, abortErrorFrom, raceAbort } from '../../base/errors.js'
+import { isMissing } from '../../base/errors/inspect.js'
 import { openFileReader, openGrowingFileReader } from './file-reader.js'
 import { GrowingFile } from './growing-file.js'
 import { AppendWriter } from './append-writer.js'
@@ -41,11 +42,6 @@ export interface OpenedTransient {
   transient?: string
   /** Resolves with `transient` once the file is complete and durable; rejects if the download fails. */
   complete: Promise<string | undefined>
-}
-
-function isMissing (err: unknown): boolean {
-  const code = (err as { code?: string } | null)?.code
-  return code === 'ENOENT' || code === 'ENOTDIR'
 }
 
 /** Bytes a download may hold in memory while its writes catch up. */

@@ -1,0 +1,59 @@
+/** `dagstore register <path|url...>`: one shard per file or URL; the others go on when one fails. */
+import type { Command } from 'commander'
+import type { ErrorJson, ShardJson } from '../../wire.js'
+import type { CliContext } from '../context.js'
+import { CliError, CommandFailed, EXIT_USAGE, UsageError, describeError, errorCode, errorJson } from '../errors.js'
+import { json, shardSummary } from '../format.js'
+import { keyFor, parseTarget } from '../targets.js'
+
+/** A failed register leaves an errored shard behind: say what to do with it. */
+function registerFailure (e: unknown, key: string): unknown {
+  if (errorCode(e) !== 'ERR_SHARD_INITIALIZATION_FAILED') return e
+  return new CliError(errorCode(e), errorJson(e).message, {
+    hint: `shard ${JSON.stringify(key)} stays registered as errored: fix its source and \`dagstore recover ${key}\`, or \`dagstore destroy ${key}\``,
+    status: e instanceof CliError ? e.status : undefined,
+    cause: e instanceof CliError ? e.cause : e
+  })
+}
+
+/** Failures no other target would escape (usage, auth, no server): the command's, not one target's. */
+function endsTheCommand (e: unknown): boolean {
+  return e instanceof CliError && (e.exitCode === EXIT_USAGE || e.status === 401 || e.code === 'ERR_SERVER_UNREACHABLE')
+}
+
+export function addRegister (program: Command, ctx: CliContext): void {
+  program.command('register')
+    .description('register CAR files (paths or http(s) URLs); key: the file name without .car')
+    .argument('<path|url...>')
+    .option('--lazy', 'index on first use instead of now')
+    .option('--key <key>', 'the shard key (with a single path or URL)')
+    .option('--json', 'JSON output')
+    .action(async (args: string[], opts: { lazy?: boolean, key?: string, json?: boolean }, cmd: Command) => {
+      if (opts.key !== undefined && args.length !== 1) throw new UsageError('--key goes with exactly one <path|url>')
+      const shards: ShardJson[] = []
+      const errors: Array<{ target: string, key?: string, error: ErrorJson }> = []
+      await ctx.withBackend(cmd, async (backend) => {
+        for (const arg of args) {
+          let key: string | undefined
+          try {
+            const target = await parseTarget(arg, ctx.io.cwd)
+            key = opts.key ?? keyFor(target)
+            let shard: ShardJson
+            try {
+              shard = await backend.register(key, target.url, opts.lazy === true)
+            } catch (e) {
+              throw registerFailure(e, key)
+            }
+            shards.push(shard)
+            if (opts.json !== true) ctx.out(`registered ${shard.key} (${shardSummary(shard)})\n`)
+          } catch (e) {
+            if (endsTheCommand(e)) throw e
+            errors.push({ target: arg, ...(key === undefined ? {} : { key }), error: errorJson(e) })
+            if (opts.json !== true) ctx.err(`dagstore: ${describeError(e)}\n`)
+          }
+        }
+      })
+      if (opts.json === true) ctx.out(json({ shards, errors }))
+      if (errors.length > 0) throw new CommandFailed()
+    })
+}

@@ -1,0 +1,70 @@
+/**
+ * The JSON the admin API answers and the CLI prints with --json (and reads back in client
+ * mode): one definition for both sides, so that a command's output is the same whether it
+ * went through a running server or opened the repo itself.
+ */
+import type { ShardDescription, ShardInfo } from '../base/types.js'
+import { CODE } from '../base/errors/codes.js'
+import { codeOf } from '../base/errors/inspect.js'
+
+/** A failure: `{ "error": ErrorJson }` in an API answer, `error` fields in listings. */
+export interface ErrorJson {
+  code: string
+  message: string
+  cause?: { code?: string, message: string }
+}
+
+export interface ShardInfoJson { state: string, refs: number, error?: ErrorJson }
+
+/** A shard as every admin route returns it. */
+export interface ShardJson extends ShardInfoJson {
+  key: string
+  url: string
+  /** The store's local copy (in its transients folder), when there is one. */
+  transient?: string
+  size?: number
+  blocks?: number
+}
+
+/** GET /shards */
+export interface ShardListJson { shards: ShardJson[] }
+
+/** POST /gc: per shard, null when its copy was reclaimed. */
+export interface GcJson {
+  reclaimedBytes: number
+  shards: Record<string, ErrorJson | null>
+}
+
+/** GET /find/{cid} */
+export interface FindJson { cid: string, shards: string[] }
+
+/** DELETE /shards/{key} */
+export interface DestroyedJson { key: string, destroyed: true }
+
+/** `{code, message}` of any error; errors without a code get ERR_INTERNAL. */
+export function errorJson (err: unknown): ErrorJson {
+  const message = err instanceof Error ? err.message : String(err)
+  const out: ErrorJson = { code: codeOf(err) ?? CODE.ERR_INTERNAL, message }
+  const cause = err instanceof Error ? err.cause : undefined
+  // The store wraps what actually went wrong (InvalidCarError, HttpStatusError, ...): clients need its code.
+  if (cause instanceof Error) {
+    out.cause = { message: cause.message }
+    const code = codeOf(cause)
+    if (code !== undefined) out.cause.code = code
+  }
+  return out
+}
+
+export function infoJson (info: ShardInfo): ShardInfoJson {
+  const out: ShardInfoJson = { state: info.state, refs: info.refs }
+  if (info.error !== undefined) out.error = errorJson(info.error)
+  return out
+}
+
+export function shardJson (d: ShardDescription): ShardJson {
+  const out: ShardJson = { key: d.key, ...infoJson(d), url: d.url }
+  if (d.transient !== undefined) out.transient = d.transient
+  if (d.size !== undefined) out.size = d.size
+  if (d.blocks !== undefined) out.blocks = d.blocks
+  return out
+}
