@@ -33,10 +33,15 @@ const FOLDERS = [
   'src/app/cli/commands'
 ]
 
-// The package entries may import any folder: the root (src/index.ts), dagstore/testing
-// (src/testing/) and the bin (main.ts in src/app/cli, which hands the process to the program).
-const BIN = { folder: 'src/app/cli', file: 'main.ts' }
+// The package entries may import any folder: the root (src/index.ts) and dagstore/testing (src/testing/).
 const isEntryFolder = (folder) => folder === 'src' || folder === 'src/testing' || folder.startsWith('src/testing/')
+
+// Entry files inside a layer gather a public surface from any folder of their layer or a lower
+// one: the bin hands the process to the CLI program, dagstore/format re-exports the codecs.
+const LAYER_ENTRIES = [
+  { folder: 'src/app/cli', file: 'main.ts' },
+  { folder: 'src/format', file: 'api.ts' }
+]
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const layerOf = (folder) => folder.split('/')[1]
@@ -85,7 +90,10 @@ export const layers = {
       policies: [
         { from: element('entry'), allow: { to: element('**') } },
         ...FOLDERS.map((folder, i) => ({ from: element(folder), allow: { to: element(FOLDERS.slice(0, i + 1)) } })),
-        { from: { element: { type: BIN.folder, fileInternalPath: BIN.file } }, allow: { to: element('**') } },
+        ...LAYER_ENTRIES.map(({ folder, file }) => ({
+          from: { element: { type: folder, fileInternalPath: file } },
+          allow: { to: element(FOLDERS.filter((f) => LAYERS.indexOf(layerOf(f)) <= LAYERS.indexOf(layerOf(folder)))) }
+        })),
         ...LAYERS.slice(0, -1).map((layer, i) => ({
           from: element(inLayers([layer])),
           disallow: { to: element(inLayers(LAYERS.slice(i + 1))) },

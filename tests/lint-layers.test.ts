@@ -38,4 +38,12 @@ test('imports from the own folder, lower folders and lower layers pass; the entr
   assert.equal(await boundaryErrors('src/probe.ts', "import { startServer } from './app/server/index.js'\nexport const probe = startServer\n"), [])
 })
 
+test('an entry file inside a layer (dagstore/format) gathers its own layer, not a higher one', async () => {
+  const own = "export { indexCar } from './car/indexer.js'\nexport { SortedIndex } from './index/sorted-index.js'\n"
+  assert.equal(await boundaryErrors('src/format/api.ts', own), [])
+  const errors = await boundaryErrors('src/format/api.ts', own + "export { DAGStore } from '../engine/store.js'\n")
+  assert.is(errors.length, 1, errors.join('\n'))
+  assert.match(errors[0] ?? '', /^layer format may not import src\/engine/)
+})
+
 test.run()

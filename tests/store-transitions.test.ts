@@ -1,4 +1,4 @@
-// Every reachable cell of the DESIGN §4 table, driven through the public API of a real store
+// Every reachable cell of the state table (docs/CONTRACT.md), driven through the public API of a real store
 // (LevelDB in a temp dir, real CAR files). Cells no API call can reach (e.g. release on a new
 // shard) are covered by tests/machine-table.test.ts.
 import { suite } from 'uvu'
