@@ -12,12 +12,15 @@
  * (In a worker thread it did share the threadpool, so its disk reads queued behind the
  * client's writes and the indexer's reads: an artifact no real remote has.)
  *
- * Two contenders against the same server, REMOTE_RUNS (default 3) times each, alternating
- * (peer, store, peer, store, …), each run in a fresh temp dir:
+ * Three contenders against the same server, REMOTE_RUNS (default 3) times each, alternating
+ * (peer, store, unverified, peer, …), each run in a fresh temp dir:
  *   peer:  http.get of the URL piped to a file, then fsync of the file and its folder (a durable
  *          copy, as the store's transient is); the time before the fsync is kept as a note;
  *   store: new DAGStore({ dir }), start(), then timed: `await store.register('big',
- *          new HttpMount(url))` (eager: download to a transient, index, persist); then close().
+ *          new HttpMount(url))` (eager: download to a transient, index with every block hashed,
+ *          since verifyHashes defaults to 'remote'; persist); then close();
+ *   unverified: the same with `verifyHashes: false`, for what hashing costs (the two are
+ *          printed side by side with their ratio).
  * After every store run the shard is acquired, a few blocks (first, middle, last) are read back
  * by CID and compared with what was written, and the index size is compared with the number of
  * blocks written: any mismatch prints an ERROR line and exits with code 1.
@@ -37,7 +40,7 @@ import { pipeline } from 'node:stream/promises'
 import { fork } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { CID } from 'multiformats/cid'
-import { DAGStore, HttpMount, createShardIndexer, type ShardIndexer } from '../src/index.js'
+import { DAGStore, HttpMount, createShardIndexer, type ShardIndexer, type VerifyHashes } from '../src/index.js'
 import { writeCarV1 } from './car-file.js'
 import { envInt, fmt, fmtAuto, fmtBytes, header, note, now, report, tempDir } from './util.js'
 
@@ -204,9 +207,12 @@ async function download (url: string, dir: string, expect: number): Promise<Peer
   }
 }
 
-/** register() timed; then the shard is checked against what was written. */
-async function register (url: string, dir: string, car: Car, first: boolean): Promise<number> {
-  const store = new DAGStore({ dir, shardIndexer: indexerFromEnv() })
+/** register() timed; then the shard is checked against what was written. `verifyHashes` undefined: the store's default. */
+async function register (url: string, dir: string, car: Car, first: boolean, verifyHashes?: VerifyHashes): Promise<number> {
+  const indexer = indexerFromEnv()
+  const store = new DAGStore({
+    dir, ...(indexer === undefined ? {} : { shardIndexer: indexer }), ...(verifyHashes === undefined ? {} : { verifyHashes })
+  })
   await store.start()
   try {
     const t0 = now()
@@ -286,6 +292,7 @@ async function main (): Promise<void> {
     const mbps = (ms: number): number => mb / (ms / 1000)
     const peer: PeerRun[] = []
     const store: number[] = []
+    const unverified: number[] = []
     for (let i = 0; i < runs; i++) {
       const peerDir = await mkdtemp(join(dir, 'peer-'))
       try {
@@ -299,9 +306,17 @@ async function main (): Promise<void> {
       try {
         t = await register(server.url, storeDir, car, i === 0)
         store.push(t)
-        note(`run ${i + 1} store: register`, `${fmtAuto(t)} ms`)
+        note(`run ${i + 1} store: register (verifies)`, `${fmtAuto(t)} ms`)
       } finally {
         await rm(storeDir, { recursive: true, force: true })
+      }
+      const plainDir = await mkdtemp(join(dir, 'unverified-'))
+      try {
+        t = await register(server.url, plainDir, car, false, false)
+        unverified.push(t)
+        note(`run ${i + 1} store: register, verifyHashes false`, `${fmtAuto(t)} ms`)
+      } finally {
+        await rm(plainDir, { recursive: true, force: true })
       }
     }
 
@@ -315,10 +330,14 @@ async function main (): Promise<void> {
     console.log()
     note('peer: plain download + fsync', line(peerMs))
     note('peer: plain download, before fsync', line(noSyncMs))
-    note('store: register (fetch + index)', line(store))
+    note('store: register (fetch + index + hash)', line(store))
+    note('store: register, verifyHashes false', line(unverified))
     // The target is on the time ratio, so it is given in ms: ≤ 1.2 × this run's peer median.
     report('register / download+fsync, median', median(store), 'ms', 'download+fsync', median(peerMs), { atMost: TARGET * median(peerMs) })
     report('register / download+fsync, best', Math.min(...store), 'ms', 'download+fsync', Math.min(...peerMs))
+    report('unverified / download+fsync, median', median(unverified), 'ms', 'download+fsync', median(peerMs), { atMost: TARGET * median(peerMs) })
+    report('register / unverified register, median', median(store), 'ms', 'verifyHashes false', median(unverified))
+    report('register / unverified register, best', Math.min(...store), 'ms', 'verifyHashes false', Math.min(...unverified))
     note('register / download before fsync', `ratio ${fmt(median(store) / median(noSyncMs), 2)} median, ` +
       `${fmt(Math.min(...store) / Math.min(...noSyncMs), 2)} best (peer ${fmtAuto(median(noSyncMs))} / ${fmtAuto(Math.min(...noSyncMs))} ms)`)
   } catch (err) {

@@ -19,8 +19,8 @@ export {
   DAGStoreError, ShardUnknownError, ShardExistsError, ShardInitializationFailedError, ShardInUseError,
   ShardErroredError, ShardNotErroredError, StoreNotStartedError, StoreClosedError, BlockNotFoundError,
   InvalidShardKeyError, UnknownMountSchemeError, SubscriptionLaggedError, InvalidCarError,
-  IndexNotFoundError, InvalidMountError, TransientError, TransientsFullError, RestoredShardError,
-  AbortError
+  UnsupportedHashError, IndexNotFoundError, InvalidMountError, TransientError, TransientsFullError,
+  RestoredShardError, AbortError
 } from './base/errors.js'
 
 // Mounts.
@@ -34,7 +34,9 @@ export {
 } from './storage/mount/http.js'
 
 // Indices and the indexer.
-export type { ShardIndex, IndexEntry, FullIndexRepo, TopLevelIndex, ShardIndexer } from './base/index-types.js'
+export type {
+  ShardIndex, IndexEntry, FullIndexRepo, TopLevelIndex, ShardIndexer, ShardIndexContext, VerifyHashes
+} from './base/index-types.js'
 export { MemoryIndexRepo } from './storage/index/memory-repo.js'
 export { FsIndexRepo, type FsIndexRepoOptions } from './storage/index/fs-repo.js'
 export { LevelTopLevelIndex } from './storage/index/level-top-level.js'

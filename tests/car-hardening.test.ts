@@ -95,6 +95,40 @@ varints('CID varints: version, codec, multihash code and length', async () => {
   }
 })
 
+varints('padded CID varints are refused at the CID; a store reports ERR_INVALID_CAR, not its index encoder\'s code-less error', async () => {
+  const at = H + good.length + 1
+  const digest = new Array(32).fill(7)
+  const cases: Array<[number[], string]> = [
+    [[0x81, 0x00, 0x55, 0x12, 0x20], 'CID version'],
+    [[0x01, 0xd5, 0x00, 0x12, 0x20], 'CID codec'],
+    [[0x01, 0x55, 0x92, 0x00, 0x20], 'multihash code'],
+    [[0x01, 0x55, 0x12, 0xa0, 0x00], 'multihash length']
+  ]
+  const { dir, cleanup } = await tempDir()
+  // The default FsIndexRepo: it encodes go-car index files, which cannot hold a padded multihash.
+  const { store } = await openStore(dir)
+  try {
+    for (const [prefix, what] of cases) {
+      const body = [...prefix, ...digest, 1, 2, 3]
+      const bytes = withSection([body.length, ...body])
+      const pattern = new RegExp(`malformed ${what} \\(varint not minimally encoded\\)`)
+      const key = what.replace(/ /g, '-')
+      await rejectsWith(store.register(key, new BytesMount(bytes)), (err) => {
+        assert.is(err.code, 'ERR_SHARD_INITIALIZATION_FAILED')
+        assert.instance(err.cause, InvalidCarError, `${what}: ${String(err.cause)}`)
+      })
+      const error = store.getShardInfo(key).error as InvalidCarError
+      assert.is(error.code, 'ERR_INVALID_CAR', `${what}: ${String(error)}`)
+      assert.match(error.message, pattern)
+      assert.ok(error.message.endsWith(`at byte ${at}`), error.message)
+      await expectInvalid(bytes, pattern, at)
+    }
+  } finally {
+    await store.close()
+    await cleanup()
+  }
+})
+
 varints('CARv1 header length: too long, too large, zero, past the limit', async () => {
   await expectInvalid(Uint8Array.of(...new Array(10).fill(0xff), 0x01), /malformed header length/, 0)
   await expectInvalid(Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f), /malformed header length/, 0)

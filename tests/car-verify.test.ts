@@ -16,7 +16,7 @@ import type { Block, GeneratedCar } from './helpers/car-gen.js'
 import { createShardIndexer, indexCar } from '../src/format/car/indexer.js'
 import type { ShardIndexerOptions } from '../src/format/car/indexer.js'
 import { ShardBlockstore } from '../src/engine/accessor/blockstore.js'
-import { InvalidCarError } from '../src/base/errors.js'
+import { InvalidCarError, UnsupportedHashError } from '../src/base/errors.js'
 
 /** Streams at awkward chunk sizes (blocks split across chunks) and positional reads at awkward windows. */
 function readers (bytes: Uint8Array): Array<[string, () => TestReader, ShardIndexerOptions]> {
@@ -36,6 +36,12 @@ function readers (bytes: Uint8Array): Array<[string, () => TestReader, ShardInde
 function assertInvalid (err: any, pattern: RegExp): void { // eslint-disable-line @typescript-eslint/no-explicit-any
   assert.instance(err, InvalidCarError)
   assert.is(err.code, 'ERR_INVALID_CAR')
+  assert.match(err.message, pattern)
+}
+
+function assertUnverifiable (err: any, pattern: RegExp): void { // eslint-disable-line @typescript-eslint/no-explicit-any
+  assert.instance(err, UnsupportedHashError)
+  assert.is(err.code, 'ERR_UNSUPPORTED_HASH')
   assert.match(err.message, pattern)
 }
 
@@ -63,28 +69,38 @@ ok('sample-v1.car and sample-wrapped-v2.car (blake2b-256 CIDs) verify with a use
   }
 })
 
-ok('without a blake2b hasher, verification fails naming the multihash code and the byte offset', async () => {
+ok('blake2b-256 is built in: sample-v1.car verifies without a hasher from the caller; a flipped byte in its first blake2b block is caught at that block', async () => {
   const bytes = await readFile(fixture('sample-v1.car'))
-  let first: number | undefined
+  let first: { offset: number, blockOffset: number, blockLength: number, cid: CID } | undefined
   for await (const e of await CarIndexer.fromBytes(bytes)) {
-    if (e.cid.multihash.code === BLAKE2B_256) { first = e.offset; break }
+    if (e.cid.multihash.code === BLAKE2B_256 && e.blockLength > 0) { first = e; break }
   }
+  assert.ok(first !== undefined)
+  const flipped = Uint8Array.from(bytes)
+  const at = first.blockOffset + Math.floor(first.blockLength / 2)
+  flipped[at] = (flipped[at] as number) ^ 0x10
+  const mismatch = new RegExp(`block hash mismatch for ${first.cid.toString()} at byte ${first.offset}$`)
+  const damaged = new Map(readers(flipped).map(([label, reader]) => [label, reader]))
   for (const [label, reader, tuning] of readers(bytes)) {
-    await rejectsWith(indexCar(reader(), { ...tuning, verifyHashes: true }), (err) => {
-      assertInvalid(err, /no hasher for multihash code 0xb220/)
-      assert.ok(err.message.includes(`at byte ${String(first)}`), `${label}: ${err.message as string}`)
-    })
+    const verified = await indexCar(reader(), { ...tuning, verifyHashes: true })
+    assert.is(verified.index.size, 1043, label)
+    const damagedReader = damaged.get(label)
+    assert.ok(damagedReader !== undefined)
+    await rejectsWith(indexCar(damagedReader(), { ...tuning, verifyHashes: true }), (err) => { assertInvalid(err, mismatch) })
   }
-  // The default indexer does not hash, so it does not care.
-  assert.is((await indexCar(bytesReader(bytes))).index.size, 1043)
+  // The default indexer does not hash, so the flip goes unseen.
+  assert.is((await indexCar(bytesReader(flipped))).index.size, 1043)
 })
 
 ok('generated CARs of every CID kind and size verify, v1 and v2, at every chunking', async () => {
   const blocks = assorted()
   for (const car of [encodeCar(blocks), encodeCar(blocks, { version: 2, padBefore: 3, padAfter: 9 })]) {
     for (const [label, reader, tuning] of readers(car.bytes)) {
+      // The test's own blake2b (RFC 7693), then the built-in one.
       const result = await indexCar(reader(), { ...tuning, verifyHashes: true, hashers: [blake2b256] })
       assert.is(result.sections, blocks.length, label)
+      const builtIn = await indexCar(reader(), { ...tuning, verifyHashes: true })
+      assert.is(builtIn.sections, blocks.length, label)
     }
   }
 })
@@ -127,7 +143,7 @@ ok('truncated digests: 20 bytes or more are compared as a prefix, shorter ones c
   const at = (n: number): Block => ({ cid: CID.createV1(RAW, Digest.create(0x12, full.subarray(0, n))), bytes: data })
   await indexCar(bytesReader(encodeCar([at(20)]).bytes), { verifyHashes: true })
   await indexCar(bytesReader(encodeCar([at(31)]).bytes), { verifyHashes: true })
-  await rejectsWith(indexCar(bytesReader(encodeCar([at(8)]).bytes), { verifyHashes: true }), (err) => assertInvalid(err, /8-byte digest is a truncation too short to check at byte \d+/))
+  await rejectsWith(indexCar(bytesReader(encodeCar([at(8)]).bytes), { verifyHashes: true }), (err) => assertUnverifiable(err, /8-byte digest is a truncation too short to check at byte \d+/))
   // A digest longer than the hash function's output can never match.
   const long = { cid: CID.createV1(RAW, Digest.create(0x12, new Uint8Array([...full, 1]))), bytes: data }
   await rejectsWith(indexCar(bytesReader(encodeCar([long]).bytes), { verifyHashes: true }), (err) => assertInvalid(err, /block hash mismatch/))
@@ -168,13 +184,13 @@ bad('one flipped data byte in any block → "block hash mismatch for <CID> at by
   }
 })
 
-bad('an unknown hash function names its code and the section offset', async () => {
+bad('an unknown hash function is ERR_UNSUPPORTED_HASH, naming its code and the section offset', async () => {
   const data = randomBytes(300)
   const murmur = { cid: CID.createV1(RAW, Digest.create(0x22, new Uint8Array(16))), bytes: data }
   const car = encodeCar([makeBlock('raw', patterned(10, 1)), murmur])
   for (const [, reader, tuning] of readers(car.bytes)) {
     await rejectsWith(indexCar(reader(), { ...tuning, verifyHashes: true }), (err) => {
-      assertInvalid(err, new RegExp(`no hasher for multihash code 0x22 at byte ${at(car.sections, 1).offset}$`))
+      assertUnverifiable(err, new RegExp(`no hasher for multihash code 0x22 at byte ${at(car.sections, 1).offset}$`))
     })
   }
 })
@@ -219,12 +235,18 @@ bs('serves intact blocks, refuses blocks whose bytes changed after indexing', as
       assert.equal(u8(await checking.get(cid)), u8(bytes))
     }
   }
-  const unknown = new ShardBlockstore({ reader: bytesReader(car.bytes), index, payloadOffset: 0, verifyHashes: true })
-  const blake = blocks.find((b) => b.cid.multihash.code === BLAKE2B_256) as Block
-  await rejectsWith(unknown.get(blake.cid), (err) => assertInvalid(err, /no hasher for multihash code 0xb220/))
+  // Built-in hashers only: blake2b-256 is one of them; a hash function without a hasher is refused.
+  const builtIn = new ShardBlockstore({ reader: bytesReader(car.bytes), index, payloadOffset: 0, verifyHashes: true })
+  const blake = blocks.find((b) => b.cid.multihash.code === BLAKE2B_256 && b.bytes.length > 0) as Block
+  assert.equal(u8(await builtIn.get(blake.cid)), u8(blake.bytes))
   const sha = blocks.find((b) => b.cid.multihash.code === 0x12 && b.bytes.length > 0) as Block
-  assert.equal(u8(await unknown.get(sha.cid)), u8(sha.bytes))
+  assert.equal(u8(await builtIn.get(sha.cid)), u8(sha.bytes))
   assert.ok(sha256.code === 0x12)
+  const murmur = { cid: CID.createV1(RAW, Digest.create(0x22, new Uint8Array(16))), bytes: patterned(40, 9) }
+  const odd = encodeCar([murmur])
+  const oddIndex = (await indexCar(bytesReader(odd.bytes))).index
+  const oddStore = new ShardBlockstore({ reader: bytesReader(odd.bytes), index: oddIndex, payloadOffset: 0, verifyHashes: true })
+  await rejectsWith(oddStore.get(murmur.cid), (err) => assertUnverifiable(err, /no hasher for multihash code 0x22/))
 })
 
 bs.run()

@@ -39,6 +39,12 @@ export class InvalidShardKeyError extends defineError(CODE.ERR_INVALID_SHARD_KEY
 export class UnknownMountSchemeError extends defineError(CODE.ERR_UNKNOWN_MOUNT_SCHEME, 'unknown mount scheme') {}
 export class SubscriptionLaggedError extends defineError(CODE.ERR_SUBSCRIPTION_LAGGED, 'subscriber fell too far behind the event stream') {}
 export class InvalidCarError extends defineError(CODE.ERR_INVALID_CAR, 'invalid CAR') {}
+/**
+ * Hash verification met a block it cannot check (no hasher for its multihash function, a
+ * digest truncated too short): not proof that the CAR is bad, so not ERR_INVALID_CAR, but
+ * never passed as verified either.
+ */
+export class UnsupportedHashError extends defineError(CODE.ERR_UNSUPPORTED_HASH, 'cannot verify a block hash') {}
 export class IndexNotFoundError extends defineError(CODE.ERR_INDEX_NOT_FOUND, 'index not found') {}
 /** A mount URL or mount value the registry cannot accept (bad URL, duplicate scheme, unrepresentable mount). */
 export class InvalidMountError extends defineError(CODE.ERR_INVALID_MOUNT, 'invalid mount') {}

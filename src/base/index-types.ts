@@ -27,4 +27,17 @@ export interface TopLevelIndex {
   shardsForMultihash: (multihash: Uint8Array) => Promise<ShardKey[]>
 }
 
-export type ShardIndexer = (key: ShardKey, reader: MountReader, signal: AbortSignal) => Promise<ShardIndex>
+/**
+ * Which shards' block data a store hashes while indexing them: `'remote'` those whose mount's
+ * info().kind is 'remote' (the bytes came over a network), `true` all, `false` none.
+ */
+export type VerifyHashes = 'remote' | boolean
+
+/** What the store tells its indexer about the shard being indexed. */
+export interface ShardIndexContext {
+  /** The store's verifyHashes, decided for this shard's mount: hash every block against its CID. */
+  verifyHashes: boolean
+}
+
+/** `context` is always given by the store; an indexer may ignore it (and then verifies as it sees fit). */
+export type ShardIndexer = (key: ShardKey, reader: MountReader, signal: AbortSignal, context?: ShardIndexContext) => Promise<ShardIndex>

@@ -87,6 +87,7 @@ export async function boot (o: DAGStoreOptions, parts: StoreParts, deps: BootDep
     indexRepo: o.indexRepo ?? new FsIndexRepo(join(dir as string, 'index')),
     topLevelIndex: o.topLevelIndex ?? new LevelTopLevelIndex(db),
     indexer: o.shardIndexer ?? defaultShardIndexer,
+    verifyHashes: o.verifyHashes ?? 'remote',
     indexThrottle: maxIndexing > 0 ? new PQueue({ concurrency: maxIndexing }) : undefined,
     mounts: o.mounts ?? new MountRegistry(),
     readers: new ReaderPool(o.maxIdleReaders ?? DEFAULT_MAX_IDLE_READERS, report),

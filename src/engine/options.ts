@@ -1,5 +1,5 @@
 import type { AbstractLevel } from 'abstract-level'
-import type { FullIndexRepo, ShardIndexer, TopLevelIndex } from '../base/index-types.js'
+import type { FullIndexRepo, ShardIndexer, TopLevelIndex, VerifyHashes } from '../base/index-types.js'
 import type { MountRegistry } from '../storage/mount/registry.js'
 import type { Registry } from 'prom-client'
 
@@ -51,6 +51,16 @@ export interface DAGStoreOptions {
   recoverOnStart?: RecoverOnStart
   /** Default: the built-in streaming CAR indexer. */
   shardIndexer?: ShardIndexer | undefined
+  /**
+   * Which shards' blocks are hashed and checked against their CIDs while they are indexed
+   * (register, recover): `'remote'` (default) data from mounts whose info().kind is 'remote'
+   * (HttpMount), since bytes from a network are not to be trusted; `true` every shard's;
+   * `false` none. A block that does not match fails the shard with ERR_INVALID_CAR, one whose
+   * hash function has no hasher with ERR_UNSUPPORTED_HASH. sha2-256, sha2-512, blake2b-256 and
+   * identity are built in (more: `shardIndexer: createShardIndexer({ hashers })`). The indexer
+   * is told the decision; a custom `shardIndexer` not made by createShardIndexer decides itself.
+   */
+  verifyHashes?: VerifyHashes
   /**
    * Shard readers (open files) kept open after their last accessor closes, so the next
    * acquire of a recently used shard opens nothing. Default 1024 (mind the fd limit).

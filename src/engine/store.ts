@@ -64,6 +64,9 @@ export class DAGStore {
     if (o.recoverOnStart !== undefined && !['none', 'on-acquire', 'now'].includes(o.recoverOnStart)) {
       throw new RangeError("recoverOnStart must be 'none', 'on-acquire' or 'now'")
     }
+    if (o.verifyHashes !== undefined && o.verifyHashes !== 'remote' && typeof o.verifyHashes !== 'boolean') {
+      throw new RangeError("verifyHashes must be 'remote', true or false")
+    }
     // Built here so a bad gc setting fails the constructor, not start().
     this.budget = budgetFrom(o.gc, o.onError ?? defaultReport)
     this.options = o

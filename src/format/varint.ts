@@ -3,7 +3,8 @@
  *
  * Bounded to 9 bytes and Number.MAX_SAFE_INTEGER: every length or offset a CAR can carry
  * fits, and refusing anything larger keeps hostile input from producing imprecise numbers.
- * Non-minimal encodings are accepted, as @ipld/car and multiformats accept them.
+ * Non-minimal encodings are accepted here, as @ipld/car accepts them in section and header
+ * lengths; the CAR section parser refuses them inside CIDs, as multiformats does.
  */
 
 export const MAX_VARINT_BYTES = 9

@@ -108,13 +108,15 @@ export interface GatedIndexer extends ShardIndexer {
 
 /** The real default indexer behind a gate; counts calls. */
 export function gatedIndexer (gate: Gate): GatedIndexer {
-  const indexer = Object.assign(async (key: string, reader: Parameters<ShardIndexer>[1], signal: AbortSignal) => {
+  type Reader = Parameters<ShardIndexer>[1]
+  type Context = Parameters<ShardIndexer>[3]
+  const indexer = Object.assign(async (key: string, reader: Reader, signal: AbortSignal, context?: Context) => {
     indexer.calls++
     indexer.signals.push(signal)
     indexer.mostActive = Math.max(indexer.mostActive, ++indexer.active)
     try {
       await gate.pass(signal)
-      return await defaultShardIndexer(key, reader, signal)
+      return await defaultShardIndexer(key, reader, signal, context)
     } finally {
       indexer.active--
     }

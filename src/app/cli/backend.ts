@@ -5,10 +5,11 @@
  */
 import type { CID } from 'multiformats/cid'
 import { DAGStore } from '../../engine/store.js'
+import type { VerifyHashes } from '../../base/index-types.js'
 import { MountRegistry } from '../../storage/mount/registry.js'
 // One JSON shape in both modes: direct mode answers exactly as the admin API does.
 import { shardJson, type ErrorJson, type FindJson, type GcJson, type ShardJson, type ShardListJson } from '../wire.js'
-import { CliError, errorJson, isLevelLocked } from './errors.js'
+import { CliError, UsageError, errorJson, isLevelLocked } from './errors.js'
 import { probeServer, readRepoToken, type LiveServeFile, type ServerProbe } from './repo.js'
 
 export interface Backend {
@@ -40,8 +41,8 @@ class DirectBackend implements Backend {
     this.store = store
   }
 
-  static async open (dir: string, onError: (err: unknown, context: string) => void): Promise<DirectBackend> {
-    const store = new DAGStore({ dir, onError })
+  static async open (dir: string, onError: (err: unknown, context: string) => void, verifyHashes: VerifyHashes): Promise<DirectBackend> {
+    const store = new DAGStore({ dir, onError, verifyHashes })
     await store.start()
     return new DirectBackend(store)
   }
@@ -208,10 +209,19 @@ export interface OpenOptions {
   log?: ((line: string) => void) | undefined
   /** How long to wait for a serve that is starting (opening a big repo takes a while). */
   startWaitMs?: number
+  /**
+   * --verify-hashes: the verifyHashes of a store opened here (default 'remote'). A running
+   * server indexes with its own setting, so asking for one through it is a usage error.
+   */
+  verifyHashes?: VerifyHashes
 }
 
 async function clientFor (file: LiveServeFile, options: OpenOptions): Promise<ClientBackend> {
   const { dir, log } = options
+  if (options.verifyHashes !== undefined) {
+    throw new UsageError(`--verify-hashes applies when a command opens the repo itself, but serve (pid ${file.pid}) has it open and indexes with its own setting`,
+      'drop --verify-hashes, or stop the server and run the command again (serve --verify-hashes sets the server\'s)')
+  }
   log?.(`using the server at ${file.url} (pid ${file.pid})`)
   const env = options.envToken === '' ? undefined : options.envToken
   // serve.json says which token is in force: the repo's file wins over a DAGSTORE_TOKEN left
@@ -253,7 +263,7 @@ export async function openBackend (options: OpenOptions): Promise<Backend> {
   let probe = await settle(dir, await probeServer(dir), waitMs, log)
   if (probe.kind === 'live') return await clientFor(probe.file, options)
   try {
-    const direct = await DirectBackend.open(dir, options.onError)
+    const direct = await DirectBackend.open(dir, options.onError, options.verifyHashes ?? 'remote')
     log?.(`opened ${dir} directly (no server)`)
     return direct
   } catch (err) {

@@ -5,6 +5,7 @@
 import { resolve } from 'node:path'
 import type { Command } from 'commander'
 import type { Backend } from './backend.js'
+import type { VerifyHashes } from '../../base/index-types.js'
 import { describeError } from './errors.js'
 import type { CliIo } from './io.js'
 
@@ -51,8 +52,11 @@ export class CliContext {
     const g = this.globals(cmd)
     // Loaded on use: --help, usage errors and the like answer without loading the store.
     const { openBackend } = await import('./backend.js')
+    // Commands that index (register, import, recover) take --verify-hashes; given, it is for a store opened here.
+    const { verifyHashes } = cmd.opts<{ verifyHashes?: VerifyHashes }>()
     const backend = await openBackend({
       dir: g.dir,
+      ...(verifyHashes === undefined ? {} : { verifyHashes }),
       envToken: this.io.env.DAGSTORE_TOKEN,
       onError: this.warn(g.verbose),
       log: g.verbose ? (line) => { this.err(`dagstore: ${line}\n`) } : undefined

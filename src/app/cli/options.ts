@@ -4,7 +4,8 @@
  * in-process run has its own), so the variables are applied here instead, before the action,
  * and shown in help the way Option.env() shows them.
  */
-import { Help, InvalidArgumentError, type Command, type Option } from 'commander'
+import { Help, InvalidArgumentError, Option, type Command } from 'commander'
+import type { VerifyHashes } from '../../base/index-types.js'
 
 export function intArg (name: string, min: number): (value: string) => number {
   return (value) => {
@@ -12,6 +13,27 @@ export function intArg (name: string, min: number): (value: string) => number {
     if (!/^\d+$/.test(value) || n < min) throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}`)
     return n
   }
+}
+
+const VERIFY_HASHES: Readonly<Record<string, VerifyHashes>> = Object.freeze({ remote: 'remote', all: true, none: false })
+
+/**
+ * `--verify-hashes remote|all|none`: the store's verifyHashes ('remote', true, false). `serve`
+ * gives it a default; commands that open the repo only when no server does leave it unset, so
+ * that one given explicitly can be refused when a server (with its own setting) answers instead.
+ */
+export function verifyHashesOption (withDefault: boolean): Option {
+  const which = 'remote (data from http(s) URLs), all, none'
+  const option = new Option('--verify-hashes <which>', withDefault
+    ? `hash blocks against their CIDs while indexing: ${which}`
+    : `hash blocks against their CIDs while indexing: ${which}; default remote; not while a server has the repo`)
+    .choices(Object.keys(VERIFY_HASHES))
+    .argParser((value: string) => {
+      const v = VERIFY_HASHES[value]
+      if (v === undefined) throw new InvalidArgumentError(`expected remote, all or none, got ${JSON.stringify(value)}`)
+      return v
+    })
+  return withDefault ? option.default('remote' satisfies VerifyHashes, 'remote') : option
 }
 
 /** Value options (without a parser of their own) whose default an environment variable overrides. */

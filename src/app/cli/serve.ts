@@ -7,6 +7,7 @@
 import { mkdir, stat } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { DAGStore } from '../../engine/store.js'
+import type { VerifyHashes } from '../../base/index-types.js'
 import { startServer, type DagstoreServer } from '../server/index.js'
 import { isLoopback } from '../loopback.js'
 import { CliError, EXIT_OK, UsageError, errorCode, isLevelLocked } from './errors.js'
@@ -26,6 +27,8 @@ export interface ServeCommandOptions {
   allowRoot: string[]
   importSample: boolean
   shutdownGraceMs: number
+  /** The store's verifyHashes. */
+  verifyHashes: VerifyHashes
   out: (line: string) => void
   err: (line: string) => void
   onError: (err: unknown, context: string) => void
@@ -103,7 +106,7 @@ async function serveRepo (
   await mkdir(dir, { recursive: true })
   if (!(probe.kind === 'stale' && probe.pidAlive)) await claimServeFile(dir)
 
-  const store = new DAGStore({ dir, onError: o.onError })
+  const store = new DAGStore({ dir, onError: o.onError, verifyHashes: o.verifyHashes })
   try {
     await store.start()
   } catch (err) {

@@ -35,7 +35,7 @@ export interface ShardBlockstoreInit {
    * may have changed since.
    */
   verifyHashes?: boolean
-  /** Hashers besides the built-in sha2-256, sha2-512 and identity, for verifyHashes. */
+  /** Hashers besides the built-in sha2-256, sha2-512, blake2b-256 and identity, for verifyHashes. */
   hashers?: BlockHasher[]
 }
 

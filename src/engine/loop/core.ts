@@ -7,7 +7,7 @@ import type { EventBuffer } from '../observe/event-buffer.js'
 import type { Shard } from '../shard/shard.js'
 import type { ErrorReporter } from '../shard/waiter.js'
 import type { ShardKey, ShardResult, ShardState, Trace } from '../../base/types.js'
-import type { FullIndexRepo, ShardIndexer, TopLevelIndex } from '../../base/index-types.js'
+import type { FullIndexRepo, ShardIndexer, TopLevelIndex, VerifyHashes } from '../../base/index-types.js'
 import type { Transients } from '../../storage/transients/transients.js'
 import type { MountRegistry } from '../../storage/mount/registry.js'
 import type { Mount } from '../../base/mount-types.js'
@@ -26,6 +26,7 @@ export interface Core {
   readonly indexRepo: FullIndexRepo
   readonly topLevelIndex: TopLevelIndex
   readonly indexer: ShardIndexer
+  readonly verifyHashes: VerifyHashes
   readonly indexThrottle: Throttle | undefined
   readonly mounts: MountRegistry
   /** Open shard readers shared by accessors; dropped whenever a shard's bytes may change. */
@@ -44,6 +45,11 @@ export function mountOf (core: Core, shard: Shard): Mount {
   // million idle shards should not each hold a mount object.
   shard.mount ??= core.mounts.instantiate(shard.url)
   return shard.mount
+}
+
+/** Whether the blocks of a shard behind `mount` are hashed while it is indexed. */
+export function verifiesHashes (core: Core, mount: Mount): boolean {
+  return core.verifyHashes === 'remote' ? mount.info().kind === 'remote' : core.verifyHashes
 }
 
 export async function awaitBarrier (core: Core, key: ShardKey): Promise<void> {

@@ -5,7 +5,7 @@
  * task (makeAvailable / fail / release) for the loop to apply. Every job takes an
  * AbortSignal; close() aborts them all and waits for them.
  */
-import { awaitBarrier, mountOf, type Core } from './core.js'
+import { awaitBarrier, mountOf, verifiesHashes, type Core } from './core.js'
 import type { Drain } from './drain.js'
 import type { Shard, Job, PayloadSpan } from '../shard/shard.js'
 import { Waiter } from '../shard/waiter.js'
@@ -91,14 +91,16 @@ export class Jobs {
       }
       signal.throwIfAborted()
       // Fetch and index are one pass: the indexer reads a downloading transient as it arrives.
-      const opened = await core.transients.open(key, mountOf(core, shard), kept, signal)
+      const mount = mountOf(core, shard)
+      const opened = await core.transients.open(key, mount, kept, signal)
       kept = opened.transient
+      const context = { verifyHashes: verifiesHashes(core, mount) }
       let persisted: Promise<void> | undefined
       try {
         const run = async (): Promise<ShardIndex> => {
           const startedAt = performance.now()
           try {
-            const index = await core.indexer(key, opened.reader, signal)
+            const index = await core.indexer(key, opened.reader, signal, context)
             core.metrics.indexed(index.size, (performance.now() - startedAt) / 1000, true)
             return index
           } catch (err) {

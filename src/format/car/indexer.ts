@@ -1,4 +1,4 @@
-import type { ShardIndexer } from '../../base/index-types.js'
+import type { ShardIndexContext, ShardIndexer } from '../../base/index-types.js'
 import type { MountReader } from '../../base/mount-types.js'
 import { SortedIndex, SortedIndexBuilder } from '../index/sorted-index.js'
 import { decodeCarIndexInto } from '../index/multihash-index-sorted.js'
@@ -36,14 +36,16 @@ export interface ShardIndexerOptions {
   /** Embedded indices larger than this are ignored in favour of the scanned one; default 1 GiB. */
   maxEmbeddedIndexSize?: number
   /**
-   * Hash every block's data and compare it with its CID's digest; default false. A mismatch,
-   * or a hash function without a hasher, fails with InvalidCarError. Reads every byte of the
-   * payload (no skipping) and costs the hashing.
+   * Hash every block's data and compare it with its CID's digest. A mismatch fails with
+   * InvalidCarError, a hash function without a hasher with UnsupportedHashError. Reads every
+   * byte of the payload (no skipping) and costs the hashing. Default: for a ShardIndexer made
+   * by createShardIndexer, what the store asks for the shard (its `verifyHashes` option
+   * against the mount's kind); otherwise false.
    */
   verifyHashes?: boolean
   /**
-   * Hashers for verifyHashes besides the built-in sha2-256, sha2-512 and identity (e.g. a
-   * blake2b-256 hasher for Filecoin data); one with a built-in's code replaces it.
+   * Hashers for verifyHashes besides the built-in sha2-256, sha2-512, blake2b-256 and identity;
+   * one with a built-in's code replaces it.
    */
   hashers?: BlockHasher[]
   /** Default `auto`: see IndexReadMode. */
@@ -481,16 +483,20 @@ function concat (chunks: Uint8Array[], total: number): Uint8Array {
   return bytes
 }
 
-/** A ShardIndexer with the given options: positional reads when the reader has them (see IndexReadMode). */
+/**
+ * A ShardIndexer with the given options: positional reads when the reader has them (see
+ * IndexReadMode); hashes verified as the store asks unless `verifyHashes` says otherwise.
+ */
 export function createShardIndexer (options: ShardIndexerOptions = {}): ShardIndexer {
   // Checked now so that a bad option fails at configuration, not at the first shard.
   positiveInt('maxCidSize', options.maxCidSize, DEFAULT_MAX_CID_SIZE)
   positiveInt('windowSize', options.windowSize, DEFAULT_WINDOW_SIZE)
   positiveInt('probeSize', options.probeSize, DEFAULT_PROBE_SIZE)
   positiveInt('skipThreshold', options.skipThreshold, DEFAULT_SKIP_THRESHOLD)
-  if (options.verifyHashes === true) void new HashVerifier(options.hashers)
-  return async (_key: string, reader: MountReader, signal: AbortSignal) => {
-    const { index } = await indexCar(reader, { ...options, signal })
+  if (options.hashers !== undefined) void new HashVerifier(options.hashers)
+  return async (_key: string, reader: MountReader, signal: AbortSignal, context?: ShardIndexContext) => {
+    const verifyHashes = options.verifyHashes ?? context?.verifyHashes ?? false
+    const { index } = await indexCar(reader, { ...options, verifyHashes, signal })
     return index
   }
 }

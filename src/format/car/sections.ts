@@ -249,10 +249,18 @@ export class SectionParser {
   }
 }
 
-/** Reads a varint that must end before `lim`; `sectEnd` tells running out of section from running out of bytes. */
+/**
+ * Reads one of a CID's varints, which must end before `lim`; `sectEnd` tells running out of
+ * section from running out of bytes. A padded varint (a last byte of 0 after the first) is
+ * refused: multiformats and go-cid refuse such CIDs, the go-car index format cannot hold such
+ * a multihash, and no lookup (by the minimal multihash a CID carries) could ever find it.
+ */
 function sectionVarint (buf: Uint8Array, p: number, lim: number, sectEnd: number, v: VarintOut, at: number, what: string): boolean {
   try {
-    if (readVarint(buf, p, lim, v)) return true
+    if (readVarint(buf, p, lim, v)) {
+      if (v.length > 1 && buf[p + v.length - 1] === 0) throw invalidCar(`malformed ${what} (varint not minimally encoded)`, at)
+      return true
+    }
   } catch (err) {
     if (err instanceof VarintError) throw invalidCar(`malformed ${what} (${err.message})`, at)
     throw err

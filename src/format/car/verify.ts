@@ -1,10 +1,12 @@
 /**
  * Checking block data against the digest in its CID (`verifyHashes`).
  *
- * sha2-256 and sha2-512 (multiformats' hashers) and identity are built in; other hash
- * functions come from the caller as multiformats `MultihashHasher`s (sync or async). A CID
- * whose hash function has no hasher cannot be verified, and that is an error: silently
- * accepting it would make "verified" mean nothing for exactly the blocks an attacker chooses.
+ * sha2-256 and sha2-512 (multiformats' hashers), blake2b-256 and identity are built in; other
+ * hash functions come from the caller as multiformats `MultihashHasher`s (sync or async). A CID
+ * whose hash function has no hasher cannot be verified, and that is an error
+ * (UnsupportedHashError, ERR_UNSUPPORTED_HASH): silently accepting it would make "verified"
+ * mean nothing for exactly the blocks an attacker chooses. A digest that does not match is
+ * InvalidCarError (ERR_INVALID_CAR).
  */
 import * as nodeCrypto from 'node:crypto'
 import type { Hash } from 'node:crypto'
@@ -12,7 +14,9 @@ import { CID } from 'multiformats/cid'
 import { sha256, sha512 } from 'multiformats/hashes/sha2'
 import type { MultihashHasher } from 'multiformats/hashes/interface'
 import { copyBytes, invalidCar } from './layout.js'
+import { UnsupportedHashError } from '../../base/errors.js'
 import type { InvalidCarError } from '../../base/errors.js'
+import { blake2b256 } from '../blake2b.js'
 import { readVarint } from '../varint.js'
 import type { VarintOut } from '../varint.js'
 import { IDENTITY_CODE } from '../multihash.js'
@@ -22,7 +26,7 @@ import type { SectionHeader } from './sections.js'
 export type BlockHasher = Pick<MultihashHasher, 'code' | 'digest'> & { readonly name?: string }
 
 /** The hashers verification knows without being told. */
-const BUILTIN_HASHERS: readonly BlockHasher[] = Object.freeze([sha256, sha512])
+const BUILTIN_HASHERS: readonly BlockHasher[] = Object.freeze([sha256, sha512, blake2b256])
 
 /**
  * Digests shorter than the hash function's output are truncations; below this many bytes an
@@ -63,12 +67,16 @@ function mismatch (cid: Uint8Array, at: number): InvalidCarError {
   return invalidCar(`block hash mismatch for ${cidLabel(cid)}`, at)
 }
 
+function unverifiable (cid: Uint8Array, why: string, at: number): UnsupportedHashError {
+  return new UnsupportedHashError(`cannot verify ${cidLabel(cid)}: ${why} at byte ${at}`)
+}
+
 /** Whether `computed` (the hash function's full output) matches `expected` from the CID. */
 function digestMatches (computed: Uint8Array, expected: Uint8Array, cid: Uint8Array, at: number): boolean {
   const n = expected.length
   if (n > computed.length) return false
   if (n < computed.length && n < MIN_TRUNCATED_DIGEST) {
-    throw invalidCar(`cannot verify ${cidLabel(cid)}: its ${n}-byte digest is a truncation too short to check`, at)
+    throw unverifiable(cid, `its ${n}-byte digest is a truncation too short to check`, at)
   }
   for (let i = 0; i < n; i++) if (computed[i] !== expected[i]) return false
   return true
@@ -102,7 +110,7 @@ export class HashVerifier {
   private hasherFor (code: number, cid: Uint8Array, at: number): BlockHasher {
     const hasher = this.hashers.get(code)
     if (hasher === undefined) {
-      throw invalidCar(`cannot verify ${cidLabel(cid)}: no hasher for multihash code 0x${code.toString(16)}`, at)
+      throw unverifiable(cid, `no hasher for multihash code 0x${code.toString(16)}`, at)
     }
     return hasher
   }

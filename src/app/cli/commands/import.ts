@@ -3,7 +3,7 @@ import type { Command } from 'commander'
 import type { CliContext } from '../context.js'
 import { CommandFailed } from '../errors.js'
 import { json } from '../format.js'
-import { intArg } from '../options.js'
+import { intArg, verifyHashesOption } from '../options.js'
 
 interface ImportOpts {
   lazy?: boolean
@@ -19,6 +19,7 @@ export function addImport (program: Command, ctx: CliContext): void {
     .option('--lazy', 'index on first use instead of now')
     .option('--prefix <prefix>', 'put before every key', '')
     .option('--concurrency <n>', 'registrations at once', intArg('--concurrency', 1), 4)
+    .addOption(verifyHashesOption(false))
     .option('--json', 'JSON output (no progress)')
     .action(async (dir: string, opts: ImportOpts, cmd: Command) => {
       const g = ctx.globals(cmd)

@@ -4,12 +4,14 @@ import type { ErrorJson, ShardJson } from '../../wire.js'
 import type { CliContext } from '../context.js'
 import { CommandFailed, UsageError, describeError, errorJson } from '../errors.js'
 import { json, shardSummary } from '../format.js'
+import { verifyHashesOption } from '../options.js'
 
 export function addRecover (program: Command, ctx: CliContext): void {
   program.command('recover')
     .description('re-fetch and re-index an errored shard (or all of them)')
     .argument('[key]')
     .option('--all-errored', 'every errored shard')
+    .addOption(verifyHashesOption(false))
     .option('--json', 'JSON output')
     .action(async (key: string | undefined, opts: { allErrored?: boolean, json?: boolean }, cmd: Command) => {
       if ((key === undefined) === (opts.allErrored !== true)) throw new UsageError('recover takes a <key> or --all-errored (one of them)')

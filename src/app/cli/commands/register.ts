@@ -5,6 +5,7 @@ import type { CliContext } from '../context.js'
 import { CliError, CommandFailed, EXIT_USAGE, UsageError, describeError, errorCode, errorJson } from '../errors.js'
 import { json, shardSummary } from '../format.js'
 import { keyFor, parseTarget } from '../targets.js'
+import { verifyHashesOption } from '../options.js'
 
 /** A failed register leaves an errored shard behind: say what to do with it. */
 function registerFailure (e: unknown, key: string): unknown {
@@ -27,6 +28,7 @@ export function addRegister (program: Command, ctx: CliContext): void {
     .argument('<path|url...>')
     .option('--lazy', 'index on first use instead of now')
     .option('--key <key>', 'the shard key (with a single path or URL)')
+    .addOption(verifyHashesOption(false))
     .option('--json', 'JSON output')
     .action(async (args: string[], opts: { lazy?: boolean, key?: string, json?: boolean }, cmd: Command) => {
       if (opts.key !== undefined && args.length !== 1) throw new UsageError('--key goes with exactly one <path|url>')

@@ -2,7 +2,8 @@
 import { Option, type Command } from 'commander'
 import type { CliContext } from '../context.js'
 import { CommandFailed, EXIT_OK } from '../errors.js'
-import { intArg, type EnvOptions } from '../options.js'
+import { intArg, verifyHashesOption, type EnvOptions } from '../options.js'
+import type { VerifyHashes } from '../../../base/index-types.js'
 
 const DEFAULT_LISTEN = '127.0.0.1:8080'
 
@@ -13,6 +14,7 @@ interface ServeOpts {
   allowRoot: string[]
   importSample?: boolean
   shutdownGrace: number
+  verifyHashes: VerifyHashes
 }
 
 export function addServe (program: Command, ctx: CliContext, env: EnvOptions): void {
@@ -26,6 +28,7 @@ export function addServe (program: Command, ctx: CliContext, env: EnvOptions): v
       (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--import-sample', 'register the sample CAR shipped with the package and print the URL of one of its blocks')
     .option('--shutdown-grace <ms>', 'on SIGINT/SIGTERM, how long in-flight requests may finish before downloads are aborted', intArg('--shutdown-grace', 0), 5000)
+    .addOption(verifyHashesOption(true))
     .action(async (opts: ServeOpts, cmd: Command) => {
       const g = ctx.globals(cmd)
       // Loaded here: the server (and gateway) code is for serve only; the other commands start faster without it.
@@ -39,6 +42,7 @@ export function addServe (program: Command, ctx: CliContext, env: EnvOptions): v
         allowRoot: opts.allowRoot,
         importSample: opts.importSample === true,
         shutdownGraceMs: opts.shutdownGrace,
+        verifyHashes: opts.verifyHashes,
         out: (line) => { ctx.out(line + '\n') },
         err: (line) => { ctx.err(line + '\n') },
         onError: ctx.warn(g.verbose),
