@@ -7,6 +7,8 @@ import { readdir, stat } from 'node:fs/promises'
 import { basename, join, relative, resolve, sep } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { CID } from 'multiformats/cid'
+import { CODE } from '../../base/errors/codes.js'
+import { isMissing } from '../../base/errors/inspect.js'
 import { CliError, EXIT_USAGE, UsageError } from './errors.js'
 
 export interface Target {
@@ -26,7 +28,7 @@ function stripCar (name: string): string {
 }
 
 function notFound (path: string, err: unknown, what: string): unknown {
-  if ((err as { code?: string }).code === 'ENOENT') return new CliError('ERR_FILE_NOT_FOUND', `${path}: no such ${what}`)
+  if (isMissing(err)) return new CliError(CODE.ERR_FILE_NOT_FOUND, `${path}: no such ${what}`)
   return err
 }
 
@@ -55,7 +57,7 @@ export async function parseTarget (arg: string, cwd: string): Promise<Target> {
     path = resolve(cwd, arg)
   }
   const st = await stat(path).catch((err: unknown) => { throw notFound(path, err, 'file') })
-  if (!st.isFile()) throw new CliError('ERR_NOT_A_FILE', `${path} is not a file${st.isDirectory() ? ' (use `dagstore import` for a folder)' : ''}`)
+  if (!st.isFile()) throw new CliError(CODE.ERR_NOT_A_FILE, `${path} is not a file${st.isDirectory() ? ' (use `dagstore import` for a folder)' : ''}`)
   return { arg, url: pathToFileURL(path).href, path }
 }
 
@@ -86,7 +88,7 @@ export interface CarFile {
 export async function findCars (root: string, skip: string[] = []): Promise<CarFile[]> {
   const top = resolve(root)
   const st = await stat(top).catch((err: unknown) => { throw notFound(top, err, 'folder') })
-  if (!st.isDirectory()) throw new CliError('ERR_NOT_A_DIRECTORY', `${top} is not a folder (use \`dagstore register\` for a file)`)
+  if (!st.isDirectory()) throw new CliError(CODE.ERR_NOT_A_DIRECTORY, `${top} is not a folder (use \`dagstore register\` for a file)`)
   const skipped = new Set(skip.map((p) => resolve(p)))
   const out: CarFile[] = []
   const walk = async (dir: string): Promise<void> => {
@@ -117,6 +119,6 @@ export function parseCid (arg: string): CID {
   try {
     return CID.parse(arg)
   } catch {
-    throw new CliError('ERR_INVALID_CID', `not a CID: ${arg}`, { exitCode: EXIT_USAGE })
+    throw new CliError(CODE.ERR_INVALID_CID, `not a CID: ${arg}`, { exitCode: EXIT_USAGE })
   }
 }
