@@ -48,7 +48,7 @@ export const ERROR_CODES = Object.freeze([
   // HttpMount (storage/mount/http.ts).
   entry('ERR_HTTP_STATUS', 422, 'the mount\'s server answered a status it cannot use (`.status`), after retries for 5xx and 429'),
   entry('ERR_HTTP_LENGTH_MISMATCH', 422, 'an HTTP body\'s length disagrees with its Content-Length or with the size HEAD reported'),
-  entry('ERR_HTTP_TIMEOUT', 422, 'no response, or no body bytes, within the mount\'s timeoutMs'),
+  entry('ERR_HTTP_TIMEOUT', 422, 'no response, or no body bytes, within the mount\'s timeoutMs; a body slower than its minBytesPerSecond; or a download past its deadlineMs'),
   entry('ERR_HTTP_RANGE', 422, 'a 206 whose Content-Range is not the range asked for, or an unexpected 206'),
   entry('ERR_HTTP_NETWORK', 422, 'the HTTP connection failed: refused, reset, protocol error (`cause` has the system error)'),
   entry('ERR_HTTP_CHANGED', 422, 'the resource\'s ETag or Last-Modified moved during the download'),
