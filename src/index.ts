@@ -4,6 +4,7 @@ export type { DAGStoreOptions, GCOptions, RecoverOnStart } from './engine/option
 export * from './base/types.js'
 export * from './base/errors.js'
 export type { Mount, MountReader, MountInfo, MountStat, MountFactory } from './base/mount-types.js'
+export { redactUrl, SECRET_PARAMS } from './base/redact.js'
 export { MountRegistry } from './storage/mount/registry.js'
 export { FileMount } from './storage/mount/file.js'
 export { BytesMount } from './storage/mount/bytes.js'

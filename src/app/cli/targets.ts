@@ -9,6 +9,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { CID } from 'multiformats/cid'
 import { CODE } from '../../base/errors/codes.js'
 import { isMissing } from '../../base/errors/inspect.js'
+import { redactUrl } from '../../base/redact.js'
 import { CliError, EXIT_USAGE, UsageError } from './errors.js'
 
 export interface Target {
@@ -42,7 +43,7 @@ export async function parseTarget (arg: string, cwd: string): Promise<Target> {
     try {
       url = new URL(arg)
     } catch {
-      throw new UsageError(`invalid URL: ${arg}`)
+      throw new UsageError(`invalid URL: ${redactUrl(arg)}`)
     }
     return { arg, url: url.href }
   }
@@ -51,7 +52,7 @@ export async function parseTarget (arg: string, cwd: string): Promise<Target> {
     try {
       path = fileURLToPath(arg)
     } catch {
-      throw new UsageError(`invalid file URL: ${arg}`)
+      throw new UsageError(`invalid file URL: ${redactUrl(arg)}`)
     }
   } else {
     path = resolve(cwd, arg)

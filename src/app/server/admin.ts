@@ -11,6 +11,7 @@ import type { Mount } from '../../base/mount-types.js'
 import type { ShardKey, ShardResult } from '../../base/types.js'
 import { InvalidMountError } from '../../base/errors.js'
 import { validateKey } from '../../base/keys.js'
+import { redactUrl } from '../../base/redact.js'
 import { HttpError, readJson, sendJson } from './http-util.js'
 import { CODE } from '../../base/errors/codes.js'
 import { codeOf } from '../../base/errors/inspect.js'
@@ -123,7 +124,7 @@ export class AdminApi {
     try {
       url = new URL(raw)
     } catch (err) {
-      throw new InvalidMountError(`invalid mount URL: ${raw}`, { cause: err })
+      throw new InvalidMountError(`invalid mount URL: ${redactUrl(raw)}`, { cause: err })
     }
     if (url.protocol === 'file:') url = await this.options.allowRoots.check(raw, url)
     return this.options.mounts.instantiate(url)

@@ -11,6 +11,7 @@ import type { IncomingMessage } from 'node:http'
 import { DAGStoreError, InvalidMountError, abortErrorFrom, defineError, isAbortError } from '../../base/errors.js'
 import { CODE } from '../../base/errors/codes.js'
 import { codeOf } from '../../base/errors/inspect.js'
+import { redactUrl } from '../../base/redact.js'
 import type { Mount, MountInfo, MountReader, MountStat } from '../../base/mount-types.js'
 import { RateFloor } from './rate-floor.js'
 
@@ -54,6 +55,7 @@ export interface HttpMountOptions {
 export class HttpStatusError extends DAGStoreError {
   static readonly code = CODE.ERR_HTTP_STATUS
   readonly status: number
+  /** The mount's URL with its credentials redacted (errors get shown and logged). */
   readonly url: string
   constructor (url: string, status: number, message = `HTTP ${status} from ${url}`, options?: { cause?: unknown }) {
     super(message, HttpStatusError.code, options)
@@ -143,6 +145,8 @@ function versionOf (headers: IncomingMessage['headers']): string | undefined {
  */
 export class HttpMount implements Mount {
   readonly url: URL
+  /** The URL as errors show it: credentials redacted. */
+  readonly #shown: string
   readonly #headers: Record<string, string>
   readonly #timeoutMs: number
   readonly #retries: number
@@ -157,11 +161,12 @@ export class HttpMount implements Mount {
     try {
       u = new URL(typeof url === 'string' ? url : url.href)
     } catch (err) {
-      throw new InvalidMountError(`invalid HTTP mount URL: ${String(url)}`, { cause: err })
+      throw new InvalidMountError(`invalid HTTP mount URL: ${redactUrl(String(url))}`, { cause: err })
     }
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new InvalidMountError(`HttpMount needs an http: or https: URL, got ${u.protocol}`)
     if (u.hash !== '') u.hash = ''
     this.url = u
+    this.#shown = redactUrl(u.href)
     const { headers = {}, timeoutMs = 30_000, retries = 3, backoffMs = 200, maxBackoffMs = 5_000, minBytesPerSecond = 4096, rateWindowMs = 30_000, deadlineMs } = options
     for (const [name, n] of [['timeoutMs', timeoutMs], ['retries', retries], ['backoffMs', backoffMs], ['maxBackoffMs', maxBackoffMs],
       ['minBytesPerSecond', minBytesPerSecond], ['rateWindowMs', rateWindowMs], ['deadlineMs', deadlineMs ?? 1]] as const) {
@@ -221,7 +226,7 @@ export class HttpMount implements Mount {
     }
     if (!probe.exists) {
       signal?.removeEventListener('abort', onAbort)
-      throw new HttpStatusError(this.url.href, 404, `HTTP mount ${this.url.href} does not exist`)
+      throw new HttpStatusError(this.#shown, 404, `HTTP mount ${this.#shown} does not exist`)
     }
     const state: { ranges: boolean, version?: string } = { ranges: probe.ranges, version: probe.version }
     const size = probe.size
@@ -250,7 +255,7 @@ export class HttpMount implements Mount {
       ex.destroy()
       const status = res.statusCode ?? 0
       if (status === 404 || status === 410) return { exists: false, ranges: false }
-      if (status < 200 || status > 299) throw statusError(this.url.href, status)
+      if (status < 200 || status > 299) throw statusError(this.#shown, status)
       const ranges = /\bbytes\b/i.test(String(res.headers['accept-ranges'] ?? ''))
       return { exists: true, size: parseLength(res.headers['content-length']), ranges, version: versionOf(res.headers) }
     })
@@ -284,7 +289,7 @@ export class HttpMount implements Mount {
       const deadline = deadlineMs === undefined
         ? undefined
         : setTimeout(() => {
-          expired = new HttpTimeoutError(`HTTP GET ${mount.url.href}: not done within the download deadline of ${deadlineMs} ms`)
+          expired = new HttpTimeoutError(`HTTP GET ${mount.#shown}: not done within the download deadline of ${deadlineMs} ms`)
           ended.abort(expired)
         }, deadlineMs)
       deadline?.unref?.()
@@ -302,7 +307,7 @@ export class HttpMount implements Mount {
    * has aborted (the reader's abort, or the deadline's timeout).
    */
   async * #download (start: number, size: number | undefined, state: { ranges: boolean, version?: string }, signal: AbortSignal, stopped: () => Error): AsyncGenerator<Uint8Array> {
-    const href = this.url.href
+    const href = this.#shown
     let pos = start // absolute offset of the next byte to yield
     for (let n = 0; ; n++) {
       if (signal.aborted) throw stopped()
@@ -405,7 +410,7 @@ export class HttpMount implements Mount {
   /** One request on its own connection; resolves with the response head. */
   async #request (method: 'GET' | 'HEAD', extra: Record<string, string>, signal: AbortSignal): Promise<Exchange> {
     if (signal.aborted) throw abortErrorFrom(signal)
-    const href = this.url.href
+    const href = this.#shown
     const timeoutMs = this.#timeoutMs
     const minBytesPerSecond = this.#minBytesPerSecond
     const rateWindowMs = this.#rateWindowMs

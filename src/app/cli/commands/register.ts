@@ -1,6 +1,7 @@
 /** `dagstore register <path|url...>`: one shard per file or URL; the others go on when one fails. */
 import type { Command } from 'commander'
 import { CODE } from '../../../base/errors/codes.js'
+import { redactUrl } from '../../../base/redact.js'
 import type { ErrorJson, ShardJson } from '../../wire.js'
 import type { CliContext } from '../context.js'
 import { CliError, CommandFailed, EXIT_USAGE, UsageError, describeError, errorCode, errorJson } from '../errors.js'
@@ -49,7 +50,7 @@ export function addRegister (program: Command, ctx: CliContext): void {
             if (opts.json !== true) ctx.out(`registered ${shard.key} (${shardSummary(shard)})\n`)
           } catch (e) {
             if (endsTheCommand(e)) throw e
-            errors.push({ target: arg, ...(key === undefined ? {} : { key }), error: errorJson(e) })
+            errors.push({ target: redactUrl(arg), ...(key === undefined ? {} : { key }), error: errorJson(e) })
             if (opts.json !== true) ctx.err(`dagstore: ${describeError(e)}\n`)
           }
         }
