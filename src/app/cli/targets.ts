@@ -10,6 +10,7 @@ import { CID } from 'multiformats/cid'
 import { CODE } from '../../base/errors/codes.js'
 import { isMissing } from '../../base/errors/inspect.js'
 import { redactUrl } from '../../base/redact.js'
+import { unregistrable } from '../mount-policy.js'
 import { CliError, EXIT_USAGE, UsageError } from './errors.js'
 
 export interface Target {
@@ -33,22 +34,33 @@ function notFound (path: string, err: unknown, what: string): unknown {
   return err
 }
 
+/** `scheme:` at the start; a one-letter scheme is a Windows drive (`C:\cars\x.car`), a path. */
+const SCHEME = /^([a-z][a-z\d+.-]+):/i
+
 /**
  * A path (relative to `cwd`) or an http(s)/file URL; local files must exist (better now than
- * an errored shard).
+ * an errored shard). Anything else with a scheme is a URL of a kind register does not take.
  */
 export async function parseTarget (arg: string, cwd: string): Promise<Target> {
-  if (/^https?:\/\//i.test(arg)) {
+  const scheme = SCHEME.exec(arg)?.[1]?.toLowerCase()
+  if (scheme !== undefined && scheme !== 'file') {
     let url: URL
     try {
       url = new URL(arg)
     } catch {
       throw new UsageError(`invalid URL: ${redactUrl(arg)}`)
     }
-    return { arg, url: url.href }
+    if (scheme === 'http' || scheme === 'https') return { arg, url: url.href }
+    const refused = unregistrable(url)
+    if (refused !== undefined) throw new CliError(CODE.ERR_MOUNT_SCHEME_NOT_ALLOWED, refused)
+    // `deal:1.car` may well be a file: say how to name it.
+    const couldBeAFile = !arg.slice(scheme.length + 1).startsWith('//')
+    throw new CliError(CODE.ERR_UNKNOWN_MOUNT_SCHEME, `${redactUrl(arg)}: no mount for ${scheme}: URLs (register takes a path, a file: URL or an http(s) URL)`, {
+      hint: couldBeAFile ? `for a file of that name, write ./${arg}` : undefined
+    })
   }
   let path: string
-  if (/^file:/i.test(arg)) {
+  if (scheme === 'file') {
     try {
       path = fileURLToPath(arg)
     } catch {

@@ -17,6 +17,7 @@ import { CODE } from '../../base/errors/codes.js'
 import { codeOf } from '../../base/errors/inspect.js'
 import type { AllowRoots } from './allow-roots.js'
 import { streamTraces } from './sse.js'
+import { unregistrable } from '../mount-policy.js'
 import { errorJson, shardJson, type DestroyedJson, type FindJson, type GcJson, type ShardJson, type ShardListJson } from '../wire.js'
 
 export interface AdminOptions {
@@ -126,6 +127,8 @@ export class AdminApi {
     } catch (err) {
       throw new InvalidMountError(`invalid mount URL: ${redactUrl(raw)}`, { cause: err })
     }
+    const refused = unregistrable(url)
+    if (refused !== undefined) throw new HttpError(CODE.ERR_MOUNT_SCHEME_NOT_ALLOWED, refused)
     if (url.protocol === 'file:') url = await this.options.allowRoots.check(raw, url)
     return this.options.mounts.instantiate(url)
   }

@@ -58,6 +58,7 @@ export const ERROR_CODES = Object.freeze([
   entry('ERR_INVALID_PATH', 400, 'a raw block request with a path after the CID'),
   entry('ERR_FORMAT_REQUIRED', 400, 'a gateway request with neither Accept nor ?format'),
   entry('ERR_UNAUTHORIZED', 401, 'an admin request without the right bearer token (CLI: no token to send)'),
+  entry('ERR_MOUNT_SCHEME_NOT_ALLOWED', 400, 'a mount URL of a scheme the admin API and the CLI do not register (bytes:, which carries the data itself)'),
   entry('ERR_FORBIDDEN_PATH', 403, 'a file: URL outside every --allow-root folder'),
   entry('ERR_FORBIDDEN_HOST', 403, 'an admin request without a token whose Host is not a loopback name'),
   entry('ERR_FORBIDDEN_ORIGIN', 403, 'a cross-origin admin request without a token'),
