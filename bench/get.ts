@@ -1,5 +1,5 @@
 /**
- * DESIGN §8: "`blockstore.get` from an acquired shard: ≥ 3× a `blockstore-fs` get of the same
+ * The bar (docs/PERFORMANCE.md): "`blockstore.get` from an acquired shard: ≥ 3× a `blockstore-fs` get of the same
  * blocks."
  *
  * The store: a DAGStore in a temp dir with two FileMount shards, tests/fixtures/sample-v1.car
@@ -16,7 +16,7 @@
  * Both sides run twice, alternating (ours, peer, ours, peer), and each reports its better run:
  * other work on the machine moves single runs by more than the difference between them.
  *
- * Extra (no §8 bar): the all-shards blockstore (`store.blockstore()`, cache warm) over the
+ * Extra (no bar): the all-shards blockstore (`store.blockstore()`, cache warm) over the
  * generated shard's blocks. With the default selection a block of a cached shard is found in
  * that shard's index, then read as above; with a custom `select` every get first reads the
  * top-level index (a LevelDB range read), measured as a third line.

@@ -1,5 +1,5 @@
 /**
- * DESIGN §8: "Indexing: ≥ 80% of the raw sequential read throughput of the same file for
+ * The bar (docs/PERFORMANCE.md): "Indexing: ≥ 80% of the raw sequential read throughput of the same file for
  * 256 KiB blocks, and ≥ 2× the throughput of a plain @ipld/car CarIndexer loop for 1 KiB blocks."
  *
  * Generates two CARv1 files in a temp dir (random raw blocks, sha2-256 CIDs, sections written
@@ -9,7 +9,7 @@
  *   (a) raw sequential read: fs.readSync in 1 MiB chunks into one reused buffer — the physical
  *       limit for anything that reads the bytes;
  *   (b) @ipld/car CarIndexer: `for await (const e of await CarIndexer.fromIterable(createReadStream(path)))`;
- *   (c) ours: defaultShardIndexer over openFileReader (src/mount/file-reader.ts), which is what
+ *   (c) ours: defaultShardIndexer over openFileReader (src/storage/transients/file-reader.ts), which is what
  *       the store runs for a FileMount;
  *   (d) ours with verifyHashes (every block hashed with sha2-256);
  *   and, as notes, ours forced to stream (readMode 'stream') to show what positional reads buy.

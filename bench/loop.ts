@@ -1,11 +1,11 @@
 /**
- * DESIGN §8: "Acquire+release cycles on available local shards: ≥ 50,000 per second, durable."
+ * The bar (docs/PERFORMANCE.md): "Acquire+release cycles on available local shards: ≥ 50,000 per second, durable."
  *
  * The store: SHARDS FileMount shards of tests/fixtures/sample-v1.car, registered eagerly (so
  * they are indexed and available), then WORKERS concurrent workers each doing
  * `const a = await store.acquire(key); await a.close()` on random shards, for DURATION_MS after
  * a warm-up. Every drain of the store's loop writes its dirty shard records in one LevelDB batch
- * with {sync: true} (src/shard/state-store.ts), so each cycle is durable: available→serving on
+ * with {sync: true} (src/storage/state/state-store.ts), so each cycle is durable: available→serving on
  * acquire, serving→available on the last release.
  *
  * The peer, measured in the same run on the same disk: a bare LevelDB (`level`) that writes the

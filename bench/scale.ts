@@ -1,5 +1,5 @@
 /**
- * DESIGN §8: "1,000,000 registered shards in one process: ≤ 400 bytes of heap per shard;
+ * The bar (docs/PERFORMANCE.md): "1,000,000 registered shards in one process: ≤ 400 bytes of heap per shard;
  * restart (load all records) ≤ 5 s; register 1,000,000 lazy shards ≤ 60 s."
  *
  * Run with `node --expose-gc` (heap is read after forced full GCs).
@@ -47,7 +47,7 @@ function pathOf (key: string): string {
   return `/data/cars/${key}.car`
 }
 
-/** What LevelStateStore writes for a lazily registered FileMount shard (src/shard/record.ts). */
+/** What LevelStateStore writes for a lazily registered FileMount shard (src/storage/state/record.ts). */
 function recordOf (key: string): string {
   return JSON.stringify({ k: key, u: `file://${pathOf(key)}`, s: 'new', l: 1 })
 }
@@ -194,7 +194,7 @@ async function main (): Promise<void> {
     const scaleTo1M = 1_000_000 / SHARDS
     const registerTarget = { atMost: TARGET_REGISTER_MS.atMost / scaleTo1M }
     const restartTarget = { atMost: TARGET_RESTART_MS.atMost / scaleTo1M }
-    if (SHARDS !== 1_000_000) note('note', `targets scaled linearly to ${fmt(SHARDS)} shards (quick run; the §8 bars are for 1,000,000)`)
+    if (SHARDS !== 1_000_000) note('note', `targets scaled linearly to ${fmt(SHARDS)} shards (quick run; the bars are for 1,000,000)`)
     report(`register ${fmt(SHARDS)} lazy shards`, registerMs, 'ms', 'bare LevelDB chained sync batch-put, same records', peerWriteMs, registerTarget)
     report('heap per shard after register', perShardRegistered, 'B', 'Map<key, URL> floor', floor, TARGET_HEAP)
     report(`restart: start() loading ${fmt(SHARDS)} shards`, restartMs, 'ms', 'bare LevelDB open + nextv(4096) over the same records', peerRead.ms, restartTarget)

@@ -1,13 +1,13 @@
 /**
  * The HTTP server's block route (issue 5): "block requests per second and p50/p99 latency over
  * loopback, next to a static file server serving the same blocks as files in the same run".
- * No §8 bar: figures are printed without a target.
+ * No bar: figures are printed without a target.
  *
  * Data: a generated CARv1 of SERVE_BLOCKS raw blocks of SERVE_BLOCK_SIZE random bytes (sha2-256)
  * plus the 1,043 non-identity blocks of tests/fixtures/sample-v1.car.
  *
  * Ours: a DAGStore in a temp dir with both CARs registered (FileMount), and the trustless
- * gateway (src/server/gateway.ts, all-shards blockstore with its accessor cache) behind a plain
+ * gateway (src/app/server/gateway.ts, all-shards blockstore with its accessor cache) behind a plain
  * node:http server. Requests: GET /ipfs/{cid}?format=raw (Accept: application/vnd.ipld.raw), and
  * GET /ipfs/{cid}?format=car&dag-scope=block (Accept: application/vnd.ipld.car).
  *

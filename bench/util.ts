@@ -1,7 +1,7 @@
 /**
- * Shared helpers for the benchmarks (DESIGN §8): temp dirs, number formatting, and the one
+ * Shared helpers for the benchmarks (docs/PERFORMANCE.md): temp dirs, number formatting, and the one
  * line every figure is printed on — the store's figure next to a peer/limit measured in the
- * same run, their ratio, and the §8 target with PASS/MISS.
+ * same run, their ratio, and the target (the bar) with PASS/MISS.
  *
  * Benchmarks print; they never assert on timings.
  */
@@ -52,7 +52,7 @@ export function fmtBytes (bytes: number): string {
   return `${fmtAuto(bytes / 1024 / 1024 / 1024)} GiB`
 }
 
-/** A §8 bar: the figure must be ≥ (`atLeast`) or ≤ (`atMost`) `value`. */
+/** A bar (docs/PERFORMANCE.md): the figure must be ≥ (`atLeast`) or ≤ (`atMost`) `value`. */
 export interface Target {
   readonly atLeast?: number
   readonly atMost?: number
@@ -87,9 +87,9 @@ export const reported: ReportLine[] = []
 
 /**
  * Prints one figure next to its peer, their ratio (value / peer) and, when the figure has a
- * §8 target, PASS or MISS. Returns what it printed, for a summary.
+ * target, PASS or MISS. Returns what it printed, for a summary.
  *
- *   name ............ 52,300 cycles/s | peer: bare LevelDB … 80,000 cycles/s | ratio 0.65 | target >= 50,000 cycles/s: PASS
+ *   name ............ <figure> cycles/s | peer: bare LevelDB … <figure> cycles/s | ratio <r> | target >= <bar> cycles/s: PASS|MISS
  */
 export function report (name: string, value: number, unit: string, peerName: string, peerValue: number, target?: Target): ReportLine {
   const ratio = value / peerValue

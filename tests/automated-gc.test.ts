@@ -1,4 +1,4 @@
-// Automated GC (DESIGN §5) through the store: a bound on the transients dir (gc.maxTransientsBytes),
+// Automated GC (docs/ARCHITECTURE.md) through the store: a bound on the transients dir (gc.maxTransientsBytes),
 // least-recently-used eviction down to the low watermark, grace after the last release, space
 // reserved by downloads before they write (whole when the size is known, in steps when not),
 // refusal with ERR_TRANSIENTS_FULL when nothing more can go, periodic collection, restarts,

@@ -9,7 +9,8 @@ import { MountRegistry } from '../src/storage/mount/registry.js'
 import { FileMount } from '../src/storage/mount/file.js'
 import { isAbortError } from '../src/base/errors.js'
 import type { MountReader } from '../src/base/mount-types.js'
-import { mountConformance } from './conformance/mount.js'
+import { mountConformance } from '../src/testing/index.js'
+import { runConformance } from './helpers/conformance.js'
 import { fixture } from './helpers/fixtures.js'
 import { dirSuite, openStore } from './helpers/store.js'
 import { serve, standard, withServer, type Handler } from './helpers/http-server.js'
@@ -50,15 +51,19 @@ async function download (mount: HttpMount, start = 0): Promise<Buffer> {
 
 // ---------------------------------------------------------------------------------------------
 
-mountConformance('HttpMount', async () => {
-  const srv = await serve(standard(sample))
-  return { mount: new HttpMount(srv.url), expected: sample, cleanup: srv.close }
-}).run()
+runConformance('mount conformance: HttpMount', (test) => {
+  mountConformance(test, async () => {
+    const srv = await serve(standard(sample))
+    return { mount: new HttpMount(srv.url), expected: sample, cleanup: srv.close }
+  })
+})
 
-mountConformance('HttpMount (server without Range)', async () => {
-  const srv = await serve(standard(sample, { ranges: false }))
-  return { mount: new HttpMount(srv.url), expected: sample, cleanup: srv.close }
-}).run()
+runConformance('mount conformance: HttpMount (server without Range)', (test) => {
+  mountConformance(test, async () => {
+    const srv = await serve(standard(sample, { ranges: false }))
+    return { mount: new HttpMount(srv.url), expected: sample, cleanup: srv.close }
+  })
+})
 
 const test = suite('HttpMount')
 

@@ -21,7 +21,7 @@ test('the compiled table agrees with the xstate machine on every (state, op, fac
   assert.is(checked, 6 * 8 * 32)
 })
 
-// The DESIGN §4 table, written out independently of the machine: (state, op, facts) → next.
+// The state table of docs/CONTRACT.md, written out independently of the machine: (state, op, facts) → next.
 const f = (o: Partial<Record<'lazy' | 'lastRef' | 'hasRefs' | 'hasParked' | 'recoverOnAcquire', boolean>> = {}): number =>
   (o.lazy === true ? 1 : 0) | (o.lastRef === true ? 2 : 0) | (o.hasRefs === true ? 4 : 0) | (o.hasParked === true ? 8 : 0) | (o.recoverOnAcquire === true ? 16 : 0)
 const contract: Array<[string, string, number, string, string[]]> = [
@@ -68,7 +68,7 @@ const contract: Array<[string, string, number, string, string[]]> = [
   ['errored', 'destroy', f(), 'errored', ['destroy']]
 ]
 
-test('the machine implements the DESIGN §4 table', () => {
+test('the machine implements the contract\'s state table', () => {
   for (const [state, op, mask, next, actions] of contract) {
     const cell = table.lookup(state as never, op as never, mask)
     assert.is(cell.next, next, `${state} × ${op}`)

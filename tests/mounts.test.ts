@@ -8,7 +8,8 @@ import { FileMount } from '../src/storage/mount/file.js'
 import { openFileReader } from '../src/storage/transients/file-reader.js'
 import { MountRegistry } from '../src/storage/mount/registry.js'
 import type { Mount } from '../src/base/mount-types.js'
-import { mountConformance } from './conformance/mount.js'
+import { mountConformance, type MountUnderTest } from '../src/testing/index.js'
+import { runConformance } from './helpers/conformance.js'
 import { fixture, tempDir } from './helpers/fixtures.js'
 import { StreamMount, registerStreamMount } from './helpers/stream-mount.js'
 
@@ -16,20 +17,24 @@ const SAMPLE = fixture('sample-v1.car')
 const sampleBytes = await readFile(SAMPLE)
 const noop = async (): Promise<void> => {}
 
-mountConformance('FileMount', async () => ({ mount: new FileMount(SAMPLE), expected: sampleBytes, cleanup: noop })).run()
+function conformance (name: string, make: () => Promise<MountUnderTest>): void {
+  runConformance(`mount conformance: ${name}`, (test) => { mountConformance(test, make) })
+}
 
-mountConformance('BytesMount', async () => ({ mount: new BytesMount(sampleBytes), expected: sampleBytes, cleanup: noop })).run()
+conformance('FileMount', async () => ({ mount: new FileMount(SAMPLE), expected: sampleBytes, cleanup: noop }))
 
-mountConformance('BytesMount (empty)', async () => ({ mount: new BytesMount(new Uint8Array(0)), expected: new Uint8Array(0), cleanup: noop })).run()
+conformance('BytesMount', async () => ({ mount: new BytesMount(sampleBytes), expected: sampleBytes, cleanup: noop }))
 
-mountConformance('StreamMount (file)', async () => ({
+conformance('BytesMount (empty)', async () => ({ mount: new BytesMount(new Uint8Array(0)), expected: new Uint8Array(0), cleanup: noop }))
+
+conformance('StreamMount (file)', async () => ({
   mount: new StreamMount(SAMPLE, { chunkSize: 10_000 }),
   expected: sampleBytes,
   cleanup: noop,
   registry: registerStreamMount(new MountRegistry())
-})).run()
+}))
 
-mountConformance('StreamMount (bytes, no size)', async () => {
+conformance('StreamMount (bytes, no size)', async () => {
   const junk = await readFile(fixture('junk.dat'))
   return {
     mount: new StreamMount(junk, { chunkSize: 100, hideSize: true }),
@@ -37,7 +42,7 @@ mountConformance('StreamMount (bytes, no size)', async () => {
     cleanup: noop,
     registry: registerStreamMount(new MountRegistry())
   }
-}).run()
+})
 
 async function codeOf (fn: () => unknown): Promise<string | undefined> {
   try {

@@ -1,4 +1,4 @@
-// The trustless-gateway block routes (src/server/gateway.ts) on a real node:http server over a
+// The trustless-gateway block routes (src/app/server/gateway.ts) on a real node:http server over a
 // real store: sample-v1.car (dag-cbor/blake2b blocks, identity blocks) and a generated CAR
 // (sha2-256 dag-pb, raw, dag-cbor, sha2-512, an empty block), both through FileMount.
 import { suite } from 'uvu'

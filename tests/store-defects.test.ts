@@ -1,4 +1,4 @@
-// One regression test per Go dagstore defect listed in DESIGN §9.
+// One regression test per Go dagstore defect listed in docs/CONTRACT.md.
 import * as assert from 'uvu/assert'
 import { copyFile, mkdir, readdir, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -9,7 +9,7 @@ import { StreamMount } from './helpers/stream-mount.js'
 import { fixture } from './helpers/fixtures.js'
 import { Gate, gatedIndexer, openStore, recordTraces, result, until, dirSuite } from './helpers/store.js'
 
-const test = dirSuite('§9 defects')
+const test = dirSuite('Go dagstore defects')
 
 const exists = async (p: string): Promise<boolean> => await stat(p).then(() => true, () => false)
 

@@ -1,4 +1,4 @@
-// The restart rules of DESIGN §4, with a real LevelDB folder closed and reopened.
+// The restart rules of docs/CONTRACT.md, with a real LevelDB folder closed and reopened.
 import * as assert from 'uvu/assert'
 import { copyFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'

@@ -11,8 +11,9 @@ import { BytesMount } from '../src/storage/mount/bytes.js'
 import { recoverImmediately } from '../src/engine/recover.js'
 import { StreamMount } from './helpers/stream-mount.js'
 import { fixture } from './helpers/fixtures.js'
-import { Gate, gatedIndexer, openStore, recordFailures, result, until, dirSuite } from './helpers/store.js'
+import { Gate, gatedIndexer, openStore, recordFailures, recordTraces, result, until, dirSuite } from './helpers/store.js'
 import type { DAGStore } from '../src/engine/store.js'
+import type { MountReader } from '../src/base/mount-types.js'
 
 const test = dirSuite('serving')
 
@@ -179,18 +180,35 @@ test('gc graceMs: a shard released moments ago is kept', async (ctx) => {
   await store.close()
 })
 
+/** A FileMount that counts the readers it has handed out. */
+class CountingFileMount extends FileMount {
+  fetched = 0
+
+  override async fetch (signal?: AbortSignal): Promise<MountReader> {
+    const reader = await super.fetch(signal)
+    this.fetched++
+    return reader
+  }
+}
+
 test('maxConcurrentIndex bounds concurrent indexing', async (ctx) => {
   const gate = new Gate()
   gate.close()
-  const { store } = await openStore(ctx.dir, { shardIndexer: gatedIndexer(gate), maxConcurrentIndex: 2 })
-  const regs = Array.from({ length: 6 }, async (_, i) => { await store.register(`s${i}`, new FileMount(fixture('sample-v1.car'))) })
-  await until(() => gate.waiting === 2)
-  await new Promise((resolve) => setTimeout(resolve, 30))
+  const indexer = gatedIndexer(gate)
+  const { store } = await openStore(ctx.dir, { shardIndexer: indexer, maxConcurrentIndex: 2 })
+  const mounts = Array.from({ length: 6 }, () => new CountingFileMount(fixture('sample-v1.car')))
+  const regs = mounts.map(async (mount, i) => { await store.register(`s${i}`, mount) })
+  // A job asks for an indexing slot as soon as it has its shard's reader (no I/O in between),
+  // so once all six have theirs, all six have asked.
+  await until(() => mounts.every((m) => m.fetched === 1), 'every shard fetched')
+  assert.is(indexer.calls, 2, 'two indexing, four waiting for a slot')
   assert.is(gate.waiting, 2)
   assert.is(store.stats().initializing, 6)
   gate.open()
   await Promise.all(regs)
   assert.is(store.stats().available, 6)
+  assert.is(indexer.calls, 6)
+  assert.is(indexer.mostActive, 2, 'never more than two at once')
   await store.close()
 })
 
@@ -217,32 +235,59 @@ test('maxConcurrentReadyFetches bounds downloads of ready mounts; not-ready moun
 test('a signal already aborted at call time: exactly one AbortError, delivered after the call returns', async (ctx) => {
   const { store } = await openStore(ctx.dir)
   await store.register('a', new FileMount(fixture('sample-v1.car')))
+  const t = recordTraces(store)
   const ac = new AbortController()
   ac.abort()
   const results: string[] = []
-  store.acquireShard('a', (r) => { results.push(r.error?.name ?? 'accessor') }, { signal: ac.signal })
+  store.acquireShard('a', (r) => {
+    results.push(r.error?.name ?? 'accessor')
+    // Released at once should one arrive, so a wrong delivery shows in `results`, not as a held shard.
+    r.accessor?.close().catch(() => {})
+  }, { signal: ac.signal })
   assert.equal(results, [], 'nothing delivered inside the call')
   await until(() => results.length === 1)
-  await new Promise((resolve) => setTimeout(resolve, 30))
-  assert.equal(results, ['AbortError'])
-  await until(() => store.getShardInfo('a').refs === 0)
+  // The acquire still runs to its end: a reference is taken, and the accessor nobody may have released.
+  await until(() => t.ops('a').includes('release:available'), 'the undelivered accessor released')
+  assert.is(store.getShardInfo('a').refs, 0)
+  // close() waits for every job: whatever this acquire could still deliver, it has by now.
   await store.close()
+  await t.ended
+  assert.equal(results, ['AbortError'])
+  assert.equal(t.ops('a'), ['acquire:serving', 'release:available'])
 })
+
+/** `source`, counting the items asked of it: a consumer asks for the next once done with the last. */
+function counted<T> (source: AsyncIterable<T>): AsyncIterable<T> & { asked: number } {
+  const it = source[Symbol.asyncIterator]()
+  const out = {
+    asked: 0,
+    [Symbol.asyncIterator]: (): AsyncIterator<T> => ({
+      next: async () => { out.asked++; return await it.next() },
+      return: async () => await it.return?.() ?? { done: true, value: undefined }
+    })
+  }
+  return out
+}
 
 test('recoverImmediately recovers failed shards, at most maxAttempts times in a row', async (ctx) => {
   const { store } = await openStore(ctx.dir)
   const failures = recordFailures(store)
+  const traces = recordTraces(store)
   const ac = new AbortController()
-  const running = recoverImmediately(store, store.failures({ signal: ac.signal }), 2, { signal: ac.signal })
+  const seen = counted(store.failures({ signal: ac.signal }))
+  const running = recoverImmediately(store, seen, 2, { signal: ac.signal })
   await store.register('junk', new FileMount(fixture('junk.dat'))).catch(() => {})
   // 1 initial failure + 2 recoveries that fail again; then it stops trying.
   await until(() => failures.failures.length === 3, 'two recovery attempts')
-  await new Promise((resolve) => setTimeout(resolve, 50))
-  assert.is(failures.failures.length, 3)
+  // Asking for a 4th failure means it has acted on the 3rd: a recovery would be submitted by now.
+  await until(() => seen.asked === 4, 'the third failure handled')
   assert.is(store.getShardInfo('junk').state, 'errored')
   ac.abort()
   await running
   await store.close()
+  await traces.ended
+  assert.is(failures.failures.length, 3)
+  assert.equal(traces.ops('junk').filter((op) => op.startsWith('recover:')), ['recover:recovering', 'recover:recovering'])
 })
 
 test('shardsContainingCid / Multihash find shards via the top-level index; [] when none', async (ctx) => {

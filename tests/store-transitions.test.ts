@@ -1,4 +1,4 @@
-// Every reachable cell of the DESIGN §4 table, driven through the public API of a real store
+// Every reachable cell of the state table (docs/CONTRACT.md), driven through the public API of a real store
 // (LevelDB in a temp dir, real CAR files). Cells no API call can reach (e.g. release on a new
 // shard) are covered by tests/machine-table.test.ts.
 import { suite } from 'uvu'
@@ -7,12 +7,12 @@ import { copyFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { DAGStore } from '../src/engine/store.js'
 import { FileMount } from '../src/storage/mount/file.js'
-import { fixture, tempDir } from './helpers/fixtures.js'
-import { Gate, gatedIndexer, openStore, recordFailures, recordTraces, result, until } from './helpers/store.js'
+import { carBlocks, fixture, tempDir } from './helpers/fixtures.js'
+import { Gate, gatedIndexer, openStore, type GatedIndexer, recordFailures, recordTraces, result, until } from './helpers/store.js'
 import type { ShardAccessor } from '../src/base/types.js'
 import { codeOf } from './helpers/assert.js'
 
-interface Ctx { dir: string, cleanup: () => Promise<void>, store: DAGStore, gate: Gate, indexer: ReturnType<typeof gatedIndexer> }
+interface Ctx { dir: string, cleanup: () => Promise<void>, store: DAGStore, gate: Gate, indexer: GatedIndexer }
 const test = suite<Ctx>('transitions')
 
 test.before.each(async (ctx) => {
@@ -158,19 +158,40 @@ test('initializing × recover: rejected', async (ctx) => {
   await registered
 })
 
+/**
+ * Closes the store — close() waits for every job and download, so nothing of the old store
+ * can happen after it — and opens it again on the same dir: what is left is what was durable.
+ */
+async function restart (ctx: Ctx): Promise<void> {
+  await ctx.store.close()
+  ctx.store = (await openStore(ctx.dir, { shardIndexer: ctx.indexer })).store
+}
+
+/** After a restart: no record, no full index, no top-level entries left of `key`. */
+async function assertGone (ctx: Ctx, key: string): Promise<void> {
+  assert.throws(() => ctx.store.getShardInfo(key), (e: { code?: string }) => e.code === 'ERR_SHARD_UNKNOWN')
+  assert.is(await codeOf(ctx.store.getIterableIndex(key)), 'ERR_INDEX_NOT_FOUND')
+  const [block] = (await carBlocks('sample-v1.car')).filter((b) => b.cid.multihash.code !== 0)
+  assert.equal(await ctx.store.shardsContainingCid(block.cid), [])
+}
+
 test('initializing × destroy: deleted, in-flight work discarded (no trace, no index, no resurrection)', async (ctx) => {
   const t = recordTraces(ctx.store)
   ctx.gate.close()
   const registered = result((out) => { ctx.store.registerShard('a', sample(), out) })
   await until(() => ctx.gate.waiting === 1)
-  await ctx.store.destroy('a')
+  const destroyed = ctx.store.destroy('a')
   const r = await registered
   assert.is((r.error as { code?: string }).code, 'ERR_SHARD_UNKNOWN')
+  assert.is(ctx.indexer.signals[0].aborted, true, 'the in-flight indexing was aborted')
   ctx.gate.open()
-  await new Promise((resolve) => setTimeout(resolve, 50))
+  await destroyed
   assert.throws(() => ctx.store.getShardInfo('a'))
+  await restart(ctx)
+  await t.ended
   assert.equal(t.ops('a'), ['register:new', 'initialize:initializing', 'destroy:initializing'])
-  await ctx.store.getIterableIndex('a').then(() => assert.unreachable('index must be gone'), (e: { code: string }) => { assert.is(e.code, 'ERR_INDEX_NOT_FOUND') })
+  await assertGone(ctx, 'a')
+  assert.is(ctx.indexer.calls, 1, 'indexed once: never resumed, not re-registered at the restart')
 })
 
 test('initializing × register signal aborted: fetch/index aborted, shard errored', async (ctx) => {
@@ -350,13 +371,18 @@ test('recovering × destroy: deleted, recovery discarded', async (ctx) => {
   const t = recordTraces(ctx.store)
   const { recovered } = await recoveringShard(ctx, 'r')
   const outcome = recovered.then(() => undefined, (e: unknown) => e as { code: string })
-  await ctx.store.destroy('r')
+  const destroyed = ctx.store.destroy('r')
   const err = await outcome
   assert.is(err?.code, 'ERR_SHARD_UNKNOWN')
+  assert.is(ctx.indexer.signals.at(-1)?.aborted, true, 'the recovery was aborted')
   ctx.gate.open()
-  await new Promise((resolve) => setTimeout(resolve, 50))
+  await destroyed
   assert.throws(() => ctx.store.getShardInfo('r'))
+  await restart(ctx)
+  await t.ended
   assert.is(t.ops('r').at(-1), 'destroy:recovering')
+  await assertGone(ctx, 'r')
+  assert.is(ctx.indexer.calls, 1, 'the recovery indexed once, and nothing did again at the restart')
 })
 
 // ── synchronous validation ───────────────────────────────────────────────────────────

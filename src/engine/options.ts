@@ -12,7 +12,7 @@ export interface GCOptions {
    */
   intervalMs?: number
   /**
-   * Automated GC (DESIGN §5): keeps the store-owned transients (plus the space reserved by
+   * Automated GC (docs/ARCHITECTURE.md): keeps the store-owned transients (plus the space reserved by
    * downloads in progress) under this many bytes. Downloads reserve before they write; when a
    * reservation does not fit, idle transients are evicted least recently used first, down to
    * the low watermark; when nothing more can go, the download fails with TransientsFullError
@@ -59,7 +59,7 @@ export interface DAGStoreOptions {
   /** Events a traces()/failures() subscriber may fall behind before it gets SubscriptionLaggedError. Default 4096. */
   eventBufferSize?: number
   gc?: GCOptions
-  /** prom-client Registry the store's metrics go to (DESIGN §7). Default: a Registry of its own, at `store.metrics`. */
+  /** prom-client Registry the store's metrics go to (README, Metrics). Default: a Registry of its own, at `store.metrics`. */
   metrics?: Registry
   /**
    * Errors that have no caller to go to (a throwing result callback, a failed cleanup, a

@@ -1,5 +1,5 @@
 /**
- * The restart rules (DESIGN §4): every persisted shard is loaded and put in the state a restart
+ * The restart rules (docs/CONTRACT.md): every persisted shard is loaded and put in the state a restart
  * makes of it; what must run again (re-registration, recovery) is handed back to the caller,
  * who submits it once the loop runs.
  */

@@ -1,5 +1,5 @@
 /**
- * DAGStore: the public API (DESIGN §3). Calls are validated synchronously, then become tasks
+ * DAGStore: the public API (docs/CONTRACT.md). Calls are validated synchronously, then become tasks
  * for the single event loop; each accepted call gets exactly one result.
  */
 import { stat } from 'node:fs/promises'
@@ -82,7 +82,7 @@ export class DAGStore {
     return this.storeMetrics.registry
   }
 
-  /** Loads every persisted shard, applies the restart rules (DESIGN §4), and starts the loop. */
+  /** Loads every persisted shard, applies the restart rules (docs/CONTRACT.md), and starts the loop. */
   async start (options: { signal?: AbortSignal } = {}): Promise<void> {
     if (this.phase !== 'created') throw new Error(`start() called on a store that is ${this.phase}`)
     this.phase = 'starting'

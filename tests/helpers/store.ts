@@ -33,14 +33,16 @@ export async function openStore (dir: string, options: Partial<DAGStoreOptions> 
 }
 
 /** Records every trace from now on. */
-export function recordTraces (store: DAGStore): { traces: Trace[], ops: (key?: string) => string[], stop: () => Promise<void> } {
+export function recordTraces (store: DAGStore): { traces: Trace[], ops: (key?: string) => string[], stop: () => Promise<void>, ended: Promise<void> } {
   const traces: Trace[] = []
   const it = store.traces()
   const pump = (async () => { for await (const t of it) traces.push(t) })().catch(() => {})
   return {
     traces,
     ops: (key) => traces.filter((t) => key === undefined || t.key === key).map((t) => `${t.op}:${t.after.state}`),
-    stop: async () => { await it.return?.(); await pump }
+    stop: async () => { await it.return?.(); await pump },
+    /** Resolves once the store has closed, with every trace it published in `traces`. */
+    ended: pump
   }
 }
 
@@ -90,13 +92,29 @@ export class Gate {
   }
 }
 
+export interface GatedIndexer extends ShardIndexer {
+  /** Calls so far. */
+  calls: number
+  /** The signal of each call, in call order. */
+  signals: AbortSignal[]
+  /** Calls in progress, and the most there ever were at once. */
+  active: number
+  mostActive: number
+}
+
 /** The real default indexer behind a gate; counts calls. */
-export function gatedIndexer (gate: Gate): ShardIndexer & { calls: number } {
+export function gatedIndexer (gate: Gate): GatedIndexer {
   const indexer = Object.assign(async (key: string, reader: Parameters<ShardIndexer>[1], signal: AbortSignal) => {
     indexer.calls++
-    await gate.pass(signal)
-    return await defaultShardIndexer(key, reader, signal)
-  }, { calls: 0 })
+    indexer.signals.push(signal)
+    indexer.mostActive = Math.max(indexer.mostActive, ++indexer.active)
+    try {
+      await gate.pass(signal)
+      return await defaultShardIndexer(key, reader, signal)
+    } finally {
+      indexer.active--
+    }
+  }, { calls: 0, signals: [] as AbortSignal[], active: 0, mostActive: 0 })
   return indexer
 }
 

@@ -3,7 +3,7 @@
  * the last one closes.
  *
  * Opening and closing a file per acquire costs three threadpool round-trips that queue behind
- * the state DB's group commits; a cycle on an available shard is the hot path (DESIGN §4), so
+ * the state DB's group commits; a cycle on an available shard is the hot path (docs/CONTRACT.md), so
  * a reader is reused while its file is still linked into the filesystem (one fstat of the
  * open descriptor): a file deleted, or replaced by a rename over its path, is reopened (or
  * re-fetched) rather than served from a stale descriptor. (A path overwritten while another

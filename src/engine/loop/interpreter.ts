@@ -2,7 +2,7 @@
  * Executes the shard machine. For each op task: compute the facts, look up the compiled
  * transition, run its actions in order, record the new state, mark the shard for the
  * drain's batch and stage its trace. The transitions themselves live only in
- * src/shard/machine.ts; this file says what each action name *does*.
+ * src/engine/shard/machine.ts; this file says what each action name *does*.
  */
 import { transitionTable, factsMask, type TableCell } from '../shard/table.js'
 import type { OpOutcome } from '../observe/metrics.js'

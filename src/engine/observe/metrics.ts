@@ -1,5 +1,5 @@
 /**
- * The store's Prometheus metrics (DESIGN §7), on a prom-client Registry of its own (several
+ * The store's Prometheus metrics (README, Metrics), on a prom-client Registry of its own (several
  * stores in one process must not collide in the global one). `dagstore serve` exposes it on
  * /metrics next to the server's own series.
  *

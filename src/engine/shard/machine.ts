@@ -1,9 +1,10 @@
 /**
- * The shard state machine: the one place where every transition of DESIGN §4 is written.
+ * The shard state machine: the one place where every transition of the contract's
+ * state table (docs/CONTRACT.md) is written.
  *
  * It is an xstate v5 machine used as a pure transition function: no actor per shard (a
  * million shards must fit in memory). Its guards read only *facts* carried on the event, and
- * its actions are names the event loop interprets (src/loop/interpreter.ts). Because guards
+ * its actions are names the event loop interprets (src/engine/loop/interpreter.ts). Because guards
  * depend on nothing but those boolean facts, the machine is compiled into a lookup table at
  * start-up (./table.ts); tests/machine-table.test.ts proves the two agree on every
  * (state, op, facts) combination.

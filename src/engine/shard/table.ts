@@ -1,8 +1,8 @@
 /**
  * The shard machine compiled into a lookup table: (state, op, facts) → (next state, actions).
  *
- * xstate's `transition()` costs ≈15 µs a call and needs a snapshot object per shard; a table
- * lookup costs nanoseconds and needs nothing per shard. The table is built from the machine
+ * xstate's `transition()` builds a throwaway actor on every call and needs a snapshot object
+ * per shard; a table lookup is one array read and needs nothing per shard (docs/PERFORMANCE.md). The table is built from the machine
  * at start-up, so the machine stays the single place transitions are written.
  */
 import { transition } from 'xstate'
@@ -65,7 +65,7 @@ export class TransitionTable {
 }
 
 let shared: TransitionTable | undefined
-/** One table per process: it is immutable and costs ≈25 ms to build. */
+/** One table per process: it is immutable, built once on first use. */
 export function transitionTable (): TransitionTable {
   shared ??= new TransitionTable()
   return shared

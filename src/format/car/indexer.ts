@@ -61,7 +61,7 @@ export interface ShardIndexerOptions {
   /**
    * Positional reads: sections averaging at least this many bytes (a running average) are
    * read with probes and their data jumped over; below it, windows. A read costs a fixed
-   * ≈ 10–30 µs plus ≈ 0.1–0.3 ns per byte, so jumping pays from a few tens of KiB. Default 64 KiB.
+   * overhead plus a little per byte, so jumping pays from a few tens of KiB. Default 64 KiB.
    */
   skipThreshold?: number
 }

@@ -4,7 +4,7 @@ import type { IndexEntry, ShardIndex } from '../../base/index-types.js'
  * A compact, immutable ShardIndex: every multihash packed into one byte arena, sorted by
  * multihash bytes, with parallel typed arrays for where each one starts and its section
  * offset. About (multihash length + 12) bytes per entry and no per-entry objects, so a
- * million-block shard costs ~48 MB less than a Map would and lookups are a binary search.
+ * million-block shard costs far less than a Map would and lookups are a binary search.
  *
  * Offsets are kept in a Float64Array: exact for every integer below 2^53, so shards past
  * 4 GiB need no special casing.

@@ -6,7 +6,7 @@
  * cannot be reversed, each index has a small `<hash>.key` sidecar holding the key for keys().
  * Writes are atomic (temp file, fsync, rename, fsync of the folder): a crash leaves the old
  * index or the new one, never half of one. Indices are served as views over the stored bytes
- * (no decode: src/index/index-view.ts), kept in an LRU cache bounded by bytes.
+ * (no decode: src/format/index/index-view.ts), kept in an LRU cache bounded by bytes.
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises'

@@ -103,7 +103,7 @@ export class LevelTopLevelIndex implements TopLevelIndex {
     if (this.pairs.status !== 'open') await this.pairs.open()
     // The sublevel's own chained batch, not the root's with a `sublevel` option (which the
     // state store uses for its string keys): feeding binary keys through that same root path
-    // made it polymorphic and cost the durable acquire/release loop ≈ 30% (bench/loop).
+    // made it polymorphic and slowed the durable acquire/release loop (bench/loop).
     let batch = this.pairs.batch()
     for await (const mh of multihashes) {
       op(batch, keyFor(mh, shard))

@@ -28,8 +28,8 @@ export class LevelStateStore implements StateStore {
 
   async writeBatch (puts: Iterable<ShardRecord>, deletes: Iterable<ShardKey>): Promise<void> {
     // A chained batch on the parent, sublevel as an option: a sublevel's own batch is re-issued
-    // as an array batch on the parent, which clones and normalises every op again (measured
-    // ≈25% of the durable acquire/release cycle).
+    // as an array batch on the parent, which clones and normalises every op again (a large
+    // share of the durable acquire/release cycle in bench/loop).
     const batch = this.db.batch()
     for (const key of deletes) batch.del(key, this.inRecords)
     for (const r of puts) batch.put(r.key, encodeRecord(r), this.inRecords)

@@ -1,5 +1,5 @@
 /**
- * Space accounting for automated GC (DESIGN §5): the bytes of every store-owned transient plus
+ * Space accounting for automated GC (docs/ARCHITECTURE.md): the bytes of every store-owned transient plus
  * the space reserved by downloads in progress, held under `maxBytes`.
  *
  * Downloads reserve before they write: their whole announced size up front, or, when the size

@@ -62,7 +62,7 @@ export interface FileReader extends MountReader {
   readonly file: FileIdentity
   /**
    * False once the open file is no longer linked into the filesystem: deleted, or replaced by
-   * a rename over its path (which unlinks the old inode). One fstat (≈ 1.4 µs), no path walk.
+   * a rename over its path (which unlinks the old inode). One fstat, no path walk.
    */
   isCurrent: () => boolean
 }
