@@ -59,8 +59,12 @@ function ok (r: CliResult, what: string): void {
 
 async function api (base: string, token: string, method: string, path: string, body?: unknown): Promise<{ status: number, text: string }> {
   const headers: Record<string, string> = { authorization: `Bearer ${token}` }
-  if (body !== undefined) headers['content-type'] = 'application/json'
-  const res = await fetch(new URL(path, base), { method, headers, body: body === undefined ? undefined : JSON.stringify(body) })
+  const init: RequestInit = { method, headers }
+  if (body !== undefined) {
+    headers['content-type'] = 'application/json'
+    init.body = JSON.stringify(body)
+  }
+  const res = await fetch(new URL(path, base), init)
   return { status: res.status, text: await res.text() }
 }
 

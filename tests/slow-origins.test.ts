@@ -65,7 +65,7 @@ test('options: minBytesPerSecond ≥ 0, rateWindowMs > 0, deadlineMs > 0 (intege
   }
   // 0 turns the minimum rate off; the deadline may be left out.
   void new HttpMount('http://127.0.0.1:1/x.car', { minBytesPerSecond: 0, rateWindowMs: 1, deadlineMs: 1 })
-  void new HttpMount('http://127.0.0.1:1/x.car', { deadlineMs: undefined })
+  void new HttpMount('http://127.0.0.1:1/x.car', {})
 })
 
 test('a trickle (1 byte every 50 ms) below minBytesPerSecond → ERR_HTTP_TIMEOUT, retried like a stall', async () => {

@@ -55,9 +55,8 @@ export async function parseTarget (arg: string, cwd: string): Promise<Target> {
     if (refused !== undefined) throw new CliError(CODE.ERR_MOUNT_SCHEME_NOT_ALLOWED, refused)
     // `deal:1.car` may well be a file: say how to name it.
     const couldBeAFile = !arg.slice(scheme.length + 1).startsWith('//')
-    throw new CliError(CODE.ERR_UNKNOWN_MOUNT_SCHEME, `${redactUrl(arg)}: no mount for ${scheme}: URLs (register takes a path, a file: URL or an http(s) URL)`, {
-      hint: couldBeAFile ? `for a file of that name, write ./${arg}` : undefined
-    })
+    throw new CliError(CODE.ERR_UNKNOWN_MOUNT_SCHEME, `${redactUrl(arg)}: no mount for ${scheme}: URLs (register takes a path, a file: URL or an http(s) URL)`,
+      couldBeAFile ? { hint: `for a file of that name, write ./${arg}` } : {})
   }
   let path: string
   if (scheme === 'file') {
