@@ -26,7 +26,10 @@ test('register ftp://…, gopher:…: ERR_UNKNOWN_MOUNT_SCHEME, not a missing fi
   const d = ['--dir', join(dir, 'repo')]
   const r = await cli(['register', 'ftp://127.0.0.1/pub/x.car', 'good.car', 'gopher:x.car', '--json', ...d], { cwd })
   assert.is(r.code, 1, r.stderr)
-  const out = JSON.parse(r.stdout) as { shards: Array<{ key: string, state: string }>, errors: Array<{ target: string, error: { code: string, message: string } }> }
+  const out = JSON.parse(r.stdout) as {
+    shards: Array<{ key: string, state: string }>
+    errors: Array<{ target: string, error: { code: string, message: string } }>
+  }
   assert.equal(out.shards.map((s) => [s.key, s.state]), [['good', 'available']])
   assert.equal(out.errors.map((e) => [e.target, e.error.code]), [
     ['ftp://127.0.0.1/pub/x.car', 'ERR_UNKNOWN_MOUNT_SCHEME'],

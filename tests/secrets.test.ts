@@ -74,7 +74,8 @@ function events (base: string, token: string): { text: () => string, close: () =
   let ready!: () => void
   const opened = new Promise<void>((resolve) => { ready = resolve })
   const u = new URL('/events', base)
-  const req = httpRequest({ host: u.hostname, port: u.port, path: u.pathname, headers: { authorization: `Bearer ${token}` }, agent: false }, (res) => {
+  const options = { host: u.hostname, port: u.port, path: u.pathname, headers: { authorization: `Bearer ${token}` }, agent: false }
+  const req = httpRequest(options, (res) => {
     res.setEncoding('utf8')
     res.on('data', (s: string) => {
       text += s

@@ -130,6 +130,9 @@ interface Exchange {
 
 interface Probe { exists: boolean, size?: number, ranges: boolean, version?: string }
 
+/** What one reader's downloads learn as they go: whether Range works, which version they read. */
+interface DownloadState { ranges: boolean, version?: string }
+
 /** What identifies one version of the resource: its ETag, else its Last-Modified date. */
 function versionOf (headers: IncomingMessage['headers']): string | undefined {
   const etag = headers.etag
@@ -167,7 +170,8 @@ export class HttpMount implements Mount {
     if (u.hash !== '') u.hash = ''
     this.url = u
     this.#shown = redactUrl(u.href)
-    const { headers = {}, timeoutMs = 30_000, retries = 3, backoffMs = 200, maxBackoffMs = 5_000, minBytesPerSecond = 4096, rateWindowMs = 30_000, deadlineMs } = options
+    const { headers = {}, timeoutMs = 30_000, retries = 3, backoffMs = 200, maxBackoffMs = 5_000 } = options
+    const { minBytesPerSecond = 4096, rateWindowMs = 30_000, deadlineMs } = options
     for (const [name, n] of [['timeoutMs', timeoutMs], ['retries', retries], ['backoffMs', backoffMs], ['maxBackoffMs', maxBackoffMs],
       ['minBytesPerSecond', minBytesPerSecond], ['rateWindowMs', rateWindowMs], ['deadlineMs', deadlineMs ?? 1]] as const) {
       if (!Number.isSafeInteger(n) || n < 0) throw new InvalidMountError(`HttpMount ${name} must be a non-negative integer`)
@@ -228,7 +232,7 @@ export class HttpMount implements Mount {
       signal?.removeEventListener('abort', onAbort)
       throw new HttpStatusError(this.#shown, 404, `HTTP mount ${this.#shown} does not exist`)
     }
-    const state: { ranges: boolean, version?: string } = { ranges: probe.ranges, version: probe.version }
+    const state: DownloadState = { ranges: probe.ranges, version: probe.version }
     const size = probe.size
     let closed = false
     return {
@@ -274,7 +278,7 @@ export class HttpMount implements Mount {
     }
   }
 
-  #stream (start: number, size: number | undefined, state: { ranges: boolean, version?: string }, reader: AbortSignal, isClosed: () => boolean): AsyncIterable<Uint8Array> {
+  #stream (start: number, size: number | undefined, state: DownloadState, reader: AbortSignal, isClosed: () => boolean): AsyncIterable<Uint8Array> {
     const mount = this
     return (async function * (): AsyncGenerator<Uint8Array> {
       if (isClosed()) throw Object.assign(new Error('HTTP mount reader closed'), { code: 'EBADF' })
@@ -286,13 +290,14 @@ export class HttpMount implements Mount {
       reader.addEventListener('abort', onReaderAbort, { once: true })
       if (reader.aborted) onReaderAbort()
       const deadlineMs = mount.#deadlineMs
-      const deadline = deadlineMs === undefined
-        ? undefined
-        : setTimeout(() => {
+      let deadline: NodeJS.Timeout | undefined
+      if (deadlineMs !== undefined) {
+        deadline = setTimeout(() => {
           expired = new HttpTimeoutError(`HTTP GET ${mount.#shown}: not done within the download deadline of ${deadlineMs} ms`)
           ended.abort(expired)
         }, deadlineMs)
-      deadline?.unref?.()
+        deadline.unref?.()
+      }
       try {
         yield * mount.#download(start, size, state, ended.signal, () => expired ?? abortErrorFrom(reader))
       } finally {
@@ -306,7 +311,9 @@ export class HttpMount implements Mount {
    * The bytes from `start`, retrying and resuming. `stopped()` is what to throw once `signal`
    * has aborted (the reader's abort, or the deadline's timeout).
    */
-  async * #download (start: number, size: number | undefined, state: { ranges: boolean, version?: string }, signal: AbortSignal, stopped: () => Error): AsyncGenerator<Uint8Array> {
+  async * #download (
+    start: number, size: number | undefined, state: DownloadState, signal: AbortSignal, stopped: () => Error
+  ): AsyncGenerator<Uint8Array> {
     const href = this.#shown
     let pos = start // absolute offset of the next byte to yield
     for (let n = 0; ; n++) {
