@@ -222,6 +222,22 @@ function endless (req: IncomingMessage, write: () => void): void {
 
 const garbage = Buffer.alloc(16 * 1024, 0x5a)
 
+/** Sends the whole sample (200, never a range), `bytes` every `everyMs`: bytes keep coming, so no stall timeout fires. */
+function paced (bytes: number, everyMs: number): Handler {
+  return (req, res, n) => {
+    if (req.method === 'HEAD') { standard(sample, { ranges: false })(req, res, n); return }
+    res.writeHead(200, { 'content-length': SIZE })
+    let at = 0
+    const timer = setInterval(() => {
+      if (res.destroyed) { clearInterval(timer); return }
+      res.write(sample.subarray(at, at + bytes))
+      at += bytes
+      if (at >= SIZE) { clearInterval(timer); res.end() }
+    }, everyMs)
+    res.on('close', () => { clearInterval(timer) })
+  }
+}
+
 /** Sends the requested part of the sample (honouring `Range: bytes=N-`), but resets the connection after `n` bytes. */
 function resetAfter (n: number, opts: { ranges: boolean }): Handler {
   return (req, res) => {
@@ -408,6 +424,18 @@ const HOSTILE: Hostile[] = [
     },
     code: 'ERR_HTTP_LENGTH_MISMATCH',
     exactPrefix: true
+  },
+  {
+    name: 'slow origin: 1 byte every 50 ms, below minBytesPerSecond (every attempt)',
+    handler: () => paced(1, 50),
+    mount: { ...fast, minBytesPerSecond: 1000, rateWindowMs: 300 },
+    code: 'ERR_HTTP_TIMEOUT'
+  },
+  {
+    name: 'slow origin: above the minimum rate, but past the download deadline',
+    handler: () => paced(4096, 25),
+    mount: { ...fast, deadlineMs: 1000 },
+    code: 'ERR_HTTP_TIMEOUT'
   }
 ]
 

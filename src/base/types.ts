@@ -53,7 +53,7 @@ export interface GCResult { shards: Map<ShardKey, Error | null>, reclaimedBytes:
 /** DAGStore.describeShard: ShardInfo plus where the shard's bytes are and how big it is. */
 export interface ShardDescription extends ShardInfo {
   key: ShardKey
-  /** The mount URL the shard is persisted with. */
+  /** The mount URL the shard is persisted with, secrets included: show it as `redactUrl(url)`. */
   url: string
   /** The store's local copy, when one exists. */
   transient?: string

@@ -8,6 +8,8 @@ import { randomBytes } from 'node:crypto'
 import { readFileSync, unlinkSync } from 'node:fs'
 import { chmod, readFile, rename, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { CODE } from '../../base/errors/codes.js'
+import { codeOf, isMissing } from '../../base/errors/inspect.js'
 import { CliError } from './errors.js'
 
 const SERVE_FILE = 'serve.json'
@@ -57,7 +59,7 @@ async function readServeFile (dir: string): Promise<ServeFile | 'invalid' | unde
   try {
     text = await readFile(serveFilePath(dir), 'utf8')
   } catch (err) {
-    if ((err as { code?: string }).code === 'ENOENT') return undefined
+    if (isMissing(err)) return undefined
     throw err
   }
   return parseServeFile(text) ?? 'invalid'
@@ -69,7 +71,7 @@ function pidAlive (pid: number): boolean {
     return true
   } catch (err) {
     // EPERM: it exists, it just belongs to someone else.
-    return (err as { code?: string }).code === 'EPERM'
+    return codeOf(err) === 'EPERM'
   }
 }
 
@@ -112,10 +114,10 @@ export async function claimServeFile (dir: string): Promise<void> {
   try {
     await writeFile(path, JSON.stringify(file, null, 2) + '\n', { flag: 'wx', mode: 0o644 })
   } catch (err) {
-    if ((err as { code?: string }).code !== 'EEXIST') throw err
+    if (codeOf(err) !== 'EEXIST') throw err
     const other = await readServeFile(dir)
     const who = other !== undefined && other !== 'invalid' ? ` (pid ${other.pid}${other.url === null ? ', starting' : ` at ${other.url}`})` : ''
-    throw new CliError('ERR_REPO_SERVED', `another serve holds ${path}${who}`, { cause: err })
+    throw new CliError(CODE.ERR_REPO_SERVED, `another serve holds ${path}${who}`, { cause: err })
   }
 }
 
@@ -161,7 +163,7 @@ export async function ensureRepoToken (dir: string): Promise<string> {
     return token
   } catch (err) {
     // Someone else created it between our read and our write: theirs wins.
-    if ((err as { code?: string }).code === 'EEXIST') {
+    if (codeOf(err) === 'EEXIST') {
       const theirs = await readRepoToken(dir)
       if (theirs !== undefined) return theirs
     }
@@ -174,7 +176,7 @@ export async function readRepoToken (dir: string): Promise<string | undefined> {
     const token = (await readFile(join(dir, TOKEN_FILE), 'utf8')).trim()
     return token === '' ? undefined : token
   } catch (err) {
-    if ((err as { code?: string }).code === 'ENOENT') return undefined
+    if (isMissing(err)) return undefined
     throw err
   }
 }

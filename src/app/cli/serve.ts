@@ -6,11 +6,13 @@
  */
 import { mkdir, stat } from 'node:fs/promises'
 import { resolve } from 'node:path'
+import { CODE } from '../../base/errors/codes.js'
+import { codeOf } from '../../base/errors/inspect.js'
 import { DAGStore } from '../../engine/store.js'
 import type { VerifyHashes } from '../../base/index-types.js'
 import { startServer, type DagstoreServer } from '../server/index.js'
 import { isLoopback } from '../loopback.js'
-import { CliError, EXIT_OK, UsageError, errorCode, isLevelLocked } from './errors.js'
+import { CliError, EXIT_OK, UsageError, isLevelLocked } from './errors.js'
 import { lockedError } from './backend.js'
 import { claimServeFile, ensureRepoToken, probeServer, publishServeFile, removeServeFileSync, type AuthMode, type ServerProbe } from './repo.js'
 import { ensureSample } from './sample.js'
@@ -84,7 +86,7 @@ export async function serve (o: ServeCommandOptions): Promise<number> {
   const probe = await probeServer(dir)
   if (probe.kind === 'live' || probe.kind === 'starting') {
     const where = probe.kind === 'live' ? `at ${probe.file.url}` : '(starting)'
-    throw new CliError('ERR_REPO_SERVED', `the repo ${dir} is already served by pid ${probe.file.pid} ${where}`, {
+    throw new CliError(CODE.ERR_REPO_SERVED, `the repo ${dir} is already served by pid ${probe.file.pid} ${where}`, {
       hint: 'other dagstore commands on this repo go through it; stop it first to serve again'
     })
   }
@@ -161,8 +163,8 @@ async function serveRepo (
     } catch (err) {
       // startServer validates its options with these (a malformed --token, ...): the user's to fix.
       if (err instanceof TypeError || err instanceof RangeError) throw new UsageError(err.message)
-      if (errorCode(err) === 'EADDRINUSE') {
-        throw new CliError('ERR_ADDRESS_IN_USE', `${o.listen} is already in use`, {
+      if (codeOf(err) === 'EADDRINUSE') {
+        throw new CliError(CODE.ERR_ADDRESS_IN_USE, `${o.listen} is already in use`, {
           hint: 'listen elsewhere with --listen HOST:PORT or DAGSTORE_LISTEN (port 0 picks a free one)',
           cause: err
         })

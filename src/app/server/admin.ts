@@ -11,11 +11,13 @@ import type { Mount } from '../../base/mount-types.js'
 import type { ShardKey, ShardResult } from '../../base/types.js'
 import { InvalidMountError } from '../../base/errors.js'
 import { validateKey } from '../../base/keys.js'
+import { redactUrl } from '../../base/redact.js'
 import { HttpError, readJson, sendJson } from './http-util.js'
 import { CODE } from '../../base/errors/codes.js'
 import { codeOf } from '../../base/errors/inspect.js'
 import type { AllowRoots } from './allow-roots.js'
 import { streamTraces } from './sse.js'
+import { unregistrable } from '../mount-policy.js'
 import { errorJson, shardJson, type DestroyedJson, type FindJson, type GcJson, type ShardJson, type ShardListJson } from '../wire.js'
 
 export interface AdminOptions {
@@ -124,8 +126,10 @@ export class AdminApi {
     try {
       url = new URL(raw)
     } catch (err) {
-      throw new InvalidMountError(`invalid mount URL: ${raw}`, { cause: err })
+      throw new InvalidMountError(`invalid mount URL: ${redactUrl(raw)}`, { cause: err })
     }
+    const refused = unregistrable(url)
+    if (refused !== undefined) throw new HttpError(CODE.ERR_MOUNT_SCHEME_NOT_ALLOWED, refused)
     if (url.protocol === 'file:') url = await this.options.allowRoots.check(raw, url)
     return this.options.mounts.instantiate(url)
   }

@@ -43,7 +43,7 @@ export class Jobs {
     tx.afterCommit(() => {
       const signal = linked.length > 0 ? AbortSignal.any([controller.signal, ...linked]) : controller.signal
       job.done = this.track(controller, this.index(shard, job, mode, transient, signal))
-    })
+    }, shard)
   }
 
   /** Opens the local copy and hands the waiter an accessor; the ref was taken by the loop. */

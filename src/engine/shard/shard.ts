@@ -31,6 +31,11 @@ export interface ShardExtra {
   releasedAt?: number
 }
 
+/** What a restart makes of a state (DESIGN §4): nobody holds a reference after a restart. */
+export function restartState (state: ShardState): ShardState {
+  return state === 'serving' ? 'available' : state
+}
+
 export class Shard {
   state: ShardState
   refs = 0
@@ -77,7 +82,7 @@ export class Shard {
   }
 
   record (): ShardRecord {
-    const r: ShardRecord = { key: this.key, url: this.url, state: this.state, lazy: this.lazy }
+    const r: ShardRecord = { key: this.key, url: this.url, state: restartState(this.state), lazy: this.lazy }
     if (this.transient !== undefined) r.transient = this.transient
     if (this.error !== undefined) {
       r.error = this.error.message

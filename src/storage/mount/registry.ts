@@ -3,6 +3,7 @@ import { BytesMount } from './bytes.js'
 import { FileMount } from './file.js'
 import { HttpMount } from './http.js'
 import type { Mount, MountFactory } from '../../base/mount-types.js'
+import { redactUrl } from '../../base/redact.js'
 
 // RFC 3986 §3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
 const SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*$/
@@ -78,7 +79,7 @@ export class MountRegistry {
       // A copy either way: factories may keep or alter the URL they are given.
       u = new URL(typeof url === 'string' ? url : url.href)
     } catch (err) {
-      throw new InvalidMountError(`invalid mount URL: ${String(url)}`, { cause: err })
+      throw new InvalidMountError(`invalid mount URL: ${redactUrl(String(url))}`, { cause: err })
     }
     const scheme = u.protocol.slice(0, -1)
     const factory = this.#factories.get(scheme)

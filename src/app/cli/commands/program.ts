@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { Command, CommanderError, Option, type Help } from 'commander'
+import { CODE } from '../../../base/errors/codes.js'
 import { CliContext } from '../context.js'
 import { CliError, CommandFailed, EXIT_FAILED, EXIT_OK, EXIT_USAGE, formatError } from '../errors.js'
 import type { CliIo } from '../io.js'
@@ -52,7 +53,7 @@ function buildProgram (io: CliIo): Command {
       getOutHasColors: () => false,
       getErrHasColors: () => false,
       // Commander's own errors (unknown option, missing argument) in the CLI's one-line format.
-      outputError: (str, write) => { write(`dagstore: ERR_USAGE: ${str.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ')} (see dagstore --help)\n`) }
+      outputError: (str, write) => { write(`dagstore: ${CODE.ERR_USAGE}: ${str.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ')} (see dagstore --help)\n`) }
     })
     .hook('preAction', (_program, action) => { env.apply(action) })
   program.addHelpText('after', `
