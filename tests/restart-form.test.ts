@@ -1,4 +1,4 @@
-// DESIGN §4, restart form: a shard is persisted as a restart would find it (serving as
+// docs/CONTRACT.md, restart form: a shard is persisted as a restart would find it (serving as
 // available, refs never), so acquire and release of an available shard write nothing, and their
 // results wait for no commit — not even one in flight for other shards. Every op that changes
 // the restart form is still durable before its result.

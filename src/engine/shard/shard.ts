@@ -31,7 +31,7 @@ export interface ShardExtra {
   releasedAt?: number
 }
 
-/** What a restart makes of a state (DESIGN §4): nobody holds a reference after a restart. */
+/** What a restart makes of a state (docs/CONTRACT.md): nobody holds a reference after a restart. */
 export function restartState (state: ShardState): ShardState {
   return state === 'serving' ? 'available' : state
 }
