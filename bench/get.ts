@@ -57,7 +57,9 @@ async function generateCar (path: string, count: number, size: number): Promise<
     const bytes = randomBytes(size)
     blocks.push({ cid: CID.createV1(raw.code, await sha256.digest(bytes)), bytes })
   }
-  const { writer, out } = CarWriter.create([blocks[0].cid])
+  const [first] = blocks
+  if (first === undefined) throw new Error('a CAR needs at least one block')
+  const { writer, out } = CarWriter.create([first.cid])
   const written = pipeline(Readable.from(out), createWriteStream(path))
   for (const b of blocks) await writer.put(b)
   await writer.close()
@@ -76,8 +78,9 @@ function shuffled<T> (items: T[]): T[] {
   const out = items.slice()
   for (let i = out.length - 1; i > 0; i--) {
     const j = Math.floor(Math.random() * (i + 1))
-    const t = out[i]
-    out[i] = out[j]
+    // 0 <= j <= i < out.length
+    const t = out[i]!
+    out[i] = out[j]!
     out[j] = t
   }
   return out
@@ -87,7 +90,8 @@ function peerGet (fs: FsBlockstore): Get {
   return async (cid) => {
     const parts: Uint8Array[] = []
     for await (const chunk of fs.get(cid)) parts.push(chunk)
-    if (parts.length === 1) return parts[0]
+    const [only] = parts
+    if (parts.length === 1 && only !== undefined) return only
     const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
     let at = 0
     for (const p of parts) { out.set(p, at); at += p.length }
@@ -107,7 +111,7 @@ async function measure (get: Get, order: CID[], workers: number, ms: number): Pr
   const worker = async (): Promise<void> => {
     for (;;) {
       for (let k = 0; k < 32; k++) {
-        const cid = order[next]
+        const cid = order[next]! // next < order.length: it wraps to 0
         next = next + 1 === order.length ? 0 : next + 1
         await get(cid)
         ops++

@@ -154,7 +154,7 @@ function generate (path: string, target: number): Car {
   const count = sizes.length
   const keep = new Set([0, Math.floor(count / 2), count - 1])
   const samples: Sample[] = []
-  const size = writeCarV1(path, count, (i) => sizes[i], (i, cid, data) => {
+  const size = writeCarV1(path, count, (i) => sizes[i]!, (i, cid, data) => { // i < count = sizes.length
     if (keep.has(i)) samples.push({ index: i, cid: CID.decode(cid.slice()), bytes: Buffer.from(data) })
   })
   return { path, size, count, leaves: count - parents, parents, samples }
@@ -210,7 +210,9 @@ async function download (url: string, dir: string, expect: number): Promise<Peer
 /** register() timed; then the shard is checked against what was written. `verifyHashes` undefined: the store's default. */
 async function register (url: string, dir: string, car: Car, first: boolean, verifyHashes?: VerifyHashes): Promise<number> {
   const indexer = indexerFromEnv()
-  const store = new DAGStore({ dir, ...(indexer === undefined ? {} : { shardIndexer: indexer }), ...(verifyHashes === undefined ? {} : { verifyHashes }) })
+  const store = new DAGStore({
+    dir, ...(indexer === undefined ? {} : { shardIndexer: indexer }), ...(verifyHashes === undefined ? {} : { verifyHashes })
+  })
   await store.start()
   try {
     const t0 = now()
@@ -257,7 +259,9 @@ function indexerFromEnv (): ShardIndexer | undefined {
 function median (xs: number[]): number {
   const s = xs.slice().sort((a, b) => a - b)
   const m = s.length >> 1
-  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2
+  const upper = s[m]
+  if (upper === undefined) return NaN
+  return s.length % 2 === 1 ? upper : ((s[m - 1] ?? upper) + upper) / 2
 }
 
 async function main (): Promise<void> {
@@ -349,5 +353,5 @@ async function main (): Promise<void> {
   note('\nload average (1/5/15 min) at end', load())
 }
 
-if (process.argv[2] === SERVE_FLAG) await serveInChild(process.argv[3])
+if (process.argv[2] === SERVE_FLAG) await serveInChild(process.argv[3] ?? '')
 else await main()

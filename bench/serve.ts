@@ -73,7 +73,7 @@ async function listenAndReport (server: Server, onExit: () => Promise<void>): Pr
 async function gatewayChild (storeDir: string, cars: string[]): Promise<void> {
   const store = new DAGStore({ dir: storeDir })
   await store.start()
-  for (let i = 0; i < cars.length; i++) await store.register(`car-${i}`, new FileMount(cars[i]))
+  for (const [i, car] of cars.entries()) await store.register(`car-${i}`, new FileMount(car))
   const gateway = createGateway(store)
   const server = createServer((req, res) => {
     gateway.handle(req, res).then((handled) => {
@@ -137,7 +137,7 @@ function pathOf (cid: string, kind: Kind): string {
 const ACCEPT: Record<Kind, string> = { raw: 'application/vnd.ipld.raw', car: 'application/vnd.ipld.car' }
 
 function percentile (sorted: Float64Array, p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * (sorted.length - 1)))]
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * (sorted.length - 1)))] ?? NaN
 }
 
 /** CONNECTIONS loops, one request each in flight, for `ms`; latencies in ms. */
@@ -156,7 +156,8 @@ async function load (target: Target, cids: string[], kind: Kind, ms: number, see
       x = (x ^ (x >>> 17)) >>> 0
       x = (x ^ (x << 5)) >>> 0
       const t0 = now()
-      const { statusCode, body } = await target.pool.request({ path: paths[x % paths.length], method: 'GET', headers: { accept: ACCEPT[kind] } })
+      const path = paths[x % paths.length]! // an index below paths.length
+      const { statusCode, body } = await target.pool.request({ path, method: 'GET', headers: { accept: ACCEPT[kind] } })
       await body.arrayBuffer()
       const t = now() - t0
       if (statusCode !== 200) failures++
@@ -178,7 +179,7 @@ async function load (target: Target, cids: string[], kind: Kind, ms: number, see
 async function duel (ours: Target, peer: Target, cids: string[], kind: Kind): Promise<{ ours: Run, peer: Run }> {
   await load(ours, cids, kind, WARMUP_MS, SEED + 100)
   await load(peer, cids, kind, WARMUP_MS, SEED + 100)
-  let best: { ours?: Run, peer?: Run } = {}
+  const best: { ours?: Run, peer?: Run } = {}
   for (let round = 0; round < 2; round++) {
     const o = await load(ours, cids, kind, RUN_MS, SEED + round)
     const p = await load(peer, cids, kind, RUN_MS, SEED + round)
@@ -255,7 +256,7 @@ async function main (): Promise<void> {
     // Same bytes from both, for both formats, on a sample spread over the whole set.
     const step = Math.max(1, Math.floor(blocks.length / VERIFY_SAMPLE))
     for (let i = 0; i < blocks.length; i += step) {
-      const b = blocks[i]
+      const b = blocks[i]! // i < blocks.length
       for (const kind of ['raw', 'car'] as const) {
         const expected = kind === 'raw' ? b.bytes : b.car
         for (const t of [ours, peer]) {
@@ -279,7 +280,8 @@ async function main (): Promise<void> {
 
 if (process.argv[2] === CHILD_FLAG) {
   const [mode, ...args] = process.argv.slice(3)
-  const run = mode === 'gateway' ? gatewayChild(args[0], args.slice(1)) : staticChild(args[0])
+  const [dir = ''] = args
+  const run = mode === 'gateway' ? gatewayChild(dir, args.slice(1)) : staticChild(dir)
   run.catch((err: unknown) => {
     console.error(err)
     process.exit(1)
@@ -290,4 +292,3 @@ if (process.argv[2] === CHILD_FLAG) {
     process.exitCode = 1
   })
 }
-

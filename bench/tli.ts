@@ -46,7 +46,7 @@ async function main (): Promise<void> {
     await db.open()
     const index = new LevelTopLevelIndex(db as never)
     let t0 = now()
-    for (let s = 0; s < SHARDS; s++) await index.addMultihashesForShard(`shard-${s}`, mhs[s])
+    for (const [s, list] of mhs.entries()) await index.addMultihashesForShard(`shard-${s}`, list)
     const insertMs = now() - t0
     const pairs = SHARDS * PER_SHARD
 
@@ -64,9 +64,9 @@ async function main (): Promise<void> {
       return out
     }
     t0 = now()
-    for (let s = 0; s < SHARDS; s++) {
+    for (const [s, list] of mhs.entries()) {
       let batch = peer.batch()
-      for (const mh of mhs[s]) {
+      for (const mh of list) {
         batch.put(keyBytes(mh, `shard-${s}`), empty)
         if (batch.length >= 8192) { await batch.write(); batch = peer.batch() }
       }
@@ -75,7 +75,8 @@ async function main (): Promise<void> {
     const peerInsertMs = now() - t0
     report('top-level insert', pairs / insertMs * 1000, 'pairs/s', 'bare LevelDB chained batches of the same keys', pairs / peerInsertMs * 1000)
 
-    const probes = Array.from({ length: LOOKUPS }, (_, i) => mhs[(i * 7919) % SHARDS][(i * 104729) % PER_SHARD])
+    // mhs holds SHARDS lists of PER_SHARD multihashes.
+    const probes = Array.from({ length: LOOKUPS }, (_, i) => mhs[(i * 7919) % SHARDS]![(i * 104729) % PER_SHARD]!)
     let found = 0
     t0 = now()
     for (const mh of probes) found += (await index.shardsForMultihash(mh)).length
@@ -89,15 +90,17 @@ async function main (): Promise<void> {
       const hi = new Uint8Array(lo.length + 1)
       hi.set(lo)
       hi[lo.length] = 0xff
-      for await (const _ of peer.keys({ gte: lo, lt: hi })) peerFound++ // eslint-disable-line @typescript-eslint/no-unused-vars
+      for await (const _ of peer.keys({ gte: lo, lt: hi })) peerFound++
     }
     const peerRangeMs = now() - t0
     t0 = now()
-    for (let i = 0; i < probes.length; i++) await peer.get(keyBytes(probes[i], `shard-${(i * 7919) % SHARDS}`))
+    for (const [i, mh] of probes.entries()) await peer.get(keyBytes(mh, `shard-${(i * 7919) % SHARDS}`))
     const peerGetMs = now() - t0
     note('lookups', `${fmt(found)} shard keys found for ${fmt(LOOKUPS)} multihashes (peer range read found ${fmt(peerFound)})`)
-    report('top-level lookup (shardsForMultihash)', LOOKUPS / lookupMs * 1000, 'lookups/s', 'bare LevelDB range read, same bounds', LOOKUPS / peerRangeMs * 1000)
-    report('top-level lookup (shardsForMultihash)', LOOKUPS / lookupMs * 1000, 'lookups/s', 'bare LevelDB point get (floor of one read)', LOOKUPS / peerGetMs * 1000)
+    const lookupsPerSec = LOOKUPS / lookupMs * 1000
+    report('top-level lookup (shardsForMultihash)', lookupsPerSec, 'lookups/s', 'bare LevelDB range read, same bounds', LOOKUPS / peerRangeMs * 1000)
+    report('top-level lookup (shardsForMultihash)', lookupsPerSec, 'lookups/s',
+      'bare LevelDB point get (floor of one read)', LOOKUPS / peerGetMs * 1000)
 
     t0 = now()
     for (let s = 0; s < SHARDS; s++) await index.removeShard(`shard-${s}`, mhs[s])

@@ -58,7 +58,9 @@ async function makeCar (texts: string[]): Promise<{ car: Uint8Array, cids: CID[]
     const bytes = new TextEncoder().encode(text)
     return { cid: CID.createV1(raw.code, await sha256.digest(bytes)), bytes }
   }))
-  const { writer, out } = CarWriter.create([blocks[0].cid])
+  const [root] = blocks
+  if (root === undefined) throw new Error('a CAR needs at least one block')
+  const { writer, out } = CarWriter.create([root.cid])
   const chunks: Uint8Array[] = []
   const collected = (async () => { for await (const chunk of out) chunks.push(chunk) })()
   for (const block of blocks) await writer.put(block)

@@ -32,6 +32,8 @@ export {
   HttpMount, HttpStatusError, HttpLengthMismatchError, HttpTimeoutError, HttpRangeError,
   HttpNetworkError, HttpChangedError, type HttpMountOptions
 } from './storage/mount/http.js'
+// Showing a mount URL: credentials and token-like query parameters hidden.
+export { redactUrl, SECRET_PARAMS } from './base/redact.js'
 
 // Indices and the indexer.
 export type {

@@ -9,7 +9,7 @@ import { toInterfaceBlockstore } from '../src/read/adapter.js'
 import { carBlocks, fixture, unknownCid } from './helpers/fixtures.js'
 import { concatStream, u8 } from './helpers/file-reader.js'
 import { dirSuite, openStore } from './helpers/store.js'
-import { codeOf, rejectsWith } from './helpers/assert.js'
+import { at, codeOf, rejectsWith } from './helpers/assert.js'
 
 const test = dirSuite('interface-blockstore adapter')
 
@@ -25,12 +25,12 @@ test('over an accessor: get/has/getMany/getAll in v7 shapes, byte-identical to C
   const blocks = await carBlocks('sample-v1.car')
 
   // get: a generator of chunks (here exactly one), usable with for await.
-  const gen = bs.get(blocks[0].cid)
+  const gen = bs.get(at(blocks, 0).cid)
   assert.type((gen as AsyncGenerator<Uint8Array>)[Symbol.asyncIterator], 'function')
   const chunks: Uint8Array[] = []
   for await (const c of gen) chunks.push(c)
   assert.is(chunks.length, 1)
-  assert.equal(u8(chunks[0]), u8(blocks[0].bytes))
+  assert.equal(u8(at(chunks, 0)), u8(at(blocks, 0).bytes))
 
   for (const { cid, bytes } of blocks) {
     assert.is(await bs.has(cid), true)
@@ -44,22 +44,22 @@ test('over an accessor: get/has/getMany/getAll in v7 shapes, byte-identical to C
   let i = blocks.length - 1
   for await (const pair of bs.getMany(wanted)) {
     got.push(pair.cid.toString())
-    assert.equal(u8(await concatStream(pair.bytes)), u8(blocks[i--].bytes))
+    assert.equal(u8(await concatStream(pair.bytes)), u8(at(blocks, i--).bytes))
   }
   assert.equal(got, wanted.map((c) => c.toString()))
-  await rejectsWith(drain(bs.getMany([blocks[1].cid, unknownCid])), (e) => {
+  await rejectsWith(drain(bs.getMany([at(blocks, 1).cid, unknownCid])), (e) => {
     assert.is(e.name, 'NotFoundError')
     assert.is(e.code, 'ERR_NOT_FOUND')
     assert.is(e.cause?.name, 'BlockNotFoundError')
   })
   // An early stop leaves no unhandled rejection behind (a missing block in the window).
-  for await (const _ of bs.getMany([blocks[1].cid, unknownCid, blocks[2].cid])) break
+  for await (const _ of bs.getMany([at(blocks, 1).cid, unknownCid, at(blocks, 2).cid])) break
 
   // getAll: every block as written in the CAR, in CAR order.
   const all: Array<[string, Uint8Array]> = []
   for await (const pair of bs.getAll()) all.push([pair.cid.toString(), await concatStream(pair.bytes)])
   assert.equal(all.map(([c]) => c), blocks.map((b) => b.cid.toString()))
-  for (const [j, [, bytes]] of all.entries()) assert.equal(u8(bytes), u8(blocks[j].bytes))
+  for (const [j, [, bytes]] of all.entries()) assert.equal(u8(bytes), u8(at(blocks, j).bytes))
 
   await acc.close()
   await store.close()
@@ -74,7 +74,7 @@ test('missing blocks: NotFoundError with code ERR_NOT_FOUND; writes throw ERR_RE
     assert.is(e.name, 'NotFoundError')
     assert.is(e.code, 'ERR_NOT_FOUND')
   })
-  const { cid, bytes } = (await carBlocks('sample-v1.car'))[0]
+  const { cid, bytes } = at(await carBlocks('sample-v1.car'), 0)
   const readOnly = (e: { code: string, name: string }): void => {
     assert.is(e.code, 'ERR_READ_ONLY')
     assert.is(e.name, 'ReadOnlyError')
@@ -93,7 +93,7 @@ test('an aborted signal stops get, has, getMany and getAll before any work', asy
   await store.register('v1', new FileMount(fixture('sample-v1.car')))
   const acc = await store.acquire('v1')
   const bs = toInterfaceBlockstore(acc.blockstore())
-  const { cid } = (await carBlocks('sample-v1.car'))[0]
+  const { cid } = at(await carBlocks('sample-v1.car'), 0)
   const signal = AbortSignal.abort()
   const aborted = (e: { name: string }): void => { assert.is(e.name, 'AbortError') }
   await rejectsWith(drain(bs.get(cid, { signal })), aborted)
@@ -150,7 +150,7 @@ test('round trip: every block copied from the adapter into blockstore-fs reads b
   const theirs: Uint8Array[] = []
   for await (const pair of fsbs.getMany(copied)) theirs.push(await concatStream(pair.bytes))
   let k = 0
-  for await (const pair of ours.getMany(copied)) assert.equal(u8(await concatStream(pair.bytes)), u8(theirs[k++]))
+  for await (const pair of ours.getMany(copied)) assert.equal(u8(await concatStream(pair.bytes)), u8(at(theirs, k++)))
   assert.is(k, copied.length)
   await fsbs.close()
   await acc.close()

@@ -12,7 +12,7 @@ import { AllShardsBlockstore, type ShardSource } from '../src/read/all-shards.js
 import { carBlocks, fixture, unknownCid } from './helpers/fixtures.js'
 import { u8 } from './helpers/file-reader.js'
 import { dirSuite, openStore, recordTraces, until } from './helpers/store.js'
-import { codeOf, rejectsWith } from './helpers/assert.js'
+import { at, codeOf, rejectsWith } from './helpers/assert.js'
 import type { DAGStore } from '../src/engine/store.js'
 import type { ReadBlockstore, ShardAccessor, Trace } from '../src/base/types.js'
 
@@ -122,7 +122,7 @@ test('maxAccessors 2 with 5 shards: evictions release each accessor exactly once
   const order = ['s0', 's1', 's2', 's0', 's3', 's4', 's4', 's1', 's2', 's3']
   for (const [i, key] of order.entries()) {
     want = key
-    const { cid, bytes } = blocks[i * 7]
+    const { cid, bytes } = at(blocks, i * 7)
     assert.equal(u8(await bs.get(cid)), u8(bytes))
     const cached = bs.cachedShards()
     assert.ok(cached.length <= 2)
@@ -160,7 +160,13 @@ function gatedSource (store: DAGStore): { source: ShardSource, hold: () => void,
       getSize: async (cid) => await inner.getSize(cid),
       allKeys: () => inner.allKeys()
     }
-    return { key: acc.key, blockstore: () => bs, reader: () => acc.reader(), close: async () => { await acc.close() }, [Symbol.asyncDispose]: async () => { await acc.close() } }
+    return {
+      key: acc.key,
+      blockstore: () => bs,
+      reader: () => acc.reader(),
+      close: async () => { await acc.close() },
+      [Symbol.asyncDispose]: async () => { await acc.close() }
+    }
   }
   const source: ShardSource = {
     shardsContainingCid: async (cid) => await store.shardsContainingCid(cid),
@@ -223,15 +229,15 @@ test('TTL expiry releases idle accessors; a used one is kept', async (ctx) => {
   let want = 's0'
   const bs = store.blockstore({ ttlMs: 60, select: () => want })
   const blocks = (await carBlocks('sample-v1.car')).filter((b) => b.cid.multihash.code !== 0)
-  await bs.get(blocks[0].cid)
+  await bs.get(at(blocks, 0).cid)
   want = 's1'
-  await bs.get(blocks[1].cid)
+  await bs.get(at(blocks, 1).cid)
   assert.is(refs(store, 's0'), 1)
   assert.is(refs(store, 's1'), 1)
   // Keep s1 busy past s0's expiry.
   const started = Date.now()
   while (Date.now() - started < 150) {
-    await bs.get(blocks[2].cid)
+    await bs.get(at(blocks, 2).cid)
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
   await until(() => refs(store, 's0') === 0, 's0 to expire', 2000)
@@ -243,7 +249,7 @@ test('TTL expiry releases idle accessors; a used one is kept', async (ctx) => {
   assert.is(count(rec.traces, 'release', 's0'), 1)
   assert.is(count(rec.traces, 'release', 's1'), 1)
   // Expired entries are simply acquired again.
-  await bs.get(blocks[3].cid)
+  await bs.get(at(blocks, 3).cid)
   assert.is(refs(store, 's1'), 1)
   await bs.close()
   assert.is(refs(store, 's1'), 0)
@@ -300,7 +306,7 @@ test('100 concurrent gets in one uncached shard acquire it once', async (ctx) =>
   const bs = store.blockstore()
   const blocks = (await carBlocks('sample-v1.car')).filter((b) => b.cid.multihash.code !== 0).slice(0, 100)
   const got = await Promise.all(blocks.map(async (b) => await bs.get(b.cid)))
-  for (const [i, b] of blocks.entries()) assert.equal(u8(got[i]), u8(b.bytes))
+  for (const [i, b] of blocks.entries()) assert.equal(u8(at(got, i)), u8(b.bytes))
   await settleTraces()
   assert.is(count(rec.traces, 'acquire', 'a'), 1)
   assert.is(refs(store, 'a'), 1)
@@ -350,24 +356,24 @@ test('a shard whose bytes fail while cached is dropped and the others serve; des
   const prefer = (_c: CID, shards: string[]): string | undefined => shards.includes('a') ? 'a' : shards[0]
   const bs = store.blockstore({ select: prefer })
   const blocks = (await carBlocks('sample-v1.car')).filter((b) => b.cid.multihash.code !== 0)
-  assert.equal(u8(await bs.get(blocks[0].cid)), u8(blocks[0].bytes))
+  assert.equal(u8(await bs.get(at(blocks, 0).cid)), u8(at(blocks, 0).bytes))
   assert.equal(bs.cachedShards(), ['a'])
   // The cached reader's bytes vanish behind the store's back.
   await truncate(copy, 0)
-  assert.equal(u8(await bs.get(blocks[1].cid)), u8(blocks[1].bytes))
+  assert.equal(u8(await bs.get(at(blocks, 1).cid)), u8(at(blocks, 1).bytes))
   await until(() => refs(store, 'a') === 0, 'the failing accessor to be released')
   assert.equal(bs.cachedShards(), ['b'])
   // Now 'a' (not in use) can be destroyed; its blocks come from 'b'.
   await store.destroy('a')
-  assert.equal(await store.shardsContainingCid(blocks[2].cid), ['b'])
-  assert.equal(u8(await bs.get(blocks[2].cid)), u8(blocks[2].bytes))
+  assert.equal(await store.shardsContainingCid(at(blocks, 2).cid), ['b'])
+  assert.equal(u8(await bs.get(at(blocks, 2).cid)), u8(at(blocks, 2).bytes))
   // A cached shard is in use: evict it, then destroy; nothing is left to serve the block.
   assert.is(await codeOf(store.destroy('b')), 'ERR_SHARD_IN_USE')
   await bs.evict('b')
   assert.is(refs(store, 'b'), 0)
   await store.destroy('b')
-  assert.is(await bs.has(blocks[3].cid), false)
-  assert.is(await codeOf(bs.get(blocks[3].cid)), 'ERR_NOT_FOUND')
+  assert.is(await bs.has(at(blocks, 3).cid), false)
+  assert.is(await codeOf(bs.get(at(blocks, 3).cid)), 'ERR_NOT_FOUND')
   await bs.close()
   await store.close()
 })
@@ -388,7 +394,7 @@ test('default selection: cached shards answer without a top-level lookup; one th
   }
   const bs = new AllShardsBlockstore(source)
   const blocks = (await carBlocks('sample-v1.car')).filter((b) => b.cid.multihash.code !== 0)
-  assert.equal(u8(await bs.get(blocks[0].cid)), u8(blocks[0].bytes))
+  assert.equal(u8(await bs.get(at(blocks, 0).cid)), u8(at(blocks, 0).bytes))
   assert.is(lookups, 1)
   const [first] = bs.cachedShards()
   for (const b of blocks.slice(1, 20)) {
@@ -401,7 +407,7 @@ test('default selection: cached shards answer without a top-level lookup; one th
   assert.is(lookups, 2, 'a block no cached shard holds is looked up')
   assert.is(first, 'a')
   await truncate(copy, 0)
-  assert.equal(u8(await bs.get(blocks[30].cid)), u8(blocks[30].bytes))
+  assert.equal(u8(await bs.get(at(blocks, 30).cid)), u8(at(blocks, 30).bytes))
   await until(() => refs(store, 'a') === 0, 'the failing accessor to be released')
   assert.equal(bs.cachedShards(), ['b'])
   assert.is(lookups, 3)
@@ -421,7 +427,7 @@ test('a stale top-level answer naming a destroyed shard falls back to the next h
   }
   const { cid, bytes } = await someBlock()
   const tried: string[] = []
-  const bs = new AllShardsBlockstore(source, { select: (_c, shards) => { tried.push(shards[0]); return shards[0] } })
+  const bs = new AllShardsBlockstore(source, { select: (_c, shards) => { tried.push(at(shards, 0)); return shards[0] } })
   assert.equal(u8(await bs.get(cid)), u8(bytes))
   assert.equal(tried, ['gone', 'b'])
   await bs.close()
@@ -465,7 +471,7 @@ test('allKeys yields every shard\'s keys (duplicates repeat), skips errored shar
   for (const k of ['a', 'b']) assert.is(refs(store, k), cached.includes(k) ? 1 : 0)
   // Stopping early releases what the listing acquired.
   for await (const _ of bs.allKeys()) break
-  await bs.evict(cached[0])
+  await bs.evict(at(cached, 0))
   for await (const _ of bs.allKeys()) break
   for (const k of ['a', 'b']) assert.is(refs(store, k), 0)
   // A listing paused by its consumer does not hold up close(), which releases it.

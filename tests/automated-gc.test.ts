@@ -18,7 +18,7 @@ import { StreamMount, type StreamMountOptions } from './helpers/stream-mount.js'
 import { dirSuite, openStore, until, type TestStore } from './helpers/store.js'
 import { encodeCar, makeBlock, patterned, type GeneratedCar } from './helpers/car-gen.js'
 import { serve, standard } from './helpers/http-server.js'
-import { rejectsWith } from './helpers/assert.js'
+import { at, rejectsWith } from './helpers/assert.js'
 
 // ---- shards -----------------------------------------------------------------------------------
 
@@ -32,11 +32,11 @@ function makeCar (seed: number, blocks = BLOCKS_PER_CAR): GeneratedCar {
 
 const CARS = Array.from({ length: 20 }, (_, i) => makeCar(i))
 /** Size of every CAR in CARS (and of its transient). */
-const S = CARS[0].bytes.byteLength
+const S = at(CARS, 0).bytes.byteLength
 for (const c of CARS) if (c.bytes.byteLength !== S) throw new Error('test CARs must all have one size')
 
 const KEYS = 'ABCDEFGHIJKLMNOPQRST'.split('')
-const carOf = (key: string): GeneratedCar => CARS[KEYS.indexOf(key)]
+const carOf = (key: string): GeneratedCar => at(CARS, KEYS.indexOf(key))
 
 function mountFor (key: string, options: StreamMountOptions = {}): StreamMount {
   return new StreamMount(carOf(key).bytes, { chunkSize: 16 * 1024, ...options })
@@ -187,7 +187,9 @@ const roomFor = (n: number): number => n * S + 4096
 function tight (n: number): Pick<GCOptions, 'highWatermark' | 'lowWatermark'> {
   const max = roomFor(n)
   const opts = { highWatermark: 0.999, lowWatermark: 0.99 }
-  if (Math.floor(max * opts.lowWatermark) < n * S || Math.floor(max * opts.highWatermark) < n * S) throw new Error('watermarks too low for the test design')
+  if (Math.floor(max * opts.lowWatermark) < n * S || Math.floor(max * opts.highWatermark) < n * S) {
+    throw new Error('watermarks too low for the test design')
+  }
   return opts
 }
 
@@ -458,7 +460,7 @@ test('unknown size: reservations grow in steps, evicting idle transients (LRU) a
     await store.register('E', h)
     assert.ok(seen.length > steps, `served in many chunks (${seen.length})`)
     assert.equal(seen[0], { served: 0, A: false, B: true }, 'A evicted for the first step, before any byte')
-    assert.equal(seen[seen.length - 1], { served: seen[seen.length - 1].served, A: false, B: true }, 'B still there for the last chunk')
+    assert.equal(seen[seen.length - 1], { served: at(seen, seen.length - 1).served, A: false, B: true }, 'B still there for the last chunk')
     assert.not.ok(await exists(transientPath(ctx.dir, 'B')), 'B evicted for the last step')
     for (const key of ['C', 'D', 'E']) assert.ok(await exists(transientPath(ctx.dir, key)), `${key} kept`)
     assert.equal(await partials(ctx.dir), [])
@@ -525,7 +527,14 @@ test('a registering download held mid-way is never evicted: its .partial survive
   try {
     for (const key of ['A', 'B', 'C']) await store.register(key, mountFor(key))
     let reached = false
-    const xm = new StreamMount(CARS[19].bytes, { chunkSize: 8 * 1024, pause: (served) => { if (served === HOLD_AT) { reached = true; return held.promise } return undefined } })
+    const xm = new StreamMount(at(CARS, 19).bytes, {
+      chunkSize: 8 * 1024,
+      pause: (served) => {
+        if (served !== HOLD_AT) return undefined
+        reached = true
+        return held.promise
+      }
+    })
     const registering = store.register('X', xm)
     registering.catch(() => {})
     await until(() => reached, 'the download to reach the hold point')
@@ -547,7 +556,7 @@ test('a registering download held mid-way is never evicted: its .partial survive
     assert.is(xm.fetchCount, 1)
     assert.ok(await exists(transientPath(ctx.dir, 'X')))
     const acc = await store.acquire('X')
-    for (const b of CARS[19].blocks) assert.equal(new Uint8Array(await acc.blockstore().get(b.cid)), b.bytes)
+    for (const b of at(CARS, 19).blocks) assert.equal(new Uint8Array(await acc.blockstore().get(b.cid)), b.bytes)
     await acc.close()
     await monitor.assertWithin(max)
   } finally {
@@ -573,7 +582,7 @@ test('a re-fetch held mid-way after its accessor closed (idle, available, downlo
     am.options.pause = (served) => { if (served === HOLD_AT) { reached = true; return held.promise } return undefined }
     const acc = await store.acquire('A')
     assert.is(am.fetchCount, 2, 'fetched again')
-    const first = carOf('A').blocks[0]
+    const first = at(carOf('A').blocks, 0)
     assert.equal(new Uint8Array(await acc.blockstore().get(first.cid)), first.bytes, 'a block already on disk')
     await until(() => reached, 'the download to reach the hold point')
     await acc.close()
@@ -617,8 +626,8 @@ test('restart: existing transients count against the bound (the least recently m
   const base = Date.now() / 1000 - 3600
   for (const [i, key] of ['C', 'A', 'D', 'B'].entries()) await utimes(transientPath(ctx.dir, key), base + i * 60, base + i * 60)
   const orphans = [join(transientsDir(ctx.dir), 'orphan.car'), join(transientsDir(ctx.dir), 'f00d.car.partial')]
-  await writeFile(orphans[0], new Uint8Array(3 * S))
-  await writeFile(orphans[1], new Uint8Array(S))
+  await writeFile(at(orphans, 0), new Uint8Array(3 * S))
+  await writeFile(at(orphans, 1), new Uint8Array(S))
 
   const instantiated: StreamMount[] = []
   const s2 = await open(ctx.dir, gc, { stream: { onInstantiate: (m) => { instantiated.push(m) } } })
@@ -675,14 +684,14 @@ test('GC under load: 20 shards, room for 5, 8 workers: the dir stays under its b
   let racedRecovery = 0
   const unexpected: string[] = []
   try {
-    for (const [i, key] of KEYS.entries()) await store.register(key, mounts[i], { lazy: i >= 10 })
+    for (const [i, key] of KEYS.entries()) await store.register(key, at(mounts, i), { lazy: i >= 10 })
 
     const worker = async (id: number): Promise<void> => {
       const rand = lcg(0x5eed + id)
       while (next < TOTAL_OPS) {
         next++
-        const key = KEYS[rand() % KEYS.length]
-        const block = carOf(key).blocks[rand() % BLOCKS_PER_CAR]
+        const key = at(KEYS, rand() % KEYS.length)
+        const block = at(carOf(key).blocks, rand() % BLOCKS_PER_CAR)
         let acc: ShardAccessor
         try {
           acc = await store.acquire(key)
@@ -700,7 +709,9 @@ test('GC under load: 20 shards, room for 5, 8 workers: the dir stays under its b
           refused++
           // Recover before use (another worker may be at it already: not errored then).
           await store.recover(key).then(() => { recovered++ }, (e: unknown) => {
-            if (!isFull(e) && (e as { code?: string }).code !== 'ERR_SHARD_NOT_ERRORED') unexpected.push(`recover ${key}: ${codeChain(e).join(' → ')} ${String(e)}`)
+            if (!isFull(e) && (e as { code?: string }).code !== 'ERR_SHARD_NOT_ERRORED') {
+              unexpected.push(`recover ${key}: ${codeChain(e).join(' → ')} ${String(e)}`)
+            }
           })
           await monitor.sample()
           continue
@@ -762,7 +773,9 @@ class GatedIndexRepo extends MemoryIndexRepo {
   letGo (): void { this.#gate.open() }
 }
 
-async function acquireRacingRecovery (dir: string, letGoWhen: 'index dropped' | 'recovered'): Promise<{ outcome: unknown, store: DAGStore, recovered: Promise<void> }> {
+async function acquireRacingRecovery (
+  dir: string, letGoWhen: 'index dropped' | 'recovered'
+): Promise<{ outcome: unknown, store: DAGStore, recovered: Promise<void> }> {
   const indexRepo = new GatedIndexRepo()
   const { store } = await open(dir, { maxTransientsBytes: roomFor(4), ...tight(4) }, { indexRepo })
   const mount = mountFor('D', { chunkSize: 8 * 1024 })

@@ -11,9 +11,9 @@ import { readCarLayout } from '../src/format/car/layout.js'
 import { SortedIndexBuilder } from '../src/format/index/sorted-index.js'
 import { BlockNotFoundError } from '../src/base/errors.js'
 import type { ShardIndex } from '../src/base/index-types.js'
-import { rejectsWith } from './helpers/assert.js'
+import { at, rejectsWith } from './helpers/assert.js'
 
-interface Opened { reader: TestReader, bs: ShardBlockstore, index: ShardIndex, payloadOffset: number, payloadSize?: number }
+interface Opened { reader: TestReader, bs: ShardBlockstore, index: ShardIndex, payloadOffset: number, payloadSize: number | undefined }
 
 async function openShard (name: string, options: { random?: boolean, headReadSize?: number } = {}): Promise<Opened> {
   const reader = await openTestReader(fixture(name), { random: options.random, chunkSize: 8192 })
@@ -136,9 +136,9 @@ bs('an index that does not match the bytes is detected, not served', async () =>
   const { reader, index } = await openShard('sample-v1.car')
   try {
     const wrong = new SortedIndexBuilder()
-    wrong.add(blocks[3].cid.multihash.bytes, index.get(blocks[4].cid.multihash.bytes) as number)
+    wrong.add(at(blocks, 3).cid.multihash.bytes, index.get(at(blocks, 4).cid.multihash.bytes) as number)
     const store = new ShardBlockstore({ reader, index: wrong.build(), payloadOffset: 0 })
-    await rejectsWith(store.get(blocks[3].cid), (err) => {
+    await rejectsWith(store.get(at(blocks, 3).cid), (err) => {
       assert.is(err.code, 'ERR_INVALID_CAR')
       assert.match(err.message, /different block/)
     })
@@ -164,7 +164,8 @@ bs('allKeys over a truncated shard yields the CIDs before the cut, then ERR_INVA
   const bytes = await readFile(fixture('sample-v1.car'))
   const expected = (await carBlocks('sample-v1.car')).map(({ cid }) => cid.toString())
   const cut = bytes.subarray(0, bytes.length - 10)
-  const store = new ShardBlockstore({ reader: bytesReader(cut, { chunkSize: 1 << 20 }), index: (await indexCar(bytesReader(bytes).stream())).index, payloadOffset: 0 })
+  const { index } = await indexCar(bytesReader(bytes).stream())
+  const store = new ShardBlockstore({ reader: bytesReader(cut, { chunkSize: 1 << 20 }), index, payloadOffset: 0 })
   const keys: string[] = []
   await rejectsWith((async () => { for await (const cid of store.allKeys()) keys.push(cid.toString()) })(), (err) => {
     assert.is(err.code, 'ERR_INVALID_CAR')

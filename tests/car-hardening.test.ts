@@ -2,8 +2,8 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
-import { bytesReader, concatBytes, hex, u8, wrapCarV2 } from './helpers/file-reader.js'
-import { rejectsWith } from './helpers/assert.js'
+import { bytesReader, concatBytes, hex, u8, wrapCarV2, flipBits } from './helpers/file-reader.js'
+import { at, rejectsWith } from './helpers/assert.js'
 import { tempDir } from './helpers/fixtures.js'
 import { openStore } from './helpers/store.js'
 import { blake2b256, encodeCar, encodeHeader, encodeSection, indexMap, makeBlock, oracleIndex, patterned, RAW, strict } from './helpers/car-gen.js'
@@ -18,7 +18,6 @@ import { BlockNotFoundError, InvalidCarError } from '../src/base/errors.js'
 import { BytesMount } from '../src/storage/mount/bytes.js'
 import type { IndexEntry, ShardIndex } from '../src/base/index-types.js'
 import type { MountReader } from '../src/base/mount-types.js'
-
 
 type Mode = [string, () => MountReader, ShardIndexerOptions]
 
@@ -40,14 +39,14 @@ function modes (bytes: Uint8Array): Mode[] {
 }
 
 /** In every mode: InvalidCarError matching `pattern`, at byte `at` when given. */
-async function expectInvalid (bytes: Uint8Array, pattern: RegExp, at?: number, options: ShardIndexerOptions = {}): Promise<void> {
+async function expectInvalid (bytes: Uint8Array, pattern: RegExp, byte?: number, options: ShardIndexerOptions = {}): Promise<void> {
   for (const [label, reader, tuning] of modes(bytes)) {
     await rejectsWith(indexCar(reader(), { ...tuning, ...options }), (err) => {
       assert.instance(err, InvalidCarError, `${label}: ${String(err)}`)
       assert.is(err.code, 'ERR_INVALID_CAR')
       assert.match(err.message, pattern, `${label}: ${err.message as string}`)
       assert.match(err.message, /at byte \d+$/)
-      if (at !== undefined) assert.ok(err.message.endsWith(`at byte ${at}`), `${label}: ${err.message as string} (expected byte ${at})`)
+      if (byte !== undefined) assert.ok(err.message.endsWith(`at byte ${byte}`), `${label}: ${err.message as string} (expected byte ${byte})`)
     })
   }
 }
@@ -67,16 +66,16 @@ function withSection (section: Uint8Array | number[]): Uint8Array {
 const varints = suite('car-hardening: malformed varints')
 
 varints('section length: too long, too large, cut short', async () => {
-  const at = H + good.length
-  await expectInvalid(withSection([...new Array(10).fill(0xff), 0x01]), /malformed section length \(varint longer than 9 bytes\)/, at)
-  await expectInvalid(withSection([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]), /malformed section length \(varint exceeds Number.MAX_SAFE_INTEGER\)/, at)
+  const byte = H + good.length
+  await expectInvalid(withSection([...new Array(10).fill(0xff), 0x01]), /malformed section length \(varint longer than 9 bytes\)/, byte)
+  await expectInvalid(withSection([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]), /malformed section length \(varint exceeds Number.MAX_SAFE_INTEGER\)/, byte)
   // A valid varint, but 2^53 - 1 bytes is over any limit: refused before anything is read.
-  await expectInvalid(withSection([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f]), /section length 9007199254740991 exceeds the limit of 33554432/, at)
-  await expectInvalid(withSection([0x80, 0x80]), /truncated section/, at)
+  await expectInvalid(withSection([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f]), /section length 9007199254740991 exceeds the limit of 33554432/, byte)
+  await expectInvalid(withSection([0x80, 0x80]), /truncated section/, byte)
 })
 
 varints('CID varints: version, codec, multihash code and length', async () => {
-  const at = H + good.length
+  const byte = H + good.length
   const long = new Array(10).fill(0x80)
   const large = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]
   const cases: Array<[number[], RegExp]> = [
@@ -91,8 +90,8 @@ varints('CID varints: version, codec, multihash code and length', async () => {
   for (const [cid, pattern] of cases) {
     const body = [...cid, 1, 2, 3]
     await expectInvalid(withSection([body.length, ...body]), pattern)
-    const [label, reader] = modes(withSection([body.length, ...body]))[0]
-    await rejectsWith(indexCar(reader()), (err) => assert.ok(Number(/at byte (\d+)$/.exec(err.message)?.[1]) >= at, label))
+    const [label, reader] = at(modes(withSection([body.length, ...body])), 0)
+    await rejectsWith(indexCar(reader()), (err) => assert.ok(Number(/at byte (\d+)$/.exec(err.message)?.[1]) >= byte, label))
   }
 })
 
@@ -138,11 +137,11 @@ varints('CARv1 header length: too long, too large, zero, past the limit', async 
 })
 
 varints('unsupported CID versions: 0 written out, 2, 3, huge', async () => {
-  const at = H + good.length
+  const byte = H + good.length
   for (const [version, text] of [[[0x00], '0'], [[0x02], '2'], [[0x03], '3'], [[0x80, 0x80, 0x80, 0x80, 0x80, 0x20], String(2 ** 40)]] as const) {
     const body = [...version, 0x55, 0x12, 0x20, ...new Array(32).fill(1), 9, 9]
     // Named at the CID, just after the one-byte section length.
-    await expectInvalid(withSection([body.length, ...body]), new RegExp(`unsupported CID version ${text}`), at + 1)
+    await expectInvalid(withSection([body.length, ...body]), new RegExp(`unsupported CID version ${text}`), byte + 1)
   }
 })
 
@@ -153,18 +152,19 @@ varints.run()
 const limits = suite('car-hardening: size limits')
 
 limits('an oversize section is refused at its declared length, before any of it is read', async () => {
-  const at = H + good.length
+  const byte = H + good.length
   const len = new Uint8Array(10)
   const n = encodeVarint(33 * 1024 * 1024, len, 0)
-  await expectInvalid(withSection([...len.subarray(0, n), 0x01, 0x55]), /section length 34603008 exceeds the limit of 33554432/, at)
+  await expectInvalid(withSection([...len.subarray(0, n), 0x01, 0x55]), /section length 34603008 exceeds the limit of 33554432/, byte)
   // Configurable, both ways.
   const car = encodeCar([makeBlock('raw', patterned(100, 1)), makeBlock('raw', patterned(3000, 2)), makeBlock('raw', patterned(10, 3))])
-  await expectInvalid(car.bytes, /section length 3036 exceeds the limit of 1000/, car.sections[1].offset, { maxSectionSize: 1000 })
+  await expectInvalid(car.bytes, /section length 3036 exceeds the limit of 1000/, at(car.sections, 1).offset, { maxSectionSize: 1000 })
   const big = encodeCar([makeBlock('raw', patterned(40 * 1024 * 1024, 1))])
   await rejectsWith(indexCar(bytesReader(big.bytes)), (err) => assert.match(err.message, /exceeds the limit of 33554432 at byte \d+/))
   assert.is((await indexCar(bytesReader(big.bytes), { maxSectionSize: 64 * 1024 * 1024 })).index.size, 1)
   const reader = bytesReader(car.bytes)
-  await rejectsWith(createShardIndexer({ maxSectionSize: 1000 })('k', reader, new AbortController().signal), (err) => assert.instance(err, InvalidCarError))
+  const indexer = createShardIndexer({ maxSectionSize: 1000 })
+  await rejectsWith(indexer('k', reader, new AbortController().signal), (err) => assert.instance(err, InvalidCarError))
 })
 
 limits('an oversize header is refused at byte 0; the limit is configurable', async () => {
@@ -177,7 +177,7 @@ limits('an oversize header is refused at byte 0; the limit is configurable', asy
 limits('indexed CIDs are bounded by maxCidSize (default 2 KiB); identity CIDs are not indexed, so not bounded', async () => {
   const longDigest = { cid: CID.createV1(RAW, Digest.create(0x12, new Uint8Array(3000))), bytes: new Uint8Array(5) }
   const car = encodeCar([makeBlock('raw', patterned(10, 1)), longDigest])
-  await expectInvalid(car.bytes, /CID of 3005 bytes exceeds the limit of 2048/, car.sections[1].offset)
+  await expectInvalid(car.bytes, /CID of 3005 bytes exceeds the limit of 2048/, at(car.sections, 1).offset)
   const allowed = await indexCar(bytesReader(car.bytes), { maxCidSize: 4096 })
   assert.is(allowed.index.size, 2)
   const inline = patterned(3000, 5)
@@ -247,9 +247,9 @@ truncation.run()
 
 const v2 = suite('car-hardening: CARv2 headers pointing outside the file')
 
-function setU64 (bytes: Uint8Array, at: number, value: number): Uint8Array {
+function setU64 (bytes: Uint8Array, position: number, value: number): Uint8Array {
   const out = Uint8Array.from(bytes)
-  new DataView(out.buffer).setBigUint64(at, BigInt(value), true)
+  new DataView(out.buffer).setBigUint64(position, BigInt(value), true)
   return out
 }
 
@@ -265,9 +265,9 @@ v2('data offset or size past the end of the file, or overlapping the header', as
   await expectInvalid(setU64(car.bytes, 43, 20), /overlaps the CARv2 header/, 43)
   await expectInvalid(setU64(car.bytes, 35, 3), /smaller than its CARv1 header/)
   // A data size that ends inside a section cuts that section.
-  await expectInvalid(setU64(car.bytes, 35, car.sections[2].offset + 10), /truncated section/, 51 + car.sections[2].offset)
+  await expectInvalid(setU64(car.bytes, 35, at(car.sections, 2).offset + 10), /truncated section/, 51 + at(car.sections, 2).offset)
   // The payload may end early at a section boundary: a smaller CAR (go-car reads only dataSize bytes too).
-  const shorter = setU64(car.bytes, 35, car.sections[3].end)
+  const shorter = setU64(car.bytes, 35, at(car.sections, 3).end)
   for (const [label, reader, tuning] of modes(shorter)) assert.is((await indexCar(reader(), tuning)).sections, 4, label)
 })
 
@@ -300,7 +300,7 @@ function trap (): { car: GeneratedCar, fakeAt: number, victim: Block, fakeData: 
   const carrier = makeBlock('raw', concatBytes([patterned(20, 31), fake, patterned(20, 32)]))
   const blocks = [makeBlock('raw', patterned(100, 33)), carrier, makeBlock('cbor', patterned(500, 34)), victim, makeBlock('v0', patterned(80, 35))]
   const car = encodeCar(blocks, { version: 2, index: false })
-  return { car, fakeAt: car.sections[1].dataOffset + 20, victim, fakeData }
+  return { car, fakeAt: at(car.sections, 1).dataOffset + 20, victim, fakeData }
 }
 
 function entriesOf (car: GeneratedCar): IndexEntry[] {
@@ -311,13 +311,13 @@ function lyingIndices (car: GeneratedCar, fakeAt: number, victim: Block): Array<
   const honest = entriesOf(car)
   const victimIndex = honest.findIndex((e) => hex(e.multihash) === hex(victim.cid.multihash.bytes))
   const swap = honest.map((e) => ({ ...e }))
-  ;[swap[0].offset, swap[2].offset] = [swap[2].offset, swap[0].offset]
+  ;[at(swap, 0).offset, at(swap, 2).offset] = [at(swap, 2).offset, at(swap, 0).offset]
   const intoData = honest.map((e, i) => i === victimIndex ? { ...e, offset: fakeAt } : e)
   const offByOne = honest.map((e, i) => i === 2 ? { ...e, offset: e.offset + 1 } : e)
   const stranger = makeBlock('raw', patterned(9, 99))
-  const extra = [...honest, { multihash: stranger.cid.multihash.bytes, offset: honest[4].offset }]
+  const extra = [...honest, { multihash: stranger.cid.multihash.bytes, offset: at(honest, 4).offset }]
   const missing = honest.filter((_, i) => i !== 2)
-  const elsewhere = honest.map((e, i) => i === 4 ? { ...e, offset: honest[0].offset } : e)
+  const elsewhere = honest.map((e, i) => i === 4 ? { ...e, offset: at(honest, 0).offset } : e)
   return [['swapped offsets', swap], ['an offset into block data, at a forged section', intoData], ['an offset off by one', offByOne],
     ['an entry for a block not in the CAR', extra], ['an entry missing', missing], ['two entries at one offset', elsewhere]]
 }
@@ -386,9 +386,9 @@ atomic('the store hands its repo complete indices only: failures add nothing', a
   try {
     const car = encodeCar(smallBlocks())
     const flipped = Uint8Array.from(car.bytes)
-    flipped[car.sections[4].dataOffset + 3] ^= 1
+    flipBits(flipped, at(car.sections, 4).dataOffset + 3, 1)
     const failing: Array<[string, Uint8Array]> = [
-      ['truncated', car.bytes.subarray(0, car.sections[5].dataOffset + 2)],
+      ['truncated', car.bytes.subarray(0, at(car.sections, 5).dataOffset + 2)],
       ['hash mismatch in the fifth block', flipped],
       ['a bad section after good ones', concatBytes([car.bytes, Uint8Array.of(0x05, 0x02, 0x55, 0x12, 0x01, 0x00)])]
     ]

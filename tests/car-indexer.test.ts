@@ -8,7 +8,7 @@ import { CarWriter } from '@ipld/car/writer'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { fixture } from './helpers/fixtures.js'
-import { bytesReader, concatBytes, hex, openTestReader, wrapCarV2 } from './helpers/file-reader.js'
+import { bytesReader, concatBytes, hex, openTestReader, wrapCarV2, flipBits } from './helpers/file-reader.js'
 import { indexMap, oracleIndex, patterned } from './helpers/car-gen.js'
 import type { TestReader } from './helpers/file-reader.js'
 import { createShardIndexer, defaultShardIndexer, indexCar } from '../src/format/car/indexer.js'
@@ -18,7 +18,7 @@ import { decodeVarint, encodeVarint, readVarint, varintLength, VarintError } fro
 import { encodeMultihashIndexSorted } from '../src/format/index/multihash-index-sorted.js'
 import { ShardBlockstore } from '../src/engine/accessor/blockstore.js'
 import { InvalidCarError } from '../src/base/errors.js'
-import { rejectsWith } from './helpers/assert.js'
+import { at, rejectsWith } from './helpers/assert.js'
 
 // ---- helpers ----------------------------------------------------------------------------------
 
@@ -33,7 +33,7 @@ function identityCid (bytes: Uint8Array, codec = 0x55): CID {
 
 interface Block { cid: CID, bytes: Uint8Array }
 
-async function writeCar (blocks: Block[], roots: CID[] = blocks.length > 0 ? [blocks[0].cid] : []): Promise<Uint8Array> {
+async function writeCar (blocks: Block[], roots: CID[] = blocks.length > 0 ? [at(blocks, 0).cid] : []): Promise<Uint8Array> {
   const { writer, out } = CarWriter.create(roots)
   const parts: Uint8Array[] = []
   const collecting = (async () => { for await (const c of out) parts.push(c) })()
@@ -43,12 +43,12 @@ async function writeCar (blocks: Block[], roots: CID[] = blocks.length > 0 ? [bl
   return concatBytes(parts)
 }
 
-
-function assertInvalidCar (err: any, pattern?: RegExp): void {
+function assertInvalidCar (err: unknown, pattern?: RegExp): void {
   assert.instance(err, InvalidCarError)
-  assert.is(err.code, 'ERR_INVALID_CAR')
-  assert.match(err.message, /at byte \d+/)
-  if (pattern !== undefined) assert.match(err.message, pattern)
+  const { code, message } = err as InvalidCarError
+  assert.is(code, 'ERR_INVALID_CAR')
+  assert.match(message, /at byte \d+/)
+  if (pattern !== undefined) assert.match(message, pattern)
 }
 
 const CHUNK_SIZES = [1, 2, 3, 7, 31, 100, 4096, 65536, 1 << 22]
@@ -203,8 +203,10 @@ corrupt.before(async () => {
 
 corrupt('a truncated section names the byte offset where the section starts', async () => {
   const sections: Array<{ offset: number, dataOffset: number, end: number }> = []
-  for await (const e of await CarIndexer.fromBytes(v1Bytes)) sections.push({ offset: e.offset, dataOffset: e.blockOffset, end: e.blockOffset + e.blockLength })
-  const picks = [sections[0], sections[10], sections[500], sections[sections.length - 1]]
+  for await (const e of await CarIndexer.fromBytes(v1Bytes)) {
+    sections.push({ offset: e.offset, dataOffset: e.blockOffset, end: e.blockOffset + e.blockLength })
+  }
+  const picks = [at(sections, 0), at(sections, 10), at(sections, 500), at(sections, sections.length - 1)]
   for (const s of picks) {
     // Cut inside the length varint / CID, and inside the block data.
     for (const cut of [s.offset + 1, s.offset + 5, s.dataOffset + 1, s.end - 1]) {
@@ -259,10 +261,10 @@ corrupt('an inconsistent or undecodable embedded index is rejected; the scanned 
   const wrapped = await readFile(fixture('sample-wrapped-v2.car'))
   // An offset byte of the first entry (30 bytes of headers + 32 digest bytes in).
   const wrongOffset = Uint8Array.from(wrapped)
-  wrongOffset[479958 + 30 + 32] ^= 0x01
+  flipBits(wrongOffset, 479958 + 30 + 32, 0x01)
   // A digest byte.
   const wrongDigest = Uint8Array.from(wrapped)
-  wrongDigest[479958 + 30 + 5] ^= 0x80
+  flipBits(wrongDigest, 479958 + 30 + 5, 0x80)
   // Truncated index.
   const truncated = wrapped.subarray(0, wrapped.length - 3)
   // Index offset inside the payload.
@@ -325,7 +327,7 @@ function assortedBlocks (): Block[] {
   const codecs = [0x55, 0x71, 0x70]
   sizes.forEach((size, i) => {
     const bytes = patterned(size, i + 1)
-    blocks.push({ cid: sha256Cid(bytes, codecs[i % codecs.length]), bytes })
+    blocks.push({ cid: sha256Cid(bytes, at(codecs, i % codecs.length)), bytes })
   })
   // CIDv0 (dag-pb, sha2-256).
   const pb = patterned(300, 99)
@@ -335,8 +337,8 @@ function assortedBlocks (): Block[] {
   blocks.push({ cid: identityCid(inline), bytes: inline })
   blocks.push({ cid: identityCid(new Uint8Array(0), 0x71), bytes: new Uint8Array(0) })
   // A duplicate block and the same multihash under another codec: one index entry, the first offset.
-  blocks.push(blocks[4])
-  blocks.push({ cid: CID.createV1(0x71, blocks[6].cid.multihash), bytes: blocks[6].bytes })
+  blocks.push(at(blocks, 4))
+  blocks.push({ cid: CID.createV1(0x71, at(blocks, 6).cid.multihash), bytes: at(blocks, 6).bytes })
   // A 1 KiB tail so the big blocks are not last.
   const tail = patterned(1024, 1234)
   blocks.push({ cid: sha256Cid(tail, 0x55), bytes: tail })
@@ -374,7 +376,7 @@ generated('generated CARv2: padded, with our own embedded index (adopted) and wi
   const oracle = await oracleIndex(v1)
   const scanned = (await indexCar(bytesReader(v1).stream())).index
   const embedded = encodeMultihashIndexSorted(scanned)
-  for (const [padBefore, padAfter] of [[0, 0], [100, 7], [5000, 70000]]) {
+  for (const [padBefore, padAfter] of [[0, 0], [100, 7], [5000, 70000]] as const) {
     const withIndex = wrapCarV2(v1, embedded, { padBefore, padAfter })
     const r1 = await indexCar(bytesReader(withIndex, { chunkSize: 333 }).stream())
     assert.is(r1.embeddedIndex, 'adopted', r1.embeddedIndexError?.message)
@@ -429,7 +431,9 @@ const parts = suite('car-indexer: sections and varints')
 parts('readSections yields what CarIndexer reports, CID bytes included', async () => {
   const bytes = await readFile(fixture('sample-v1.car'))
   const expected: Array<{ cid: string, offset: number, length: number, blockOffset: number, blockLength: number }> = []
-  for await (const e of await CarIndexer.fromBytes(bytes)) expected.push({ cid: e.cid.toString(), offset: e.offset, length: e.length, blockOffset: e.blockOffset, blockLength: e.blockLength })
+  for await (const e of await CarIndexer.fromBytes(bytes)) {
+    expected.push({ cid: e.cid.toString(), offset: e.offset, length: e.length, blockOffset: e.blockOffset, blockLength: e.blockLength })
+  }
   for (const chunkSize of [1, 17, 65536]) {
     const got = []
     for await (const s of readSections(bytesReader(bytes, { chunkSize }).stream(), { skipHeader: true })) {
@@ -461,7 +465,8 @@ parts('SectionParser: the limit ends the payload inside a chunk', () => {
   assert.ok(p.done)
   assert.equal(seen, [0, 6])
   const q = new SectionParser(() => {}, { limit: 9 })
-  assert.throws(() => q.push(concatBytes([section, section])), (err: any) => err.code === 'ERR_INVALID_CAR' && /truncated section.*at byte 6/.test(err.message))
+  assert.throws(() => q.push(concatBytes([section, section])),
+    (err: InvalidCarError) => err.code === 'ERR_INVALID_CAR' && /truncated section.*at byte 6/.test(err.message))
 })
 
 parts('varint: decode, bounds and errors', () => {
@@ -471,10 +476,10 @@ parts('varint: decode, bounds and errors', () => {
   assert.equal(decodeVarint(Uint8Array.of(9, 0x80, 0x01), 1), { value: 128, length: 2 })
   const out = { value: 0, length: 0 }
   assert.not.ok(readVarint(Uint8Array.of(0x80, 0x80), 0, 2, out))
-  assert.throws(() => decodeVarint(Uint8Array.of(0x80)), (e: any) => e instanceof VarintError && e.reason === 'truncated')
-  assert.throws(() => decodeVarint(new Uint8Array(10).fill(0x80)), (e: any) => e instanceof VarintError && e.reason === 'too-long')
-  assert.throws(() => readVarint(new Uint8Array(9).fill(0x80), 0, 9, out), (e: any) => e instanceof VarintError && e.reason === 'too-long')
-  assert.throws(() => decodeVarint(Uint8Array.of(0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01)), (e: any) => e.reason === 'too-large')
+  assert.throws(() => decodeVarint(Uint8Array.of(0x80)), (e: unknown) => e instanceof VarintError && e.reason === 'truncated')
+  assert.throws(() => decodeVarint(new Uint8Array(10).fill(0x80)), (e: unknown) => e instanceof VarintError && e.reason === 'too-long')
+  assert.throws(() => readVarint(new Uint8Array(9).fill(0x80), 0, 9, out), (e: unknown) => e instanceof VarintError && e.reason === 'too-long')
+  assert.throws(() => decodeVarint(Uint8Array.of(0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01)), (e: VarintError) => e.reason === 'too-large')
   fc.assert(fc.property(fc.maxSafeNat(), (n) => {
     const buf = new Uint8Array(10)
     const len = encodeVarint(n, buf, 1)

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { fixture, tempDir } from './helpers/fixtures.js'
 import { bytesReader, openTestReader, u8 } from './helpers/file-reader.js'
 import type { TestReader } from './helpers/file-reader.js'
-import { rejectsWith } from './helpers/assert.js'
+import { at, rejectsWith } from './helpers/assert.js'
 import { encodeCar, indexMap, makeBlock, oracleIndex, patterned, randomCid, sectionHead, sparseReader } from './helpers/car-gen.js'
 import type { Block, Segment } from './helpers/car-gen.js'
 import { createShardIndexer, indexCar } from '../src/format/car/indexer.js'
@@ -16,7 +16,6 @@ import { ShardBlockstore } from '../src/engine/accessor/blockstore.js'
 import { openFileReader } from '../src/storage/transients/file-reader.js'
 import { InvalidCarError } from '../src/base/errors.js'
 import type { MountReader } from '../src/base/mount-types.js'
-
 
 /** Tunings that push every branch: tiny windows and probes split headers; a low threshold probes small sections. */
 const TUNINGS: ShardIndexerOptions[] = [
@@ -107,7 +106,7 @@ skipping('a CAR cut anywhere inside a jumped-over block is truncated, naming tha
   const blocks = [makeBlock('raw', patterned(100, 1)), ...bigBlocks(3, 200_000, 2), makeBlock('raw', patterned(100, 9))]
   for (const version of [1, 2] as const) {
     const car = encodeCar(blocks, { version, index: false })
-    const s = car.sections[2]
+    const s = at(car.sections, 2)
     const cuts = [s.dataOffset + 1, s.dataOffset + 5000, s.end - 2, s.end - 1]
     for (const cut of cuts) {
       for (const tuning of [{}, { skipThreshold: 1 }, { probeSize: 16, skipThreshold: 1000 }]) {
@@ -122,7 +121,7 @@ skipping('a CAR cut anywhere inside a jumped-over block is truncated, naming tha
     }
     // Exactly at a section's end is a complete (shorter) CARv1.
     if (version === 1) {
-      const result = await indexCar(bytesReader(car.bytes.subarray(0, car.sections[3].end)))
+      const result = await indexCar(bytesReader(car.bytes.subarray(0, at(car.sections, 3).end)))
       assert.is(result.sections, 4)
     }
   }
@@ -132,7 +131,8 @@ skipping('a file cut inside a big block, through the production FileReader (read
   const { dir, cleanup } = await tempDir()
   try {
     const car = encodeCar([makeBlock('raw', patterned(100, 1)), ...bigBlocks(3, 300_000, 2)])
-    for (const [i, cut] of [[1, car.sections[1].end - 1], [2, car.sections[2].dataOffset + 10], [3, car.sections[3].end - 300]] as const) {
+    const cuts = [[1, at(car.sections, 1).end - 1], [2, at(car.sections, 2).dataOffset + 10], [3, at(car.sections, 3).end - 300]] as const
+    for (const [i, cut] of cuts) {
       const path = join(dir, `cut-${cut}.car`)
       await writeFile(path, car.bytes.subarray(0, cut))
       const reader = await openFileReader(path)
@@ -140,7 +140,7 @@ skipping('a file cut inside a big block, through the production FileReader (read
         for (const tuning of [{}, { skipThreshold: 1 }, { windowSize: 1000, probeSize: 50 }]) {
           await rejectsWith(indexCar(reader, tuning), (err) => {
             assert.instance(err, InvalidCarError, String(err))
-            assert.ok(err.message.endsWith(`at byte ${car.sections[i].offset}`), err.message)
+            assert.ok(err.message.endsWith(`at byte ${at(car.sections, i).offset}`), err.message)
           })
         }
       } finally {
@@ -162,7 +162,9 @@ skipping('a reader without a size: CARv2 index read in pieces', async () => {
 })
 
 /** `inner` (stream, close, size) with its positional reads going through `read`. */
-function withRead (inner: TestReader, read: (innerRead: NonNullable<MountReader['read']>, position: number, length: number) => Promise<Uint8Array>): MountReader {
+function withRead (
+  inner: TestReader, read: (innerRead: NonNullable<MountReader['read']>, position: number, length: number) => Promise<Uint8Array>
+): MountReader {
   const innerRead = inner.read as NonNullable<MountReader['read']>
   return { size: inner.size, stream: inner.stream, close: inner.close, read: async (position, length) => await read(innerRead, position, length) }
 }
@@ -207,7 +209,9 @@ interface Huge { size: number, segments: Segment[], small: Array<{ block: Block,
  * A CARv1 payload: header, a 4.5 GiB block of zeros, three small real blocks, a 3 GiB block,
  * two more small blocks; at `at` (absolute). Only headers and small blocks are real bytes.
  */
-function hugePayload (at: number): { segments: Segment[], small: Array<{ block: Block, offset: number }>, length: number, giants: Array<{ offset: number, cidMultihash: Uint8Array }> } {
+function hugePayload (at: number): {
+  segments: Segment[], small: Array<{ block: Block, offset: number }>, length: number, giants: Array<{ offset: number, cidMultihash: Uint8Array }>
+} {
   const segments: Segment[] = []
   const small: Array<{ block: Block, offset: number }> = []
   const giants: Array<{ offset: number, cidMultihash: Uint8Array }> = []

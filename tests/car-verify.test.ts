@@ -8,9 +8,9 @@ import * as Digest from 'multiformats/hashes/digest'
 import { from as hasherFrom } from 'multiformats/hashes/hasher'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { fixture } from './helpers/fixtures.js'
-import { bytesReader, hex, u8 } from './helpers/file-reader.js'
+import { bytesReader, hex, u8, flipBits } from './helpers/file-reader.js'
 import type { TestReader } from './helpers/file-reader.js'
-import { rejectsWith } from './helpers/assert.js'
+import { at, rejectsWith } from './helpers/assert.js'
 import { BLAKE2B_256, blake2b, blake2b256, encodeCar, makeBlock, patterned, RAW } from './helpers/car-gen.js'
 import type { Block, GeneratedCar } from './helpers/car-gen.js'
 import { createShardIndexer, indexCar } from '../src/format/car/indexer.js'
@@ -18,11 +18,12 @@ import type { ShardIndexerOptions } from '../src/format/car/indexer.js'
 import { ShardBlockstore } from '../src/engine/accessor/blockstore.js'
 import { InvalidCarError, UnsupportedHashError } from '../src/base/errors.js'
 
-
 /** Streams at awkward chunk sizes (blocks split across chunks) and positional reads at awkward windows. */
 function readers (bytes: Uint8Array): Array<[string, () => TestReader, ShardIndexerOptions]> {
   // Byte-sized chunks cost a promise each: only for small CARs.
-  const tiny: Array<[string, () => TestReader, ShardIndexerOptions]> = bytes.length <= 50_000 ? [['stream 1', () => bytesReader(bytes, { random: false, chunkSize: 1 }), {}]] : []
+  const tiny: Array<[string, () => TestReader, ShardIndexerOptions]> = bytes.length <= 50_000
+    ? [['stream 1', () => bytesReader(bytes, { random: false, chunkSize: 1 }), {}]]
+    : []
   return [
     ...tiny,
     ['stream 7,300,2', () => bytesReader(bytes, { random: false, chunks: [7, 300, 2] }), {}],
@@ -106,8 +107,16 @@ ok('generated CARs of every CID kind and size verify, v1 and v2, at every chunki
 
 ok('asynchronous hashers, and a hasher replacing a built-in, are used', async () => {
   let calls = 0
-  const asyncBlake = hasherFrom({ name: 'blake2b-256', code: BLAKE2B_256, encode: async (input: Uint8Array) => { calls++; return blake2b(input, 32) as Uint8Array<ArrayBuffer> } })
-  const countingSha = hasherFrom({ name: 'sha2-256', code: 0x12, encode: (input: Uint8Array) => { calls++; return createHash('sha256').update(input).digest() as Uint8Array<ArrayBuffer> } })
+  const asyncBlake = hasherFrom({
+    name: 'blake2b-256',
+    code: BLAKE2B_256,
+    encode: async (input: Uint8Array) => { calls++; return blake2b(input, 32) as Uint8Array<ArrayBuffer> }
+  })
+  const countingSha = hasherFrom({
+    name: 'sha2-256',
+    code: 0x12,
+    encode: (input: Uint8Array) => { calls++; return createHash('sha256').update(input).digest() as Uint8Array<ArrayBuffer> }
+  })
   const blocks = assorted()
   const car = encodeCar(blocks)
   const expected = blocks.filter((b) => b.cid.multihash.code === BLAKE2B_256 || b.cid.multihash.code === 0x12).length
@@ -120,7 +129,7 @@ ok('asynchronous hashers, and a hasher replacing a built-in, are used', async ()
   const bad = Uint8Array.from(car.bytes)
   const s = car.sections.find((x) => x.block.cid.multihash.code === BLAKE2B_256 && x.dataLength > 100)
   assert.ok(s !== undefined)
-  bad[s.dataOffset + 50] ^= 1
+  flipBits(bad, s.dataOffset + 50, 1)
   for (const [, reader, tuning] of readers(bad)) {
     await rejectsWith(indexCar(reader(), { ...tuning, verifyHashes: true, hashers: [asyncBlake] }), (err) => {
       assertInvalid(err, new RegExp(`block hash mismatch for ${s.block.cid.toString()} at byte ${s.offset}$`))
@@ -147,9 +156,10 @@ ok.run()
 const bad = suite('car-verify: wrong data is caught')
 
 function flipData (car: GeneratedCar, i: number, where: number): Uint8Array {
-  const s = car.sections[i]
+  const s = at(car.sections, i)
   const out = Uint8Array.from(car.bytes)
-  out[car.payloadOffset + s.dataOffset + Math.min(where, s.dataLength - 1)] ^= 0x40
+  const position = car.payloadOffset + s.dataOffset + Math.min(where, s.dataLength - 1)
+  flipBits(out, position, 0x40)
   return out
 }
 
@@ -157,8 +167,7 @@ bad('one flipped data byte in any block → "block hash mismatch for <CID> at by
   const blocks = assorted([1, 200, 4096, 70_000])
   for (const version of [1, 2] as const) {
     const car = encodeCar(blocks, { version, padBefore: 17 })
-    for (let i = 0; i < car.sections.length; i++) {
-      const s = car.sections[i]
+    for (const [i, s] of car.sections.entries()) {
       if (s.dataLength === 0) continue
       for (const where of [0, Math.floor(s.dataLength / 2), s.dataLength - 1]) {
         const bytes = flipData(car, i, where)
@@ -181,7 +190,7 @@ bad('an unknown hash function is ERR_UNSUPPORTED_HASH, naming its code and the s
   const car = encodeCar([makeBlock('raw', patterned(10, 1)), murmur])
   for (const [, reader, tuning] of readers(car.bytes)) {
     await rejectsWith(indexCar(reader(), { ...tuning, verifyHashes: true }), (err) => {
-      assertUnverifiable(err, new RegExp(`no hasher for multihash code 0x22 at byte ${car.sections[1].offset}$`))
+      assertUnverifiable(err, new RegExp(`no hasher for multihash code 0x22 at byte ${at(car.sections, 1).offset}$`))
     })
   }
 })
@@ -218,7 +227,7 @@ bs('serves intact blocks, refuses blocks whose bytes changed after indexing', as
   const plain = new ShardBlockstore({ reader: bytesReader(changed), index, payloadOffset: 0 })
   const checking = new ShardBlockstore({ reader: bytesReader(changed), index, payloadOffset: 0, verifyHashes: true, hashers: [blake2b256] })
   for (let i = 0; i < blocks.length; i++) {
-    const { cid, bytes } = blocks[i]
+    const { cid, bytes } = at(blocks, i)
     if (i === 10) {
       assert.not.equal(u8(await plain.get(cid)), u8(bytes), 'without verification the changed bytes are served')
       await rejectsWith(checking.get(cid), (err) => assertInvalid(err, /block hash mismatch/))
@@ -235,7 +244,8 @@ bs('serves intact blocks, refuses blocks whose bytes changed after indexing', as
   assert.ok(sha256.code === 0x12)
   const murmur = { cid: CID.createV1(RAW, Digest.create(0x22, new Uint8Array(16))), bytes: patterned(40, 9) }
   const odd = encodeCar([murmur])
-  const oddStore = new ShardBlockstore({ reader: bytesReader(odd.bytes), index: (await indexCar(bytesReader(odd.bytes))).index, payloadOffset: 0, verifyHashes: true })
+  const oddIndex = (await indexCar(bytesReader(odd.bytes))).index
+  const oddStore = new ShardBlockstore({ reader: bytesReader(odd.bytes), index: oddIndex, payloadOffset: 0, verifyHashes: true })
   await rejectsWith(oddStore.get(murmur.cid), (err) => assertUnverifiable(err, /no hasher for multihash code 0x22/))
 })
 

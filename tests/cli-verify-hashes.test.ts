@@ -58,8 +58,16 @@ test('direct mode: a local file is verified only with all; a URL by default and 
     // recover re-indexes with the setting it is given.
     ok(await cli(['recover', 'http-default', '--verify-hashes', 'none', ...d]), 'recover, none')
     const ls = await cli(['ls', ...d])
-    const states = Object.fromEntries((JSON.parse(ls.stdout) as { shards: Array<{ key: string, state: string }> }).shards.map((s) => [s.key, s.state]))
-    assert.equal(states, { 'file-all': 'errored', 'file-default': 'available', 'file-remote': 'available', 'http-all': 'errored', 'http-default': 'available', 'http-none': 'available' })
+    const { shards } = JSON.parse(ls.stdout) as { shards: Array<{ key: string, state: string }> }
+    const states = Object.fromEntries(shards.map((s) => [s.key, s.state]))
+    assert.equal(states, {
+      'file-all': 'errored',
+      'file-default': 'available',
+      'file-remote': 'available',
+      'http-all': 'errored',
+      'http-default': 'available',
+      'http-none': 'available'
+    })
   } finally {
     await srv?.close()
   }

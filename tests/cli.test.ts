@@ -12,16 +12,19 @@ import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { DAGStore } from '../src/engine/store.js'
 import { carBlocks, fixture } from './helpers/fixtures.js'
-import { dirSuite } from './helpers/store.js'
-import { CLI, cli, cliEnv, hasStack, readServeJson, spawnCli, spawnServe, startCli, startServe, type CliResult, type InProcess, type Running } from './helpers/cli.js'
+import { dirSuite, until } from './helpers/store.js'
+import {
+  CLI, cli, cliEnv, hasStack, readServeJson, spawnCli, spawnServe, startCli, startServe, type CliResult, type InProcess, type Running
+} from './helpers/cli.js'
 import { serve as serveHttp, standard } from './helpers/http-server.js'
+import { at } from './helpers/assert.js'
 
 const test = dirSuite('cli')
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const sample = await readFile(fixture('sample-v1.car'))
 const blocks = await carBlocks('sample-v1.car')
-const first = blocks[0]
-const last = blocks[blocks.length - 1]
+const first = at(blocks, 0)
+const last = at(blocks, blocks.length - 1)
 
 /** Copies fixtures into `<dir>/cars` (so they are below an allow-root there). */
 async function cars (dir: string, files: Record<string, string>): Promise<string> {
@@ -42,9 +45,10 @@ function errorLine (r: CliResult, exitCode: number, code: string): string {
   assert.is(r.code, exitCode, `exit ${String(r.code)}, stderr: ${r.stderr}`)
   const lines = r.stderr.split('\n').filter((l) => l !== '')
   assert.is(lines.length, 1, `one line on stderr: ${r.stderr}`)
-  assert.ok(lines[0].startsWith(`dagstore: ${code}: `), lines[0])
+  const line = at(lines, 0)
+  assert.ok(line.startsWith(`dagstore: ${code}: `), line)
   assert.not.ok(hasStack(r.stderr))
-  return lines[0]
+  return line
 }
 
 /** GET like curl (Accept: *\/*); body bytes and status. */
@@ -85,15 +89,16 @@ test('direct mode: register, ls, info, find, get, gc, recover, destroy, as table
   ok(r, 'ls')
   const rows = r.stdout.trimEnd().split('\n').map((l) => l.split(/\s{2,}/))
   assert.equal(rows[0], ['KEY', 'STATE', 'REFS', 'SIZE', 'ERROR'])
-  assert.equal(rows[1].slice(0, 4), ['junk', 'errored', '0', '1.0 KiB'])
-  assert.match(rows[1][4], /^ERR_INVALID_CAR: /)
+  assert.equal(at(rows, 1).slice(0, 4), ['junk', 'errored', '0', '1.0 KiB'])
+  assert.match(at(at(rows, 1), 4), /^ERR_INVALID_CAR: /)
   assert.equal(rows[2], ['sample-v1', 'available', '0', '468.7 KiB'])
   r = await cli(['ls', '--json', ...d])
   ok(r, 'ls --json')
   const { shards } = JSON.parse(r.stdout)
   assert.equal(shards.map((s: { key: string }) => s.key), ['junk', 'sample-v1'])
   assert.is(shards[0].error.code, 'ERR_INVALID_CAR')
-  assert.equal(shards[1], { key: 'sample-v1', state: 'available', refs: 0, url: pathToFileURL(join(root, 'sample-v1.car')).href, size: sample.byteLength, blocks: shards[1].blocks })
+  const url = pathToFileURL(join(root, 'sample-v1.car')).href
+  assert.equal(shards[1], { key: 'sample-v1', state: 'available', refs: 0, url, size: sample.byteLength, blocks: shards[1].blocks })
   assert.ok(shards[1].blocks > 1000)
 
   r = await cli(['info', 'sample-v1', '--json', ...d])
@@ -224,7 +229,7 @@ test('import: plain lines without a TTY, keys from paths below the folder, exist
   const root = await cars(dir, { 'a.car': 'sample-v1.car', 'sub/b.car': 'sample-wrapped-v2.car', 'bad.car': 'junk.dat', 'notes.dat': 'junk.dat' })
   let r = await cli(['import', root, '--dir', repo])
   assert.is(r.code, 1, r.stderr)
-  assert.not.match(r.stdout + r.stderr, /\x1b\[/, 'no progress bar escapes')
+  assert.not.match(r.stdout + r.stderr, '\x1b[', 'no progress bar escapes')
   const lines = r.stdout.trimEnd().split('\n')
   assert.equal(lines.slice(0, -1).map((l) => l.split(' ').slice(0, 2).join(' ')).sort(), ['failed bad:', 'registered a', 'registered sub/b'])
   assert.match(r.stdout, /^failed bad: ERR_SHARD_INITIALIZATION_FAILED: /m)
@@ -323,23 +328,23 @@ test('destroy --drain: through serve while the gateway keeps reading the shard, 
   const { serve, url } = await startServe(repo, ['--allow-root', root])
   try {
     ok(await cli(['register', join(root, 'sample-v1.car'), ...d]), 'register through serve')
-    let stopped = false
+    const stopped = new AbortController()
     const statuses = new Set<number>()
     let served = 0
     const readers = [1, 2, 3].map(async (w) => {
-      for (let i = w; !stopped; i += 3) {
-        const r = await fetchBytes(`${url}/ipfs/${blocks[i % blocks.length].cid.toString()}?format=raw`)
+      for (let i = w; !stopped.signal.aborted; i += 3) {
+        const r = await fetchBytes(`${url}/ipfs/${at(blocks, i % blocks.length).cid.toString()}?format=raw`)
         statuses.add(r.status)
         if (r.status === 200) served++
       }
     })
     try {
-      while (served < 10) await new Promise((resolve) => setImmediate(resolve))
+      await until(() => served >= 10, 'the gateway to serve the shard')
       const r = await cli(['destroy', 'sample-v1', '--drain', '--json', ...d])
       ok(r, 'destroy --drain through serve')
       assert.equal(JSON.parse(r.stdout), { key: 'sample-v1', destroyed: true })
     } finally {
-      stopped = true
+      stopped.abort()
       await Promise.all(readers)
     }
     assert.equal([...statuses].filter((s) => s !== 200 && s !== 404), [], 'blocks were served, then not found')
@@ -368,7 +373,8 @@ test('a stale serve.json is ignored by commands and replaced by serve; --token a
   try {
     let started = await startServe(repo, ['--token', 'custom-token_1'])
     running = started.serve
-    assert.equal(await readServeJson(repo), { pid: running.pid, url: started.url, auth: 'token', startedAt: (await readServeJson(repo))?.startedAt })
+    const serveJson = await readServeJson(repo)
+    assert.equal(serveJson, { pid: running.pid, url: started.url, auth: 'token', startedAt: serveJson?.startedAt })
     // The token was given to serve, not written to the repo: clients need it too.
     errorLine(await cli(['ls', ...d]), 1, 'ERR_UNAUTHORIZED')
     ok(await cli(['ls', ...d], { env: { DAGSTORE_TOKEN: 'custom-token_1' } }), 'ls with DAGSTORE_TOKEN')
@@ -470,13 +476,14 @@ test('npm start: serves, imports the sample (idempotently), prints a curl-able b
   // The script's node part (the build before it has run already).
   const m = /^npm run build && node dist\/src\/app\/cli\/main\.js (.+)$/.exec(pkg.scripts.start)
   assert.ok(m !== null, pkg.scripts.start)
-  const args = (m as RegExpExecArray)[1].split(/\s+/)
+  const args = at(m as RegExpExecArray, 1).split(/\s+/)
   const env = { DAGSTORE_DIR: join(dir, 'repo'), DAGSTORE_LISTEN: '127.0.0.1:0' }
   for (const action of ['registered', 'present']) {
     const start = spawnCli(args, { cwd: ROOT, env })
     try {
       await start.waitFor(new RegExp(`sample shard "sample-v1" ${action}`))
-      const [, url, cid] = await start.waitFor(/^(http:\/\/127\.0\.0\.1:\d+\/ipfs\/(\S+))$/m)
+      const printed = await start.waitFor(/^(http:\/\/127\.0\.0\.1:\d+\/ipfs\/(\S+))$/m)
+      const [url, cid] = [at(printed, 1), at(printed, 2)]
       assert.is(cid, first.cid.toString())
       const res = await fetchBytes(url)
       assert.is(res.status, 200)

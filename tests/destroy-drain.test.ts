@@ -125,7 +125,10 @@ test('close() while draining: the destroy gets ERR_STORE_CLOSED and the shard is
 
 const TOKEN = 'drain-token_0123456789'
 
-async function admin (server: DagstoreServer, method: string, path: string, signal?: AbortSignal): Promise<{ status: number, json: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Json = any
+
+async function admin (server: DagstoreServer, method: string, path: string, signal?: AbortSignal): Promise<{ status: number, json: Json }> {
   const init: RequestInit = { method, headers: { authorization: `Bearer ${TOKEN}` } }
   if (signal !== undefined) init.signal = signal
   const res = await fetch(`http://${server.host}:${server.port}${path}`, init)
@@ -135,16 +138,16 @@ async function admin (server: DagstoreServer, method: string, path: string, sign
 /** Gateway requests for the shard's blocks, `workers` at a time, until stopped; statuses counted. */
 function load (server: DagstoreServer, workers: number): { statuses: Map<number, number>, stop: () => Promise<void> } {
   const statuses = new Map<number, number>()
-  let stopped = false
+  const stopped = new AbortController()
   const loops = Array.from({ length: workers }, async (_, w) => {
-    for (let i = w; !stopped; i += workers) {
+    for (let i = w; !stopped.signal.aborted; i += workers) {
       const block = blocks[i % blocks.length]!
       const res = await fetch(`http://${server.host}:${server.port}/ipfs/${block.cid.toString()}?format=raw`)
       await res.arrayBuffer()
       statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1)
     }
   })
-  return { statuses, stop: async () => { stopped = true; await Promise.all(loops) } }
+  return { statuses, stop: async () => { stopped.abort(); await Promise.all(loops) } }
 }
 
 async function blockStatus (server: DagstoreServer, i: number): Promise<number> {

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url'
 import { CODE, ERROR_CODES, HTTP_STATUS_CODES, errorCodeInfo, httpStatusOf } from '../src/base/errors/codes.js'
 import { codeOf, isMissing, toError } from '../src/base/errors/inspect.js'
 import * as root from '../src/index.js'
+import { at } from './helpers/assert.js'
 
 const test = suite('error registry')
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
@@ -36,8 +37,9 @@ async function readmeTable (): Promise<Map<string, { status: string, meaning: st
   for (const line of section.split('\n')) {
     const m = /^\| `([^`]+)` \| ([^|]+) \| [^|]+ \| (.+) \|$/.exec(line)
     if (m === null) continue
-    assert.not.ok(rows.has(m[1]), `README lists ${m[1]} twice`)
-    rows.set(m[1], { status: m[2].trim(), meaning: m[3].trim() })
+    const [code, status, meaning] = [at(m, 1), at(m, 2), at(m, 3)]
+    assert.not.ok(rows.has(code), `README lists ${code} twice`)
+    rows.set(code, { status: status.trim(), meaning: meaning.trim() })
   }
   return rows
 }

@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process'
 import { access, readdir } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { carBlocks, tempDir } from './helpers/fixtures.js'
+import { at } from './helpers/assert.js'
 
 const root = fileURLToPath(new URL('../../', import.meta.url))
 
@@ -42,7 +43,7 @@ const test = suite('examples')
 
 test('register-acquire: registers the sample CAR, lists its blocks and reads the first one', async () => {
   const blocks = await carBlocks('sample-v1.car')
-  const first = blocks[0]
+  const first = at(blocks, 0)
   const { code, out, leftovers } = await runExample('register-acquire')
   assert.is(code, 0, out)
   assert.match(out, 'as "example": available')
@@ -64,7 +65,7 @@ test('custom-mount: a user-written Mount is indexed, persisted by URL and read b
 })
 
 test('embed-server: startServer on 127.0.0.1 serves a block over HTTP, then closes', async () => {
-  const first = (await carBlocks('sample-v1.car'))[0]
+  const first = at(await carBlocks('sample-v1.car'), 0)
   const { code, out, leftovers } = await runExample('embed-server')
   assert.is(code, 0, out)
   assert.match(out, /serving at http:\/\/127\.0\.0\.1:\d+\n/)

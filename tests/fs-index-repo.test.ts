@@ -78,7 +78,9 @@ test('drop takes effect at once, cache included, even against a concurrent get',
     const reading = fresh.get('k').catch(() => undefined)
     assert.is(await fresh.drop('k'), true)
     await reading
-    await fresh.get('k').then(() => assert.unreachable('dropped index served from cache'), (e: { code: string }) => { assert.is(e.code, 'ERR_INDEX_NOT_FOUND') })
+    await fresh.get('k').then(
+      () => assert.unreachable('dropped index served from cache'),
+      (e: { code: string }) => { assert.is(e.code, 'ERR_INDEX_NOT_FOUND') })
     assert.is(await fresh.drop('k'), false)
   } finally {
     await cleanup()

@@ -21,9 +21,10 @@ import { FileMount } from '../src/storage/mount/file.js'
 import { startServer, type DagstoreServer } from '../src/app/server/index.js'
 import { carBlocks, fixture, tempDir, unknownCid } from './helpers/fixtures.js'
 import { blake2b256, encodeCar, makeBlock, patterned, type Block } from './helpers/car-gen.js'
-import { u8 } from './helpers/file-reader.js'
+import { flipBits, u8 } from './helpers/file-reader.js'
+import { at } from './helpers/assert.js'
 
-const [major, minor] = process.versions.node.split('.').map(Number)
+const [major = 0, minor = 0] = process.versions.node.split('.').map(Number)
 const supported = major > 22 || (major === 22 && minor >= 19)
 if (!supported) {
   console.log(`\n  gateway-client-helia7: SKIPPING the Helia 7 client tests: Helia 7 and @helia/http 4 need Node >= 22.19, this is ${process.version}\n`)
@@ -49,7 +50,7 @@ function generatedBlocks (): Block[] {
 function corruptBlock (): { cid: CID, served: Uint8Array } {
   const named = makeBlock('raw', patterned(512, 25))
   const served = Uint8Array.from(named.bytes)
-  served[100] ^= 0xff
+  flipBits(served, 100, 0xff)
   return { cid: named.cid, served }
 }
 
@@ -79,7 +80,7 @@ async function heliaGet (helia: Helia, cid: CID): Promise<Uint8Array> {
 async function blockRequests (server: DagstoreServer): Promise<Record<string, number>> {
   const text = await (await fetch(`${server.url}/metrics`)).text()
   const out: Record<string, number> = {}
-  for (const m of text.matchAll(/^dagstore_block_requests_total\{status="(\d+)"\} (\d+)$/gm)) out[m[1]] = Number(m[2])
+  for (const m of text.matchAll(/^dagstore_block_requests_total\{status="(\d+)"\} (\d+)$/gm)) out[at(m, 1)] = Number(m[2])
   return out
 }
 
@@ -109,7 +110,7 @@ test.after.each(async (ctx) => { if (supported) await ctx.cleanup() })
 
 run('Helia 7 fetches and hash-verifies blocks of both shards from startServer, only from it', async (ctx) => {
   const sample = (await carBlocks('sample-v1.car')).filter((b) => b.cid.multihash.code !== 0)
-  const picks = [sample[0], sample[1], sample[250], sample[777], sample[sample.length - 1], ...generatedBlocks()]
+  const picks = [at(sample, 0), at(sample, 1), at(sample, 250), at(sample, 777), at(sample, sample.length - 1), ...generatedBlocks()]
   const helia = await heliaFor(ctx.server.url)
   try {
     for (const { cid, bytes } of picks) {

@@ -17,13 +17,14 @@ import type { DAGStore } from '../src/engine/store.js'
 import { carBlocks, unknownCid } from './helpers/fixtures.js'
 import { blockRequests, gatewayFixture, listen, serveGateway } from './helpers/gateway.js'
 import { blake2b256, makeBlock, patterned, type Block } from './helpers/car-gen.js'
-import { u8 } from './helpers/file-reader.js'
+import { u8, flipBits } from './helpers/file-reader.js'
+import { at } from './helpers/assert.js'
 
 const promiseStatics = Promise as unknown as { withResolvers?: () => unknown }
 promiseStatics.withResolvers ??= function withResolvers () {
   let resolve: unknown
   let reject: unknown
-  const promise = new Promise((a, b) => { resolve = a; reject = b })
+  const promise = new Promise((_resolve, _reject) => { resolve = _resolve; reject = _reject })
   return { promise, resolve, reject }
 }
 const { createHeliaHTTP } = await import('@helia/http')
@@ -55,7 +56,6 @@ function generatedBlocks (): Block[] {
   ]
 }
 
-
 async function heliaFor (base: string): Promise<Helia> {
   return await createHeliaHTTP({
     // A local, plain-HTTP gateway: both are refused by default.
@@ -74,7 +74,6 @@ async function heliaGet (helia: Helia, cid: CID, signal = AbortSignal.timeout(10
   for await (const chunk of got) parts.push(chunk)
   return Buffer.concat(parts)
 }
-
 
 const test = suite<Ctx>('gateway client (@helia/http + trustlessGateway)')
 
@@ -105,7 +104,7 @@ test.after.each(async (ctx) => { await ctx.close() })
 
 test('Helia fetches and verifies blocks of both shards over the trustless gateway (raw block requests)', async (ctx) => {
   const sample = (await carBlocks('sample-v1.car')).filter((b) => b.cid.multihash.code !== 0)
-  const picks = [sample[0], sample[1], sample[250], sample[777], sample[sample.length - 1], ...generatedBlocks()]
+  const picks = [at(sample, 0), at(sample, 1), at(sample, 250), at(sample, 777), at(sample, sample.length - 1), ...generatedBlocks()]
   const helia = await heliaFor(ctx.base)
   try {
     for (const { cid, bytes } of picks) {
@@ -123,13 +122,13 @@ test('Helia fetches and verifies blocks of both shards over the trustless gatewa
 
 test('the client rejects a block whose bytes do not hash to its CID, and a CID the gateway does not have', async (ctx) => {
   const sample = (await carBlocks('sample-v1.car')).filter((b) => b.cid.multihash.code !== 0)
-  const [good, tampered, swapped] = [sample[10], sample[11], generatedBlocks()[2]]
+  const [good, tampered, swapped] = [at(sample, 10), at(sample, 11), at(generatedBlocks(), 2)]
   // The server now lies, with a 200 and a plausible body: flipped bytes for one block, another
   // block's bytes for a second. Nothing but the client's own hash check can tell.
   const flipped = Uint8Array.from(tampered.bytes)
-  flipped[0] ^= 0xff
+  flipBits(flipped, 0, 0xff)
   ctx.lies.set(tampered.cid.toString(), flipped)
-  ctx.lies.set(swapped.cid.toString(), generatedBlocks()[3].bytes)
+  ctx.lies.set(swapped.cid.toString(), at(generatedBlocks(), 3).bytes)
   const helia = await heliaFor(ctx.base)
   try {
     assert.equal(u8(await heliaGet(helia, good.cid)), u8(good.bytes))

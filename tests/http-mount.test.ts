@@ -14,6 +14,8 @@ import { runConformance } from './helpers/conformance.js'
 import { fixture } from './helpers/fixtures.js'
 import { dirSuite, openStore } from './helpers/store.js'
 import { serve, standard, withServer, type Handler } from './helpers/http-server.js'
+import { at } from './helpers/assert.js'
+import { flipBits } from './helpers/file-reader.js'
 
 const sample = await readFile(fixture('sample-v1.car'))
 const SIZE = sample.byteLength
@@ -107,7 +109,7 @@ test('stat(): HEAD size/exists; 404 and 410 → not there; 403 → ERR_HTTP_STAT
   }, async (srv) => {
     const st = await new HttpMount(srv.url).stat()
     assert.equal(st, { exists: true, size: SIZE, ready: true })
-    assert.is(srv.log[0].method, 'HEAD')
+    assert.is(at(srv.log, 0).method, 'HEAD')
     const base = new URL(srv.url)
     assert.equal(await new HttpMount(new URL('/missing', base)).stat(), { exists: false, ready: true })
     assert.equal(await new HttpMount(new URL('/gone', base)).stat(), { exists: false, ready: true })
@@ -122,9 +124,9 @@ test('connection reset mid-body → resumes with Range; byte-identical', async (
     assert.ok(got.equals(sample), 'bytes differ')
     const getsLog = srv.log.filter((r) => r.method === 'GET')
     assert.is(getsLog.length, 2)
-    assert.is(getsLog[0].range, undefined)
-    assert.ok(/^bytes=\d+-$/.test(getsLog[1].range ?? ''), `resume range ${String(getsLog[1].range)}`)
-    assert.ok(Number(/\d+/.exec(getsLog[1].range ?? '')?.[0]) > 0)
+    assert.is(at(getsLog, 0).range, undefined)
+    assert.ok(/^bytes=\d+-$/.test(at(getsLog, 1).range ?? ''), `resume range ${String(at(getsLog, 1).range)}`)
+    assert.ok(Number(/\d+/.exec(at(getsLog, 1).range ?? '')?.[0]) > 0)
   })
 })
 
@@ -149,17 +151,17 @@ test('server advertising ranges but answering 200 to Range: not taken as a resum
 
 test('the resource changes between a reset and the resume (new ETag / Last-Modified) → ERR_HTTP_CHANGED, never spliced', async () => {
   const other = Buffer.from(sample)
-  other[60_000] ^= 0xff // same length: only the version headers can tell
+  flipBits(other, 60_000, 0xff) // same length: only the version headers can tell
   for (const header of ['etag', 'last-modified'] as const) {
-    const versions = header === 'etag' ? ['"v1"', '"v2"'] : ['Sat, 21 Nov 2026 10:00:00 GMT', 'Sun, 22 Nov 2026 10:00:00 GMT']
+    const [before, after] = header === 'etag' ? ['"v1"', '"v2"'] : ['Sat, 21 Nov 2026 10:00:00 GMT', 'Sun, 22 Nov 2026 10:00:00 GMT']
     let gets = 0
     const first = resetFirstGet((req, res, n) => {
       // Reached by the HEAD and by every GET after the reset: those see the new version.
-      res.setHeader(header, req.method === 'GET' ? versions[1] : versions[0])
+      res.setHeader(header, req.method === 'GET' ? after : before)
       standard(req.method === 'GET' ? other : sample)(req, res, n)
     })
     await withServer((req, res, n) => {
-      if (req.method === 'GET' && gets++ === 0) res.setHeader(header, versions[0])
+      if (req.method === 'GET' && gets++ === 0) res.setHeader(header, before)
       first(req, res, n)
     }, async (srv) => {
       assert.is(await codeOf(download(new HttpMount(srv.url, { backoffMs: 1 }))), 'ERR_HTTP_CHANGED', header)
@@ -318,7 +320,7 @@ test('a registry factory can supply headers to restored mounts', async () => {
     reg.register('http', (u) => new HttpMount(u, { headers: { authorization: 'Bearer t' } }))
     const m = reg.instantiate(srv.url)
     assert.equal(await m.stat(), { exists: true, size: SIZE, ready: true })
-    assert.is(srv.log[0].headers.authorization, 'Bearer t')
+    assert.is(at(srv.log, 0).headers.authorization, 'Bearer t')
   })
 })
 

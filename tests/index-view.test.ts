@@ -41,8 +41,10 @@ test('mixed codes and digest lengths, misses, offsets past 4 GiB, identity entri
 
 test('corrupt bytes → InvalidCarError naming a byte offset', () => {
   const good = encodeMultihashIndexSorted([{ multihash: new Uint8Array([0x12, 0x02, 1, 2]), offset: 1 }])
-  for (const bad of [good.subarray(0, good.length - 1), Uint8Array.of(...good, 0), Uint8Array.of(0x80, 0x08, ...good.subarray(2)), new Uint8Array(0)]) {
-    assert.throws(() => new MultihashIndexSortedView(bad), (e: { code?: string, message: string }) => e.code === 'ERR_INVALID_CAR' && /at byte \d+/.test(e.message))
+  const bads = [good.subarray(0, good.length - 1), Uint8Array.of(...good, 0), Uint8Array.of(0x80, 0x08, ...good.subarray(2)), new Uint8Array(0)]
+  for (const bad of bads) {
+    assert.throws(() => new MultihashIndexSortedView(bad),
+      (e: { code?: string, message: string }) => e.code === 'ERR_INVALID_CAR' && /at byte \d+/.test(e.message))
   }
 })
 

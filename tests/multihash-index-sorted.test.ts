@@ -10,11 +10,12 @@ import {
   CAR_INDEX_SORTED, CAR_MULTIHASH_INDEX_SORTED, decodeCarIndex, encodeMultihashIndexSorted
 } from '../src/format/index/multihash-index-sorted.js'
 import { SortedIndex, SortedIndexBuilder } from '../src/format/index/sorted-index.js'
+import type { InvalidCarError } from '../src/base/errors.js'
 import type { IndexEntry, ShardIndex } from '../src/base/index-types.js'
+import { at } from './helpers/assert.js'
 
 const INDEX_OFFSET = 479958
 const INDEX_LENGTH = 41750
-
 
 function entriesOf (index: ShardIndex): Array<[string, number]> {
   return [...index].map(({ multihash, offset }) => [hex(multihash), offset])
@@ -29,7 +30,7 @@ function multihash (code: number, digest: Uint8Array): Uint8Array {
 }
 
 async function rejectsSync (fn: () => unknown, pattern: RegExp): Promise<void> {
-  assert.throws(fn, (err: any) => err.code === 'ERR_INVALID_CAR' && pattern.test(err.message))
+  assert.throws(fn, (err: InvalidCarError) => err.code === 'ERR_INVALID_CAR' && pattern.test(err.message))
 }
 
 // ---- go-car compatibility ---------------------------------------------------------------------
@@ -117,7 +118,7 @@ format('buckets: codes ascending, then widths ascending; digests sorted; offsets
   assert.is(Number(view.getBigUint64(p, true)), 0xb220)
   const decoded = decodeCarIndex(bytes)
   assert.equal(entriesOf(decoded), entriesOf(SortedIndex.from(entries)))
-  assert.is(decoded.get(entries[0].multihash), 2 ** 40 + 5)
+  assert.is(decoded.get(at(entries, 0).multihash), 2 ** 40 + 5)
 })
 
 format('identity entries can be skipped on decode', () => {
@@ -230,7 +231,7 @@ sorted('large builds (bucketed path) equal a naive sort', () => {
     // Collisions on the first 4 digest bytes and exact duplicates, to exercise tie handling.
     if (i % 97 === 0) d.set([1, 2, 3, 4], 0)
     entries.push({ multihash: multihash(i % 3 === 0 ? 0xb220 : 0x12, d), offset: i * 10 })
-    if (i % 1000 === 0) entries.push({ multihash: entries[entries.length - 1].multihash.slice(), offset: i * 10 + 1 })
+    if (i % 1000 === 0) entries.push({ multihash: at(entries, entries.length - 1).multihash.slice(), offset: i * 10 + 1 })
   }
   entries.reverse()
   const index = SortedIndex.from(entries)

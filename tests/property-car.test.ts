@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert'
 import fc from 'fast-check'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
-import { bytesReader, hex, u8 } from './helpers/file-reader.js'
+import { bytesReader, hex, u8, flipBits } from './helpers/file-reader.js'
 import type { TestReader } from './helpers/file-reader.js'
 import { carOf, carSpecArb, oracleIndex, strict } from './helpers/car-gen.js'
 import type { GeneratedCar } from './helpers/car-gen.js'
@@ -11,6 +11,7 @@ import { indexCar } from '../src/format/car/indexer.js'
 import type { CarIndexResult, ShardIndexerOptions } from '../src/format/car/indexer.js'
 import { ShardBlockstore } from '../src/engine/accessor/blockstore.js'
 import { BlockNotFoundError, InvalidCarError, UnsupportedHashError } from '../src/base/errors.js'
+import { at } from './helpers/assert.js'
 
 /** A case that neither finishes nor fails within this is a hang. */
 const CASE_TIMEOUT_MS = 5000
@@ -25,7 +26,8 @@ const readArb = fc.record({
 function readerFor (bytes: Uint8Array, read: { kind: ReadKind, chunks: number[] }): { reader: TestReader, options: ShardIndexerOptions } {
   if (read.kind === 'stream') return { reader: bytesReader(bytes, { random: false, chunks: read.chunks }), options: {} }
   const tiny = read.kind === 'positional-tiny'
-  return { reader: strict(bytesReader(bytes)), options: tiny ? { windowSize: read.chunks[0] % 97 + 1, probeSize: read.chunks[0] % 13 + 1, skipThreshold: 300 } : {} }
+  const options = tiny ? { windowSize: at(read.chunks, 0) % 97 + 1, probeSize: at(read.chunks, 0) % 13 + 1, skipThreshold: 300 } : {}
+  return { reader: strict(bytesReader(bytes)), options }
 }
 
 /** The multihash → block bytes of the CAR as generated (identity CIDs left out: never indexed). */
@@ -75,7 +77,9 @@ async function indexOrRefuse (reader: TestReader, options: ShardIndexerOptions):
 }
 
 /** Every indexed block `bs` serves, with its index entry and CID (not-found and expected errors skipped, anything else thrown). */
-async function * servedBlocks (bs: ShardBlockstore, result: CarIndexResult): AsyncGenerator<{ multihash: Uint8Array, offset: number, cid: CID, got: Uint8Array }> {
+async function * servedBlocks (
+  bs: ShardBlockstore, result: CarIndexResult
+): AsyncGenerator<{ multihash: Uint8Array, offset: number, cid: CID, got: Uint8Array }> {
   for (const { multihash, offset } of result.index) {
     const cid = cidFor(multihash)
     if (cid === undefined) continue
@@ -163,7 +167,7 @@ function damage (car: GeneratedCar, d: Damage): { bytes: Uint8Array, flipped: nu
     if (f.region === 'head') {
       pos = Math.floor(f.at * Math.min(bytes.length, car.payloadOffset + car.headerLength + 8))
     } else if (f.region === 'section-head' && car.sections.length > 0) {
-      const s = car.sections[f.pick % car.sections.length]
+      const s = at(car.sections, f.pick % car.sections.length)
       pos = car.payloadOffset + s.offset + Math.floor(f.at * Math.min(40, s.end - s.offset))
     } else if (f.region === 'tail') {
       pos = bytes.length - 1 - Math.floor(f.at * Math.ceil(bytes.length / 5))
@@ -171,7 +175,7 @@ function damage (car: GeneratedCar, d: Damage): { bytes: Uint8Array, flipped: nu
       pos = Math.floor(f.at * bytes.length)
     }
     if (pos < 0 || pos >= bytes.length) continue
-    bytes[pos] ^= f.xor
+    flipBits(bytes, pos, f.xor)
     flipped.push(pos)
   }
   const cut = d.cut === undefined ? bytes.length : Math.floor(d.cut * bytes.length)

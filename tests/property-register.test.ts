@@ -66,7 +66,8 @@ async function load (name: string): Promise<Fixture> {
   return { name, bytes, v2: bytes[0] === 0x0a, sections, blocks }
 }
 
-const fixtures = await Promise.all(['sample-v1.car', 'sample-wrapped-v2.car', 'sample-v2-indexless.car', 'sample-v1-with-zero-len-section.car'].map(load))
+const FIXTURE_NAMES = ['sample-v1.car', 'sample-wrapped-v2.car', 'sample-v2-indexless.car', 'sample-v1-with-zero-len-section.car']
+const fixtures = await Promise.all(FIXTURE_NAMES.map(load))
 
 // ---- mutations ------------------------------------------------------------------------------------------
 
@@ -82,7 +83,10 @@ type Structural =
   | { kind: 'set', section: number, field: Field, value: number, consistent: boolean }
   | { kind: 'resize', section: number, delta: number }
 
-/** Where a byte-level change lands: anywhere (mostly block data), in some section's head (its first 48 bytes), or in the last tenth (a CARv2's index). */
+/**
+ * Where a byte-level change lands: anywhere (mostly block data), in some section's head (its
+ * first 48 bytes), or in the last tenth (a CARv2's index).
+ */
 type Region = 'any' | 'head' | 'tail'
 interface Place { region: Region, at: number, section: number }
 
@@ -100,9 +104,19 @@ const fieldValue = fc.oneof(
 )
 
 const structuralArb: fc.Arbitrary<Structural> = fc.oneof(
-  fc.record({ kind: fc.constant('pad' as const), section: fc.nat(), field: fc.constantFrom(...FIELDS), extra: fc.integer({ min: 1, max: 3 }), consistent: fc.boolean() }),
+  fc.record({
+    kind: fc.constant('pad' as const),
+    section: fc.nat(),
+    field: fc.constantFrom(...FIELDS),
+    extra: fc.integer({ min: 1, max: 3 }),
+    consistent: fc.boolean()
+  }),
   fc.record({ kind: fc.constant('set' as const), section: fc.nat(), field: fc.constantFrom(...FIELDS), value: fieldValue, consistent: fc.boolean() }),
-  fc.record({ kind: fc.constant('resize' as const), section: fc.nat(), delta: fc.oneof(fc.integer({ min: -40, max: 40 }), fc.integer({ min: -(2 ** 20), max: 2 ** 26 })) })
+  fc.record({
+    kind: fc.constant('resize' as const),
+    section: fc.nat(),
+    delta: fc.oneof(fc.integer({ min: -40, max: 40 }), fc.integer({ min: -(2 ** 20), max: 2 ** 26 }))
+  })
 )
 
 const placeArb: fc.Arbitrary<Place> = fc.record({ region: fc.constantFrom<Region>('any', 'head', 'head', 'tail'), at: fraction, section: fc.nat() })
@@ -112,7 +126,9 @@ const byteLevelArb: fc.Arbitrary<ByteLevel> = fc.oneof(
   fc.record({ kind: fc.constant('cut' as const), at: fraction }),
   // At a section boundary: a CARv1 that is still whole, only shorter.
   fc.record({ kind: fc.constant('cut-section' as const), section: fc.nat() }),
-  fc.record({ kind: fc.constant('insert' as const), place: placeArb, bytes: fc.array(fc.integer({ min: 0, max: 255 }), { minLength: 1, maxLength: 8 }) })
+  fc.record({
+    kind: fc.constant('insert' as const), place: placeArb, bytes: fc.array(fc.integer({ min: 0, max: 255 }), { minLength: 1, maxLength: 8 })
+  })
 )
 
 const caseArb = fc.record({

@@ -17,8 +17,8 @@ import { openStore } from './helpers/store.js'
 import { shardBlockstoreOver } from './helpers/shard-blockstore.js'
 
 // A CARv1 and the same payload inside a CARv2 (blocks read at an offset into the file).
-const [v1, v2] = await Promise.all(['sample-v1.car', 'sample-wrapped-v2.car']
-  .map(async (name): Promise<CarCase> => ({ name, bytes: await readFile(fixture(name)) })))
+const carCase = async (name: string): Promise<CarCase> => ({ name, bytes: await readFile(fixture(name)) })
+const [v1, v2] = await Promise.all([carCase('sample-v1.car'), carCase('sample-wrapped-v2.car')])
 
 /** A started store with `car` registered as shard 'shard'; `close` stops it and removes everything. */
 async function storeWith (car: Uint8Array): Promise<{ store: DAGStore, close: () => Promise<void> }> {

@@ -95,4 +95,3 @@ test('destroy and recover drop the pooled reader', async (ctx) => {
 })
 
 test.run()
-

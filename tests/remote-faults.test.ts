@@ -13,6 +13,7 @@ import { carBlocks, fixture } from './helpers/fixtures.js'
 import { dirSuite, openStore, until, type Reported } from './helpers/store.js'
 import { serve, standard, type Handler, type TestServer } from './helpers/http-server.js'
 import { canMountTmpfs, mountTmpfs, tmpfsUnavailableReason, type Tmpfs } from './helpers/tmpfs.js'
+import { at } from './helpers/assert.js'
 
 const sample = await readFile(fixture('sample-v1.car'))
 const SIZE = sample.byteLength
@@ -87,7 +88,7 @@ function trapUnhandled (): { check: () => Promise<void>, dispose: () => void } {
   }
 }
 
-interface ErrorLink { name: string, code?: string, message: string }
+interface ErrorLink { name: string, code: string | undefined, message: string }
 
 /** `err`, its cause, the cause's cause, ... */
 function chainOf (err: unknown): ErrorLink[] {
@@ -105,11 +106,11 @@ const describe = (chain: ErrorLink[]): string => chain.map((l) => `${l.name}[${S
 function assertInitFailure (err: unknown, code: string): void {
   assert.ok(err !== undefined, 'register should reject')
   const chain = chainOf(err)
-  assert.is(chain[0].code, 'ERR_SHARD_INITIALIZATION_FAILED', describe(chain))
+  assert.is(at(chain, 0).code, 'ERR_SHARD_INITIALIZATION_FAILED', describe(chain))
   assert.ok(chain.slice(1).some((l) => l.code === code), `expected ${code} in the cause chain: ${describe(chain)}`)
   // What went wrong is readable from the top-level message alone.
   const root = chain.find((l) => l.code === code) as ErrorLink
-  assert.ok(chain[0].message.includes(root.message), `message ${JSON.stringify(chain[0].message)} hides ${JSON.stringify(root.message)}`)
+  assert.ok(at(chain, 0).message.includes(root.message), `message ${JSON.stringify(at(chain, 0).message)} hides ${JSON.stringify(root.message)}`)
 }
 
 /**
@@ -140,11 +141,11 @@ async function localShard (store: DAGStore): Promise<{ check: () => Promise<void
   let round = 0
   return {
     check: async () => {
-      const b = localBlocks[(round++ * 7) % localBlocks.length]
+      const b = at(localBlocks, (round++ * 7) % localBlocks.length)
       assertSameBytes(await held.blockstore().get(b.cid), b.bytes, 'held accessor serves')
       const fresh = await store.acquire('local')
       try {
-        const last = localBlocks[localBlocks.length - 1]
+        const last = at(localBlocks, localBlocks.length - 1)
         assertSameBytes(await fresh.blockstore().get(last.cid), last.bytes, 'fresh acquire serves')
       } finally {
         await fresh.close()
@@ -161,7 +162,7 @@ async function localShard (store: DAGStore): Promise<{ check: () => Promise<void
  */
 async function assertServesSample (store: DAGStore, key: string, opts: { sampled?: boolean } = {}): Promise<void> {
   const blocks = opts.sampled === true
-    ? [sampleBlocks[0], sampleBlocks[sampleBlocks.length >> 1], sampleBlocks[sampleBlocks.length - 1]]
+    ? [at(sampleBlocks, 0), at(sampleBlocks, sampleBlocks.length >> 1), at(sampleBlocks, sampleBlocks.length - 1)]
     : sampleBlocks
   const acc = await store.acquire(key)
   try {
@@ -220,6 +221,22 @@ function endless (req: IncomingMessage, write: () => void): void {
 }
 
 const garbage = Buffer.alloc(16 * 1024, 0x5a)
+
+/** Sends the whole sample (200, never a range), `bytes` every `everyMs`: bytes keep coming, so no stall timeout fires. */
+function paced (bytes: number, everyMs: number): Handler {
+  return (req, res, n) => {
+    if (req.method === 'HEAD') { standard(sample, { ranges: false })(req, res, n); return }
+    res.writeHead(200, { 'content-length': SIZE })
+    let at = 0
+    const timer = setInterval(() => {
+      if (res.destroyed) { clearInterval(timer); return }
+      res.write(sample.subarray(at, at + bytes))
+      at += bytes
+      if (at >= SIZE) { clearInterval(timer); res.end() }
+    }, everyMs)
+    res.on('close', () => { clearInterval(timer) })
+  }
+}
 
 /** Sends the requested part of the sample (honouring `Range: bytes=N-`), but resets the connection after `n` bytes. */
 function resetAfter (n: number, opts: { ranges: boolean }): Handler {
@@ -407,6 +424,18 @@ const HOSTILE: Hostile[] = [
     },
     code: 'ERR_HTTP_LENGTH_MISMATCH',
     exactPrefix: true
+  },
+  {
+    name: 'slow origin: 1 byte every 50 ms, below minBytesPerSecond (every attempt)',
+    handler: () => paced(1, 50),
+    mount: { ...fast, minBytesPerSecond: 1000, rateWindowMs: 300 },
+    code: 'ERR_HTTP_TIMEOUT'
+  },
+  {
+    name: 'slow origin: above the minimum rate, but past the download deadline',
+    handler: () => paced(4096, 25),
+    mount: { ...fast, deadlineMs: 1000 },
+    code: 'ERR_HTTP_TIMEOUT'
   }
 ]
 
@@ -602,7 +631,7 @@ test('lazy shards: the acquirers that trigger each hostile download all fail wit
           for (const r of results) {
             assert.is(r.status, 'rejected', h.name)
             const chain = chainOf((r as PromiseRejectedResult).reason)
-            assert.is(chain[0].code, 'ERR_SHARD_ERRORED', describe(chain))
+            assert.is(at(chain, 0).code, 'ERR_SHARD_ERRORED', describe(chain))
             assert.ok(chain.some((l) => l.code === h.code), `${h.name}: expected ${h.code} in ${describe(chain)}`)
           }
           assert.is(store.getShardInfo(key).state, 'errored', h.name)
@@ -685,7 +714,7 @@ test('a reclaimed transient fetched again from a server that turned hostile: the
           continue
         }
         assert.is(seen.length, 1, `${h.name}: the fault surfaced`)
-        assert.ok(seen[0].some((l) => l.code === h.code), `${h.name}: expected ${h.code} in ${describe(seen[0])}`)
+        assert.ok(at(seen, 0).some((l) => l.code === h.code), `${h.name}: expected ${h.code} in ${describe(at(seen, 0))}`)
         await until(() => store.getShardInfo(key).state === 'errored', `${key} errored`, 5000)
         const info = store.getShardInfo(key)
         assert.ok(chainOf(info.error).some((l) => l.code === h.code), `${h.name}: shard error ${describe(chainOf(info.error))}`)
@@ -795,9 +824,10 @@ test('store.close() during a stalled download: waiters get ERR_STORE_CLOSED, no 
 // As root the tmpfs tests must run: a mount failure there is a failure, not a skip.
 const tmpfsTest = tmpfsOk || isRoot ? test : test.skip
 
-
 /** After recovery on a tmpfs: the remote shard serves the sample from one exact transient, the local one still serves, nothing went to onError. */
-async function assertRecoveredOnTmpfs (store: DAGStore, dir: string, local: { check: () => Promise<void>, close: () => Promise<void> }, reported: Reported[]): Promise<void> {
+async function assertRecoveredOnTmpfs (
+  store: DAGStore, dir: string, local: { check: () => Promise<void>, close: () => Promise<void> }, reported: Reported[]
+): Promise<void> {
   await assertServesSample(store, 'remote')
   assert.is((await assertCleanTransients(dir, { allowComplete: true })).length, 1)
   await local.check()
@@ -926,7 +956,7 @@ tmpfsTest('disk full while a reclaimed transient is fetched again for an acquire
         const seen = await acquireDuringFault(store, 'remote')
         await local.check()
         assert.is(seen.length, 1, 'the fault surfaced')
-        assert.ok(seen[0].some((l) => l.code === 'ENOSPC'), describe(seen[0]))
+        assert.ok(at(seen, 0).some((l) => l.code === 'ENOSPC'), describe(at(seen, 0)))
         await until(() => store.getShardInfo('remote').state === 'errored', 'remote errored', 5000)
         assert.ok(chainOf(store.getShardInfo('remote').error).some((l) => l.code === 'ENOSPC'))
         await assertCleanTransients(tmpfs.dir)

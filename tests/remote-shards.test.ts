@@ -6,6 +6,7 @@ import { HttpMount } from '../src/storage/mount/http.js'
 import { fixture } from './helpers/fixtures.js'
 import { dirSuite, openStore, recordTraces, until } from './helpers/store.js'
 import { serve, standard } from './helpers/http-server.js'
+import { at } from './helpers/assert.js'
 
 const sample = await readFile(fixture('sample-v1.car'))
 const test = dirSuite('remote shards')
@@ -22,7 +23,7 @@ test('50 acquirers of one lazy remote shard: one download, all served the same b
     for (const acc of accs) {
       for await (const cid of acc.blockstore().allKeys()) { roots.push(await acc.blockstore().get(cid)); break }
     }
-    for (const r of roots) assert.equal(new Uint8Array(r), new Uint8Array(roots[0]))
+    for (const r of roots) assert.equal(new Uint8Array(r), new Uint8Array(at(roots, 0)))
     await Promise.all(accs.map(async (a) => { await a.close() }))
     assert.equal(store.getShardInfo('remote'), { state: 'available', refs: 0 })
   } finally {

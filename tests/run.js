@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { dirname, join } from 'node:path'
+import { stripVTControlCharacters } from 'node:util'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 // An optional argument narrows the run (a regex on the file path); only *.test.js files ever run.
@@ -14,7 +15,7 @@ const child = spawn(process.execPath, [join(root, 'node_modules/uvu/bin.js'), jo
 let out = ''
 child.stdout.on('data', (chunk) => { out += chunk; process.stdout.write(chunk) })
 child.on('close', (code) => {
-  const plain = out.replace(/\x1b\[[0-9;]*m/g, '')
+  const plain = stripVTControlCharacters(out)
   const total = Number(/Total:\s+(\d+)/.exec(plain)?.[1] ?? NaN)
   const passed = Number(/Passed:\s+(\d+)/.exec(plain)?.[1] ?? NaN)
   const skipped = Number(/Skipped:\s+(\d+)/.exec(plain)?.[1] ?? 0)

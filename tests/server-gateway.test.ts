@@ -19,6 +19,7 @@ import { blockRequests, gatewayFixture, listen, serveGateway } from './helpers/g
 import { encodeCar, makeBlock, patterned, type Block } from './helpers/car-gen.js'
 import { until } from './helpers/store.js'
 import { u8 } from './helpers/file-reader.js'
+import { at } from './helpers/assert.js'
 
 interface Ctx {
   dir: string
@@ -72,7 +73,6 @@ async function carOf (body: Uint8Array): Promise<{ roots: CID[], blocks: Array<{
   return { roots: await reader.getRoots(), blocks }
 }
 
-
 const test = suite<Ctx>('server gateway')
 
 test.before.each(async (ctx) => {
@@ -92,7 +92,7 @@ test.after.each(async (ctx) => { await ctx.close() })
 
 test('raw blocks: bytes equal the CAR\'s, headers per the spec, for several CIDs and codecs', async (ctx) => {
   const sample = (await carBlocks('sample-v1.car')).filter((b) => b.cid.multihash.code !== 0)
-  const picks = [sample[0], sample[1], sample[500], sample[sample.length - 1], ...generatedBlocks().slice(0, 5)]
+  const picks = [at(sample, 0), at(sample, 1), at(sample, 500), at(sample, sample.length - 1), ...generatedBlocks().slice(0, 5)]
   for (const { cid, bytes } of picks) {
     const r = await call(ctx.base, `/ipfs/${cid.toString()}?format=raw`)
     assert.is(r.status, 200, cid.toString())
@@ -109,7 +109,7 @@ test('raw blocks: bytes equal the CAR\'s, headers per the spec, for several CIDs
     assert.is(r.headers['content-location'], undefined, 'the URL already names the format')
   }
   // By Accept alone: the same bytes, and Content-Location names the URL with the format.
-  const { cid, bytes } = sample[7]
+  const { cid, bytes } = at(sample, 7)
   const r = await call(ctx.base, `/ipfs/${cid.toString()}`, { headers: { accept: 'application/vnd.ipld.raw' } })
   assert.is(r.status, 200)
   assert.equal(u8(r.body), u8(bytes))
@@ -123,12 +123,12 @@ test('CAR responses: a CARv1 with roots [cid] holding exactly that block; header
   const sample = (await carBlocks('sample-v1.car')).filter((b) => b.cid.multihash.code !== 0)
   const gen = generatedBlocks()
   const asked: Array<[Block, string, Record<string, string>]> = [
-    [sample[0], '?format=car&dag-scope=block', {}],
-    [sample[300], '?dag-scope=block', { accept: 'application/vnd.ipld.car' }],
-    [sample[1042], '?format=car&dag-scope=entity', {}], // entity is block for non-UnixFS data
-    [gen[1], '?format=car', {}], // a raw-codec block has no links: dag-scope=all is the block
-    [gen[0], '?format=car&dag-scope=block', {}],
-    [gen[4], '?format=car', {}]
+    [at(sample, 0), '?format=car&dag-scope=block', {}],
+    [at(sample, 300), '?dag-scope=block', { accept: 'application/vnd.ipld.car' }],
+    [at(sample, 1042), '?format=car&dag-scope=entity', {}], // entity is block for non-UnixFS data
+    [at(gen, 1), '?format=car', {}], // a raw-codec block has no links: dag-scope=all is the block
+    [at(gen, 0), '?format=car&dag-scope=block', {}],
+    [at(gen, 4), '?format=car', {}]
   ]
   for (const [{ cid, bytes }, query, headers] of asked) {
     const r = await call(ctx.base, `/ipfs/${cid.toString()}${query}`, { headers })
@@ -136,8 +136,8 @@ test('CAR responses: a CARv1 with roots [cid] holding exactly that block; header
     const car = await carOf(r.body)
     assert.equal(car.roots.map(String), [cid.toString()])
     assert.is(car.blocks.length, 1)
-    assert.is(car.blocks[0].cid.toString(), cid.toString())
-    assert.equal(u8(car.blocks[0].bytes), u8(bytes))
+    assert.is(at(car.blocks, 0).cid.toString(), cid.toString())
+    assert.equal(u8(at(car.blocks, 0).bytes), u8(bytes))
     assert.is(r.headers['content-type'], CAR_BLOCK)
     assert.is(r.headers['content-length'], String(r.body.length))
     assert.is(r.headers['cache-control'], IMMUTABLE)
@@ -147,8 +147,9 @@ test('CAR responses: a CARv1 with roots [cid] holding exactly that block; header
     assert.is(r.headers['content-location'] !== undefined, headers.accept !== undefined)
   }
   // The scope is part of the ETag; so are dups and entity-bytes.
-  const cid = sample[0].cid.toString()
-  const etag = async (q: string, h: Record<string, string> = {}): Promise<string> => (await call(ctx.base, `/ipfs/${cid}${q}`, { headers: h })).headers.etag ?? ''
+  const cid = at(sample, 0).cid.toString()
+  const etag = async (q: string, h: Record<string, string> = {}): Promise<string> =>
+    (await call(ctx.base, `/ipfs/${cid}${q}`, { headers: h })).headers.etag ?? ''
   const block = await etag('?format=car&dag-scope=block')
   const entity = await etag('?format=car&dag-scope=entity')
   const bytes = await etag('?format=car&entity-bytes=0:*')
@@ -164,20 +165,24 @@ test('CAR responses: a CARv1 with roots [cid] holding exactly that block; header
   const fmt = await call(ctx.base, `/ipfs/${cid}?format=raw`, { headers: { accept: 'application/vnd.ipld.car' } })
   assert.is(fmt.headers['content-type'], 'application/vnd.ipld.raw')
   // q-values: CAR preferred over raw.
-  const pref = await call(ctx.base, `/ipfs/${cid}?dag-scope=block`, { headers: { accept: 'application/vnd.ipld.raw;q=0.5, application/vnd.ipld.car;q=0.9' } })
+  const accept = 'application/vnd.ipld.raw;q=0.5, application/vnd.ipld.car;q=0.9'
+  const pref = await call(ctx.base, `/ipfs/${cid}?dag-scope=block`, { headers: { accept } })
   assert.is(pref.headers['content-type'], CAR_BLOCK)
   const tie = await call(ctx.base, `/ipfs/${cid}?dag-scope=block`, { headers: { accept: 'application/vnd.ipld.car, application/vnd.ipld.raw' } })
   assert.is(tie.headers['content-type'], CAR_BLOCK, 'a tie goes to the range listed first')
 })
 
 test('HEAD: the GET\'s headers, Content-Length included, and no body; 404 for an unknown CID', async (ctx) => {
-  const { cid } = (await carBlocks('sample-v1.car'))[10]
+  const { cid } = at(await carBlocks('sample-v1.car'), 10)
   for (const q of ['?format=raw', '?format=car&dag-scope=block']) {
     const get = await call(ctx.base, `/ipfs/${cid.toString()}${q}`)
     const head = await call(ctx.base, `/ipfs/${cid.toString()}${q}`, { method: 'HEAD' })
     assert.is(head.status, 200)
     assert.is(head.body.length, 0)
-    for (const h of ['content-type', 'content-length', 'etag', 'cache-control', 'x-content-type-options', 'content-disposition', 'vary', 'x-ipfs-roots']) {
+    const headers = [
+      'content-type', 'content-length', 'etag', 'cache-control', 'x-content-type-options', 'content-disposition', 'vary', 'x-ipfs-roots'
+    ]
+    for (const h of headers) {
       assert.is(head.headers[h], get.headers[h], `${q} ${h}`)
     }
     assert.is(Number(head.headers['content-length']), get.body.length)
@@ -188,7 +193,7 @@ test('HEAD: the GET\'s headers, Content-Length included, and no body; 404 for an
 })
 
 test('If-None-Match with the ETag (weak, in a list, or *) → 304 without a body; another ETag → 200', async (ctx) => {
-  const { cid } = (await carBlocks('sample-v1.car'))[20]
+  const { cid } = at(await carBlocks('sample-v1.car'), 20)
   const path = `/ipfs/${cid.toString()}?format=raw`
   const etag = (await call(ctx.base, path)).headers.etag as string
   for (const inm of [etag, `W/${etag}`, `"other", ${etag}`, '*']) {
@@ -204,12 +209,16 @@ test('If-None-Match with the ETag (weak, in a list, or *) → 304 without a body
   const carEtag = (await call(ctx.base, `/ipfs/${cid.toString()}?format=car&dag-scope=block`)).headers.etag as string
   assert.is((await call(ctx.base, `/ipfs/${cid.toString()}?format=car&dag-scope=block`, { headers: { 'if-none-match': carEtag } })).status, 304)
   // A block nobody has is 404 whatever the client claims to hold.
-  const missing = await call(ctx.base, `/ipfs/${unknownCid.toString()}?format=raw`, { headers: { 'if-none-match': `"${unknownCid.toString()}.raw"` } })
+  const missing = await call(ctx.base, `/ipfs/${unknownCid.toString()}?format=raw`,
+    { headers: { 'if-none-match': `"${unknownCid.toString()}.raw"` } })
   assert.is(missing.status, 404)
 })
 
 test('400 for invalid CIDs, 404 for unknown ones (raw, car, any multibase)', async (ctx) => {
-  for (const path of ['/ipfs/not-a-cid?format=raw', '/ipfs/?format=raw', '/ipfs?format=raw', '/ipfs/bafy?format=car', '/ipfs/QmShort?format=raw', '/ipfs/%ZZ?format=raw']) {
+  const invalid = [
+    '/ipfs/not-a-cid?format=raw', '/ipfs/?format=raw', '/ipfs?format=raw', '/ipfs/bafy?format=car', '/ipfs/QmShort?format=raw', '/ipfs/%ZZ?format=raw'
+  ]
+  for (const path of invalid) {
     const r = await call(ctx.base, path)
     assert.is(r.status, 400, path)
     assert.is(errorCode(r), 'ERR_INVALID_CID', path)
@@ -221,7 +230,7 @@ test('400 for invalid CIDs, 404 for unknown ones (raw, car, any multibase)', asy
     assert.is(errorCode(r), 'ERR_NOT_FOUND')
   }
   // The same CID in base36 and base16 is the same block; the canonical form is reported.
-  const { cid, bytes } = (await carBlocks('sample-v1.car'))[30]
+  const { cid, bytes } = at(await carBlocks('sample-v1.car'), 30)
   for (const text of [cid.toString(base36), cid.toString(base16)]) {
     const r = await call(ctx.base, `/ipfs/${text}?format=raw`)
     assert.is(r.status, 200, text)
@@ -232,7 +241,7 @@ test('400 for invalid CIDs, 404 for unknown ones (raw, car, any multibase)', asy
 })
 
 test('406 for formats and Accept values nothing here serves; 400 without any Accept or format', async (ctx) => {
-  const cid = (await carBlocks('sample-v1.car'))[0].cid.toString()
+  const cid = at(await carBlocks('sample-v1.car'), 0).cid.toString()
   const refused: Array<[string, Record<string, string>]> = [
     ['?format=dag-json', {}],
     ['?format=tar', {}],
@@ -268,7 +277,7 @@ test('406 for formats and Accept values nothing here serves; 400 without any Acc
 test('identity CIDs are answered from the CID: raw is the digest, a CAR has roots [cid] and no block', async (ctx) => {
   const identity = (await carBlocks('sample-v1.car')).filter((b) => b.cid.multihash.code === 0)
   const probe = CID.parse('bafkqaaa')
-  for (const { cid, bytes } of [...identity.slice(0, 2), generatedBlocks()[5], { cid: probe, bytes: new Uint8Array(0) }]) {
+  for (const { cid, bytes } of [...identity.slice(0, 2), at(generatedBlocks(), 5), { cid: probe, bytes: new Uint8Array(0) }]) {
     const r = await call(ctx.base, `/ipfs/${cid.toString()}?format=raw`)
     assert.is(r.status, 200)
     assert.equal(u8(r.body), u8(bytes))
@@ -288,7 +297,7 @@ test('identity CIDs are answered from the CID: raw is the digest, a CAR has root
 })
 
 test('CIDv0 and CIDv1 of the same multihash serve the same bytes; the CAR carries the CID asked for', async (ctx) => {
-  const pb = generatedBlocks()[0]
+  const pb = at(generatedBlocks(), 0)
   const v0 = CID.createV0(pb.cid.multihash as Parameters<typeof CID.createV0>[0])
   const rawV1 = CID.createV1(0x55, pb.cid.multihash)
   const etags = new Set<string>()
@@ -300,15 +309,15 @@ test('CIDv0 and CIDv1 of the same multihash serve the same bytes; the CAR carrie
     const c = await call(ctx.base, `/ipfs/${cid.toString()}?format=car&dag-scope=block`)
     const car = await carOf(c.body)
     assert.equal(car.roots.map(String), [cid.toString()])
-    assert.is(car.blocks[0].cid.toString(), cid.toString())
-    assert.equal(u8(car.blocks[0].bytes), u8(pb.bytes))
+    assert.is(at(car.blocks, 0).cid.toString(), cid.toString())
+    assert.equal(u8(at(car.blocks, 0).bytes), u8(pb.bytes))
   }
   assert.is(etags.size, 3, 'one ETag per CID asked for')
   assert.is((await call(ctx.base, `/ipfs/${v0.toString()}?format=raw`)).headers['x-ipfs-roots'], v0.toString())
 })
 
 test('paths after the CID: 400 for a block, 501 for a CAR; a trailing slash is no path', async (ctx) => {
-  const { cid, bytes } = (await carBlocks('sample-v1.car'))[40]
+  const { cid, bytes } = at(await carBlocks('sample-v1.car'), 40)
   const raw = await call(ctx.base, `/ipfs/${cid.toString()}/foo?format=raw`)
   assert.is(raw.status, 400)
   assert.is(errorCode(raw), 'ERR_INVALID_PATH')
@@ -321,9 +330,9 @@ test('paths after the CID: 400 for a block, 501 for a CAR; a trailing slash is n
 })
 
 test('dag-scope: none means block; an explicit all/entity needing a DAG walk → 501; bad scope or entity-bytes → 400; raw codec serves all', async (ctx) => {
-  const cbor = (await carBlocks('sample-v1.car'))[0].cid.toString() // dag-cbor
-  const pb = generatedBlocks()[0].cid.toString() // dag-pb
-  const raw = generatedBlocks()[1].cid.toString()
+  const cbor = at(await carBlocks('sample-v1.car'), 0).cid.toString() // dag-cbor
+  const pb = at(generatedBlocks(), 0).cid.toString() // dag-pb
+  const raw = at(generatedBlocks(), 1).cid.toString()
   const cases: Array<[string, number, string?]> = [
     [`/ipfs/${cbor}?format=car`, 200], // no dag-scope: the block's CAR (this gateway's default)
     [`/ipfs/${cbor}?format=car&dag-scope=all`, 501, 'ERR_NOT_IMPLEMENTED'],
@@ -345,11 +354,12 @@ test('dag-scope: none means block; an explicit all/entity needing a DAG walk →
 })
 
 test('only-if-cached: 412 for a block no shard has, served otherwise; methods: 405 with Allow, OPTIONS 204', async (ctx) => {
-  const { cid } = (await carBlocks('sample-v1.car'))[50]
+  const { cid } = at(await carBlocks('sample-v1.car'), 50)
   const miss = await call(ctx.base, `/ipfs/${unknownCid.toString()}?format=raw`, { headers: { 'cache-control': 'only-if-cached' } })
   assert.is(miss.status, 412)
   assert.is(errorCode(miss), 'ERR_NOT_CACHED')
-  const headMiss = await call(ctx.base, `/ipfs/${unknownCid.toString()}?format=raw`, { method: 'HEAD', headers: { 'cache-control': 'only-if-cached' } })
+  const headMiss = await call(ctx.base, `/ipfs/${unknownCid.toString()}?format=raw`,
+    { method: 'HEAD', headers: { 'cache-control': 'only-if-cached' } })
   assert.is(headMiss.status, 412)
   const hit = await call(ctx.base, `/ipfs/${cid.toString()}?format=raw`, { headers: { 'cache-control': 'only-if-cached' } })
   assert.is(hit.status, 200)
@@ -372,7 +382,7 @@ test('handle() declines every path outside /ipfs: the server\'s own fallback ans
 })
 
 test('metrics: dagstore_block_requests_total counts requests by status', async (ctx) => {
-  const { cid } = (await carBlocks('sample-v1.car'))[60]
+  const { cid } = at(await carBlocks('sample-v1.car'), 60)
   const ok = `/ipfs/${cid.toString()}?format=raw`
   await call(ctx.base, ok)
   await call(ctx.base, ok, { method: 'HEAD' })
@@ -396,18 +406,18 @@ test('a shard whose bytes vanish: 500 ERR_BLOCK_UNAVAILABLE, not 404; the others
   const path = join(ctx.dir, 'fragile.car')
   await writeFile(path, encodeCar(blocks).bytes)
   await ctx.store.register('fragile', new FileMount(path))
-  assert.is((await call(ctx.base, `/ipfs/${blocks[0].cid.toString()}?format=raw`)).status, 200)
+  assert.is((await call(ctx.base, `/ipfs/${at(blocks, 0).cid.toString()}?format=raw`)).status, 200)
   await truncate(path, 0)
-  const r = await call(ctx.base, `/ipfs/${blocks[1].cid.toString()}?format=raw`)
+  const r = await call(ctx.base, `/ipfs/${at(blocks, 1).cid.toString()}?format=raw`)
   assert.is(r.status, 500)
   assert.is(errorCode(r), 'ERR_BLOCK_UNAVAILABLE')
-  const { cid, bytes } = (await carBlocks('sample-v1.car'))[70]
+  const { cid, bytes } = at(await carBlocks('sample-v1.car'), 70)
   const other = await call(ctx.base, `/ipfs/${cid.toString()}?format=raw`)
   assert.equal(u8(other.body), u8(bytes))
 })
 
 test('close() releases the cached accessors; requests after it get 503', async (ctx) => {
-  const { cid } = (await carBlocks('sample-v1.car'))[80]
+  const { cid } = at(await carBlocks('sample-v1.car'), 80)
   assert.is((await call(ctx.base, `/ipfs/${cid.toString()}?format=raw`)).status, 200)
   assert.is(ctx.store.getShardInfo('sample').refs, 1, 'the accessor stays cached between requests')
   await ctx.gateway.close()

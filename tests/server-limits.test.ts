@@ -21,7 +21,9 @@ const ROOT = fixture('.')
 interface Reply { status: number, headers: IncomingHttpHeaders, json: any } // eslint-disable-line @typescript-eslint/no-explicit-any
 
 /** A request on its own connection; resolves with the answer (the request body may still be unsent). */
-async function call (server: DagstoreServer, method: string, path: string, opts: { body?: unknown, headers?: Record<string, string> } = {}): Promise<Reply> {
+async function call (
+  server: DagstoreServer, method: string, path: string, opts: { body?: unknown, headers?: Record<string, string> } = {}
+): Promise<Reply> {
   const headers: Record<string, string> = { authorization: `Bearer ${TOKEN}`, ...opts.headers }
   let payload: string | undefined
   if (opts.body !== undefined) {
@@ -59,7 +61,9 @@ async function rawConnect (server: DagstoreServer): Promise<Raw> {
   return { socket, received: () => received, closedAfter }
 }
 
-async function withServer (ctx: DirContext, options: { serve?: ServeOptions, store?: Partial<DAGStoreOptions> }, fn: (store: DAGStore, server: DagstoreServer) => Promise<void>): Promise<void> {
+async function withServer (
+  ctx: DirContext, options: { serve?: ServeOptions, store?: Partial<DAGStoreOptions> }, fn: (store: DAGStore, server: DagstoreServer) => Promise<void>
+): Promise<void> {
   const { store } = await openStore(ctx.dir, options.store)
   let server: DagstoreServer | undefined
   try {
@@ -78,11 +82,15 @@ test('413: a declared body over the limit is refused unread; a streamed one as s
 
     // Chunked, never finished: the answer comes once 1024 bytes are passed, then the connection goes.
     const streamed = await new Promise<{ status: number, code: string, closed: Promise<void> }>((resolve, reject) => {
-      const req = httpRequest({ host: server.host, port: server.port, method: 'POST', path: '/shards', agent: false, headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' } }, (res) => {
+      const headers = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }
+      const req = httpRequest({ host: server.host, port: server.port, method: 'POST', path: '/shards', agent: false, headers }, (res) => {
         let text = ''
         res.on('data', (c: Buffer) => { text += c.toString() })
         res.on('end', () => {
-          const closed = new Promise<void>((resolve) => { if (req.socket?.destroyed === true) resolve(); else req.socket?.once('close', () => { resolve() }) })
+          const closed = new Promise<void>((resolve) => {
+            if (req.socket?.destroyed === true) resolve()
+            else req.socket?.once('close', () => { resolve() })
+          })
           resolve({ status: res.statusCode ?? 0, code: JSON.parse(text).error.code, closed })
         })
       })
@@ -212,7 +220,8 @@ test('close drops responses that outlast shutdownTimeoutMs; close is idempotent;
   const gate = new Gate()
   await withServer(ctx, { store: { shardIndexer: gatedIndexer(gate) }, serve: { shutdownTimeoutMs: 200 } }, async (store, server) => {
     gate.close()
-    const registering = call(server, 'POST', '/shards', { body: { key: 'stuck', url: SAMPLE_URL } }).then(() => 'answered', (err: { code?: string }) => err.code)
+    const registering = call(server, 'POST', '/shards', { body: { key: 'stuck', url: SAMPLE_URL } })
+      .then(() => 'answered', (err: { code?: string }) => err.code)
     await until(() => gate.waiting === 1, 'indexing held')
     const started = Date.now()
     await Promise.all([server.close(), server.close()])

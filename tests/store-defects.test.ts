@@ -8,6 +8,7 @@ import { FileMount } from '../src/storage/mount/file.js'
 import { StreamMount } from './helpers/stream-mount.js'
 import { fixture } from './helpers/fixtures.js'
 import { Gate, gatedIndexer, openStore, recordTraces, result, until, dirSuite } from './helpers/store.js'
+import { at } from './helpers/assert.js'
 
 const test = dirSuite('Go dagstore defects')
 
@@ -52,7 +53,7 @@ test('destroy removes index, transient and top-level entries, and the shard neve
   const s1 = (await openStore(ctx.dir, { indexRepo: ctx.indexRepo })).store
   await s1.register('remote', new StreamMount(fixture('sample-v1.car')))
   const reader = await CarReader.fromBytes(await readFile(fixture('sample-v1.car')))
-  const root = (await reader.getRoots())[0]
+  const root = at(await reader.getRoots(), 0)
   assert.equal(await s1.shardsContainingCid(root), ['remote'])
   const tdir = join(ctx.dir, 'transients')
   assert.is((await readdir(tdir)).length, 1)
@@ -113,7 +114,7 @@ test('observers never block the store: an unread traces()/failures() subscriber,
   }
   store.registerShard('cb', new FileMount(fixture('sample-v1.car')), () => { throw new Error('consumer bug') }, { lazy: true })
   await until(() => reported.length === 1, 'the throwing callback to be reported')
-  assert.match(String(reported[0].context), /callback/)
+  assert.match(String(at(reported, 0).context), /callback/)
   const acc = await store.acquire('cb')
   await acc.close()
   // The idle subscriber learns it lagged instead of silently missing events.
@@ -128,7 +129,8 @@ test('startup does no per-shard heavy work (no mount instantiation, fetch or ind
   await s1.close()
   let instantiated = 0
   const indexer = gatedIndexer(new Gate())
-  const s2 = (await openStore(ctx.dir, { indexRepo: ctx.indexRepo, shardIndexer: indexer, stream: { onInstantiate: () => { instantiated++ } } })).store
+  const stream = { onInstantiate: () => { instantiated++ } }
+  const s2 = (await openStore(ctx.dir, { indexRepo: ctx.indexRepo, shardIndexer: indexer, stream })).store
   assert.is(s2.allShardsInfo().size, 50)
   assert.is(instantiated, 0)
   assert.is(indexer.calls, 0)
@@ -138,7 +140,7 @@ test('startup does no per-shard heavy work (no mount instantiation, fetch or ind
 test('top-level index: one entry per (multihash, shard), no growth on re-index, nothing left after destroy', async (ctx) => {
   const { store } = await openStore(ctx.dir)
   const reader = await CarReader.fromBytes(await readFile(fixture('sample-v1.car')))
-  const root = (await reader.getRoots())[0]
+  const root = at(await reader.getRoots(), 0)
   const path = join(ctx.dir, 'x.car')
   await store.register('a', new FileMount(fixture('sample-v1.car')))
   await store.register('b', new FileMount(path)).catch(() => {})

@@ -14,6 +14,7 @@ import { fixture } from './helpers/fixtures.js'
 import { Gate, gatedIndexer, openStore, recordFailures, recordTraces, result, until, dirSuite } from './helpers/store.js'
 import type { DAGStore } from '../src/engine/store.js'
 import type { MountReader } from '../src/base/mount-types.js'
+import { at } from './helpers/assert.js'
 
 const test = dirSuite('serving')
 
@@ -89,7 +90,7 @@ test('corrupt input (junk.dat, corrupt pragma) fails its shard with ERR_INVALID_
     assert.is(store.getShardInfo(name).state, 'errored')
   }
   const reader = await CarReader.fromBytes(await readFile(fixture('sample-v1.car')))
-  const [root] = await reader.getRoots()
+  const root = at(await reader.getRoots(), 0)
   assert.ok(await held.blockstore().has(root))
   await held.close()
   await store.close()
@@ -101,7 +102,7 @@ test('256 concurrent acquires of one shard: all served, refs 256, all released',
   const accs = await Promise.all(Array.from({ length: 256 }, async () => await store.acquire('k')))
   assert.equal(store.getShardInfo('k'), { state: 'serving', refs: 256 })
   const reader = await CarReader.fromBytes(await readFile(fixture('sample-v1.car')))
-  const [root] = await reader.getRoots()
+  const root = at(await reader.getRoots(), 0)
   const blocks = await Promise.all(accs.map(async (a) => await a.blockstore().get(root)))
   for (const b of blocks) assert.equal(b, blocks[0])
   await Promise.all(accs.map(async (a) => { await a.close() }))
@@ -117,7 +118,7 @@ test('16 concurrent acquires of a lazy shard behind a sequential-only mount: exa
   assert.is(mount.fetchCount, 1)
   assert.equal(store.getShardInfo('lazy'), { state: 'serving', refs: 16 })
   let bytes = 0
-  for await (const chunk of accs[5].reader()) bytes += chunk.length
+  for await (const chunk of at(accs, 5).reader()) bytes += chunk.length
   assert.is(bytes, 479907)
   await Promise.all(accs.map(async (a) => { await a.close() }))
   await store.close()
@@ -226,7 +227,8 @@ test('maxConcurrentReadyFetches bounds downloads of ready mounts; not-ready moun
   await Promise.all(ready.map(async (m, i) => { await store.register(`ready${i}`, m) }))
   assert.is(most, 1, 'ready mounts were fetched one at a time')
   most = 0
-  const notReady = Array.from({ length: 3 }, () => new StreamMount(fixture('sample-v1.car'), { chunkSize: 64 * 1024, delayMs: 5, ready: false, onChunk }))
+  const notReady = Array.from({ length: 3 },
+    () => new StreamMount(fixture('sample-v1.car'), { chunkSize: 64 * 1024, delayMs: 5, ready: false, onChunk }))
   await Promise.all(notReady.map(async (m, i) => { await store.register(`slow${i}`, m) }))
   assert.ok(most > 1, `not-ready mounts skip the throttle (max concurrent ${most})`)
   await store.close()
@@ -295,7 +297,7 @@ test('shardsContainingCid / Multihash find shards via the top-level index; [] wh
   await store.register('a', new FileMount(fixture('sample-v1.car')))
   await store.register('b', new FileMount(fixture('sample-wrapped-v2.car')))
   const reader = await CarReader.fromBytes(await readFile(fixture('sample-v1.car')))
-  const [root] = await reader.getRoots()
+  const root = at(await reader.getRoots(), 0)
   assert.equal((await store.shardsContainingCid(root)).sort(), ['a', 'b'])
   assert.equal((await store.shardsContainingMultihash(root.multihash.bytes)).sort(), ['a', 'b'])
   assert.equal(await store.shardsContainingCid(CID.parse('bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy')), [])

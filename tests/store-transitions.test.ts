@@ -10,7 +10,7 @@ import { FileMount } from '../src/storage/mount/file.js'
 import { carBlocks, fixture, tempDir } from './helpers/fixtures.js'
 import { Gate, gatedIndexer, openStore, type GatedIndexer, recordFailures, recordTraces, result, until } from './helpers/store.js'
 import type { ShardAccessor } from '../src/base/types.js'
-import { codeOf } from './helpers/assert.js'
+import { at, codeOf } from './helpers/assert.js'
 
 interface Ctx { dir: string, cleanup: () => Promise<void>, store: DAGStore, gate: Gate, indexer: GatedIndexer }
 const test = suite<Ctx>('transitions')
@@ -146,7 +146,7 @@ test('initializing × fail: errored; register waiter, parked acquirers and failu
   assert.is(info.state, 'errored')
   assert.is((info.error as { code?: string }).code, 'ERR_INVALID_CAR')
   await until(() => f.failures.length === 1)
-  assert.is(f.failures[0].key, 'bad')
+  assert.is(at(f.failures, 0).key, 'bad')
 })
 
 test('initializing × recover: rejected', async (ctx) => {
@@ -171,7 +171,7 @@ async function restart (ctx: Ctx): Promise<void> {
 async function assertGone (ctx: Ctx, key: string): Promise<void> {
   assert.throws(() => ctx.store.getShardInfo(key), (e: { code?: string }) => e.code === 'ERR_SHARD_UNKNOWN')
   assert.is(await codeOf(ctx.store.getIterableIndex(key)), 'ERR_INDEX_NOT_FOUND')
-  const [block] = (await carBlocks('sample-v1.car')).filter((b) => b.cid.multihash.code !== 0)
+  const block = at((await carBlocks('sample-v1.car')).filter((b) => b.cid.multihash.code !== 0), 0)
   assert.equal(await ctx.store.shardsContainingCid(block.cid), [])
 }
 
@@ -183,7 +183,7 @@ test('initializing × destroy: deleted, in-flight work discarded (no trace, no i
   const destroyed = ctx.store.destroy('a')
   const r = await registered
   assert.is((r.error as { code?: string }).code, 'ERR_SHARD_UNKNOWN')
-  assert.is(ctx.indexer.signals[0].aborted, true, 'the in-flight indexing was aborted')
+  assert.is(at(ctx.indexer.signals, 0).aborted, true, 'the in-flight indexing was aborted')
   ctx.gate.open()
   await destroyed
   assert.throws(() => ctx.store.getShardInfo('a'))

@@ -10,6 +10,7 @@ import { StreamMount } from './helpers/stream-mount.js'
 import { carBlocks, fixture } from './helpers/fixtures.js'
 import { dirSuite, openStore, until } from './helpers/store.js'
 import { encodeCar, makeBlock, patterned } from './helpers/car-gen.js'
+import { at } from './helpers/assert.js'
 
 const SAMPLE = fixture('sample-v1.car')
 const sampleBytes = await readFile(SAMPLE)
@@ -62,7 +63,7 @@ test('registering a remote shard is one pass: the indexer reads while the downlo
     const mount = await registering
     assert.is(mount.fetchCount, 1)
     const acc = await store.acquire('remote')
-    for (const b of [car.blocks[0], car.blocks[car.blocks.length - 1]]) {
+    for (const b of [at(car.blocks, 0), at(car.blocks, car.blocks.length - 1)]) {
       assert.equal(new Uint8Array(await acc.blockstore().get(b.cid)), b.bytes)
     }
     await acc.close()
@@ -87,7 +88,7 @@ test('an acquirer of a shard whose transient was reclaimed is served while it do
     assert.is(mount.fetchCount, 2)
     const index = await store.getIterableIndex('remote')
     const early = blocks.find((b) => (index.get(b.cid.multihash.bytes) ?? Infinity) < HOLD_AT / 2)!
-    const late = blocks[blocks.length - 1]
+    const late = at(blocks, blocks.length - 1)
     assert.equal(new Uint8Array(await acc.blockstore().get(early.cid)), early.bytes, 'a block already on disk')
     const lateGet = acc.blockstore().get(late.cid)
     held.open()
@@ -116,7 +117,7 @@ test('a download failing under an accessor fails the shard with its cause; recov
     mount.options.failAfter = HOLD_AT
     mount.options.failWith = cause
     const acc = await store.acquire('remote')
-    const late = blocks[blocks.length - 1]
+    const late = at(blocks, blocks.length - 1)
     const err = await acc.blockstore().get(late.cid).then(() => undefined, (e: unknown) => e)
     assert.ok(err !== undefined, 'a block the failed download never delivered is not served')
     await until(() => store.getShardInfo('remote').state === 'errored', 'the shard to fail')

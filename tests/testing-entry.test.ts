@@ -6,6 +6,7 @@ import { readFile, readdir } from 'node:fs/promises'
 import { builtinModules } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import * as local from '../src/testing/index.js'
+import { at } from './helpers/assert.js'
 
 const SUITES = ['mountConformance', 'readBlockstoreConformance', 'interfaceBlockstoreReadConformance', 'shardIndexConformance',
   'fullIndexRepoConformance', 'topLevelIndexConformance', 'stateStoreConformance']
@@ -28,17 +29,19 @@ test('the root entry does not carry the suites', async () => {
 })
 
 test('the testing entry imports only node built-ins and runtime dependencies', async () => {
-  const pkg = JSON.parse(await readFile(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { dependencies: Record<string, string> }
+  const packageJson = await readFile(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')
+  const pkg = JSON.parse(packageJson) as { dependencies: Record<string, string> }
   const dir = new URL('../src/testing/', import.meta.url)
   const files = (await readdir(dir)).filter((f) => f.endsWith('.js'))
   assert.ok(files.includes('index.js'))
   const builtins = new Set(builtinModules)
   for (const file of files) {
     const code = await readFile(new URL(file, dir), 'utf8')
-    for (const [, specifier] of code.matchAll(/(?:\bfrom\s*|\bimport\s*\(?\s*)'([^']+)'/g)) {
+    for (const m of code.matchAll(/(?:\bfrom\s*|\bimport\s*\(?\s*)'([^']+)'/g)) {
+      const specifier = at(m, 1)
       if (specifier.startsWith('.')) continue
       const bare = specifier.replace(/^node:/, '')
-      const name = specifier.startsWith('@') ? specifier.split('/').slice(0, 2).join('/') : specifier.split('/')[0]
+      const name = specifier.split('/').slice(0, specifier.startsWith('@') ? 2 : 1).join('/')
       assert.ok(builtins.has(bare) || name in pkg.dependencies, `${file} imports ${specifier}, which a user of the package may not have`)
     }
   }

@@ -302,6 +302,7 @@ test('a newcomer arriving while an abandoned download cleans up gets a fresh one
   })
   const first = openAndRead(t, 'k', mount, ac.signal)
   assert.ok(isAbortError(await rejection(first)))
+  // eslint-disable-next-line no-unmodified-loop-condition -- onChunk assigns it
   while (second === undefined) await new Promise((resolve) => setImmediate(resolve))
   assert.ok((await second).equals(sampleBytes))
   assert.is(mount.fetchCount, 2)

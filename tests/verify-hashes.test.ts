@@ -33,7 +33,9 @@ async function tampered (): Promise<{ bytes: Uint8Array, cid: CID, offset: numbe
 }
 
 /** Registers `mount` under `key` in a store with `verifyHashes` (undefined: the default); the shard's state and error. */
-async function registerWith (dir: string, verifyHashes: VerifyHashes | undefined, key: string, mount: Mount): Promise<{ state: string, error?: Error & { code?: string } }> {
+async function registerWith (
+  dir: string, verifyHashes: VerifyHashes | undefined, key: string, mount: Mount
+): Promise<{ state: string, error?: Error & { code?: string } }> {
   const { store } = await openStore(join(dir, `store-${String(verifyHashes)}-${key}`), verifyHashes === undefined ? {} : { verifyHashes })
   try {
     let failure: (Error & { code?: string }) | undefined

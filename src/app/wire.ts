@@ -6,6 +6,7 @@
 import type { ShardDescription, ShardInfo } from '../base/types.js'
 import { CODE } from '../base/errors/codes.js'
 import { codeOf } from '../base/errors/inspect.js'
+import { redactUrl } from '../base/redact.js'
 
 /** A failure: `{ "error": ErrorJson }` in an API answer, `error` fields in listings. */
 export interface ErrorJson {
@@ -25,6 +26,7 @@ export interface ShardInfoJson {
 /** A shard as every admin route returns it. */
 export interface ShardJson extends ShardInfoJson {
   key: string
+  /** The mount URL as shown: credentials and secret query parameters redacted (base/redact.ts). */
   url: string
   /** The store's local copy (in its transients folder), when there is one. */
   transient?: string
@@ -69,7 +71,7 @@ export function infoJson (info: ShardInfo): ShardInfoJson {
 }
 
 export function shardJson (d: ShardDescription): ShardJson {
-  const out: ShardJson = { key: d.key, ...infoJson(d), url: d.url }
+  const out: ShardJson = { key: d.key, ...infoJson(d), url: redactUrl(d.url) }
   if (d.transient !== undefined) out.transient = d.transient
   if (d.size !== undefined) out.size = d.size
   if (d.blocks !== undefined) out.blocks = d.blocks

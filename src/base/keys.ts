@@ -1,6 +1,6 @@
 import { InvalidShardKeyError } from './errors.js'
 
-export const MAX_KEY_BYTES = 1024
+const MAX_KEY_BYTES = 1024
 
 /** Shard keys: 1..1024 UTF-8 bytes, no NUL, well-formed Unicode. */
 export function validateKey (key: unknown): asserts key is string {

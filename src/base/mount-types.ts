@@ -8,17 +8,17 @@ export interface MountInfo {
 
 export interface MountStat {
   exists: boolean
-  size?: number
+  size?: number | undefined
   /** False when fetching needs slow preparation first (e.g. unsealing); such fetches bypass the ready-fetch throttle. */
   ready: boolean
 }
 
 export interface MountReader {
-  readonly size?: number
+  readonly size?: number | undefined
   /** The bytes from `start` (default 0) to the end. */
   stream: (start?: number) => AsyncIterable<Uint8Array>
   /** Exactly `length` bytes at `position`, fewer only at end of data. Present when the mount's info().random. */
-  read?: (position: number, length: number) => Promise<Uint8Array>
+  read?: ((position: number, length: number) => Promise<Uint8Array>) | undefined
   close: () => Promise<void>
 }
 

@@ -11,6 +11,7 @@ export const ShardState = {
   Recovering: 'recovering',
   Errored: 'errored'
 } as const
+// eslint-disable-next-line @typescript-eslint/no-redeclare -- the value and its type share the name, as an enum's do
 export type ShardState = (typeof ShardState)[keyof typeof ShardState]
 export const SHARD_STATES: readonly ShardState[] = Object.values(ShardState)
 
@@ -67,7 +68,7 @@ export interface GCResult { shards: Map<ShardKey, Error | null>, reclaimedBytes:
 /** DAGStore.describeShard: ShardInfo plus where the shard's bytes are and how big it is. */
 export interface ShardDescription extends ShardInfo {
   key: ShardKey
-  /** The mount URL the shard is persisted with. */
+  /** The mount URL the shard is persisted with, secrets included: show it as `redactUrl(url)`. */
   url: string
   /** The store's local copy, when one exists. */
   transient?: string

@@ -62,9 +62,11 @@ export async function boot (o: DAGStoreOptions, parts: StoreParts, deps: BootDep
   signal?.throwIfAborted()
   const stateStore = new LevelStateStore(db)
   const { budget, metrics } = deps
+  const readyFetches = o.maxConcurrentReadyFetches ?? 0
+  const maxIndexing = o.maxConcurrentIndex ?? 0
   const transients = new Transients({
     dir: resolvePath(o.transientsDir ?? join(dir as string, 'transients')),
-    readyFetchQueue: (o.maxConcurrentReadyFetches ?? 0) > 0 ? new PQueue({ concurrency: o.maxConcurrentReadyFetches }) : undefined,
+    readyFetchQueue: readyFetches > 0 ? new PQueue({ concurrency: readyFetches }) : undefined,
     budget,
     onDownload: (bytes, seconds, ok) => { metrics.fetched(bytes, seconds, ok) }
   })
@@ -88,7 +90,7 @@ export async function boot (o: DAGStoreOptions, parts: StoreParts, deps: BootDep
     topLevelIndex: o.topLevelIndex ?? new LevelTopLevelIndex(db),
     indexer: o.shardIndexer ?? defaultShardIndexer,
     verifyHashes: o.verifyHashes ?? 'remote',
-    indexThrottle: (o.maxConcurrentIndex ?? 0) > 0 ? new PQueue({ concurrency: o.maxConcurrentIndex }) : undefined,
+    indexThrottle: maxIndexing > 0 ? new PQueue({ concurrency: maxIndexing }) : undefined,
     mounts: o.mounts ?? new MountRegistry(),
     readers: new ReaderPool(o.maxIdleReaders ?? DEFAULT_MAX_IDLE_READERS, report),
     report,

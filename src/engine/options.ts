@@ -50,7 +50,7 @@ export interface DAGStoreOptions {
   /** What to do with errored shards at start. Default 'none'. */
   recoverOnStart?: RecoverOnStart
   /** Default: the built-in streaming CAR indexer. */
-  shardIndexer?: ShardIndexer
+  shardIndexer?: ShardIndexer | undefined
   /**
    * Which shards' blocks are hashed and checked against their CIDs while they are indexed
    * (register, recover): `'remote'` (default) data from mounts whose info().kind is 'remote'

@@ -33,7 +33,6 @@ import { defaultReport } from '../base/report.js'
 
 type Phase = 'created' | 'starting' | 'started' | 'closing' | 'closed'
 
-
 function settle<T> (resolve: (value: T) => void, reject: (err: Error) => void, pick: (r: ShardResult) => T): ResultCallback {
   return (result) => {
     if (result.error !== undefined) reject(result.error)
@@ -76,7 +75,9 @@ export class DAGStore {
     this.failureBuffer = new EventBuffer<ShardResult>(size)
     this.storeMetrics = new StoreMetrics(o.metrics ?? new Registry(), {
       stats: () => this.phase === 'started' ? this.stats() : Object.fromEntries(SHARD_STATES.map((s) => [s, 0])) as Record<ShardState, number>,
-      transients: () => this.budget === undefined ? undefined : { bytes: this.budget.usedBytes - this.budget.reservedBytes, reserved: this.budget.reservedBytes }
+      transients: () => this.budget === undefined
+        ? undefined
+        : { bytes: this.budget.usedBytes - this.budget.reservedBytes, reserved: this.budget.reservedBytes }
     })
   }
 

@@ -33,7 +33,8 @@ export interface VarintOut { value: number, length: number }
  */
 export function readVarint (bytes: Uint8Array, offset: number, end: number, out: VarintOut): boolean {
   if (offset >= end) return false
-  let b = bytes[offset]
+  // The caller's end is within bytes, so every read below (offset <= i < end) finds a byte.
+  let b = bytes[offset]!
   if (b < 0x80) {
     out.value = b
     out.length = 1
@@ -45,7 +46,7 @@ export function readVarint (bytes: Uint8Array, offset: number, end: number, out:
   let shift = 7
   let i = offset + 1
   while (i < end) {
-    b = bytes[i++]
+    b = bytes[i++]!
     const n = i - offset
     if (n > MAX_VARINT_BYTES) throw new VarintError('too-long', offset)
     if (shift < 28) value |= (b & 0x7f) << shift

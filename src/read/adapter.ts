@@ -10,10 +10,10 @@ import type { ReadBlockstore } from '../base/types.js'
 import { ReadOnlyError } from './errors.js'
 
 /** interface-store's AbortOptions (from `abort-error`), restated to avoid a transitive import. */
-export interface AbortOptions { signal?: AbortSignal }
+interface AbortOptions { signal?: AbortSignal }
 
 /** Blocks fetched ahead by getMany: enough to keep a file-backed store's reads overlapping. */
-export const DEFAULT_GET_MANY_CONCURRENCY = 16
+const DEFAULT_GET_MANY_CONCURRENCY = 16
 
 export interface InterfaceBlockstoreOptions {
   /** Gets in flight at once inside getMany (results still come in input order). Default 16. */

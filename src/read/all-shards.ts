@@ -14,8 +14,8 @@ import { defaultReport } from '../base/report.js'
 import { IDENTITY_CODE } from '../format/multihash.js'
 import { LeaseCache, type Lease } from './lease-cache.js'
 
-export const DEFAULT_MAX_ACCESSORS = 64
-export const DEFAULT_TTL_MS = 60_000
+const DEFAULT_MAX_ACCESSORS = 64
+const DEFAULT_TTL_MS = 60_000
 
 export interface AllShardsBlockstoreOptions {
   /**
@@ -75,14 +75,20 @@ export class AllShardsBlockstore implements ReadBlockstore {
   constructor (source: ShardSource, options: AllShardsBlockstoreOptions = {}) {
     const { select, maxAccessors = DEFAULT_MAX_ACCESSORS, ttlMs = DEFAULT_TTL_MS } = options
     if (select !== undefined && typeof select !== 'function') throw new TypeError('select must be a function')
-    if (!Number.isSafeInteger(maxAccessors) || maxAccessors < 1) throw new RangeError(`maxAccessors must be a positive integer, got ${String(maxAccessors)}`)
-    if (typeof ttlMs !== 'number' || Number.isNaN(ttlMs) || ttlMs < 0) throw new RangeError(`ttlMs must be a non-negative number, got ${String(ttlMs)}`)
+    if (!Number.isSafeInteger(maxAccessors) || maxAccessors < 1) {
+      throw new RangeError(`maxAccessors must be a positive integer, got ${String(maxAccessors)}`)
+    }
+    if (typeof ttlMs !== 'number' || Number.isNaN(ttlMs) || ttlMs < 0) {
+      throw new RangeError(`ttlMs must be a non-negative number, got ${String(ttlMs)}`)
+    }
     this.source = source
     this.select = select
     this.report = options.onError ?? defaultReport
     this.cache = new LeaseCache({
       acquire: async (key) => await source.acquire(key),
-      indexOf: source.getIterableIndex === undefined ? undefined : async (key) => await (source.getIterableIndex as (key: ShardKey) => Promise<ShardIndex>)(key),
+      indexOf: source.getIterableIndex === undefined
+        ? undefined
+        : async (key) => await (source.getIterableIndex as (key: ShardKey) => Promise<ShardIndex>)(key),
       maxAccessors,
       ttlMs,
       report: this.report
@@ -139,7 +145,9 @@ export class AllShardsBlockstore implements ReadBlockstore {
           yield cid
         }
       } catch (err) {
-        if (this.closed && !(err instanceof BlockstoreClosedError)) throw new BlockstoreClosedError('all-shards blockstore closed during allKeys()', { cause: err })
+        if (this.closed && !(err instanceof BlockstoreClosedError)) {
+          throw new BlockstoreClosedError('all-shards blockstore closed during allKeys()', { cause: err })
+        }
         throw err
       } finally {
         this.listings.delete(accessor)

@@ -20,7 +20,7 @@ export interface Lease {
   closed: boolean
   expiresAt: number
   closing?: Promise<void>
-  onClosed?: Array<() => void>
+  onClosed?: Array<() => void> | undefined
 }
 
 export interface LeaseCacheOptions {
@@ -77,7 +77,9 @@ export class LeaseCache {
     if (entry !== undefined) {
       this.touch(entry)
     } else {
-      const fresh: Lease = { key, accessor: undefined, index: undefined, ready: Promise.resolve(), users: 1, evicted: false, closed: false, expiresAt: 0 }
+      const fresh: Lease = {
+        key, accessor: undefined, index: undefined, ready: Promise.resolve(), users: 1, evicted: false, closed: false, expiresAt: 0
+      }
       fresh.ready = this.options.acquire(key).then(async (accessor) => {
         fresh.accessor = accessor
         fresh.index = await this.options.indexOf?.(key).catch(() => undefined)

@@ -35,3 +35,15 @@ export async function assertRejects (p: Promise<unknown>, check: (err: unknown) 
 export function codeOf (err: unknown): unknown {
   return (err as { code?: unknown } | null)?.code
 }
+
+/** items[i]; a suite that reaches past its own fixtures fails here rather than on an undefined later. */
+export function at<T> (items: ArrayLike<T>, i: number): T {
+  const item = items[i]
+  if (item === undefined) throw new RangeError(`no item ${i} among ${items.length}`)
+  return item
+}
+
+/** XORs bytes[position] with `mask`; fails when position is outside bytes (a typed array would drop the write). */
+export function flipBits (bytes: Uint8Array, position: number, mask: number): void {
+  bytes[position] = at(bytes, position) ^ mask
+}

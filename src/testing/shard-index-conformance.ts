@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import type { IndexEntry, ShardIndex } from '../base/index-types.js'
-import { hex, type RegisterTest } from './harness.js'
+import { at, flipBits, hex, type RegisterTest } from './harness.js'
 
 /**
  * Builds an index holding exactly `entries`: distinct, well-formed multihashes (code varint,
@@ -53,8 +53,8 @@ const OFFSETS_PAST_4GIB = [2 ** 32 - 1, 2 ** 32, 2 ** 32 + 17, 2 ** 45 + 3, Numb
 /** `n` distinct entries over every shape plus one 1-byte digest, offsets spread up to past 4 GiB. */
 function manyEntries (n: number): IndexEntry[] {
   const entries = Array.from({ length: n - 1 }, (_, i) => {
-    const [code, length] = SHAPES[i % SHAPES.length]
-    const offset = i < OFFSETS_PAST_4GIB.length ? OFFSETS_PAST_4GIB[i] : 59 + i * 997
+    const [code, length] = at(SHAPES, i % SHAPES.length)
+    const offset = OFFSETS_PAST_4GIB[i] ?? 59 + i * 997
     return { multihash: multihash(code, digest(`entry ${i}`, length)), offset }
   })
   entries.push({ multihash: multihash(0x16, Uint8Array.of(0x2a)), offset: 7 })
@@ -73,7 +73,7 @@ function nearMisses (present: Uint8Array[]): Array<[string, Uint8Array]> {
     const name = hex(mh).slice(0, 12)
     const last = mh.length - 1
     const flipped = mh.slice()
-    flipped[last] ^= 0x01
+    flipBits(flipped, last, 0x01)
     misses.push(
       [`${name}: its last digest byte changed`, flipped],
       [`${name}: cut short by one byte`, mh.subarray(0, last)],
@@ -141,7 +141,7 @@ export function shardIndexConformance (test: RegisterTest, build: ShardIndexFact
     // Same code, digests that share all but the last byte, and a shorter digest of the same prefix.
     const base = digest('siblings', 32)
     const sibling = base.slice()
-    sibling[31] ^= 0xff
+    flipBits(sibling, 31, 0xff)
     const entries = [
       { multihash: multihash(0x12, base), offset: 100 },
       { multihash: multihash(0x12, sibling), offset: 200 },

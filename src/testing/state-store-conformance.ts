@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { SHARD_STATES, type ShardKey } from '../base/types.js'
 import type { ShardRecord } from '../storage/state/record.js'
 import type { StateStore } from '../storage/state/state-store.js'
-import type { RegisterTest } from './harness.js'
+import { at, type RegisterTest } from './harness.js'
 
 export interface StateStoreFactory {
   /** A store over new, empty storage. */
@@ -25,7 +25,7 @@ function record (key: ShardKey, i = 0): ShardRecord {
   const r: ShardRecord = {
     key,
     url: i % 3 === 0 ? `file:///data/shard-${i}.car` : `https://example.test/${encodeURIComponent(key)}?v=${i}`,
-    state: SHARD_STATES[i % SHARD_STATES.length],
+    state: at(SHARD_STATES, i % SHARD_STATES.length),
     lazy: i % 2 === 1
   }
   if (i % 4 === 1) r.transient = `/var/lib/dagstore/transients/${i}.car`

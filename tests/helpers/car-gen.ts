@@ -15,8 +15,8 @@ import type { MountReader } from '../../src/base/mount-types.js'
 import { concatBytes, hex, wrapCarV2 } from './file-reader.js'
 
 export const RAW = 0x55
-export const DAG_CBOR = 0x71
-export const DAG_PB = 0x70
+const DAG_CBOR = 0x71
+const DAG_PB = 0x70
 
 export interface Block { cid: CID, bytes: Uint8Array }
 
@@ -43,60 +43,62 @@ const SIGMA = [
   14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3
 ].map((x) => x * 2)
 
+// Fixed-size state: every index below is a constant or loop bound within v and m (32 words),
+// h and IV32 (16), SIGMA (12 rounds of 16) and a 128-byte block, so the reads carry `!`.
 const v = new Uint32Array(32)
 const m = new Uint32Array(32)
 
 function add64 (a: number, b: number): void {
-  const lo = v[a] + v[b]
-  v[a + 1] = v[a + 1] + v[b + 1] + (lo >= 0x100000000 ? 1 : 0)
+  const lo = v[a]! + v[b]!
+  v[a + 1] = v[a + 1]! + v[b + 1]! + (lo >= 0x100000000 ? 1 : 0)
   v[a] = lo
 }
 
 function add64m (a: number, i: number): void {
-  const lo = v[a] + m[i]
-  v[a + 1] = v[a + 1] + m[i + 1] + (lo >= 0x100000000 ? 1 : 0)
+  const lo = v[a]! + m[i]!
+  v[a + 1] = v[a + 1]! + m[i + 1]! + (lo >= 0x100000000 ? 1 : 0)
   v[a] = lo
 }
 
 function g (a: number, b: number, c: number, d: number, x: number, y: number): void {
   add64(a, b); add64m(a, x)
-  let lo = v[d] ^ v[a]; let hi = v[d + 1] ^ v[a + 1]
+  let lo = v[d]! ^ v[a]!; let hi = v[d + 1]! ^ v[a + 1]!
   v[d] = hi; v[d + 1] = lo
   add64(c, d)
-  lo = v[b] ^ v[c]; hi = v[b + 1] ^ v[c + 1]
+  lo = v[b]! ^ v[c]!; hi = v[b + 1]! ^ v[c + 1]!
   v[b] = (lo >>> 24) ^ (hi << 8); v[b + 1] = (hi >>> 24) ^ (lo << 8)
   add64(a, b); add64m(a, y)
-  lo = v[d] ^ v[a]; hi = v[d + 1] ^ v[a + 1]
+  lo = v[d]! ^ v[a]!; hi = v[d + 1]! ^ v[a + 1]!
   v[d] = (lo >>> 16) ^ (hi << 16); v[d + 1] = (hi >>> 16) ^ (lo << 16)
   add64(c, d)
-  lo = v[b] ^ v[c]; hi = v[b + 1] ^ v[c + 1]
+  lo = v[b]! ^ v[c]!; hi = v[b + 1]! ^ v[c + 1]!
   v[b] = (hi >>> 31) ^ (lo << 1); v[b + 1] = (lo >>> 31) ^ (hi << 1)
 }
 
 function compress (h: Uint32Array, block: Uint8Array, t: number, last: boolean): void {
-  for (let i = 0; i < 16; i++) { v[i] = h[i]; v[i + 16] = IV32[i] }
-  v[24] ^= t >>> 0
-  v[25] ^= Math.floor(t / 0x100000000)
-  if (last) { v[28] = ~v[28]; v[29] = ~v[29] }
-  for (let i = 0; i < 32; i++) m[i] = block[4 * i] | block[4 * i + 1] << 8 | block[4 * i + 2] << 16 | block[4 * i + 3] << 24
+  for (let i = 0; i < 16; i++) { v[i] = h[i]!; v[i + 16] = IV32[i]! }
+  v[24]! ^= t >>> 0
+  v[25]! ^= Math.floor(t / 0x100000000)
+  if (last) { v[28] = ~v[28]!; v[29] = ~v[29]! }
+  for (let i = 0; i < 32; i++) m[i] = block[4 * i]! | block[4 * i + 1]! << 8 | block[4 * i + 2]! << 16 | block[4 * i + 3]! << 24
   for (let r = 0; r < 12; r++) {
     const s = r * 16
-    g(0, 8, 16, 24, SIGMA[s], SIGMA[s + 1])
-    g(2, 10, 18, 26, SIGMA[s + 2], SIGMA[s + 3])
-    g(4, 12, 20, 28, SIGMA[s + 4], SIGMA[s + 5])
-    g(6, 14, 22, 30, SIGMA[s + 6], SIGMA[s + 7])
-    g(0, 10, 20, 30, SIGMA[s + 8], SIGMA[s + 9])
-    g(2, 12, 22, 24, SIGMA[s + 10], SIGMA[s + 11])
-    g(4, 14, 16, 26, SIGMA[s + 12], SIGMA[s + 13])
-    g(6, 8, 18, 28, SIGMA[s + 14], SIGMA[s + 15])
+    g(0, 8, 16, 24, SIGMA[s]!, SIGMA[s + 1]!)
+    g(2, 10, 18, 26, SIGMA[s + 2]!, SIGMA[s + 3]!)
+    g(4, 12, 20, 28, SIGMA[s + 4]!, SIGMA[s + 5]!)
+    g(6, 14, 22, 30, SIGMA[s + 6]!, SIGMA[s + 7]!)
+    g(0, 10, 20, 30, SIGMA[s + 8]!, SIGMA[s + 9]!)
+    g(2, 12, 22, 24, SIGMA[s + 10]!, SIGMA[s + 11]!)
+    g(4, 14, 16, 26, SIGMA[s + 12]!, SIGMA[s + 13]!)
+    g(6, 8, 18, 28, SIGMA[s + 14]!, SIGMA[s + 15]!)
   }
-  for (let i = 0; i < 16; i++) h[i] = h[i] ^ v[i] ^ v[i + 16]
+  for (let i = 0; i < 16; i++) h[i] = h[i]! ^ v[i]! ^ v[i + 16]!
 }
 
 /** Unkeyed BLAKE2b with an `outLen`-byte digest (1..64). */
 export function blake2b (input: Uint8Array, outLen: number): Uint8Array {
   const h = IV32.slice()
-  h[0] ^= 0x01010000 ^ outLen
+  h[0]! ^= 0x01010000 ^ outLen
   const block = new Uint8Array(128)
   let t = 0
   let p = 0
@@ -110,7 +112,7 @@ export function blake2b (input: Uint8Array, outLen: number): Uint8Array {
   t += input.length - p
   compress(h, block, t, true)
   const out = new Uint8Array(outLen)
-  for (let i = 0; i < outLen; i++) out[i] = h[i >> 2] >>> (8 * (i & 3))
+  for (let i = 0; i < outLen; i++) out[i] = h[i >> 2]! >>> (8 * (i & 3))
   return out
 }
 
@@ -158,7 +160,7 @@ export function patterned (size: number, seed: number): Uint8Array {
 // ---- CAR encoding -----------------------------------------------------------------------------------
 
 /** Where a section landed, relative to the CARv1 payload start. */
-export interface SectionLayout { offset: number, dataOffset: number, dataLength: number, end: number, block: Block }
+interface SectionLayout { offset: number, dataOffset: number, dataLength: number, end: number, block: Block }
 
 export interface GeneratedCar {
   bytes: Uint8Array
@@ -215,7 +217,7 @@ export interface EncodeOptions {
 }
 
 export function encodeCar (blocks: Block[], options: EncodeOptions = {}): GeneratedCar {
-  const roots = options.roots ?? (blocks.length > 0 ? [blocks[0].cid] : [makeBlock('raw', new Uint8Array(0)).cid])
+  const roots = options.roots ?? [(blocks[0] ?? makeBlock('raw', new Uint8Array(0))).cid]
   const header = encodeHeader(roots)
   const parts: Uint8Array[] = [header]
   const sections: SectionLayout[] = []
@@ -245,9 +247,9 @@ export function encodeCar (blocks: Block[], options: EncodeOptions = {}): Genera
 
 // ---- fast-check arbitraries ----------------------------------------------------------------------
 
-export interface BlockSpec { kind: BlockKind, size: number, seed: number }
+interface BlockSpec { kind: BlockKind, size: number, seed: number }
 
-export const blockSpecArb: fc.Arbitrary<BlockSpec> = fc.record({
+const blockSpecArb: fc.Arbitrary<BlockSpec> = fc.record({
   kind: fc.constantFrom<BlockKind>('raw', 'raw', 'cbor', 'pb', 'v0', 'identity', 'sha512'),
   size: fc.oneof(fc.integer({ min: 0, max: 64 }), fc.noBias(fc.integer({ min: 0, max: 5000 }))),
   seed: fc.integer({ min: 1, max: 0x7fffffff })
@@ -265,15 +267,17 @@ export const carSpecArb: fc.Arbitrary<CarSpec> = fc.record({
   duplicate: fc.boolean()
 })
 
-export function blocksOf (specs: BlockSpec[], duplicate = false): Block[] {
+function blocksOf (specs: BlockSpec[], duplicate = false): Block[] {
   const blocks = specs.map(({ kind, size, seed }) => makeBlock(kind, patterned(kind === 'identity' ? size % 48 : size, seed)))
   // A block written twice: indexed once, at its first offset.
-  if (duplicate && blocks.length > 1) blocks.push(blocks[Math.floor(blocks.length / 2)])
+  const middle = blocks[Math.floor(blocks.length / 2)]
+  if (duplicate && blocks.length > 1 && middle !== undefined) blocks.push(middle)
   return blocks
 }
 
 export function carOf (spec: CarSpec): GeneratedCar {
-  return encodeCar(blocksOf(spec.blocks, spec.duplicate), { version: spec.version, index: spec.index, padBefore: spec.padBefore, padAfter: spec.padAfter })
+  const { version, index, padBefore, padAfter } = spec
+  return encodeCar(blocksOf(spec.blocks, spec.duplicate), { version, index, padBefore, padAfter })
 }
 
 // ---- a huge CAR without the bytes ----------------------------------------------------------------
@@ -286,7 +290,9 @@ export interface Segment { position: number, bytes: Uint8Array }
  * 4 GiB (giant blocks of zeros) without 4 GiB of memory. `stream` hands out one shared zero chunk
  * for zero stretches, which is fine for consumers that do not keep chunks.
  */
-export function sparseReader (size: number, segments: Segment[], options: { chunkSize?: number, random?: boolean } = {}): MountReader & { size: number, reads: number, bytesRead: number } {
+export function sparseReader (
+  size: number, segments: Segment[], options: { chunkSize?: number, random?: boolean } = {}
+): MountReader & { size: number, reads: number, bytesRead: number } {
   const sorted = [...segments].sort((a, b) => a.position - b.position)
   const chunkSize = options.chunkSize ?? 4 * 1024 * 1024
   const zeros = new Uint8Array(chunkSize)

@@ -8,7 +8,8 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
-import { runCli } from '../../src/app/cli/program.js'
+import { runCli } from '../../src/app/cli/commands/program.js'
+import { at } from './assert.js'
 
 /** dist/src/app/cli/main.js, seen from dist/tests/helpers. */
 export const CLI = fileURLToPath(new URL('../../src/app/cli/main.js', import.meta.url))
@@ -212,7 +213,7 @@ const SERVING = / at (http:\/\/\S+) \(pid \d+\)/
 export async function startServe (dir: string, args: string[] = [], options: RunOptions = {}): Promise<{ serve: InProcess, url: string }> {
   const serve = startCli(['serve', '--dir', dir, '--listen', '127.0.0.1:0', ...args], { timeoutMs: 300_000, ...options })
   try {
-    return { serve, url: (await serve.waitFor(SERVING))[1] }
+    return { serve, url: at(await serve.waitFor(SERVING), 1) }
   } catch (err) {
     await serve.kill()
     throw err
@@ -223,7 +224,7 @@ export async function startServe (dir: string, args: string[] = [], options: Run
 export async function spawnServe (dir: string, args: string[] = [], options: RunOptions = {}): Promise<{ serve: Running, url: string }> {
   const serve = spawnCli(['serve', '--dir', dir, '--listen', '127.0.0.1:0', ...args], options)
   try {
-    return { serve, url: (await serve.waitFor(SERVING))[1] }
+    return { serve, url: at(await serve.waitFor(SERVING), 1) }
   } catch (err) {
     await serve.kill()
     throw err

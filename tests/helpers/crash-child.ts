@@ -88,7 +88,7 @@ async function cycles (stores: DAGStore[]): Promise<void> {
       // A subscriber that fell behind is ended (SubscriptionLaggedError): subscribe again.
       for (;;) {
         try {
-          for await (const _ of store.traces()) say('t') // eslint-disable-line @typescript-eslint/no-unused-vars
+          for await (const _ of store.traces()) say('t')
         } catch {}
       }
     })()

@@ -2,12 +2,13 @@
 // configurable so tests can force section headers and block data across chunk boundaries.
 import { open } from 'node:fs/promises'
 import type { MountReader } from '../../src/base/mount-types.js'
+import { at } from './assert.js'
 
 export interface TestReaderOptions {
   /** Size of the chunks stream() yields; default 64 KiB. */
   chunkSize?: number
   /** Offer read(position, length); default true. */
-  random?: boolean
+  random?: boolean | undefined
 }
 
 export interface TestReader extends MountReader {
@@ -67,7 +68,7 @@ export function bytesReader (bytes: Uint8Array, options: TestReaderOptions & { c
   async function * stream (start = 0): AsyncGenerator<Uint8Array> {
     let k = 0
     for (let pos = start; pos < bytes.length;) {
-      const n = Math.max(1, sizes[k++ % sizes.length])
+      const n = Math.max(1, at(sizes, k++ % sizes.length))
       // A fresh copy per chunk, like a real stream: nothing may rely on chunks aliasing the source.
       yield copy(bytes, pos, pos + n)
       pos += n
@@ -137,4 +138,9 @@ export function wrapCarV2 (v1: Uint8Array, index?: Uint8Array, options: { padBef
   const parts = [header, new Uint8Array(padBefore), v1, new Uint8Array(padAfter)]
   if (index !== undefined) parts.push(index)
   return concatBytes(parts)
+}
+
+/** XORs bytes[position] with `mask`; fails when position is outside bytes (a typed array would drop the write). */
+export function flipBits (bytes: Uint8Array, position: number, mask: number): void {
+  bytes[position] = at(bytes, position) ^ mask
 }

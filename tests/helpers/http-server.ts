@@ -8,7 +8,7 @@ export type Handler = (req: IncomingMessage, res: ServerResponse, n: number) => 
 export interface TestServer {
   url: string
   /** Every request seen: method, Range header, all headers. */
-  log: Array<{ method: string, range?: string, headers: IncomingMessage['headers'] }>
+  log: Array<{ method: string, range: string | undefined, headers: IncomingMessage['headers'] }>
   close: () => Promise<void>
 }
 
@@ -21,7 +21,11 @@ export function standard (body: Uint8Array, opts: { ranges?: boolean } = {}): Ha
     const m = ranges ? /^bytes=(\d+)-$/.exec(req.headers.range ?? '') : null
     if (m !== null) {
       const start = Number(m[1])
-      res.writeHead(206, { ...headers, 'content-length': body.byteLength - start, 'content-range': `bytes ${start}-${body.byteLength - 1}/${body.byteLength}` })
+      res.writeHead(206, {
+        ...headers,
+        'content-length': body.byteLength - start,
+        'content-range': `bytes ${start}-${body.byteLength - 1}/${body.byteLength}`
+      })
       res.end(req.method === 'HEAD' ? undefined : body.subarray(start))
       return
     }
@@ -58,4 +62,3 @@ export async function withServer (handler: Handler, fn: (srv: TestServer) => Pro
     await srv.close()
   }
 }
-

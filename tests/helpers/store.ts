@@ -18,7 +18,9 @@ export interface TestStore {
 }
 
 /** A real store: LevelDB in `dir`, the built-in mounts plus `stream:`. */
-export async function openStore (dir: string, options: Partial<DAGStoreOptions> & { stream?: StreamMountFactoryOptions, beforeStart?: (store: DAGStore) => void } = {}): Promise<TestStore> {
+export async function openStore (
+  dir: string, options: Partial<DAGStoreOptions> & { stream?: StreamMountFactoryOptions, beforeStart?: (store: DAGStore) => void } = {}
+): Promise<TestStore> {
   const reported: Reported[] = []
   const { stream, beforeStart, ...rest } = options
   const store = new DAGStore({
@@ -33,7 +35,9 @@ export async function openStore (dir: string, options: Partial<DAGStoreOptions> 
 }
 
 /** Records every trace from now on. */
-export function recordTraces (store: DAGStore): { traces: Trace[], ops: (key?: string) => string[], stop: () => Promise<void>, ended: Promise<void> } {
+export function recordTraces (
+  store: DAGStore
+): { traces: Trace[], ops: (key?: string) => string[], stop: () => Promise<void>, ended: Promise<void> } {
   const traces: Trace[] = []
   const it = store.traces()
   const pump = (async () => { for await (const t of it) traces.push(t) })().catch(() => {})
@@ -104,7 +108,9 @@ export interface GatedIndexer extends ShardIndexer {
 
 /** The real default indexer behind a gate; counts calls. */
 export function gatedIndexer (gate: Gate): GatedIndexer {
-  const indexer = Object.assign(async (key: string, reader: Parameters<ShardIndexer>[1], signal: AbortSignal, context?: Parameters<ShardIndexer>[3]) => {
+  type Reader = Parameters<ShardIndexer>[1]
+  type Context = Parameters<ShardIndexer>[3]
+  const indexer = Object.assign(async (key: string, reader: Reader, signal: AbortSignal, context?: Context) => {
     indexer.calls++
     indexer.signals.push(signal)
     indexer.mostActive = Math.max(indexer.mostActive, ++indexer.active)

@@ -12,17 +12,17 @@ export interface StreamMountOptions {
   /** Artificial delay before every chunk (abortable through the fetch signal). */
   delayMs?: number
   /** Make every stream fail once it has served this many bytes (counted from the stream's start). */
-  failAfter?: number
+  failAfter?: number | undefined
   /** The error thrown by `failAfter`; default an Error with code 'EINJECTED'. */
   failWith?: Error
   /** What stat() reports as `ready`; default true. */
   ready?: boolean
   /** Called before each chunk is served, with the bytes this stream served before it: lets a test act at an exact point of a download. */
-  onChunk?: (served: number, chunk: Uint8Array) => void
+  onChunk?: ((served: number, chunk: Uint8Array) => void) | undefined
   /** Leave `size` out of stat() and of the reader, as a chunked HTTP response would. */
   hideSize?: boolean
   /** Awaited before each chunk is served (with the bytes served before it): holds a download at an exact point. */
-  pause?: (served: number) => Promise<void> | undefined
+  pause?: ((served: number) => Promise<void> | undefined) | undefined
 }
 
 /** Options that survive serialize() → instantiate(): the ones a restarted store could honour. */
@@ -180,7 +180,7 @@ export interface StreamMountFactoryOptions {
 }
 
 /** A MountFactory for `stream:` URLs. */
-export function streamMountFactory (opts: StreamMountFactoryOptions = {}): MountFactory {
+function streamMountFactory (opts: StreamMountFactoryOptions = {}): MountFactory {
   return (url: URL) => {
     let mount = StreamMount.fromURL(url)
     if (opts.override !== undefined) {

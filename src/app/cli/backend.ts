@@ -4,6 +4,7 @@
  * shapes, so outputs do not depend on the mode.
  */
 import type { CID } from 'multiformats/cid'
+import { CODE, HTTP_STATUS_CODES } from '../../base/errors/codes.js'
 import { DAGStore } from '../../engine/store.js'
 import type { VerifyHashes } from '../../base/index-types.js'
 import { MountRegistry } from '../../storage/mount/registry.js'
@@ -33,7 +34,7 @@ export interface Backend {
 
 const byKey = (a: { key: string }, b: { key: string }): number => a.key < b.key ? -1 : a.key > b.key ? 1 : 0
 
-export class DirectBackend implements Backend {
+class DirectBackend implements Backend {
   readonly mode = 'direct'
   private readonly store: DAGStore
   private readonly mounts = new MountRegistry()
@@ -103,7 +104,7 @@ export class DirectBackend implements Backend {
 }
 
 /** The admin API (see src/server): bearer token, errors as `{ error: { code, message } }`. */
-export class ClientBackend implements Backend {
+class ClientBackend implements Backend {
   readonly mode = 'server'
   readonly url: string
   private readonly token: string | undefined
@@ -119,9 +120,9 @@ export class ClientBackend implements Backend {
     if (body !== undefined) headers['content-type'] = 'application/json'
     let res: Response
     try {
-      res = await fetch(new URL(path, this.url), { method, headers, body: body === undefined ? undefined : JSON.stringify(body) })
+      res = await fetch(new URL(path, this.url), { method, headers, body: body === undefined ? null : JSON.stringify(body) })
     } catch (err) {
-      throw new CliError('ERR_SERVER_UNREACHABLE', `the server of this repo (${this.url}) did not answer ${method} ${path}`, { cause: err })
+      throw new CliError(CODE.ERR_SERVER_UNREACHABLE, `the server of this repo (${this.url}) did not answer ${method} ${path}`, { cause: err })
     }
     if (!res.ok) throw await apiError(res, method, path)
     return res
@@ -185,7 +186,7 @@ export class ClientBackend implements Backend {
 
 async function apiError (res: Response, method: string, path: string): Promise<CliError> {
   const text = await res.text().catch(() => '')
-  let code = `ERR_HTTP_${res.status}`
+  let code = `${HTTP_STATUS_CODES.prefix}${res.status}`
   let message = `${method} ${path}: HTTP ${res.status}`
   try {
     const body = JSON.parse(text) as { error?: { code?: unknown, message?: unknown } }
@@ -193,7 +194,7 @@ async function apiError (res: Response, method: string, path: string): Promise<C
     if (typeof body.error?.message === 'string') message = body.error.message
   } catch {
     // Not the API's JSON (a proxy, a plain-text 404): the status line is all there is.
-    if (res.status === 404 && path.startsWith('/ipfs/')) code = 'ERR_NOT_FOUND'
+    if (res.status === 404 && path.startsWith('/ipfs/')) code = CODE.ERR_NOT_FOUND
   }
   const hint = res.status === 401
     ? 'the server wants the repo token: run the CLI as a user who can read <dir>/token, or set DAGSTORE_TOKEN'
@@ -207,7 +208,7 @@ export interface OpenOptions {
   envToken: string | undefined
   onError: (err: unknown, context: string) => void
   /** Told which way the command goes (for --verbose). */
-  log?: (line: string) => void
+  log?: ((line: string) => void) | undefined
   /** How long to wait for a serve that is starting (opening a big repo takes a while). */
   startWaitMs?: number
   /**
@@ -231,8 +232,10 @@ async function clientFor (file: LiveServeFile, options: OpenOptions): Promise<Cl
   if (file.auth === 'file') token = await readRepoToken(dir).catch(() => undefined) ?? env
   else if (file.auth === 'token') token = env
   if (token === undefined && file.auth !== 'none') {
-    throw new CliError('ERR_UNAUTHORIZED', `the server of ${dir} (pid ${file.pid}) needs its admin token`, {
-      hint: file.auth === 'token' ? 'it was started with --token: set DAGSTORE_TOKEN to the same value' : `${dir}/token is missing: set DAGSTORE_TOKEN`
+    throw new CliError(CODE.ERR_UNAUTHORIZED, `the server of ${dir} (pid ${file.pid}) needs its admin token`, {
+      hint: file.auth === 'token'
+        ? 'it was started with --token: set DAGSTORE_TOKEN to the same value'
+        : `${dir}/token is missing: set DAGSTORE_TOKEN`
     })
   }
   return new ClientBackend(file.url, token)
@@ -280,7 +283,7 @@ export function lockedError (dir: string, probe: ServerProbe, cause: unknown): C
     : probe.kind === 'starting'
       ? `serve (pid ${probe.file.pid}) is still starting`
       : 'another process has it open (a dagstore command or a program using the library)'
-  return new CliError('ERR_REPO_LOCKED', `the repo ${dir} is locked: ${holder}`, {
+  return new CliError(CODE.ERR_REPO_LOCKED, `the repo ${dir} is locked: ${holder}`, {
     hint: 'wait for it to finish or stop it; run `dagstore serve` to share a repo between commands',
     cause
   })

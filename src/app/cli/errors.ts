@@ -19,7 +19,9 @@ export class CliError extends Error {
   /** HTTP status when the error came from the admin API. */
   readonly status: number | undefined
 
-  constructor (code: string, message: string, options: { exitCode?: number, hint?: string, status?: number, cause?: unknown } = {}) {
+  constructor (
+    code: string, message: string, options: { exitCode?: number, hint?: string | undefined, status?: number | undefined, cause?: unknown } = {}
+  ) {
     super(message, { cause: options.cause })
     this.name = 'CliError'
     this.code = code

@@ -4,6 +4,7 @@
  */
 import { pathToFileURL } from 'node:url'
 import cliProgress from 'cli-progress'
+import { CODE } from '../../base/errors/codes.js'
 import type { ErrorJson, ShardJson } from '../wire.js'
 import type { Backend } from './backend.js'
 import { CliError, describeError, errorCode, errorJson } from './errors.js'
@@ -54,11 +55,12 @@ export async function importDir (backend: Backend, root: string, options: Import
     else if (bar !== undefined) bar.log(line + '\n')
   }
 
-  let next = 0
   let fatal: unknown
+  // The workers share one iterator: each file goes to the first free worker.
+  const pending = cars.values()
   const worker = async (): Promise<void> => {
-    while (fatal === undefined && next < cars.length) {
-      const car = cars[next++]
+    for (const car of pending) {
+      if (fatal !== undefined) return
       const key = options.prefix + car.key
       progress?.update({ key })
       if (existing.has(key)) {
@@ -70,10 +72,10 @@ export async function importDir (backend: Backend, root: string, options: Import
           result.imported.push(shard)
           say(`registered ${key} (${shardSummary(shard)})`)
         } catch (err) {
-          if (errorCode(err) === 'ERR_SHARD_EXISTS') {
+          if (errorCode(err) === CODE.ERR_SHARD_EXISTS) {
             result.skipped.push(key)
             say(`skipped ${key}: already registered`)
-          } else if (err instanceof CliError && (err.status === 401 || err.status === 403 || err.code === 'ERR_SERVER_UNREACHABLE')) {
+          } else if (err instanceof CliError && (err.status === 401 || err.status === 403 || err.code === CODE.ERR_SERVER_UNREACHABLE)) {
             // Every other file would fail the same way: one error line, not one per file.
             fatal ??= err
           } else {

@@ -2,7 +2,7 @@
  * Everything the CLI takes from the process it runs in. The bin hands it the real ones
  * (main.ts); a test runs the CLI in its own process with streams in memory.
  */
-export interface CliStream extends NodeJS.WritableStream {
+interface CliStream extends NodeJS.WritableStream {
   /** A progress bar is drawn only on a terminal. */
   isTTY?: boolean
   columns?: number

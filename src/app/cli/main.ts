@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 /**
- * The `dagstore` bin: hands the CLI (program.ts) this process's streams, environment,
+ * The `dagstore` bin: hands the CLI (commands/program.ts) this process's streams, environment,
  * working folder, signals and exit.
  */
 import { getEventListeners } from 'node:events'
 import { EXIT_FAILED, EXIT_OK, formatError } from './errors.js'
-import { runCli } from './program.js'
+import { runCli } from './commands/program.js'
 
 const args = process.argv.slice(2)
 

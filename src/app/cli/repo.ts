@@ -8,15 +8,17 @@ import { randomBytes } from 'node:crypto'
 import { readFileSync, unlinkSync } from 'node:fs'
 import { chmod, readFile, rename, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { CODE } from '../../base/errors/codes.js'
+import { codeOf, isMissing } from '../../base/errors/inspect.js'
 import { CliError } from './errors.js'
 
-export const SERVE_FILE = 'serve.json'
-export const TOKEN_FILE = 'token'
+const SERVE_FILE = 'serve.json'
+const TOKEN_FILE = 'token'
 
 /** How clients authenticate: the repo token file, a token given to serve, or nothing. */
 export type AuthMode = 'file' | 'token' | 'none'
 
-export interface ServeFile {
+interface ServeFile {
   pid: number
   /**
    * Where a client on this machine reaches the server (loopback when it listens on all
@@ -36,7 +38,7 @@ export type ServerProbe =
   /** `pidAlive`: the process exists but does not answer (or is not a dagstore any more). */
   | { kind: 'stale', file: ServeFile | undefined, reason: string, pidAlive: boolean }
 
-export function serveFilePath (dir: string): string {
+function serveFilePath (dir: string): string {
   return join(dir, SERVE_FILE)
 }
 
@@ -52,28 +54,28 @@ function parseServeFile (text: string): ServeFile | undefined {
 }
 
 /** undefined when there is no file; 'invalid' when it cannot be read as one. */
-export async function readServeFile (dir: string): Promise<ServeFile | 'invalid' | undefined> {
+async function readServeFile (dir: string): Promise<ServeFile | 'invalid' | undefined> {
   let text: string
   try {
     text = await readFile(serveFilePath(dir), 'utf8')
   } catch (err) {
-    if ((err as { code?: string }).code === 'ENOENT') return undefined
+    if (isMissing(err)) return undefined
     throw err
   }
   return parseServeFile(text) ?? 'invalid'
 }
 
-export function pidAlive (pid: number): boolean {
+function pidAlive (pid: number): boolean {
   try {
     process.kill(pid, 0)
     return true
   } catch (err) {
     // EPERM: it exists, it just belongs to someone else.
-    return (err as { code?: string }).code === 'EPERM'
+    return codeOf(err) === 'EPERM'
   }
 }
 
-export async function healthy (url: string, timeoutMs = 2000): Promise<boolean> {
+async function healthy (url: string, timeoutMs = 2000): Promise<boolean> {
   try {
     const res = await fetch(new URL('/healthz', url), { signal: AbortSignal.timeout(timeoutMs) })
     const body = await res.json().catch(() => undefined) as { ok?: unknown } | undefined
@@ -112,10 +114,10 @@ export async function claimServeFile (dir: string): Promise<void> {
   try {
     await writeFile(path, JSON.stringify(file, null, 2) + '\n', { flag: 'wx', mode: 0o644 })
   } catch (err) {
-    if ((err as { code?: string }).code !== 'EEXIST') throw err
+    if (codeOf(err) !== 'EEXIST') throw err
     const other = await readServeFile(dir)
     const who = other !== undefined && other !== 'invalid' ? ` (pid ${other.pid}${other.url === null ? ', starting' : ` at ${other.url}`})` : ''
-    throw new CliError('ERR_REPO_SERVED', `another serve holds ${path}${who}`, { cause: err })
+    throw new CliError(CODE.ERR_REPO_SERVED, `another serve holds ${path}${who}`, { cause: err })
   }
 }
 
@@ -161,7 +163,7 @@ export async function ensureRepoToken (dir: string): Promise<string> {
     return token
   } catch (err) {
     // Someone else created it between our read and our write: theirs wins.
-    if ((err as { code?: string }).code === 'EEXIST') {
+    if (codeOf(err) === 'EEXIST') {
       const theirs = await readRepoToken(dir)
       if (theirs !== undefined) return theirs
     }
@@ -174,7 +176,7 @@ export async function readRepoToken (dir: string): Promise<string | undefined> {
     const token = (await readFile(join(dir, TOKEN_FILE), 'utf8')).trim()
     return token === '' ? undefined : token
   } catch (err) {
-    if ((err as { code?: string }).code === 'ENOENT') return undefined
+    if (isMissing(err)) return undefined
     throw err
   }
 }

@@ -9,8 +9,8 @@ import type { DAGStore } from '../../engine/store.js'
 import { FileMount } from '../../storage/mount/file.js'
 import { ShardUnknownError } from '../../base/errors.js'
 
-export const SAMPLE_CAR = fileURLToPath(new URL('../../../../tests/fixtures/sample-v1.car', import.meta.url))
-export const SAMPLE_KEY = 'sample-v1'
+const SAMPLE_CAR = fileURLToPath(new URL('../../../../tests/fixtures/sample-v1.car', import.meta.url))
+const SAMPLE_KEY = 'sample-v1'
 
 export interface SampleResult {
   key: string

@@ -6,11 +6,13 @@
  */
 import { mkdir, stat } from 'node:fs/promises'
 import { resolve } from 'node:path'
+import { CODE } from '../../base/errors/codes.js'
+import { codeOf } from '../../base/errors/inspect.js'
 import { DAGStore } from '../../engine/store.js'
 import type { VerifyHashes } from '../../base/index-types.js'
 import { startServer, type DagstoreServer } from '../server/index.js'
 import { isLoopback } from '../loopback.js'
-import { CliError, EXIT_OK, UsageError, errorCode, isLevelLocked } from './errors.js'
+import { CliError, EXIT_OK, UsageError, isLevelLocked } from './errors.js'
 import { lockedError } from './backend.js'
 import { claimServeFile, ensureRepoToken, probeServer, publishServeFile, removeServeFileSync, type AuthMode, type ServerProbe } from './repo.js'
 import { ensureSample } from './sample.js'
@@ -39,14 +41,14 @@ export interface ServeCommandOptions {
 }
 
 /** `HOST:PORT`, `[V6]:PORT`, `:PORT` or `PORT`. */
-export function parseListen (value: string): { host: string, port: number } {
+function parseListen (value: string): { host: string, port: number } {
   const bad = (): UsageError => new UsageError(`invalid --listen ${JSON.stringify(value)}: expected HOST:PORT (e.g. 127.0.0.1:8080, [::1]:8080, 0.0.0.0:0)`)
   let host = '127.0.0.1'
   let portText: string
-  const v6 = /^\[([^\]]+)\]:(\d+)$/.exec(value)
-  if (v6 !== null) {
-    host = v6[1]
-    portText = v6[2]
+  const [, v6Host, v6Port] = /^\[([^\]]+)\]:(\d+)$/.exec(value) ?? []
+  if (v6Host !== undefined && v6Port !== undefined) {
+    host = v6Host
+    portText = v6Port
   } else if (/^\d+$/.test(value)) {
     portText = value
   } else {
@@ -73,7 +75,8 @@ export async function serve (o: ServeCommandOptions): Promise<number> {
   const dir = resolve(o.cwd, o.dir)
   const { host, port } = parseListen(o.listen)
   if (!o.auth && !isLoopback(host)) {
-    throw new UsageError(`--no-auth is only allowed on a loopback address, not ${host}`, 'drop --no-auth (clients then use the repo token) or listen on 127.0.0.1')
+    throw new UsageError(`--no-auth is only allowed on a loopback address, not ${host}`,
+      'drop --no-auth (clients then use the repo token) or listen on 127.0.0.1')
   }
   const allowRoots = o.allowRoot.map((r) => resolve(o.cwd, r))
   for (const root of allowRoots) {
@@ -83,7 +86,7 @@ export async function serve (o: ServeCommandOptions): Promise<number> {
   const probe = await probeServer(dir)
   if (probe.kind === 'live' || probe.kind === 'starting') {
     const where = probe.kind === 'live' ? `at ${probe.file.url}` : '(starting)'
-    throw new CliError('ERR_REPO_SERVED', `the repo ${dir} is already served by pid ${probe.file.pid} ${where}`, {
+    throw new CliError(CODE.ERR_REPO_SERVED, `the repo ${dir} is already served by pid ${probe.file.pid} ${where}`, {
       hint: 'other dagstore commands on this repo go through it; stop it first to serve again'
     })
   }
@@ -97,7 +100,9 @@ export async function serve (o: ServeCommandOptions): Promise<number> {
   }
 }
 
-async function serveRepo (o: ServeCommandOptions, dir: string, host: string, port: number, allowRoots: string[], probe: ServerProbe): Promise<number> {
+async function serveRepo (
+  o: ServeCommandOptions, dir: string, host: string, port: number, allowRoots: string[], probe: ServerProbe
+): Promise<number> {
   // A file whose process lives but does not answer is not ours to delete: if that process
   // still holds LevelDB, opening the store fails below; if not, publishing replaces it.
   await mkdir(dir, { recursive: true })
@@ -158,8 +163,8 @@ async function serveRepo (o: ServeCommandOptions, dir: string, host: string, por
     } catch (err) {
       // startServer validates its options with these (a malformed --token, ...): the user's to fix.
       if (err instanceof TypeError || err instanceof RangeError) throw new UsageError(err.message)
-      if (errorCode(err) === 'EADDRINUSE') {
-        throw new CliError('ERR_ADDRESS_IN_USE', `${o.listen} is already in use`, {
+      if (codeOf(err) === 'EADDRINUSE') {
+        throw new CliError(CODE.ERR_ADDRESS_IN_USE, `${o.listen} is already in use`, {
           hint: 'listen elsewhere with --listen HOST:PORT or DAGSTORE_LISTEN (port 0 picks a free one)',
           cause: err
         })

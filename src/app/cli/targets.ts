@@ -7,6 +7,10 @@ import { readdir, stat } from 'node:fs/promises'
 import { basename, join, relative, resolve, sep } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { CID } from 'multiformats/cid'
+import { CODE } from '../../base/errors/codes.js'
+import { isMissing } from '../../base/errors/inspect.js'
+import { redactUrl } from '../../base/redact.js'
+import { unregistrable } from '../mount-policy.js'
 import { CliError, EXIT_USAGE, UsageError } from './errors.js'
 
 export interface Target {
@@ -26,36 +30,46 @@ function stripCar (name: string): string {
 }
 
 function notFound (path: string, err: unknown, what: string): unknown {
-  if ((err as { code?: string }).code === 'ENOENT') return new CliError('ERR_FILE_NOT_FOUND', `${path}: no such ${what}`)
+  if (isMissing(err)) return new CliError(CODE.ERR_FILE_NOT_FOUND, `${path}: no such ${what}`)
   return err
 }
 
+/** `scheme:` at the start; a one-letter scheme is a Windows drive (`C:\cars\x.car`), a path. */
+const SCHEME = /^([a-z][a-z\d+.-]+):/i
+
 /**
  * A path (relative to `cwd`) or an http(s)/file URL; local files must exist (better now than
- * an errored shard).
+ * an errored shard). Anything else with a scheme is a URL of a kind register does not take.
  */
 export async function parseTarget (arg: string, cwd: string): Promise<Target> {
-  if (/^https?:\/\//i.test(arg)) {
+  const scheme = SCHEME.exec(arg)?.[1]?.toLowerCase()
+  if (scheme !== undefined && scheme !== 'file') {
     let url: URL
     try {
       url = new URL(arg)
     } catch {
-      throw new UsageError(`invalid URL: ${arg}`)
+      throw new UsageError(`invalid URL: ${redactUrl(arg)}`)
     }
-    return { arg, url: url.href }
+    if (scheme === 'http' || scheme === 'https') return { arg, url: url.href }
+    const refused = unregistrable(url)
+    if (refused !== undefined) throw new CliError(CODE.ERR_MOUNT_SCHEME_NOT_ALLOWED, refused)
+    // `deal:1.car` may well be a file: say how to name it.
+    const couldBeAFile = !arg.slice(scheme.length + 1).startsWith('//')
+    throw new CliError(CODE.ERR_UNKNOWN_MOUNT_SCHEME, `${redactUrl(arg)}: no mount for ${scheme}: URLs (register takes a path, a file: URL or an http(s) URL)`,
+      couldBeAFile ? { hint: `for a file of that name, write ./${arg}` } : {})
   }
   let path: string
-  if (/^file:/i.test(arg)) {
+  if (scheme === 'file') {
     try {
       path = fileURLToPath(arg)
     } catch {
-      throw new UsageError(`invalid file URL: ${arg}`)
+      throw new UsageError(`invalid file URL: ${redactUrl(arg)}`)
     }
   } else {
     path = resolve(cwd, arg)
   }
   const st = await stat(path).catch((err: unknown) => { throw notFound(path, err, 'file') })
-  if (!st.isFile()) throw new CliError('ERR_NOT_A_FILE', `${path} is not a file${st.isDirectory() ? ' (use `dagstore import` for a folder)' : ''}`)
+  if (!st.isFile()) throw new CliError(CODE.ERR_NOT_A_FILE, `${path} is not a file${st.isDirectory() ? ' (use `dagstore import` for a folder)' : ''}`)
   return { arg, url: pathToFileURL(path).href, path }
 }
 
@@ -86,7 +100,7 @@ export interface CarFile {
 export async function findCars (root: string, skip: string[] = []): Promise<CarFile[]> {
   const top = resolve(root)
   const st = await stat(top).catch((err: unknown) => { throw notFound(top, err, 'folder') })
-  if (!st.isDirectory()) throw new CliError('ERR_NOT_A_DIRECTORY', `${top} is not a folder (use \`dagstore register\` for a file)`)
+  if (!st.isDirectory()) throw new CliError(CODE.ERR_NOT_A_DIRECTORY, `${top} is not a folder (use \`dagstore register\` for a file)`)
   const skipped = new Set(skip.map((p) => resolve(p)))
   const out: CarFile[] = []
   const walk = async (dir: string): Promise<void> => {
@@ -117,6 +131,6 @@ export function parseCid (arg: string): CID {
   try {
     return CID.parse(arg)
   } catch {
-    throw new CliError('ERR_INVALID_CID', `not a CID: ${arg}`, { exitCode: EXIT_USAGE })
+    throw new CliError(CODE.ERR_INVALID_CID, `not a CID: ${arg}`, { exitCode: EXIT_USAGE })
   }
 }

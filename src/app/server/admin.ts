@@ -11,11 +11,13 @@ import type { Mount } from '../../base/mount-types.js'
 import type { ShardKey, ShardResult } from '../../base/types.js'
 import { InvalidMountError } from '../../base/errors.js'
 import { validateKey } from '../../base/keys.js'
+import { redactUrl } from '../../base/redact.js'
 import { HttpError, readJson, sendJson } from './http-util.js'
 import { CODE } from '../../base/errors/codes.js'
 import { codeOf } from '../../base/errors/inspect.js'
 import type { AllowRoots } from './allow-roots.js'
 import { streamTraces } from './sse.js'
+import { unregistrable } from '../mount-policy.js'
 import { errorJson, shardJson, type DestroyedJson, type FindJson, type GcJson, type ShardJson, type ShardListJson } from '../wire.js'
 
 export interface AdminOptions {
@@ -29,7 +31,8 @@ export interface AdminOptions {
   release: (key: string) => Promise<void>
 }
 
-type Handler = (req: IncomingMessage, res: ServerResponse, params: string[]) => Promise<void>
+/** `param` is the path segment the route's pattern captures ('' for routes without one). */
+type Handler = (req: IncomingMessage, res: ServerResponse, param: string) => Promise<void>
 
 interface Route {
   pattern: RegExp
@@ -74,8 +77,8 @@ export class AdminApi {
         if (allow.includes('GET') && r.noHead !== true) allow.push('HEAD')
         return { allow }
       }
-      const params = m.slice(1)
-      return { run: async (req, res) => { await handler.call(this, req, res, params) } }
+      const param = m[1] ?? ''
+      return { run: async (req, res) => { await handler.call(this, req, res, param) } }
     }
     return undefined
   }
@@ -83,12 +86,12 @@ export class AdminApi {
   private async list (_req: IncomingMessage, res: ServerResponse): Promise<void> {
     const keys = [...this.store.allShardsInfo().keys()].sort()
     const found: Array<ShardJson | undefined> = new Array(keys.length)
-    let next = 0
+    // The workers share one iterator: each key goes to the first free worker.
+    const pending = keys.entries()
     const worker = async (): Promise<void> => {
-      while (next < keys.length) {
-        const i = next++
+      for (const [i, key] of pending) {
         // A shard destroyed since the key list was taken is simply not listed.
-        found[i] = await this.store.describeShard(keys[i]).then(shardJson, (err: unknown) => {
+        found[i] = await this.store.describeShard(key).then(shardJson, (err: unknown) => {
           if (codeOf(err) === CODE.ERR_SHARD_UNKNOWN) return undefined
           throw err
         })
@@ -98,7 +101,7 @@ export class AdminApi {
     sendJson(res, 200, { shards: found.filter((s) => s !== undefined) } satisfies ShardListJson)
   }
 
-  private async describe (_req: IncomingMessage, res: ServerResponse, [raw]: string[]): Promise<void> {
+  private async describe (_req: IncomingMessage, res: ServerResponse, raw: string): Promise<void> {
     const key = keyParam(raw)
     sendJson(res, 200, shardJson(await this.store.describeShard(key)))
   }
@@ -123,13 +126,15 @@ export class AdminApi {
     try {
       url = new URL(raw)
     } catch (err) {
-      throw new InvalidMountError(`invalid mount URL: ${raw}`, { cause: err })
+      throw new InvalidMountError(`invalid mount URL: ${redactUrl(raw)}`, { cause: err })
     }
+    const refused = unregistrable(url)
+    if (refused !== undefined) throw new HttpError(CODE.ERR_MOUNT_SCHEME_NOT_ALLOWED, refused)
     if (url.protocol === 'file:') url = await this.options.allowRoots.check(raw, url)
     return this.options.mounts.instantiate(url)
   }
 
-  private async destroy (req: IncomingMessage, res: ServerResponse, [raw]: string[]): Promise<void> {
+  private async destroy (req: IncomingMessage, res: ServerResponse, raw: string): Promise<void> {
     const key = keyParam(raw)
     if (!drainParam(req)) {
       // Recent block requests leave the gateway holding the shard: that reference is ours to drop.
@@ -154,7 +159,9 @@ export class AdminApi {
     } catch (err) {
       // The client left: nobody to answer, nothing went wrong.
       if (gaveUp.signal.aborted) return
-      if (this.options.closing.aborted) throw new HttpError(CODE.ERR_SERVER_CLOSING, 'the server is shutting down: the drain was abandoned and the shard kept', { cause: err })
+      if (this.options.closing.aborted) {
+        throw new HttpError(CODE.ERR_SERVER_CLOSING, 'the server is shutting down: the drain was abandoned and the shard kept', { cause: err })
+      }
       throw err
     } finally {
       res.off('close', onClose)
@@ -162,7 +169,7 @@ export class AdminApi {
     sendJson(res, 200, { key, destroyed: true } satisfies DestroyedJson)
   }
 
-  private async recover (req: IncomingMessage, res: ServerResponse, [raw]: string[]): Promise<void> {
+  private async recover (req: IncomingMessage, res: ServerResponse, raw: string): Promise<void> {
     const key = keyParam(raw)
     req.socket.setTimeout(0)
     await this.store.recover(key)
@@ -176,7 +183,7 @@ export class AdminApi {
     sendJson(res, 200, { reclaimedBytes: result.reclaimedBytes, shards } satisfies GcJson)
   }
 
-  private async find (_req: IncomingMessage, res: ServerResponse, [raw]: string[]): Promise<void> {
+  private async find (_req: IncomingMessage, res: ServerResponse, raw: string): Promise<void> {
     const text = decodeParam(raw)
     let cid: CID
     try {

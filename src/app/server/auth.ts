@@ -28,11 +28,11 @@ export function bearerCheck (token: string): (req: IncomingMessage) => void {
   const expected = digest(token)
   return (req) => {
     const header = req.headers.authorization
-    const m = header === undefined ? null : /^Bearer +(\S+) *$/i.exec(header)
-    if (m === null) {
+    const presented = header === undefined ? undefined : /^Bearer +(\S+) *$/i.exec(header)?.[1]
+    if (presented === undefined) {
       throw new HttpError(CODE.ERR_UNAUTHORIZED, 'admin routes need Authorization: Bearer <token>', { headers: { 'www-authenticate': CHALLENGE } })
     }
-    if (!timingSafeEqual(digest(m[1]), expected)) {
+    if (!timingSafeEqual(digest(presented), expected)) {
       throw new HttpError(CODE.ERR_UNAUTHORIZED, 'invalid bearer token', { headers: { 'www-authenticate': `${CHALLENGE}, error="invalid_token"` } })
     }
   }

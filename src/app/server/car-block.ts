@@ -12,7 +12,7 @@ import { varintLength } from '../../format/varint.js'
 import { IDENTITY_CODE } from '../../format/multihash.js'
 
 /** True when the CAR for `cid` carries the block's section (false for identity CIDs). */
-export function carHasSection (cid: CID): boolean {
+function carHasSection (cid: CID): boolean {
   return cid.multihash.code !== IDENTITY_CODE
 }
 

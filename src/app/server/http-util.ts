@@ -55,7 +55,7 @@ function tooLarge (req: IncomingMessage, res: ServerResponse, maxBytes: number):
 }
 
 /** The whole body, refusing (413) past `maxBytes` without buffering the excess. */
-export async function readBody (req: IncomingMessage, res: ServerResponse, maxBytes: number): Promise<Buffer> {
+async function readBody (req: IncomingMessage, res: ServerResponse, maxBytes: number): Promise<Buffer> {
   const declared = req.headers['content-length']
   if (declared !== undefined && Number(declared) > maxBytes) throw tooLarge(req, res, maxBytes)
   return await new Promise<Buffer>((resolve, reject) => {
@@ -89,7 +89,7 @@ export async function readBody (req: IncomingMessage, res: ServerResponse, maxBy
 
 /** A JSON body (Content-Type application/json required: a browser cannot send that cross-origin without a preflight). */
 export async function readJson (req: IncomingMessage, res: ServerResponse, maxBytes: number): Promise<unknown> {
-  const type = (req.headers['content-type'] ?? '').split(';', 1)[0].trim().toLowerCase()
+  const type = (req.headers['content-type'] ?? '').split(';', 1)[0]?.trim().toLowerCase()
   if (type !== 'application/json') {
     throw new HttpError(CODE.ERR_UNSUPPORTED_MEDIA_TYPE, 'request body must be application/json')
   }

@@ -120,7 +120,8 @@ export async function startServer (store: DAGStore, options: ServeOptions = {}):
   const limits = resolveLimits(options.limits)
   const shutdownTimeoutMs = positiveMs(options.shutdownTimeoutMs, 10_000, 'shutdownTimeoutMs')
   // Heartbeats are what keep an /events stream inside the idle timeout.
-  const heartbeatMs = positiveMs(options.sseHeartbeatMs, limits.idleTimeoutMs > 0 ? Math.max(1, Math.min(15_000, Math.floor(limits.idleTimeoutMs / 2))) : 15_000, 'sseHeartbeatMs')
+  const defaultHeartbeatMs = limits.idleTimeoutMs > 0 ? Math.max(1, Math.min(15_000, Math.floor(limits.idleTimeoutMs / 2))) : 15_000
+  const heartbeatMs = positiveMs(options.sseHeartbeatMs, defaultHeartbeatMs, 'sseHeartbeatMs')
   const allowRoots = await AllowRoots.resolve(options.allowRoots ?? [])
   const onError = options.onError ?? defaultReport
   const authorize = token === null ? loopbackCheck() : bearerCheck(token)
@@ -139,21 +140,27 @@ export async function startServer (store: DAGStore, options: ServeOptions = {}):
 
   async function dispatch (req: IncomingMessage, res: ServerResponse): Promise<void> {
     const target = req.url ?? ''
-    if (target.length > limits.maxUrlLength) throw new HttpError(CODE.ERR_URL_TOO_LONG, `request target longer than ${limits.maxUrlLength} characters`)
+    if (target.length > limits.maxUrlLength) {
+      throw new HttpError(CODE.ERR_URL_TOO_LONG, `request target longer than ${limits.maxUrlLength} characters`)
+    }
     if (!target.startsWith('/')) throw new HttpError(CODE.ERR_INVALID_REQUEST, 'request target must be a path')
     if (closing.signal.aborted) {
       res.setHeader('connection', 'close')
       throw new HttpError(CODE.ERR_SERVER_CLOSING, 'server is shutting down')
     }
     const method = req.method ?? 'GET'
-    const path = target.split(/[?#]/, 1)[0]
+    const path = target.split(/[?#]/, 1)[0] ?? ''
     if (path === '/healthz' || path === '/metrics') {
       if (method !== 'GET' && method !== 'HEAD') throw notAllowed(method, path, ['GET', 'HEAD'])
       if (path === '/healthz') {
         sendJson(res, 200, { ok: true })
       } else {
         const text = await store.metrics.metrics()
-        res.writeHead(200, { 'content-type': store.metrics.contentType, 'content-length': String(Buffer.byteLength(text)), 'cache-control': 'no-store' })
+        res.writeHead(200, {
+          'content-type': store.metrics.contentType,
+          'content-length': String(Buffer.byteLength(text)),
+          'cache-control': 'no-store'
+        })
         res.end(text)
       }
       return

@@ -15,7 +15,7 @@ const DAG_PB_CODEC = 0x70
 const ENTITY_BYTES = /^-?\d+:(?:-?\d+|\*)$/
 const QVALUE = /^(?:0(?:\.\d{0,3})?|1(?:\.0{0,3})?)$/
 
-export type Scope = 'block' | 'entity' | 'all'
+type Scope = 'block' | 'entity' | 'all'
 
 export interface Variant {
   format: 'raw' | 'car'
@@ -36,8 +36,8 @@ interface MediaRange { type: string, params: Map<string, string>, q: number, ind
 function parseAccept (header: string): MediaRange[] {
   const out: MediaRange[] = []
   const parts = header.split(',')
-  for (let index = 0; index < parts.length; index++) {
-    const [head, ...rest] = parts[index].split(';')
+  for (const [index, part] of parts.entries()) {
+    const [head = '', ...rest] = part.split(';')
     const type = head.trim().toLowerCase()
     if (!/^[^/\s]+\/[^/\s]+$/.test(type)) continue
     const params = new Map<string, string>()
@@ -61,7 +61,8 @@ function parseAccept (header: string): MediaRange[] {
   return out
 }
 
-interface CarParams { version?: string, order?: string, dups?: string }
+/** Absent or undefined: not asked for. */
+interface CarParams { version?: string | undefined, order?: string | undefined, dups?: string | undefined }
 
 /** The dups a CAR answer may declare for these asked-for params, or undefined if it cannot satisfy them. */
 function carDups (p: CarParams): 'y' | 'n' | undefined {
@@ -79,7 +80,7 @@ interface Choice { format: 'raw' | 'car', dups: 'y' | 'n', q: number, index: num
  * params can be met (a wildcard never picks a CAR over the raw block). Highest q wins; a tie
  * goes to the range listed first, then to raw.
  */
-function chooseFromAccept (ranges: MediaRange[]): { raw?: Choice, car?: Choice } {
+function chooseFromAccept (ranges: MediaRange[]): { raw: Choice | undefined, car: Choice | undefined } {
   let exact: MediaRange | undefined
   let app: MediaRange | undefined
   let any: MediaRange | undefined
@@ -94,7 +95,9 @@ function chooseFromAccept (ranges: MediaRange[]): { raw?: Choice, car?: Choice }
     }
   }
   const decides = exact ?? app ?? any
-  const raw: Choice | undefined = decides !== undefined && decides.q > 0 ? { format: 'raw', dups: 'n', q: decides.q, index: decides.index } : undefined
+  const raw: Choice | undefined = decides !== undefined && decides.q > 0
+    ? { format: 'raw', dups: 'n', q: decides.q, index: decides.index }
+    : undefined
   return { raw, car }
 }
 
@@ -138,12 +141,16 @@ export function negotiate (accept: string | undefined, query: URLSearchParams | 
     if (dups !== null) variant.dups = d
     const scope = query.get('dag-scope')
     if (scope !== null && scope !== '') {
-      if (scope !== 'block' && scope !== 'entity' && scope !== 'all') throw new HttpError(CODE.ERR_INVALID_REQUEST, `dag-scope must be block, entity or all, not ${JSON.stringify(scope)}`)
+      if (scope !== 'block' && scope !== 'entity' && scope !== 'all') {
+        throw new HttpError(CODE.ERR_INVALID_REQUEST, `dag-scope must be block, entity or all, not ${JSON.stringify(scope)}`)
+      }
       variant.scope = scope
     }
     const entityBytes = query.get('entity-bytes')
     if (entityBytes !== null) {
-      if (!ENTITY_BYTES.test(entityBytes)) throw new HttpError(CODE.ERR_INVALID_REQUEST, `entity-bytes must be from:to (integers, to may be *), not ${JSON.stringify(entityBytes)}`)
+      if (!ENTITY_BYTES.test(entityBytes)) {
+        throw new HttpError(CODE.ERR_INVALID_REQUEST, `entity-bytes must be from:to (integers, to may be *), not ${JSON.stringify(entityBytes)}`)
+      }
       variant.scope = 'entity'
       variant.entityBytes = entityBytes
     }

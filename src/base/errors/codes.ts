@@ -50,7 +50,7 @@ export const ERROR_CODES = Object.freeze([
   // HttpMount (storage/mount/http.ts).
   entry('ERR_HTTP_STATUS', 422, 'the mount\'s server answered a status it cannot use (`.status`), after retries for 5xx and 429'),
   entry('ERR_HTTP_LENGTH_MISMATCH', 422, 'an HTTP body\'s length disagrees with its Content-Length or with the size HEAD reported'),
-  entry('ERR_HTTP_TIMEOUT', 422, 'no response, or no body bytes, within the mount\'s timeoutMs'),
+  entry('ERR_HTTP_TIMEOUT', 422, 'no response, or no body bytes, within the mount\'s timeoutMs; a body slower than its minBytesPerSecond; or a download past its deadlineMs'),
   entry('ERR_HTTP_RANGE', 422, 'a 206 whose Content-Range is not the range asked for, or an unexpected 206'),
   entry('ERR_HTTP_NETWORK', 422, 'the HTTP connection failed: refused, reset, protocol error (`cause` has the system error)'),
   entry('ERR_HTTP_CHANGED', 422, 'the resource\'s ETag or Last-Modified moved during the download'),
@@ -60,6 +60,7 @@ export const ERROR_CODES = Object.freeze([
   entry('ERR_INVALID_PATH', 400, 'a raw block request with a path after the CID'),
   entry('ERR_FORMAT_REQUIRED', 400, 'a gateway request with neither Accept nor ?format'),
   entry('ERR_UNAUTHORIZED', 401, 'an admin request without the right bearer token (CLI: no token to send)'),
+  entry('ERR_MOUNT_SCHEME_NOT_ALLOWED', 400, 'a mount URL of a scheme the admin API and the CLI do not register (bytes:, which carries the data itself)'),
   entry('ERR_FORBIDDEN_PATH', 403, 'a file: URL outside every --allow-root folder'),
   entry('ERR_FORBIDDEN_HOST', 403, 'an admin request without a token whose Host is not a loopback name'),
   entry('ERR_FORBIDDEN_ORIGIN', 403, 'a cross-origin admin request without a token'),

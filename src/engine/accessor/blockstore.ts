@@ -15,7 +15,7 @@ import { IDENTITY_CODE } from '../../format/multihash.js'
  * so typical small blocks cost one positional read. A larger first read would only waste
  * bandwidth on big blocks; a smaller one saves nothing (a read's cost is the syscall).
  */
-export const DEFAULT_HEAD_READ_SIZE = 4096
+const DEFAULT_HEAD_READ_SIZE = 4096
 
 export interface ShardBlockstoreInit {
   /** Random access is expected (`read`); without it every lookup streams from the section start. */
@@ -24,9 +24,9 @@ export interface ShardBlockstoreInit {
   /** Absolute offset of the CARv1 payload (a CARv2's dataOffset, 0 for a CARv1). */
   payloadOffset: number
   /** A CARv2's dataSize: `allKeys` stops there and lookups never read past it. */
-  payloadSize?: number
+  payloadSize?: number | undefined
   /** Bytes read at a section's start by `get`; default 4096. */
-  headReadSize?: number
+  headReadSize?: number | undefined
   maxSectionSize?: number
   /**
    * Hash each block read by `get` and compare it with the CID's digest (InvalidCarError on a

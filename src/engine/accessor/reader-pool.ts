@@ -20,7 +20,6 @@ interface Entry {
   retired: boolean
 }
 
-
 function closedError (): Error {
   return Object.assign(new Error('shard accessor is closed'), { code: CODE.ERR_ACCESSOR_CLOSED })
 }

@@ -37,24 +37,20 @@ export async function removeShardData (core: Core, key: ShardKey, transient?: st
  * the tombstone's clearing, if this ends the last cleanup, is durable — or at once when the
  * tombstone stays. Whoever waits on it (the key's barrier) lets a new shard of the key write
  * its index only then, so a restart that finds the tombstone never removes a newer shard's data.
+ * (A failed state write is retried with the next commit, and, like every result, this resolves
+ * anyway: only a kill before that retry lands can then cost the newer shard its index.)
  */
 export async function endCleanup (core: Core, key: ShardKey, ok: boolean, counted: boolean): Promise<void> {
   await new Promise<void>((resolve) => {
-    const post = (first: boolean): void => {
-      core.loop.complete({
-        control: (tx) => {
-          if (first && !core.tombstones.end(key, ok, tx, counted)) {
-            resolve()
-            return
-          }
-          // A failed batch is retried with the next drain: wait for a drain that commits.
-          tx.afterCommit(() => { if (tx.persistError === undefined) resolve(); else post(false) })
-        },
-        // Closing: the tombstone stays and the next start finishes the cleanup.
-        abandon: resolve
-      })
-    }
-    post(true)
+    core.loop.complete({
+      control: (tx) => {
+        // The clearing is a write of this drain: the effect runs once its commit is done.
+        if (core.tombstones.end(key, ok, tx, counted)) tx.afterCommit(resolve)
+        else resolve()
+      },
+      // Closing: the tombstone stays and the next start finishes the cleanup.
+      abandon: resolve
+    })
   })
 }
 

@@ -15,7 +15,7 @@ import type { ReaderPool } from '../accessor/reader-pool.js'
 import type { StoreMetrics } from '../observe/metrics.js'
 import type { Tombstones } from './tombstones.js'
 
-export interface Throttle { add: <T>(fn: () => Promise<T>) => Promise<T> }
+interface Throttle { add: <T>(fn: () => Promise<T>) => Promise<T> }
 
 export interface Core {
   readonly shards: Map<ShardKey, Shard>

@@ -1,27 +1,34 @@
 import type { ShardKey } from '../../base/types.js'
 import type { Shard } from '../shard/shard.js'
 
+/** An effect (result, trace, job start) and the shard whose durable state it reports, if one. */
+export interface Effect {
+  readonly run: () => void
+  /** Undefined: it may depend on any write made so far (e.g. a GC run over many shards). */
+  readonly shard: Shard | undefined
+}
+
 /**
- * What one drain of the loop accumulates: the shards to persist in one batch (group commit)
- * and the effects (results, traces, job starts) released only once that batch is durable.
+ * What one drain of the loop accumulates: the shards whose restart form changed (written in
+ * the next group commit) and the effects to release. An effect waits for the commit of its
+ * shard's writes — this drain's or an earlier one still in flight — and for nothing else.
  */
 export class Drain {
   readonly dirty = new Set<Shard>()
-  readonly deletes = new Set<ShardKey>()
+  readonly deleted = new Set<Shard>()
   /** Tombstones to set (a destroy commits) or clear (its cleanup is done); the last word wins. */
   readonly tombstones = new Map<ShardKey, boolean>()
-  readonly effects: Array<() => void> = []
-  /** Set when the batch could not be written: results of this drain report it. */
-  persistError: Error | undefined = undefined
+  readonly effects: Effect[] = []
 
   markDirty (shard: Shard): void { this.dirty.add(shard) }
 
   markDeleted (shard: Shard): void {
     this.dirty.delete(shard)
-    this.deletes.add(shard.key)
+    this.deleted.add(shard)
   }
 
-  afterCommit (effect: () => void): void { this.effects.push(effect) }
+  /** Runs `run` once `shard`'s state as of this drain is durable (at once if nothing of it is pending). */
+  afterCommit (run: () => void, shard?: Shard): void { this.effects.push({ run, shard }) }
 
-  get hasWrites (): boolean { return this.dirty.size > 0 || this.deletes.size > 0 || this.tombstones.size > 0 }
+  get hasWrites (): boolean { return this.dirty.size > 0 || this.deleted.size > 0 || this.tombstones.size > 0 }
 }

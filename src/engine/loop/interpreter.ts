@@ -7,7 +7,7 @@
 import { transitionTable, factsMask, type TableCell } from '../shard/table.js'
 import type { OpOutcome } from '../observe/metrics.js'
 import type { ActionName } from '../shard/machine.js'
-import type { Shard } from '../shard/shard.js'
+import { restartState, type Shard } from '../shard/shard.js'
 import type { Waiter } from '../shard/waiter.js'
 import type { Drain } from './drain.js'
 import type { OpTask } from './tasks.js'
@@ -53,7 +53,9 @@ export class Interpreter {
       const waiter = task.waiter
       if (waiter !== undefined) {
         tx.afterCommit(() => {
-          waiter.deliver(task.op === 'release' ? { key: task.key } : { key: task.key, error: new ShardUnknownError(`shard ${JSON.stringify(task.key)} not found`) })
+          waiter.deliver(task.op === 'release'
+            ? { key: task.key }
+            : { key: task.key, error: new ShardUnknownError(`shard ${JSON.stringify(task.key)} not found`) })
         })
       }
       return
@@ -87,16 +89,18 @@ export class Interpreter {
     const destroyed = core.shards.get(shard.key) !== shard
     if (!destroyed) {
       if (cell.next !== stateBefore) this.setState(shard, cell.next)
-      // Register creates the record; every other op writes it only if a persisted field changed.
-      if (task.op === 'register' || shard.state !== stateBefore || shard.error !== errorBefore || shard.transient !== transientBefore) tx.markDirty(shard)
+      // Register creates the record; every other op writes it only if its restart form changed
+      // (serving is persisted as available: acquire and release of an available shard write nothing).
+      if (task.op === 'register' || restartState(shard.state) !== restartState(stateBefore) ||
+        shard.error !== errorBefore || shard.transient !== transientBefore) tx.markDirty(shard)
       shard.compact()
     }
     if (task.op === 'release' && task.waiter !== undefined) {
       const waiter = task.waiter
-      tx.afterCommit(() => { waiter.deliver({ key: shard.key }) })
+      tx.afterCommit(() => { waiter.deliver({ key: shard.key }) }, shard)
     }
     const trace = { key: shard.key, op: task.op, after: shard.info() }
-    tx.afterCommit(() => { core.traces.publish(trace) })
+    tx.afterCommit(() => { core.traces.publish(trace) }, shard)
   }
 
   private setState (shard: Shard, next: ShardState): void {
@@ -108,7 +112,7 @@ export class Interpreter {
   private reply (step: Step, waiter: Waiter | undefined, error?: Error): void {
     if (waiter === undefined) return
     const key = step.shard.key
-    step.tx.afterCommit(() => { waiter.deliver(error === undefined ? { key } : { key, error }) })
+    step.tx.afterCommit(() => { waiter.deliver(error === undefined ? { key } : { key, error }) }, step.shard)
   }
 
   private defineActions (): Record<ActionName, ActionImpl> {
@@ -145,7 +149,7 @@ export class Interpreter {
         for (const w of parked) {
           if (w.done) continue
           shard.refs++
-          tx.afterCommit(() => { jobs.openAccessor(shard, w) })
+          tx.afterCommit(() => { jobs.openAccessor(shard, w) }, shard)
         }
       },
       incRef: ({ shard }) => {
@@ -155,7 +159,7 @@ export class Interpreter {
       openAccessor: ({ shard, task, tx }) => {
         const waiter = task.waiter
         if (waiter === undefined) return
-        tx.afterCommit(() => { jobs.openAccessor(shard, waiter) })
+        tx.afterCommit(() => { jobs.openAccessor(shard, waiter) }, shard)
       },
       decRef: ({ shard }) => { shard.refs-- },
       markReleased: ({ shard }) => {
@@ -182,7 +186,7 @@ export class Interpreter {
       },
       publishFailure: ({ shard, tx }) => {
         const result = { key: shard.key, error: shard.error ?? new Error('shard failed') }
-        tx.afterCommit(() => { core.failures.publish(result) })
+        tx.afterCommit(() => { core.failures.publish(result) }, shard)
       },
       rejectNotErrored: (s) => {
         this.reply(s, s.task.waiter, new ShardNotErroredError(`refused to recover shard in state ${s.shard.state}: only errored shards can be recovered`))
@@ -249,7 +253,7 @@ export class Interpreter {
             core.report(err, `cleanup of destroyed shard ${JSON.stringify(key)} failed`)
             deliver()
           })
-        })
+        }, shard)
       }
     }
   }

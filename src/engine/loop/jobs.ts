@@ -39,7 +39,7 @@ export class Jobs {
     tx.afterCommit(() => {
       const signal = linked.length > 0 ? AbortSignal.any([controller.signal, ...linked]) : controller.signal
       job.done = this.track(controller, this.index(shard, job, mode, transient, signal))
-    })
+    }, shard)
   }
 
   /** Opens the local copy and hands the waiter an accessor; the ref was taken by the loop. */
@@ -169,7 +169,9 @@ export class Jobs {
       let payload = shard.payload
       if (payload === undefined) {
         const layout = await readCarLayout(reader, signal)
-        const span: PayloadSpan = layout.payloadSize === undefined ? { offset: layout.payloadOffset } : { offset: layout.payloadOffset, size: layout.payloadSize }
+        const span: PayloadSpan = layout.payloadSize === undefined
+          ? { offset: layout.payloadOffset }
+          : { offset: layout.payloadOffset, size: layout.payloadSize }
         payload = span
         core.loop.complete({ control: () => { shard.payload = span } })
       }
@@ -196,7 +198,7 @@ export class Jobs {
 }
 
 /** Posts a release and resolves once it is durable (or at once if the store is closing). */
-export async function release (core: Core, shard: Shard): Promise<void> {
+async function release (core: Core, shard: Shard): Promise<void> {
   if (core.closing) return
   await new Promise<void>((resolve) => {
     core.loop.submit({ op: 'release', key: shard.key, shard, waiter: new Waiter(shard.key, () => { resolve() }, undefined, core.report) })

@@ -2,12 +2,17 @@
  * The single event loop. One writer: only tasks processed here mutate shard state.
  *
  * Each drain takes tasks — the internal queue (follow-ups the loop staged) strictly first,
- * then completions and external calls alternately — runs each through `process`, writes
- * every shard that changed in ONE batch (group commit), and only then runs the drain's
- * effects: results, traces, job starts. So a delivered result always describes durable state.
+ * then completions and external calls alternately — and runs each through `process`. Shards
+ * whose restart form changed go into the next group commit (ONE batch, one commit in flight
+ * at a time; drains processed meanwhile add to the next). An effect (result, trace, job start)
+ * runs once its shard's writes are durable: at the end of its drain when none is pending (an
+ * acquire or release of an available shard), else after that commit. So a delivered result
+ * always describes durable state, and the loop never waits for the disk.
  */
 import { Queue } from './queue.js'
 import { Drain } from './drain.js'
+import { Commit } from './commit.js'
+import type { Shard } from '../shard/shard.js'
 import { isControl, type OpTask, type Task } from './tasks.js'
 import type { StateStore } from '../../storage/state/state-store.js'
 import type { ErrorReporter } from '../shard/waiter.js'
@@ -31,8 +36,13 @@ export class EventLoop {
   private stopping = false
   private preferCompletion = false
   private running: Promise<void> | undefined
-  /** Shards whose write failed: retried with the next batch. */
-  private retry: Drain | undefined
+  /** The commit being written, if any. */
+  private writing: Commit | undefined
+  /** What the drains since `writing` started will write next. */
+  private next = new Commit()
+  /** The latest commit holding each shard's pending writes. */
+  private readonly pending = new Map<Shard, Commit>()
+  private lastWriteFailed = false
 
   constructor (private readonly hooks: LoopHooks) {}
 
@@ -74,7 +84,7 @@ export class EventLoop {
     }
   }
 
-  private next (): Task | undefined {
+  private take (): Task | undefined {
     if (this.internal.length > 0) return this.internal.shift()
     // Neither completions nor callers may starve the other.
     this.preferCompletion = !this.preferCompletion
@@ -89,19 +99,20 @@ export class EventLoop {
   private async run (): Promise<void> {
     for (;;) {
       if (this.idle) {
-        if (this.stopping) return
+        if (this.stopping && this.writing === undefined) {
+          if (!this.next.hasWrites || this.lastWriteFailed) {
+            // Writes that keep failing are given up at stop; their results still go out.
+            for (const run of this.next.effects.splice(0)) this.runEffect(run)
+            return
+          }
+          this.flush()
+        }
         await new Promise<void>((resolve) => { this.wake = resolve })
         continue
       }
       const tx = new Drain()
-      if (this.retry !== undefined) {
-        for (const s of this.retry.dirty) tx.markDirty(s)
-        for (const k of this.retry.deletes) tx.deletes.add(k)
-        for (const [k, set] of this.retry.tombstones) tx.tombstones.set(k, set)
-        this.retry = undefined
-      }
       for (let n = 0; n < MAX_TASKS_PER_DRAIN; n++) {
-        const task = this.next()
+        const task = this.take()
         if (task === undefined) break
         try {
           if (isControl(task)) task.control(tx)
@@ -111,24 +122,61 @@ export class EventLoop {
           this.hooks.report(err, 'event loop task failed')
         }
       }
-      if (tx.hasWrites) {
-        try {
-          await this.hooks.store.writeBatch(Array.from(tx.dirty, (s) => s.record()), tx.deletes, tx.tombstones)
-        } catch (err) {
-          tx.persistError = err as Error
-          this.retry = tx
-          this.hooks.report(err, 'persisting shard state failed')
-        }
-      }
-      for (const effect of tx.effects) {
-        try {
-          effect()
-        } catch (err) {
-          this.hooks.report(err, 'post-commit effect failed')
-        }
-      }
-      // A drain that wrote nothing awaited nothing: let timers and I/O run before the next.
-      if (!tx.hasWrites) await new Promise<void>((resolve) => { setImmediate(resolve) })
+      this.settle(tx)
+      // The loop awaits no commit: let I/O (commits finishing, jobs) run before the next drain.
+      await new Promise<void>((resolve) => { setImmediate(resolve) })
+    }
+  }
+
+  /** Queues the drain's writes and routes each effect: now, or after the commit it depends on. */
+  private settle (tx: Drain): void {
+    const next = this.next
+    if (tx.hasWrites) {
+      next.absorb(tx)
+      for (const shard of tx.dirty) this.pending.set(shard, next)
+      for (const shard of tx.deleted) this.pending.set(shard, next)
+    }
+    for (const effect of tx.effects) {
+      const commit = effect.shard !== undefined ? this.pending.get(effect.shard) : (next.hasWrites ? next : this.writing)
+      if (commit !== undefined) commit.effects.push(effect.run)
+      else this.runEffect(effect.run)
+    }
+    this.flush()
+  }
+
+  /** Starts writing `next` unless a commit is already being written. */
+  private flush (): void {
+    if (this.writing !== undefined || !this.next.hasWrites) return
+    const commit = this.next
+    this.writing = commit
+    this.next = new Commit()
+    this.hooks.store.writeBatch(Array.from(commit.dirty, (s) => s.record()), commit.deletes, commit.tombstones).then(
+      () => { this.committed(commit, undefined) },
+      (err: unknown) => { this.committed(commit, err) })
+  }
+
+  private committed (commit: Commit, err: unknown): void {
+    this.writing = undefined
+    this.lastWriteFailed = err !== undefined
+    if (err !== undefined) {
+      // Retried with the next drain's batch (not at once: a failing disk would spin). The
+      // results still go out: the in-memory state is authoritative for this process.
+      this.hooks.report(err, 'persisting shard state failed')
+      this.next.retry(commit)
+      for (const shard of commit.shards) if (this.pending.get(shard) === commit) this.pending.set(shard, this.next)
+    } else {
+      for (const shard of commit.shards) if (this.pending.get(shard) === commit) this.pending.delete(shard)
+    }
+    for (const run of commit.effects) this.runEffect(run)
+    if (err === undefined) this.flush()
+    this.kick()
+  }
+
+  private runEffect (run: () => void): void {
+    try {
+      run()
+    } catch (err) {
+      this.hooks.report(err, 'post-commit effect failed')
     }
   }
 }

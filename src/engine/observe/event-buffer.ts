@@ -14,6 +14,8 @@ export class EventBuffer<T> {
   private written = 0
   private closed = false
   private wakeReaders: Array<() => void> = []
+  /** Subscriptions not yet finished: without any, no event can ever be read. */
+  private subscribers = 0
 
   constructor (readonly capacity: number) {
     if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError('event buffer capacity must be a positive integer')
@@ -22,7 +24,9 @@ export class EventBuffer<T> {
 
   publish (event: T): void {
     if (this.closed) return
-    this.ring[this.written % this.capacity] = event
+    // A subscriber reads only what is published after it subscribed, so with none an event is
+    // dropped at once: kept in the ring it would outlive every young-generation GC for nothing.
+    this.ring[this.written % this.capacity] = this.subscribers > 0 ? event : undefined
     this.written++
     if (this.wakeReaders.length > 0) {
       const wake = this.wakeReaders
@@ -47,8 +51,11 @@ export class EventBuffer<T> {
     let wakeSelf: (() => void) | undefined
     const onAbort = (): void => { wakeSelf?.() }
     signal?.addEventListener('abort', onAbort, { once: true })
+    this.subscribers++
     const finish = (): void => {
+      if (finished) return
       finished = true
+      this.subscribers--
       signal?.removeEventListener('abort', onAbort)
     }
 

@@ -11,7 +11,10 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { OpType, ShardState } from '../../base/types.js'
 
-/** 'applied': the op changed (or kept) state as the machine says; 'rejected': the caller got an error (recover of a healthy shard, acquire of an errored one, destroy in use). */
+/**
+ * 'applied': the op changed (or kept) state as the machine says; 'rejected': the caller got an
+ * error (recover of a healthy shard, acquire of an errored one, destroy in use).
+ */
 export type OpOutcome = 'applied' | 'rejected'
 
 export interface MetricsSources {
@@ -80,9 +83,21 @@ export class StoreMetrics {
         if (t !== undefined) this.set(t.reserved)
       }
     })
-    this.#fetchSeconds = new Histogram({ name: 'dagstore_fetch_duration_seconds', help: 'Transient downloads, by outcome.', labelNames: ['outcome'], buckets: DURATION_BUCKETS, registers })
+    this.#fetchSeconds = new Histogram({
+      name: 'dagstore_fetch_duration_seconds',
+      help: 'Transient downloads, by outcome.',
+      labelNames: ['outcome'],
+      buckets: DURATION_BUCKETS,
+      registers
+    })
     this.#fetchBytes = new Counter({ name: 'dagstore_fetch_bytes_total', help: 'Bytes written to transients by downloads.', registers })
-    this.#indexSeconds = new Histogram({ name: 'dagstore_index_duration_seconds', help: 'Indexing jobs (fetch included when streaming), by outcome.', labelNames: ['outcome'], buckets: DURATION_BUCKETS, registers })
+    this.#indexSeconds = new Histogram({
+      name: 'dagstore_index_duration_seconds',
+      help: 'Indexing jobs (fetch included when streaming), by outcome.',
+      labelNames: ['outcome'],
+      buckets: DURATION_BUCKETS,
+      registers
+    })
     this.#indexBlocks = new Counter({ name: 'dagstore_index_blocks_total', help: 'Blocks indexed.', registers })
   }
 

@@ -38,7 +38,7 @@ export type ShardEvent = { type: OpType } & OpFacts
  * Action names, executed in order by the loop's interpreter. They are declared (with empty
  * bodies) so xstate validates the machine; the interpreter supplies the behaviour.
  */
-export const ACTIONS = [
+const ACTIONS = [
   'replyOk', // the op's own caller gets success now
   'holdRegisterWaiter', // the register caller waits for available/errored
   'stageInitialize', // queue an internal initialize op (runs before any other task)

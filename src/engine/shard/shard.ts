@@ -21,16 +21,21 @@ export interface Job {
 }
 
 export interface ShardExtra {
-  register?: Waiter[]
-  recover?: Waiter
-  parked?: Waiter[]
+  register?: Waiter[] | undefined
+  recover?: Waiter | undefined
+  parked?: Waiter[] | undefined
   /** Destroys waiting for the accessors to close (destroy with drain); aborted ones are skipped. */
-  drain?: Waiter[]
-  job?: Job
+  drain?: Waiter[] | undefined
+  job?: Job | undefined
   /** Set by recoverOnStart 'on-acquire'; consumed by the first acquire. */
   recoverOnAcquire?: boolean
   /** ms timestamp of the last release to zero refs (GC grace). */
   releasedAt?: number
+}
+
+/** What a restart makes of a state (docs/CONTRACT.md): nobody holds a reference after a restart. */
+export function restartState (state: ShardState): ShardState {
+  return state === 'serving' ? 'available' : state
 }
 
 export class Shard {
@@ -88,7 +93,7 @@ export class Shard {
   }
 
   record (): ShardRecord {
-    const r: ShardRecord = { key: this.key, url: this.url, state: this.state, lazy: this.lazy }
+    const r: ShardRecord = { key: this.key, url: this.url, state: restartState(this.state), lazy: this.lazy }
     if (this.transient !== undefined) r.transient = this.transient
     if (this.error !== undefined) {
       r.error = this.error.message

@@ -27,9 +27,9 @@ export function factsFromMask (mask: number): OpFacts {
   return facts
 }
 
-export const STATE_INDEX: Readonly<Record<ShardState, number>> =
+const STATE_INDEX: Readonly<Record<ShardState, number>> =
   Object.fromEntries(SHARD_STATES.map((s, i) => [s, i])) as Record<ShardState, number>
-export const OP_INDEX: Readonly<Record<OpType, number>> =
+const OP_INDEX: Readonly<Record<OpType, number>> =
   Object.fromEntries(OP_TYPES.map((op, i) => [op, i])) as Record<OpType, number>
 
 /** Runs the machine itself for one combination: the reference the table must agree with. */
@@ -56,7 +56,8 @@ export class TransitionTable {
   }
 
   lookup (state: ShardState, op: OpType, mask: number): TableCell {
-    return this.cells[this.slot(STATE_INDEX[state], OP_INDEX[op], mask)]
+    // The constructor filled every slot for every state, op and fact mask.
+    return this.cells[this.slot(STATE_INDEX[state], OP_INDEX[op], mask)]!
   }
 
   private slot (state: number, op: number, mask: number): number {

@@ -3,7 +3,7 @@
  * loop's result or the caller's abort wins; a result that arrives after an abort is
  * discarded, and an accessor in it is closed so its refcount is released.
  */
-import { AbortError, abortErrorFrom } from '../../base/errors.js'
+import { abortErrorFrom } from '../../base/errors.js'
 import type { ResultCallback, ShardKey, ShardResult } from '../../base/types.js'
 
 export type ErrorReporter = (err: unknown, context: string) => void
@@ -53,9 +53,3 @@ export class Waiter {
     }
   }
 }
-
-export function isAborted (signal: AbortSignal | undefined): boolean {
-  return signal?.aborted === true
-}
-
-export { AbortError }

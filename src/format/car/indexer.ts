@@ -91,10 +91,10 @@ export interface CarIndexResult {
 }
 
 const DEFAULT_MAX_EMBEDDED_INDEX_SIZE = 1024 * 1024 * 1024
-export const DEFAULT_MAX_CID_SIZE = 2048
-export const DEFAULT_WINDOW_SIZE = 1024 * 1024
-export const DEFAULT_PROBE_SIZE = 4096
-export const DEFAULT_SKIP_THRESHOLD = 64 * 1024
+const DEFAULT_MAX_CID_SIZE = 2048
+const DEFAULT_WINDOW_SIZE = 1024 * 1024
+const DEFAULT_PROBE_SIZE = 4096
+const DEFAULT_SKIP_THRESHOLD = 64 * 1024
 /** Running average of section lengths: weight of the newest section. */
 const AVERAGE_WEIGHT = 1 / 8
 /** Probes issued ahead on guessed positions; a libuv threadpool has 4 threads by default. */
@@ -321,7 +321,8 @@ async function scanPositional (
   const windowSize = positiveInt('windowSize', options.windowSize, DEFAULT_WINDOW_SIZE)
   const probeSize = positiveInt('probeSize', options.probeSize, DEFAULT_PROBE_SIZE)
   const skipThreshold = positiveInt('skipThreshold', options.skipThreshold, DEFAULT_SKIP_THRESHOLD)
-  const layout = await readCarHead(new ReadSource(async (position, length) => await wait(read(position, length)), signal), { maxHeaderSize: options.maxHeaderSize, size: reader.size })
+  const source = new ReadSource(async (position, length) => await wait(read(position, length)), signal)
+  const layout = await readCarHead(source, { maxHeaderSize: options.maxHeaderSize, size: reader.size })
   const verify = options.verifyHashes === true
   const scan = new Scan(layout, options, !verify)
   const { parser, verifier } = scan
@@ -401,7 +402,8 @@ async function scanPositional (
   }
   let embedded: Promise<Uint8Array> | undefined
   if (layout.indexOffset !== undefined && options.useEmbeddedIndex !== false) {
-    embedded = readEmbeddedIndexAt(async (position, length) => await wait(read(position, length)), reader.size, layout, options.maxEmbeddedIndexSize ?? DEFAULT_MAX_EMBEDDED_INDEX_SIZE)
+    const maxSize = options.maxEmbeddedIndexSize ?? DEFAULT_MAX_EMBEDDED_INDEX_SIZE
+    embedded = readEmbeddedIndexAt(async (position, length) => await wait(read(position, length)), reader.size, layout, maxSize)
   }
   const result = await scan.finish(embedded, options, signal)
   return { ...result, layout, readMode: 'positional', ...counts() }
@@ -444,7 +446,9 @@ async function readEmbeddedIndexFromStream (src: StreamSource, layout: CarLayout
 
 const INDEX_READ_SIZE = 1024 * 1024
 
-async function readEmbeddedIndexAt (read: (position: number, length: number) => Promise<Uint8Array>, size: number | undefined, layout: CarLayout, maxSize: number): Promise<Uint8Array> {
+async function readEmbeddedIndexAt (
+  read: (position: number, length: number) => Promise<Uint8Array>, size: number | undefined, layout: CarLayout, maxSize: number
+): Promise<Uint8Array> {
   const indexOffset = checkIndexOffset(layout)
   if (size !== undefined) {
     if (indexOffset > size) throw new Error(`index offset ${indexOffset} is past the end of the data`)
@@ -468,7 +472,8 @@ async function readEmbeddedIndexAt (read: (position: number, length: number) => 
 }
 
 function concat (chunks: Uint8Array[], total: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0]
+  const [only] = chunks
+  if (chunks.length === 1 && only !== undefined) return only
   const bytes = new Uint8Array(total)
   let p = 0
   for (const c of chunks) {

@@ -5,10 +5,10 @@ import { MAX_VARINT_BYTES, VarintError, readVarint } from '../varint.js'
 import type { VarintOut } from '../varint.js'
 
 /** `0x0a` (length 10) then dag-cbor `{"version": 2}`: the first 11 bytes of every CARv2. */
-export const CARV2_PRAGMA: Readonly<Uint8Array> = Uint8Array.of(0x0a, 0xa1, 0x67, 0x76, 0x65, 0x72, 0x73, 0x69, 0x6f, 0x6e, 0x02)
+const CARV2_PRAGMA: Readonly<Uint8Array> = Uint8Array.of(0x0a, 0xa1, 0x67, 0x76, 0x65, 0x72, 0x73, 0x69, 0x6f, 0x6e, 0x02)
 /** Pragma + characteristics (16) + dataOffset, dataSize, indexOffset (u64le each). */
-export const CARV2_HEADER_END = 51
-export const DEFAULT_MAX_HEADER_SIZE = 32 * 1024 * 1024
+const CARV2_HEADER_END = 51
+const DEFAULT_MAX_HEADER_SIZE = 32 * 1024 * 1024
 
 export interface CarLayout {
   version: 1 | 2
@@ -25,9 +25,9 @@ export interface CarLayout {
 
 export interface CarLayoutOptions {
   /** Upper bound on the CARv1 header's declared length; default 32 MiB. */
-  maxHeaderSize?: number
+  maxHeaderSize?: number | undefined
   /** Size of the whole CAR when known (`MountReader.size`): a CARv2 payload must lie inside it. */
-  size?: number
+  size?: number | undefined
 }
 
 /** Throws the signal's AbortError if it has fired (a function, so TS does not narrow `aborted` away across awaits). */
@@ -248,7 +248,8 @@ function cborError (c: Cursor, what: string, at = c.pos): InvalidCarError {
 function readHead (c: Cursor): [major: number, arg: number, start: number] {
   const start = c.pos
   if (c.pos >= c.end) throw cborError(c, 'unexpected end')
-  const ib = c.bytes[c.pos++]
+  // Cursor reads stay below c.end, which is within c.bytes.
+  const ib = c.bytes[c.pos++]!
   const major = ib >> 5
   const info = ib & 0x1f
   if (info < 24) return [major, info, start]
@@ -260,7 +261,7 @@ function readHead (c: Cursor): [major: number, arg: number, start: number] {
   else throw cborError(c, info === 31 ? 'indefinite length' : 'reserved additional info', start)
   if (c.pos + n > c.end) throw cborError(c, 'unexpected end', start)
   let arg = 0
-  for (let i = 0; i < n; i++) arg = arg * 256 + c.bytes[c.pos++]
+  for (let i = 0; i < n; i++) arg = arg * 256 + c.bytes[c.pos++]!
   if (arg > Number.MAX_SAFE_INTEGER) throw cborError(c, 'integer too large', start)
   return [major, arg, start]
 }
@@ -303,10 +304,10 @@ function readCidLink (c: Cursor): CID {
   }
 }
 
-export interface CarV1Header { version: number, roots?: CID[] }
+interface CarV1Header { version: number, roots?: CID[] }
 
 /** Decodes the CARv1 header block occupying exactly bytes[start, end); `base` maps positions to file offsets for messages. */
-export function decodeCarHeader (bytes: Uint8Array, start: number, end: number, base = 0): CarV1Header {
+function decodeCarHeader (bytes: Uint8Array, start: number, end: number, base = 0): CarV1Header {
   const c: Cursor = { bytes, pos: start, end, base }
   const [major, entries, mstart] = readHead(c)
   if (major !== 5) throw cborError(c, 'not a map', mstart)
@@ -344,7 +345,7 @@ export function decodeCarHeader (bytes: Uint8Array, start: number, end: number, 
 const varintScratch: VarintOut = { value: 0, length: 0 }
 
 /** Reads the CARv1 header at `src.position` and consumes it. */
-export async function readCarV1Header (src: HeadSource, maxHeaderSize = DEFAULT_MAX_HEADER_SIZE): Promise<CarV1Header & { headerLength: number }> {
+async function readCarV1Header (src: HeadSource, maxHeaderSize = DEFAULT_MAX_HEADER_SIZE): Promise<CarV1Header & { headerLength: number }> {
   const start = src.position
   let b = await src.ensure(MAX_VARINT_BYTES)
   const out = varintScratch

@@ -37,13 +37,13 @@ export type SectionVisitor = (section: SectionHeader) => void
 
 export interface SectionParserOptions {
   /** Upper bound on a section's declared length (CID + data); default 32 MiB. */
-  maxSectionSize?: number
+  maxSectionSize?: number | undefined
   /** Payload-relative offset of the first byte pushed (after the CARv1 header); default 0. */
-  startOffset?: number
+  startOffset?: number | undefined
   /** Payload-relative offset where the payload ends (a CARv2's dataSize); default: the end of input. */
-  limit?: number
+  limit?: number | undefined
   /** Absolute offset of payload byte 0 in the file; only used to name offsets in errors. */
-  baseOffset?: number
+  baseOffset?: number | undefined
 }
 
 const INCOMPLETE = -1
@@ -274,13 +274,15 @@ function sectionVarint (buf: Uint8Array, p: number, lim: number, sectEnd: number
  * ZERO_LENGTH (with the varint's length in v.length), or INCOMPLETE when `end` comes first.
  * `offset` is the payload-relative offset of buf[i]; `base` + offset is its file offset.
  */
-function parseSection (buf: Uint8Array, i: number, end: number, offset: number, base: number, maxSectionSize: number, v: VarintOut, h: SectionHeader): number {
+function parseSection (
+  buf: Uint8Array, i: number, end: number, offset: number, base: number, maxSectionSize: number, v: VarintOut, h: SectionHeader
+): number {
   const abs = base + offset
   // One-byte lengths are decoded inline; readVarint handles the rest.
   let len: number
   let p: number
   if (i >= end) return INCOMPLETE
-  const b0 = buf[i]
+  const b0 = buf[i]! // i < end <= buf.length
   if (b0 < 0x80) {
     len = b0
     p = i + 1
@@ -366,7 +368,9 @@ export interface ReadSectionsOptions extends SectionParserOptions {
  * A section is yielded once its header is complete; if its data then turns out to be cut
  * short, the InvalidCarError follows it.
  */
-export async function * readSections (source: AsyncIterable<Uint8Array>, options: ReadSectionsOptions = {}): AsyncGenerator<CarSection, void, undefined> {
+export async function * readSections (
+  source: AsyncIterable<Uint8Array>, options: ReadSectionsOptions = {}
+): AsyncGenerator<CarSection, void, undefined> {
   const signal = options.signal
   const src = new StreamSource(source, signal)
   try {

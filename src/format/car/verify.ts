@@ -26,7 +26,7 @@ import type { SectionHeader } from './sections.js'
 export type BlockHasher = Pick<MultihashHasher, 'code' | 'digest'> & { readonly name?: string }
 
 /** The hashers verification knows without being told. */
-export const BUILTIN_HASHERS: readonly BlockHasher[] = Object.freeze([sha256, sha512, blake2b256])
+const BUILTIN_HASHERS: readonly BlockHasher[] = Object.freeze([sha256, sha512, blake2b256])
 
 /**
  * Digests shorter than the hash function's output are truncations; below this many bytes an
@@ -34,7 +34,7 @@ export const BUILTIN_HASHERS: readonly BlockHasher[] = Object.freeze([sha256, sh
  * "digest" that random data matches 1 time in 256). multiformats refuses to truncate below
  * 20 bytes too.
  */
-export const MIN_TRUNCATED_DIGEST = 20
+const MIN_TRUNCATED_DIGEST = 20
 
 /**
  * Multiformats' sha2 hashers wrap node:crypto in Node; recognised by identity so that data

@@ -123,7 +123,8 @@ export class MultihashIndexSortedView implements ShardIndex {
       const at = b.start + mid * b.width
       let cmp = 0
       for (let k = 0; k < n; k++) {
-        const d = bytes[at + k] - multihash[digestStart + k]
+        // The constructor checked every bucket lies within bytes; the caller, that the digest has n bytes.
+        const d = bytes[at + k]! - multihash[digestStart + k]!
         if (d !== 0) { cmp = d; break }
       }
       if (cmp < 0) lo = mid + 1

@@ -65,7 +65,7 @@ function decodeWidthBuckets (r: Reader, code: number, builder: SortedIndexBuilde
   const at = r.pos
   const buckets = u32(r, 'bucket count')
   // go-car reads the count as int32.
-  if (buckets > 0x7fffffff) throw invalidIndex(`negative bucket count`, r.base + at)
+  if (buckets > 0x7fffffff) throw invalidIndex('negative bucket count', r.base + at)
   const codeLen = varintLength(code)
   for (let b = 0; b < buckets; b++) {
     const wat = r.pos
@@ -173,9 +173,9 @@ export function encodeMultihashIndexSorted (entries: Iterable<IndexEntry>): Uint
   }
   // A multihash code's buckets are contiguous only per length; regroup by code.
   groups.sort((a, b) => a.code - b.code || a.digestLen - b.digestLen)
-  const codeCount = new Set(groups.map((g) => g.code)).size
+  const codes = [...new Set(groups.map((g) => g.code))]
   const header = varintLength(CAR_MULTIHASH_INDEX_SORTED)
-  let size = header + 4 + codeCount * 12
+  let size = header + 4 + codes.length * 12
   for (const g of groups) size += 12 + (g.end - g.first) * (g.digestLen + 8)
   const out = new Uint8Array(size)
   const view = new DataView(out.buffer)
@@ -185,17 +185,14 @@ export function encodeMultihashIndexSorted (entries: Iterable<IndexEntry>): Uint
     view.setUint32(p + 4, Math.floor(x / 0x100000000), true)
     p += 8
   }
-  view.setUint32(p, codeCount, true)
+  view.setUint32(p, codes.length, true)
   p += 4
-  for (let g = 0; g < groups.length;) {
-    const code = groups[g].code
-    let h = g
-    while (h < groups.length && groups[h].code === code) h++
+  for (const code of codes) {
+    const buckets = groups.filter((g) => g.code === code)
     writeU64(code)
-    view.setUint32(p, h - g, true)
+    view.setUint32(p, buckets.length, true)
     p += 4
-    for (; g < h; g++) {
-      const { digestLen, first, end } = groups[g]
+    for (const { digestLen, first, end } of buckets) {
       const width = digestLen + 8
       view.setUint32(p, width, true)
       p += 4

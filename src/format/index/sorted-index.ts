@@ -52,13 +52,14 @@ export class SortedIndex implements ShardIndex {
     let lo = 0
     let hi = this.size - 1
     while (lo <= hi) {
+      // 0 <= mid < size and starts has size + 1 items; k < n is within both multihashes.
       const mid = (lo + hi) >>> 1
-      const s = starts[mid]
-      const elen = starts[mid + 1] - s
+      const s = starts[mid]!
+      const elen = starts[mid + 1]! - s
       const n = elen < mlen ? elen : mlen
       let c = 0
       for (let k = 0; k < n; k++) {
-        c = arena[s + k] - multihash[k]
+        c = arena[s + k]! - multihash[k]!
         if (c !== 0) break
       }
       if (c === 0) c = elen - mlen
@@ -75,7 +76,9 @@ export class SortedIndex implements ShardIndex {
   }
 
   offsetAt (i: number): number {
-    return this.offsets[i]
+    const offset = this.offsets[i]
+    if (offset === undefined) throw new RangeError(`no entry ${i} in an index of ${this.size}`)
+    return offset
   }
 
   /** Approximate bytes held (for cache accounting). */
@@ -87,7 +90,7 @@ export class SortedIndex implements ShardIndex {
   * [Symbol.iterator] (): Iterator<IndexEntry> {
     const { arena, starts, offsets } = this
     for (let i = 0; i < offsets.length; i++) {
-      yield { multihash: arena.subarray(starts[i], starts[i + 1]), offset: offsets[i] }
+      yield { multihash: arena.subarray(starts[i], starts[i + 1]), offset: offsets[i]! } // i < offsets.length
     }
   }
 }
@@ -149,7 +152,7 @@ export class SortedIndexBuilder {
       // A loop beats TypedArray.set + subarray for multihash-sized copies.
       const arena = this.arena
       let p = this.arenaLen
-      for (let k = start; k < end; k++) arena[p++] = bytes[k]
+      for (let k = start; k < end; k++) arena[p++] = bytes[k]! // the caller's range of bytes
     } else {
       this.arena.set(bytes.subarray(start, end), this.arenaLen)
     }
@@ -168,10 +171,11 @@ export class SortedIndexBuilder {
     const { arena, starts, offsets } = this
     let sum = 0
     let mix = 0
+    // i < count: starts has count + 1 items in use, offsets count; k stays within the arena.
     for (let i = 0; i < this.count; i++) {
       let h = 0x811c9dc5
-      for (let k = starts[i], e = starts[i + 1]; k < e; k++) h = Math.imul(h ^ arena[k], 0x01000193)
-      const off = offsets[i]
+      for (let k = starts[i]!, e = starts[i + 1]!; k < e; k++) h = Math.imul(h ^ arena[k]!, 0x01000193)
+      const off = offsets[i]!
       h = Math.imul(h ^ (off >>> 0), 0x01000193)
       h = Math.imul(h ^ Math.floor(off / 0x100000000), 0x01000193)
       h ^= h >>> 15
@@ -212,15 +216,16 @@ interface Layout { arena: Uint8Array, starts: Uint32Array, offsets: Float64Array
 /** Below this many entries everything fits in cache and bucketing buys nothing. */
 const BUCKETED_MIN = 1 << 16
 
+/** i and j are entry numbers of `l`; the functions below pass nothing else. */
 function compareBytes (l: Layout, i: number, j: number): number {
   const { arena, starts } = l
-  const a = starts[i]
-  const alen = starts[i + 1] - a
-  const b = starts[j]
-  const blen = starts[j + 1] - b
+  const a = starts[i]!
+  const alen = starts[i + 1]! - a
+  const b = starts[j]!
+  const blen = starts[j + 1]! - b
   const n = alen < blen ? alen : blen
   for (let k = 0; k < n; k++) {
-    const c = arena[a + k] - arena[b + k]
+    const c = arena[a + k]! - arena[b + k]!
     if (c !== 0) return c
   }
   return alen - blen
@@ -229,7 +234,7 @@ function compareBytes (l: Layout, i: number, j: number): number {
 /** Lexicographic multihash order; equal multihashes by offset so the smallest comes first. */
 function compareFull (l: Layout, i: number, j: number): number {
   const c = compareBytes(l, i, j)
-  return c !== 0 ? c : l.offsets[i] - l.offsets[j]
+  return c !== 0 ? c : l.offsets[i]! - l.offsets[j]!
 }
 
 /** Input already in order (an embedded index, a re-encoded SortedIndex) skips the sort. */
@@ -245,10 +250,11 @@ function isSorted (l: Layout, n: number): boolean {
  */
 function sortKeys (l: Layout, n: number): Uint32Array {
   const { arena, starts } = l
-  let lcp = starts[1]
+  // i < n entries, so starts[i + 1] exists; arena reads stay below an entry's end.
+  let lcp = starts[1]!
   for (let i = 1; i < n && lcp > 0; i++) {
-    const s = starts[i]
-    const len = starts[i + 1] - s
+    const s = starts[i]!
+    const len = starts[i + 1]! - s
     if (len < lcp) lcp = len
     let k = 0
     while (k < lcp && arena[s + k] === arena[k]) k++
@@ -256,10 +262,10 @@ function sortKeys (l: Layout, n: number): Uint32Array {
   }
   const keys = new Uint32Array(n)
   for (let i = 0; i < n; i++) {
-    const s = starts[i] + lcp
-    const e = starts[i + 1]
-    keys[i] = ((s < e ? arena[s] : 0) << 24 | (s + 1 < e ? arena[s + 1] : 0) << 16 |
-      (s + 2 < e ? arena[s + 2] : 0) << 8 | (s + 3 < e ? arena[s + 3] : 0)) >>> 0
+    const s = starts[i]! + lcp
+    const e = starts[i + 1]!
+    keys[i] = ((s < e ? arena[s]! : 0) << 24 | (s + 1 < e ? arena[s + 1]! : 0) << 16 |
+      (s + 2 < e ? arena[s + 2]! : 0) << 8 | (s + 3 < e ? arena[s + 3]! : 0)) >>> 0
   }
   return keys
 }
@@ -272,30 +278,31 @@ function sortKeys (l: Layout, n: number): Uint32Array {
  */
 function scatterByTopByte (l: Layout, n: number, arenaLen: number, keys: Uint32Array): [Layout, Uint32Array, number[]] {
   const { arena, starts, offsets } = l
+  // counts and bytes have a slot per top byte plus one; i < n entries; k stays within an entry.
   const counts = new Float64Array(257)
   const bytes = new Float64Array(257)
   for (let i = 0; i < n; i++) {
-    const b = (keys[i] >>> 24) + 1
-    counts[b]++
-    bytes[b] += starts[i + 1] - starts[i]
+    const b = (keys[i]! >>> 24) + 1
+    counts[b]!++
+    bytes[b]! += starts[i + 1]! - starts[i]!
   }
   for (let b = 1; b <= 256; b++) {
-    counts[b] += counts[b - 1]
-    bytes[b] += bytes[b - 1]
+    counts[b]! += counts[b - 1]!
+    bytes[b]! += bytes[b - 1]!
   }
   const bounds = Array.from(counts)
   const out: Layout = { arena: new Uint8Array(arenaLen), starts: new Uint32Array(n + 1), offsets: new Float64Array(n) }
   const outKeys = new Uint32Array(n)
   const outArena = out.arena
   for (let i = 0; i < n; i++) {
-    const key = keys[i]
+    const key = keys[i]!
     const b = key >>> 24
-    const q = counts[b]++
-    let p = bytes[b]
-    for (let k = starts[i], e = starts[i + 1]; k < e; k++) outArena[p++] = arena[k]
+    const q = counts[b]!++
+    let p = bytes[b]!
+    for (let k = starts[i]!, e = starts[i + 1]!; k < e; k++) outArena[p++] = arena[k]!
     bytes[b] = p
     out.starts[q + 1] = p
-    out.offsets[q] = offsets[i]
+    out.offsets[q] = offsets[i]!
     outKeys[q] = key
   }
   return [out, outKeys, bounds]
@@ -308,24 +315,25 @@ function scatterByTopByte (l: Layout, n: number, arenaLen: number, keys: Uint32A
  */
 function sortRange (l: Layout, keys: Uint32Array, bounds: number[]): [Uint32Array, Uint32Array] {
   const n = keys.length
+  // r + 1 < bounds.length; a range holds at most `largest` entries, two words each.
   let largest = 0
-  for (let r = 0; r + 1 < bounds.length; r++) largest = Math.max(largest, bounds[r + 1] - bounds[r])
+  for (let r = 0; r + 1 < bounds.length; r++) largest = Math.max(largest, bounds[r + 1]! - bounds[r]!)
   const packed = new BigUint64Array(largest)
   const words = new Uint32Array(packed.buffer)
   const order = new Uint32Array(n)
   const sortedKeys = new Uint32Array(n)
   for (let r = 0; r + 1 < bounds.length; r++) {
-    const lo = bounds[r]
-    const size = bounds[r + 1] - lo
+    const lo = bounds[r]!
+    const size = bounds[r + 1]! - lo
     if (size === 0) continue
     for (let k = 0; k < size; k++) {
       words[2 * k] = lo + k
-      words[2 * k + 1] = keys[lo + k]
+      words[2 * k + 1] = keys[lo + k]!
     }
     packed.subarray(0, size).sort()
     for (let k = 0; k < size; k++) {
-      order[lo + k] = words[2 * k]
-      sortedKeys[lo + k] = words[2 * k + 1]
+      order[lo + k] = words[2 * k]!
+      sortedKeys[lo + k] = words[2 * k + 1]!
     }
   }
   for (let j = 0; j < n;) {
@@ -352,11 +360,12 @@ function emit (l: Layout, n: number, arenaLen: number, order: Uint32Array | null
   let pos = 0
   let prev = -1
   for (let j = 0; j < n; j++) {
-    const i = order === null ? j : order[j]
+    // order (when given) is a permutation of the n entries.
+    const i = order === null ? j : order[j]!
     // Different sort keys mean different multihashes: skip the (cache-missing) byte compare.
     if (prev >= 0 && (sortedKeys === null || sortedKeys[j] === sortedKeys[j - 1]) && compareBytes(l, prev, i) === 0) continue
-    for (let k = starts[i], e = starts[i + 1]; k < e; k++) outArena[pos++] = arena[k]
-    outOffsets[m] = offsets[i]
+    for (let k = starts[i]!, e = starts[i + 1]!; k < e; k++) outArena[pos++] = arena[k]!
+    outOffsets[m] = offsets[i]!
     m++
     outStarts[m] = pos
     prev = i

@@ -18,7 +18,7 @@ import type { FullIndexRepo, ShardIndex } from '../../base/index-types.js'
 import { encodeMultihashIndexSorted } from '../../format/index/multihash-index-sorted.js'
 import { MultihashIndexSortedView } from '../../format/index/index-view.js'
 
-export const FS_INDEX_REPO_VERSION = '1'
+const FS_INDEX_REPO_VERSION = '1'
 const INDEX_SUFFIX = '.full.idx'
 const KEY_SUFFIX = '.key'
 

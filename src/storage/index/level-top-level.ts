@@ -42,6 +42,7 @@ function shardStart (key: Uint8Array): number {
   let i = 0
   for (;;) {
     const b = key[i++]
+    if (b === undefined) throw new RangeError('truncated top-level index key')
     len += (b & 0x7f) * 2 ** shift
     if ((b & 0x80) === 0) break
     shift += 7

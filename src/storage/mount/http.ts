@@ -11,7 +11,9 @@ import type { IncomingMessage } from 'node:http'
 import { DAGStoreError, InvalidMountError, abortErrorFrom, defineError, isAbortError } from '../../base/errors.js'
 import { CODE } from '../../base/errors/codes.js'
 import { codeOf } from '../../base/errors/inspect.js'
+import { redactUrl } from '../../base/redact.js'
 import type { Mount, MountInfo, MountReader, MountStat } from '../../base/mount-types.js'
+import { RateFloor } from './rate-floor.js'
 
 /** How long after stat() a fetch() may reuse its HEAD instead of sending another. */
 const PROBE_REUSE_MS = 5000
@@ -32,12 +34,28 @@ export interface HttpMountOptions {
   backoffMs?: number
   /** Default 5 000 ms. */
   maxBackoffMs?: number
+  /**
+   * The slowest a response body may arrive, averaged over `rateWindowMs` of waiting on the
+   * server (time the consumer holds a chunk does not count): a server trickling bytes fails
+   * the attempt with `HttpTimeoutError` instead of pinning the download for days. The attempt
+   * is retried like a stall. 0 turns it off. Default 4 096 (4 KiB/s).
+   */
+  minBytesPerSecond?: number
+  /** The window `minBytesPerSecond` is measured over; a body is first judged once it has lasted this long. Default 30 000 ms. */
+  rateWindowMs?: number
+  /**
+   * A wall-clock limit on one download (a `stream()` from its first request to its last byte,
+   * retries, backoff and time the consumer holds chunks included); past it the download fails
+   * with `HttpTimeoutError`, not retried. Default: none.
+   */
+  deadlineMs?: number
 }
 
 /** A response status the mount cannot use (after retries, for retryable ones). `status` is the HTTP status. */
 export class HttpStatusError extends DAGStoreError {
   static readonly code = CODE.ERR_HTTP_STATUS
   readonly status: number
+  /** The mount's URL with its credentials redacted (errors get shown and logged). */
   readonly url: string
   constructor (url: string, status: number, message = `HTTP ${status} from ${url}`, options?: { cause?: unknown }) {
     super(message, HttpStatusError.code, options)
@@ -49,7 +67,7 @@ export class HttpStatusError extends DAGStoreError {
 /** A body whose length disagrees with its Content-Length (or with the size HEAD reported). */
 export class HttpLengthMismatchError extends defineError(CODE.ERR_HTTP_LENGTH_MISMATCH, 'HTTP body length disagrees with Content-Length') {}
 
-/** No response, or no body bytes, within `timeoutMs`. */
+/** No response, or no body bytes, within `timeoutMs`; a body slower than `minBytesPerSecond`; or a download past its `deadlineMs`. */
 export class HttpTimeoutError extends defineError(CODE.ERR_HTTP_TIMEOUT, 'HTTP request stalled') {}
 
 /** A 206 whose Content-Range is not the range asked for, or an unexpected 206. */
@@ -99,15 +117,21 @@ async function sleep (ms: number, signal: AbortSignal): Promise<void> {
 
 interface Exchange {
   res: IncomingMessage
-  /** Resets the stall timer (call on every chunk). */
-  touch: () => void
+  /** Call on every body chunk: resets the stall timer and counts the bytes for the minimum rate. */
+  received: (bytes: number) => void
+  /** While the consumer holds a chunk: not the server's time, so not measured against the minimum rate. */
+  pause: () => void
+  resume: () => void
   /** Resolves once the connection is gone; with the error it ended with (e.g. a parse error from bytes beyond Content-Length), if any. */
   closed: Promise<Error | undefined>
   /** Tears the request down (idempotent). */
   destroy: (err?: Error) => void
 }
 
-interface Probe { exists: boolean, size?: number, ranges: boolean, version?: string }
+interface Probe { exists: boolean, size?: number | undefined, ranges: boolean, version?: string | undefined }
+
+/** What one reader's downloads learn as they go: whether Range works, which version they read. */
+interface DownloadState { ranges: boolean, version: string | undefined }
 
 /** What identifies one version of the resource: its ETag, else its Last-Modified date. */
 function versionOf (headers: IncomingMessage['headers']): string | undefined {
@@ -124,32 +148,45 @@ function versionOf (headers: IncomingMessage['headers']): string | undefined {
  */
 export class HttpMount implements Mount {
   readonly url: URL
+  /** The URL as errors show it: credentials redacted. */
+  readonly #shown: string
   readonly #headers: Record<string, string>
   readonly #timeoutMs: number
   readonly #retries: number
   readonly #backoffMs: number
   readonly #maxBackoffMs: number
+  readonly #minBytesPerSecond: number
+  readonly #rateWindowMs: number
+  readonly #deadlineMs: number | undefined
 
   constructor (url: URL | string, options: HttpMountOptions = {}) {
     let u: URL
     try {
       u = new URL(typeof url === 'string' ? url : url.href)
     } catch (err) {
-      throw new InvalidMountError(`invalid HTTP mount URL: ${String(url)}`, { cause: err })
+      throw new InvalidMountError(`invalid HTTP mount URL: ${redactUrl(String(url))}`, { cause: err })
     }
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new InvalidMountError(`HttpMount needs an http: or https: URL, got ${u.protocol}`)
     if (u.hash !== '') u.hash = ''
     this.url = u
+    this.#shown = redactUrl(u.href)
     const { headers = {}, timeoutMs = 30_000, retries = 3, backoffMs = 200, maxBackoffMs = 5_000 } = options
-    for (const [name, n] of [['timeoutMs', timeoutMs], ['retries', retries], ['backoffMs', backoffMs], ['maxBackoffMs', maxBackoffMs]] as const) {
+    const { minBytesPerSecond = 4096, rateWindowMs = 30_000, deadlineMs } = options
+    for (const [name, n] of [['timeoutMs', timeoutMs], ['retries', retries], ['backoffMs', backoffMs], ['maxBackoffMs', maxBackoffMs],
+      ['minBytesPerSecond', minBytesPerSecond], ['rateWindowMs', rateWindowMs], ['deadlineMs', deadlineMs ?? 1]] as const) {
       if (!Number.isSafeInteger(n) || n < 0) throw new InvalidMountError(`HttpMount ${name} must be a non-negative integer`)
     }
-    if (timeoutMs === 0) throw new InvalidMountError('HttpMount timeoutMs must be positive')
+    for (const [name, n] of [['timeoutMs', timeoutMs], ['rateWindowMs', rateWindowMs], ['deadlineMs', deadlineMs ?? 1]] as const) {
+      if (n === 0) throw new InvalidMountError(`HttpMount ${name} must be positive`)
+    }
     this.#headers = { ...headers }
     this.#timeoutMs = timeoutMs
     this.#retries = retries
     this.#backoffMs = backoffMs
     this.#maxBackoffMs = maxBackoffMs
+    this.#minBytesPerSecond = minBytesPerSecond
+    this.#rateWindowMs = rateWindowMs
+    this.#deadlineMs = deadlineMs
   }
 
   /** The mount an `http:`/`https:` URL stands for (no custom headers: see HttpMountOptions.headers). */
@@ -193,9 +230,9 @@ export class HttpMount implements Mount {
     }
     if (!probe.exists) {
       signal?.removeEventListener('abort', onAbort)
-      throw new HttpStatusError(this.url.href, 404, `HTTP mount ${this.url.href} does not exist`)
+      throw new HttpStatusError(this.#shown, 404, `HTTP mount ${this.#shown} does not exist`)
     }
-    const state: { ranges: boolean, version?: string } = { ranges: probe.ranges, version: probe.version }
+    const state: DownloadState = { ranges: probe.ranges, version: probe.version }
     const size = probe.size
     let closed = false
     return {
@@ -222,7 +259,7 @@ export class HttpMount implements Mount {
       ex.destroy()
       const status = res.statusCode ?? 0
       if (status === 404 || status === 410) return { exists: false, ranges: false }
-      if (status < 200 || status > 299) throw statusError(this.url.href, status)
+      if (status < 200 || status > 299) throw statusError(this.#shown, status)
       const ranges = /\bbytes\b/i.test(String(res.headers['accept-ranges'] ?? ''))
       return { exists: true, size: parseLength(res.headers['content-length']), ranges, version: versionOf(res.headers) }
     })
@@ -241,115 +278,151 @@ export class HttpMount implements Mount {
     }
   }
 
-  #stream (start: number, size: number | undefined, state: { ranges: boolean, version?: string }, signal: AbortSignal, isClosed: () => boolean): AsyncIterable<Uint8Array> {
+  #stream (
+    start: number, size: number | undefined, state: DownloadState, reader: AbortSignal, isClosed: () => boolean
+  ): AsyncIterable<Uint8Array> {
     const mount = this
-    const href = this.url.href
     return (async function * (): AsyncGenerator<Uint8Array> {
       if (isClosed()) throw Object.assign(new Error('HTTP mount reader closed'), { code: 'EBADF' })
       if (size !== undefined && start >= size) return
-      let pos = start // absolute offset of the next byte to yield
-      for (let n = 0; ; n++) {
-        if (signal.aborted) throw abortErrorFrom(signal)
-        let ex: Exchange | undefined
-        let failure: unknown
-        try {
-          const useRange = pos > 0 && state.ranges
-          ex = await mount.#request('GET', useRange ? { range: `bytes=${pos}-` } : {}, signal)
-          const { res } = ex
-          const status = res.statusCode ?? 0
-          const declared = parseLength(res.headers['content-length'])
-          // Every response of one download must be the same version: a resume (or a restart
-          // after a server ignored Range) of a file that changed would splice two of them.
-          const version = versionOf(res.headers)
-          if (status === 200 || status === 206) {
-            if (state.version !== undefined && version !== undefined && version !== state.version) {
-              throw new HttpChangedError(`HTTP GET ${href}: the resource changed during the download (${state.version} became ${version})`)
-            }
-            state.version ??= version
-          }
-          let bodyStart: number // absolute offset of the body's first byte
-          let end: number | undefined // absolute offset the body must end at
-          if (status === 206) {
-            if (!useRange) throw new HttpRangeError(`HTTP 206 from ${href} without a Range request`)
-            const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(String(res.headers['content-range'] ?? '').trim())
-            const first = m === null ? NaN : Number(m[1])
-            const last = m === null ? NaN : Number(m[2])
-            const total = m === null || m[3] === '*' ? undefined : Number(m[3])
-            if (first !== pos || (size !== undefined && (total !== size || last !== size - 1)) ||
-              (total !== undefined && last !== total - 1) || (declared !== undefined && declared !== last - first + 1)) {
-              throw new HttpRangeError(`HTTP 206 from ${href}: asked for bytes=${pos}-, got Content-Range ${JSON.stringify(res.headers['content-range'] ?? null)}`)
-            }
-            bodyStart = first
-            end = last + 1
-          } else if (status === 200) {
-            // A server that ignores Range answers 200 with the whole body: never taken for a
-            // resume. Stop asking it for ranges, read from 0 and skip what was already served.
-            if (useRange) state.ranges = false
-            bodyStart = 0
-            if (size !== undefined && declared !== undefined && declared !== size) {
-              throw new HttpLengthMismatchError(`HTTP GET ${href}: Content-Length ${declared} but HEAD said ${size}`)
-            }
-            end = declared ?? size
-          } else {
-            throw statusError(href, status)
-          }
-          let at = bodyStart // absolute offset of the next body byte
-          let held: Uint8Array | undefined // the last chunk is held back until the response checks out
-          try {
-            for await (const chunk of res as AsyncIterable<Buffer>) {
-              ex.touch()
-              let c: Uint8Array = chunk
-              if (end !== undefined && at + c.byteLength > end) {
-                // More bytes than declared: never yield them.
-                throw new HttpLengthMismatchError(`HTTP GET ${href}: body longer than its declared length ${end - bodyStart}`)
-              }
-              const from = at
-              at += c.byteLength
-              if (at <= pos) continue // skipping what was already served
-              if (from < pos) c = c.subarray(pos - from)
-              // Only the body's last chunk is held back, until the response checks out (no
-              // bytes beyond Content-Length): everything before it is yielded at once, so a
-              // retry resumes after it.
-              if (end !== undefined && at === end) { held = c; continue }
-              pos += c.byteLength
-              yield c
-            }
-          } catch (err) {
-            if (signal.aborted) throw abortErrorFrom(signal)
-            if (err instanceof HttpLengthMismatchError || err instanceof HttpTimeoutError) throw err
-            if (end !== undefined && at < end) {
-              throw retryable(new HttpLengthMismatchError(`HTTP GET ${href}: connection lost after ${at - bodyStart} of ${end - bodyStart} bytes`, { cause: err }))
-            }
-            throw networkError(err, href)
-          }
-          if (end !== undefined && at < end) {
-            throw retryable(new HttpLengthMismatchError(`HTTP GET ${href}: body ended after ${at - bodyStart} of ${end - bodyStart} bytes`))
-          }
-          // Bytes sent beyond Content-Length surface as a parse error on the connection.
-          const trailing = await ex.closed
-          if (trailing !== undefined && !isAbortError(trailing) && !(trailing instanceof HttpTimeoutError)) {
-            throw new HttpLengthMismatchError(`HTTP GET ${href}: body longer than its Content-Length ${end ?? '?'}`, { cause: trailing })
-          }
-          if (held !== undefined) { const h = held; held = undefined; pos += h.byteLength; yield h }
-          return
-        } catch (err) {
-          failure = err
-        } finally {
-          ex?.destroy()
-        }
-        if (signal.aborted) throw abortErrorFrom(signal)
-        if (isAbortError(failure) || n >= mount.#retries || !(failure instanceof Error && RETRYABLE.has(failure))) throw failure
-        const delay = Math.min(mount.#maxBackoffMs, mount.#backoffMs * 2 ** n)
-        await sleep(Math.round(delay * (0.5 + Math.random() / 2)), signal)
+      // The reader's signal, or the deadline: either ends the request in flight and any backoff.
+      const ended = new AbortController()
+      let expired: HttpTimeoutError | undefined
+      const onReaderAbort = (): void => { ended.abort(reader.reason) }
+      reader.addEventListener('abort', onReaderAbort, { once: true })
+      if (reader.aborted) onReaderAbort()
+      const deadlineMs = mount.#deadlineMs
+      let deadline: NodeJS.Timeout | undefined
+      if (deadlineMs !== undefined) {
+        deadline = setTimeout(() => {
+          expired = new HttpTimeoutError(`HTTP GET ${mount.#shown}: not done within the download deadline of ${deadlineMs} ms`)
+          ended.abort(expired)
+        }, deadlineMs)
+        deadline.unref?.()
+      }
+      try {
+        yield * mount.#download(start, size, state, ended.signal, () => expired ?? abortErrorFrom(reader))
+      } finally {
+        clearTimeout(deadline)
+        reader.removeEventListener('abort', onReaderAbort)
       }
     })()
+  }
+
+  /**
+   * The bytes from `start`, retrying and resuming. `stopped()` is what to throw once `signal`
+   * has aborted (the reader's abort, or the deadline's timeout).
+   */
+  async * #download (
+    start: number, size: number | undefined, state: DownloadState, signal: AbortSignal, stopped: () => Error
+  ): AsyncGenerator<Uint8Array> {
+    const href = this.#shown
+    let pos = start // absolute offset of the next byte to yield
+    for (let n = 0; ; n++) {
+      if (signal.aborted) throw stopped()
+      let ex: Exchange | undefined
+      let failure: unknown
+      try {
+        const useRange = pos > 0 && state.ranges
+        ex = await this.#request('GET', useRange ? { range: `bytes=${pos}-` } : {}, signal)
+        const { res } = ex
+        const status = res.statusCode ?? 0
+        const declared = parseLength(res.headers['content-length'])
+        // Every response of one download must be the same version: a resume (or a restart
+        // after a server ignored Range) of a file that changed would splice two of them.
+        const version = versionOf(res.headers)
+        if (status === 200 || status === 206) {
+          if (state.version !== undefined && version !== undefined && version !== state.version) {
+            throw new HttpChangedError(`HTTP GET ${href}: the resource changed during the download (${state.version} became ${version})`)
+          }
+          state.version ??= version
+        }
+        let bodyStart: number // absolute offset of the body's first byte
+        let end: number | undefined // absolute offset the body must end at
+        if (status === 206) {
+          if (!useRange) throw new HttpRangeError(`HTTP 206 from ${href} without a Range request`)
+          const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(String(res.headers['content-range'] ?? '').trim())
+          const first = m === null ? NaN : Number(m[1])
+          const last = m === null ? NaN : Number(m[2])
+          const total = m === null || m[3] === '*' ? undefined : Number(m[3])
+          if (first !== pos || (size !== undefined && (total !== size || last !== size - 1)) ||
+            (total !== undefined && last !== total - 1) || (declared !== undefined && declared !== last - first + 1)) {
+            throw new HttpRangeError(`HTTP 206 from ${href}: asked for bytes=${pos}-, got Content-Range ${JSON.stringify(res.headers['content-range'] ?? null)}`)
+          }
+          bodyStart = first
+          end = last + 1
+        } else if (status === 200) {
+          // A server that ignores Range answers 200 with the whole body: never taken for a
+          // resume. Stop asking it for ranges, read from 0 and skip what was already served.
+          if (useRange) state.ranges = false
+          bodyStart = 0
+          if (size !== undefined && declared !== undefined && declared !== size) {
+            throw new HttpLengthMismatchError(`HTTP GET ${href}: Content-Length ${declared} but HEAD said ${size}`)
+          }
+          end = declared ?? size
+        } else {
+          throw statusError(href, status)
+        }
+        let at = bodyStart // absolute offset of the next body byte
+        let held: Uint8Array | undefined // the last chunk is held back until the response checks out
+        try {
+          for await (const chunk of res as AsyncIterable<Buffer>) {
+            ex.received(chunk.byteLength)
+            let c: Uint8Array = chunk
+            if (end !== undefined && at + c.byteLength > end) {
+              // More bytes than declared: never yield them.
+              throw new HttpLengthMismatchError(`HTTP GET ${href}: body longer than its declared length ${end - bodyStart}`)
+            }
+            const from = at
+            at += c.byteLength
+            if (at <= pos) continue // skipping what was already served
+            if (from < pos) c = c.subarray(pos - from)
+            // Only the body's last chunk is held back, until the response checks out (no
+            // bytes beyond Content-Length): everything before it is yielded at once, so a
+            // retry resumes after it.
+            if (end !== undefined && at === end) { held = c; continue }
+            pos += c.byteLength
+            ex.pause()
+            yield c
+            ex.resume()
+          }
+        } catch (err) {
+          if (signal.aborted) throw stopped()
+          if (err instanceof HttpLengthMismatchError || err instanceof HttpTimeoutError) throw err
+          if (end !== undefined && at < end) {
+            throw retryable(new HttpLengthMismatchError(`HTTP GET ${href}: connection lost after ${at - bodyStart} of ${end - bodyStart} bytes`, { cause: err }))
+          }
+          throw networkError(err, href)
+        }
+        if (end !== undefined && at < end) {
+          throw retryable(new HttpLengthMismatchError(`HTTP GET ${href}: body ended after ${at - bodyStart} of ${end - bodyStart} bytes`))
+        }
+        // Bytes sent beyond Content-Length surface as a parse error on the connection.
+        const trailing = await ex.closed
+        if (trailing !== undefined && !isAbortError(trailing) && !(trailing instanceof HttpTimeoutError)) {
+          throw new HttpLengthMismatchError(`HTTP GET ${href}: body longer than its Content-Length ${end ?? '?'}`, { cause: trailing })
+        }
+        if (held !== undefined) { const h = held; held = undefined; pos += h.byteLength; yield h }
+        return
+      } catch (err) {
+        failure = err
+      } finally {
+        ex?.destroy()
+      }
+      if (signal.aborted) throw stopped()
+      if (isAbortError(failure) || n >= this.#retries || !(failure instanceof Error && RETRYABLE.has(failure))) throw failure
+      const delay = Math.min(this.#maxBackoffMs, this.#backoffMs * 2 ** n)
+      await sleep(Math.round(delay * (0.5 + Math.random() / 2)), signal).catch(() => { throw stopped() })
+    }
   }
 
   /** One request on its own connection; resolves with the response head. */
   async #request (method: 'GET' | 'HEAD', extra: Record<string, string>, signal: AbortSignal): Promise<Exchange> {
     if (signal.aborted) throw abortErrorFrom(signal)
-    const href = this.url.href
+    const href = this.#shown
     const timeoutMs = this.#timeoutMs
+    const minBytesPerSecond = this.#minBytesPerSecond
+    const rateWindowMs = this.#rateWindowMs
     const mod = this.url.protocol === 'https:' ? https : http
     const headers: Record<string, string> = { ...this.#headers, 'accept-encoding': 'identity', connection: 'close', ...extra }
     if (extra.range === undefined) {
@@ -360,6 +433,7 @@ export class HttpMount implements Mount {
       let lastError: Error | undefined
       let resObj: IncomingMessage | undefined
       let timer: NodeJS.Timeout | undefined
+      let floor: RateFloor | undefined
       let resolveClosed!: (err: Error | undefined) => void
       const closed = new Promise<Error | undefined>((resolve) => { resolveClosed = resolve })
       const req = mod.request(this.url, { method, headers, agent: false })
@@ -367,6 +441,7 @@ export class HttpMount implements Mount {
       const destroy = (err?: Error): void => {
         ended = true
         clearTimeout(timer)
+        floor?.stop()
         signal.removeEventListener('abort', onAbort)
         if (err !== undefined && resObj !== undefined && !resObj.destroyed) resObj.destroy(err)
         req.destroy(err)
@@ -384,6 +459,22 @@ export class HttpMount implements Mount {
         }, timeoutMs)
         timer.unref?.()
       }
+      const received = (bytes: number): void => {
+        touch()
+        if (minBytesPerSecond === 0 || ended) return
+        if (floor === undefined) {
+          // From the first body byte: a server that sends headers and then nothing is the stall timer's.
+          floor = new RateFloor({
+            minBytesPerSecond,
+            windowMs: rateWindowMs,
+            onTooSlow: (got, ms) => {
+              fail(retryable(new HttpTimeoutError(`HTTP ${method} ${href}: ${got} bytes in ${Math.round(ms)} ms, below the minimum of ${minBytesPerSecond} bytes/s`)))
+            }
+          })
+          floor.start()
+        }
+        floor.received(bytes)
+      }
       const onAbort = (): void => { fail(abortErrorFrom(signal)) }
       signal.addEventListener('abort', onAbort, { once: true })
       // Always listened to: a late error (e.g. bytes beyond Content-Length) must never crash the process.
@@ -391,14 +482,14 @@ export class HttpMount implements Mount {
         lastError ??= err
         if (!settled) { settled = true; destroy(); reject(networkError(err, href)) }
       })
-      req.on('close', () => { ended = true; clearTimeout(timer); signal.removeEventListener('abort', onAbort); resolveClosed(lastError) })
+      req.on('close', () => { ended = true; clearTimeout(timer); floor?.stop(); signal.removeEventListener('abort', onAbort); resolveClosed(lastError) })
       req.on('response', (res) => {
         resObj = res
         res.on('error', (err) => { lastError ??= err })
         if (settled) { res.destroy(); return }
         settled = true
         touch()
-        resolve({ res, touch, closed, destroy })
+        resolve({ res, received, pause: () => { floor?.pause() }, resume: () => { floor?.resume() }, closed, destroy })
       })
       touch()
       req.end()

@@ -3,6 +3,7 @@ import { BytesMount } from './bytes.js'
 import { FileMount } from './file.js'
 import { HttpMount } from './http.js'
 import type { Mount, MountFactory } from '../../base/mount-types.js'
+import { redactUrl } from '../../base/redact.js'
 
 // RFC 3986 §3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
 const SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*$/
@@ -13,7 +14,7 @@ const SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*$/
  * HTTP shards need headers starts with `{ builtins: false }` and registers its own factories,
  * e.g. `reg.register('https', (url) => new HttpMount(url, { headers }))`.
  */
-export const BUILTIN_MOUNTS: ReadonlyArray<readonly [scheme: string, factory: MountFactory]> = [
+const BUILTIN_MOUNTS: ReadonlyArray<readonly [scheme: string, factory: MountFactory]> = [
   ['file', (url) => FileMount.fromURL(url)],
   ['bytes', (url) => BytesMount.fromURL(url)],
   ['http', (url) => new HttpMount(url)],
@@ -78,7 +79,7 @@ export class MountRegistry {
       // A copy either way: factories may keep or alter the URL they are given.
       u = new URL(typeof url === 'string' ? url : url.href)
     } catch (err) {
-      throw new InvalidMountError(`invalid mount URL: ${String(url)}`, { cause: err })
+      throw new InvalidMountError(`invalid mount URL: ${redactUrl(String(url))}`, { cause: err })
     }
     const scheme = u.protocol.slice(0, -1)
     const factory = this.#factories.get(scheme)

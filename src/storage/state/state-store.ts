@@ -24,11 +24,14 @@ export interface StateStore {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyLevel = AbstractLevel<any, any, any>
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Sub = AbstractSublevel<AnyLevel, any, string, string>
+
 export class LevelStateStore implements StateStore {
   private readonly records: AbstractSublevel<AnyLevel, any, string, string> // eslint-disable-line @typescript-eslint/no-explicit-any
   private readonly inRecords: { sublevel: AbstractSublevel<AnyLevel, any, string, string> } // eslint-disable-line @typescript-eslint/no-explicit-any
-  private readonly tombstones: AbstractSublevel<AnyLevel, any, string, string> // eslint-disable-line @typescript-eslint/no-explicit-any
-  private readonly inTombstones: { sublevel: AbstractSublevel<AnyLevel, any, string, string> } // eslint-disable-line @typescript-eslint/no-explicit-any
+  private readonly tombstones: Sub
+  private readonly inTombstones: { sublevel: Sub }
 
   constructor (private readonly db: AnyLevel, prefix = 'shards') {
     this.records = db.sublevel<string, string>(prefix, { keyEncoding: 'utf8', valueEncoding: 'utf8' })

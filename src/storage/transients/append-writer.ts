@@ -19,9 +19,10 @@ function writevAt (fd: number, buffers: Uint8Array[], position: number): Promise
 /** The buffers left after `n` bytes of them were written (a short writev is rare but legal). */
 function after (buffers: Uint8Array[], n: number): Uint8Array[] {
   let i = 0
-  while (i < buffers.length && n >= buffers[i].byteLength) n -= buffers[i++].byteLength
+  for (let b = buffers[0]; b !== undefined && n >= b.byteLength; b = buffers[++i]) n -= b.byteLength
   const rest = buffers.slice(i)
-  if (n > 0 && rest.length > 0) rest[0] = rest[0].subarray(n)
+  const first = rest[0]
+  if (n > 0 && first !== undefined) rest[0] = first.subarray(n)
   return rest
 }
 

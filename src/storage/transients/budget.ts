@@ -18,11 +18,11 @@ import { TransientsFullError } from '../../base/errors.js'
 export interface BudgetOptions {
   maxBytes: number
   /** Fraction of maxBytes above which collection starts in the background. Default 0.9. */
-  highWatermark?: number
+  highWatermark?: number | undefined
   /** Fraction of maxBytes collection brings usage down to. Default 0.7. */
-  lowWatermark?: number
+  lowWatermark?: number | undefined
   /** Reservation step for downloads of unknown size. Default min(128 MiB, maxBytes / 10). */
-  stepBytes?: number
+  stepBytes?: number | undefined
 }
 
 export interface TransientEntry {
@@ -33,8 +33,8 @@ export interface TransientEntry {
 /** Frees at least `bytes` if it can (evicting least recently used first); resolves with what it freed. */
 export type Evictor = (bytes: number) => Promise<number>
 
-export const DEFAULT_HIGH_WATERMARK = 0.9
-export const DEFAULT_LOW_WATERMARK = 0.7
+const DEFAULT_HIGH_WATERMARK = 0.9
+const DEFAULT_LOW_WATERMARK = 0.7
 const DEFAULT_STEP = 128 * 1024 * 1024
 
 function fraction (name: string, value: number): number {
@@ -43,7 +43,9 @@ function fraction (name: string, value: number): number {
 }
 
 /** Checks every gc option that has a value, whether or not a bound is set (a typo should not pass silently). */
-export function validateGCOptions (gc: { maxTransientsBytes?: number, highWatermark?: number, lowWatermark?: number, reservationBytes?: number } | undefined): void {
+export function validateGCOptions (
+  gc: { maxTransientsBytes?: number, highWatermark?: number, lowWatermark?: number, reservationBytes?: number } | undefined
+): void {
   if (gc === undefined) return
   const high = gc.highWatermark !== undefined ? fraction('highWatermark', gc.highWatermark) : DEFAULT_HIGH_WATERMARK
   const low = gc.lowWatermark !== undefined ? fraction('lowWatermark', gc.lowWatermark) : DEFAULT_LOW_WATERMARK
@@ -73,7 +75,9 @@ export class TransientBudget {
 
   constructor (options: BudgetOptions, onError: (err: unknown) => void = () => {}) {
     const { maxBytes } = options
-    if (!Number.isSafeInteger(maxBytes) || maxBytes <= 0) throw new RangeError(`gc.maxTransientsBytes must be a positive integer, got ${String(maxBytes)}`)
+    if (!Number.isSafeInteger(maxBytes) || maxBytes <= 0) {
+      throw new RangeError(`gc.maxTransientsBytes must be a positive integer, got ${String(maxBytes)}`)
+    }
     const high = fraction('highWatermark', options.highWatermark ?? DEFAULT_HIGH_WATERMARK)
     const low = fraction('lowWatermark', options.lowWatermark ?? DEFAULT_LOW_WATERMARK)
     if (!(low < high)) throw new RangeError(`gc.lowWatermark (${low}) must be below gc.highWatermark (${high})`)

@@ -55,7 +55,7 @@ function checkRange (name: string, value: number): void {
 }
 
 /** Which file a reader has open: lets a cached reader be checked against the path later. */
-export interface FileIdentity { readonly path: string, readonly dev: number, readonly ino: number }
+interface FileIdentity { readonly path: string, readonly dev: number, readonly ino: number }
 
 export interface FileReader extends MountReader {
   readonly size: number
@@ -131,7 +131,9 @@ export interface GrowingFileReader extends MountReader {
  * for, end short only where the finished file ends, and fail with the writer's error if the
  * write fails. `size` is the announced size until the file completes, then the real one.
  */
-export async function openGrowingFileReader (path: string, growing: GrowingFile, signal?: AbortSignal, options: FileReaderOptions = {}): Promise<GrowingFileReader> {
+export async function openGrowingFileReader (
+  path: string, growing: GrowingFile, signal?: AbortSignal, options: FileReaderOptions = {}
+): Promise<GrowingFileReader> {
   const chunkSize = chunkSizeOf(options)
   const { fd, identity } = await openDescriptor(path, signal)
   // The caller's signal ends its waits for a writer, not its reads of a finished file.

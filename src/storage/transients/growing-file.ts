@@ -45,10 +45,6 @@ export class GrowingFile {
     return this.#finalSize !== undefined
   }
 
-  get failed (): boolean {
-    return this.#error !== undefined
-  }
-
   get error (): Error | undefined {
     return this.#error
   }
@@ -77,10 +73,12 @@ export class GrowingFile {
     if (this.#finalSize !== undefined || this.#error !== undefined) return
     this.#tail.push(chunk)
     this.#tailBytes += chunk.byteLength
-    while (this.#tail.length > 1 && this.#tailBytes - this.#tail[0].byteLength >= RETAINED_TAIL_BYTES) {
-      const dropped = this.#tail.shift() as Uint8Array
-      this.#tailStart += dropped.byteLength
-      this.#tailBytes -= dropped.byteLength
+    let oldest = this.#tail[0]
+    while (this.#tail.length > 1 && oldest !== undefined && this.#tailBytes - oldest.byteLength >= RETAINED_TAIL_BYTES) {
+      this.#tail.shift()
+      this.#tailStart += oldest.byteLength
+      this.#tailBytes -= oldest.byteLength
+      oldest = this.#tail[0]
     }
   }
 
@@ -91,7 +89,7 @@ export class GrowingFile {
     // Readers follow the writer closely: walk back from the newest chunk.
     let offset = this.#tailStart + this.#tailBytes
     for (let i = this.#tail.length - 1; i >= 0 && offset > position; i--) {
-      const chunk = this.#tail[i]
+      const chunk = this.#tail[i]! // 0 <= i < length
       const start = offset - chunk.byteLength
       offset = start
       const from = Math.max(position, start)

@@ -13,9 +13,9 @@ import type { Mount, MountReader } from '../../base/mount-types.js'
 export interface TransientsOptions {
   dir: string
   /** Throttles downloads of mounts whose stat().ready (e.g. a p-queue); absent = unlimited. */
-  readyFetchQueue?: { add: <T>(fn: () => Promise<T>) => Promise<T> }
+  readyFetchQueue?: ({ add: <T>(fn: () => Promise<T>) => Promise<T> }) | undefined
   /** Automated GC's space accounting: downloads reserve before they write. Absent = unbounded. */
-  budget?: TransientBudget
+  budget?: TransientBudget | undefined
   /** Called once per download that got as far as fetching: bytes written, seconds, success. */
   onDownload?: (bytes: number, seconds: number, ok: boolean) => void
 }
@@ -211,7 +211,7 @@ export class Transients {
         if (!isMissing(err)) throw err
       }
     }
-    if (growing.failed) throw growing.error as Error
+    if (growing.error !== undefined) throw growing.error
     await (signal !== undefined ? raceAbort(dl.promise, signal) : dl.promise)
     return await openFileReader(path, signal)
   }
@@ -251,7 +251,9 @@ export class Transients {
     return await run()
   }
 
-  async #download (key: string, mount: Mount, statSize: number | undefined, dl: Download, started: (file: GrowingFile) => void, signal: AbortSignal): Promise<string> {
+  async #download (
+    key: string, mount: Mount, statSize: number | undefined, dl: Download, started: (file: GrowingFile) => void, signal: AbortSignal
+  ): Promise<string> {
     if (signal.aborted) throw abortErrorFrom(signal)
     const final = this.pathFor(key)
     const partial = final + '.partial'

@@ -1,5 +1,7 @@
 /** `dagstore register <path|url...>`: one shard per file or URL; the others go on when one fails. */
 import type { Command } from 'commander'
+import { CODE } from '../../../base/errors/codes.js'
+import { redactUrl } from '../../../base/redact.js'
 import type { ErrorJson, ShardJson } from '../../wire.js'
 import type { CliContext } from '../context.js'
 import { CliError, CommandFailed, EXIT_USAGE, UsageError, describeError, errorCode, errorJson } from '../errors.js'
@@ -9,7 +11,7 @@ import { verifyHashesOption } from '../options.js'
 
 /** A failed register leaves an errored shard behind: say what to do with it. */
 function registerFailure (e: unknown, key: string): unknown {
-  if (errorCode(e) !== 'ERR_SHARD_INITIALIZATION_FAILED') return e
+  if (errorCode(e) !== CODE.ERR_SHARD_INITIALIZATION_FAILED) return e
   return new CliError(errorCode(e), errorJson(e).message, {
     hint: `shard ${JSON.stringify(key)} stays registered as errored: fix its source and \`dagstore recover ${key}\`, or \`dagstore destroy ${key}\``,
     status: e instanceof CliError ? e.status : undefined,
@@ -19,7 +21,7 @@ function registerFailure (e: unknown, key: string): unknown {
 
 /** Failures no other target would escape (usage, auth, no server): the command's, not one target's. */
 function endsTheCommand (e: unknown): boolean {
-  return e instanceof CliError && (e.exitCode === EXIT_USAGE || e.status === 401 || e.code === 'ERR_SERVER_UNREACHABLE')
+  return e instanceof CliError && (e.exitCode === EXIT_USAGE || e.status === 401 || e.code === CODE.ERR_SERVER_UNREACHABLE)
 }
 
 export function addRegister (program: Command, ctx: CliContext): void {
@@ -50,7 +52,7 @@ export function addRegister (program: Command, ctx: CliContext): void {
             if (opts.json !== true) ctx.out(`registered ${shard.key} (${shardSummary(shard)})\n`)
           } catch (e) {
             if (endsTheCommand(e)) throw e
-            errors.push({ target: arg, ...(key === undefined ? {} : { key }), error: errorJson(e) })
+            errors.push({ target: redactUrl(arg), ...(key === undefined ? {} : { key }), error: errorJson(e) })
             if (opts.json !== true) ctx.err(`dagstore: ${describeError(e)}\n`)
           }
         }

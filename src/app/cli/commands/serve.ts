@@ -20,10 +20,12 @@ interface ServeOpts {
 export function addServe (program: Command, ctx: CliContext, env: EnvOptions): void {
   program.command('serve')
     .description('serve the repo over HTTP: admin API and /ipfs/{cid} gateway; other commands then go through it')
-    .addOption(env.add(new Option('-l, --listen <host:port>', 'address to listen on (port 0: any free port)').default(DEFAULT_LISTEN), 'DAGSTORE_LISTEN'))
+    .addOption(env.add(new Option('-l, --listen <host:port>', 'address to listen on (port 0: any free port)').default(DEFAULT_LISTEN),
+      'DAGSTORE_LISTEN'))
     .addOption(env.add(new Option('--token <token>', 'admin API bearer token (default: <dir>/token, created on first use)'), 'DAGSTORE_TOKEN'))
     .option('--no-auth', 'no admin token (only on a loopback address)')
-    .option('--allow-root <dir>', 'folder whose files the admin API may register (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--allow-root <dir>', 'folder whose files the admin API may register (repeatable)',
+      (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--import-sample', 'register the sample CAR shipped with the package and print the URL of one of its blocks')
     .option('--shutdown-grace <ms>', 'on SIGINT/SIGTERM, how long in-flight requests may finish before downloads are aborted', intArg('--shutdown-grace', 0), 5000)
     .addOption(verifyHashesOption(true))

@@ -6,31 +6,32 @@
  */
 import { readFileSync } from 'node:fs'
 import { Command, CommanderError, Option, type Help } from 'commander'
-import { CliContext } from './context.js'
-import { CliError, CommandFailed, EXIT_FAILED, EXIT_OK, EXIT_USAGE, formatError } from './errors.js'
-import type { CliIo } from './io.js'
-import { EnvOptions } from './options.js'
-import { addDestroy } from './commands/destroy.js'
-import { addFind } from './commands/find.js'
-import { addGc } from './commands/gc.js'
-import { addGet } from './commands/get.js'
-import { addImport } from './commands/import.js'
-import { addInfo } from './commands/info.js'
-import { addLs } from './commands/ls.js'
-import { addRecover } from './commands/recover.js'
-import { addRegister } from './commands/register.js'
-import { addServe } from './commands/serve.js'
+import { CODE } from '../../../base/errors/codes.js'
+import { CliContext } from '../context.js'
+import { CliError, CommandFailed, EXIT_FAILED, EXIT_OK, EXIT_USAGE, formatError } from '../errors.js'
+import type { CliIo } from '../io.js'
+import { EnvOptions } from '../options.js'
+import { addDestroy } from './destroy.js'
+import { addFind } from './find.js'
+import { addGc } from './gc.js'
+import { addGet } from './get.js'
+import { addImport } from './import.js'
+import { addInfo } from './info.js'
+import { addLs } from './ls.js'
+import { addRecover } from './recover.js'
+import { addRegister } from './register.js'
+import { addServe } from './serve.js'
 
 function packageVersion (): string {
   try {
-    const pkg = JSON.parse(readFileSync(new URL('../../../../package.json', import.meta.url), 'utf8')) as { version?: string }
+    const pkg = JSON.parse(readFileSync(new URL('../../../../../package.json', import.meta.url), 'utf8')) as { version?: string }
     return pkg.version ?? '0.0.0'
   } catch {
     return '0.0.0'
   }
 }
 
-export function buildProgram (io: CliIo): Command {
+function buildProgram (io: CliIo): Command {
   const ctx = new CliContext(io)
   const env = new EnvOptions(io.env)
   const program = new Command('dagstore')
@@ -52,7 +53,7 @@ export function buildProgram (io: CliIo): Command {
       getOutHasColors: () => false,
       getErrHasColors: () => false,
       // Commander's own errors (unknown option, missing argument) in the CLI's one-line format.
-      outputError: (str, write) => { write(`dagstore: ERR_USAGE: ${str.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ')} (see dagstore --help)\n`) }
+      outputError: (str, write) => { write(`dagstore: ${CODE.ERR_USAGE}: ${str.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ')} (see dagstore --help)\n`) }
     })
     .hook('preAction', (_program, action) => { env.apply(action) })
   program.addHelpText('after', `
