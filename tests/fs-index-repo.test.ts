@@ -58,6 +58,28 @@ test('file names are hashes; keys() lists the keys back; a tampered key sidecar 
   }
 })
 
+test('keysExcept lists the keys of the indices not among the known ones (a start-up sweep\'s view)', async () => {
+  const { dir, cleanup } = await tempDir()
+  try {
+    const repo = new FsIndexRepo(dir)
+    assert.equal(await collect(repo.keysExcept(['a'])), [], 'an empty repo')
+    const index = await indexOf('sample-v1.car')
+    for (const key of ['a', 'b/../c', 'ünï', 'd']) await repo.add(key, index)
+    assert.equal((await collect(repo.keysExcept(['a', 'd', 'not-indexed']))).sort(), ['b/../c', 'ünï'])
+    assert.equal(await collect(repo.keysExcept(['a', 'b/../c', 'ünï', 'd'])), [])
+    await repo.drop('ünï')
+    assert.equal(await collect(repo.keysExcept([])), (await collect(repo.keys())))
+  } finally {
+    await cleanup()
+  }
+})
+
+async function collect (it: AsyncIterable<string>): Promise<string[]> {
+  const out: string[] = []
+  for await (const key of it) out.push(key)
+  return out
+}
+
 test('a repo written by an unknown format version is refused with a clear error', async () => {
   const { dir, cleanup } = await tempDir()
   try {

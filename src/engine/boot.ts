@@ -71,6 +71,9 @@ export async function boot (o: DAGStoreOptions, parts: StoreParts, deps: BootDep
     onDownload: (bytes, seconds, ok) => { metrics.fetched(bytes, seconds, ok) }
   })
   await transients.init()
+  const indexRepo = o.indexRepo ?? new FsIndexRepo(join(dir as string, 'index'))
+  // Only an index repo the store made is its own to sweep for orphans.
+  const ownIndexRepo = o.indexRepo === undefined && indexRepo instanceof FsIndexRepo ? indexRepo : undefined
   const counts = Object.fromEntries(SHARD_STATES.map((s) => [s, 0])) as Record<ShardState, number>
   let interpreter: Interpreter | undefined
   const loop = new EventLoop({
@@ -86,7 +89,7 @@ export async function boot (o: DAGStoreOptions, parts: StoreParts, deps: BootDep
     traces: deps.traces,
     failures: deps.failures,
     transients,
-    indexRepo: o.indexRepo ?? new FsIndexRepo(join(dir as string, 'index')),
+    indexRepo,
     topLevelIndex: o.topLevelIndex ?? new LevelTopLevelIndex(db),
     indexer: o.shardIndexer ?? defaultShardIndexer,
     verifyHashes: o.verifyHashes ?? 'remote',
@@ -107,7 +110,7 @@ export async function boot (o: DAGStoreOptions, parts: StoreParts, deps: BootDep
   await finishDestroys(core, stateStore, signal)
   const { reRegister, recoverNow } = await restore(core, stateStore, o.recoverOnStart ?? 'none', signal)
   signal?.throwIfAborted()
-  const orphanIndices = await removeOrphanIndices(core)
+  const orphanIndices = ownIndexRepo !== undefined ? await removeOrphanIndices(core, ownIndexRepo) : []
   if (orphanIndices.length > 0) report(new Error(`removed ${orphanIndices.length} orphaned index(es)`), 'index cleanup')
   const owned = new Set<string>()
   for (const shard of core.shards.values()) if (shard.transient !== undefined) owned.add(shard.transient)

@@ -3,14 +3,17 @@
  * between their commit and the end of their cleanup left a tombstone: their cleanup is
  * finished before any record is loaded, so no shard of the same key ever sees the old one's
  * index or entries. Index files no shard owns (left by versions without tombstones, or put
- * there by hand) go after the records are loaded, before any shard is initialized.
+ * there by hand) go after the records are loaded, before any shard is initialized — in the
+ * store's own index repo only: one given in the options may hold other stores' indices.
  *
  * The cost does not grow with the number of blocks of a clean repo: tombstones are few, and
- * the orphan check lists the index repo's keys, never the top-level index.
+ * the orphan check compares the index files' names with the loaded keys, never reading the
+ * top-level index (nor a file per index).
  */
 import type { Core } from './loop/core.js'
 import { removeShardIndices } from './loop/cleanup.js'
 import type { StateStore } from '../storage/state/state-store.js'
+import type { FsIndexRepo } from '../storage/index/fs-repo.js'
 import type { ShardKey } from '../base/types.js'
 
 /**
@@ -34,10 +37,10 @@ export async function finishDestroys (core: Core, stateStore: StateStore, signal
   if (finished.length > 0) await stateStore.writeBatch([], [], finished)
 }
 
-/** Drops every full index (and its top-level entries) whose key has no shard. Returns the keys. */
-export async function removeOrphanIndices (core: Core): Promise<ShardKey[]> {
+/** Drops every full index in `repo` (and its top-level entries) whose key has no shard. Returns the keys. */
+export async function removeOrphanIndices (core: Core, repo: FsIndexRepo): Promise<ShardKey[]> {
   const orphans: ShardKey[] = []
-  for await (const key of core.indexRepo.keys()) if (!core.shards.has(key)) orphans.push(key)
+  for await (const key of repo.keysExcept(core.shards.keys())) orphans.push(key)
   const removed: ShardKey[] = []
   for (const key of orphans) {
     try {

@@ -194,6 +194,27 @@ export class FsIndexRepo implements FullIndexRepo {
     }
   }
 
+  /**
+   * The keys of the indices whose key is not in `known`, reading only their sidecars: a
+   * start-up sweep over a repo of many indices hashes the known keys instead of reading a
+   * file per index (keys() does).
+   */
+  async * keysExcept (known: Iterable<ShardKey>): AsyncIterable<ShardKey> {
+    await this.init()
+    const bases: string[] = []
+    for (const name of await readdir(this.dir)) {
+      if (name.endsWith(INDEX_SUFFIX) && !name.startsWith('.')) bases.push(name.slice(0, -INDEX_SUFFIX.length))
+    }
+    if (bases.length === 0) return
+    const owned = new Set<string>()
+    for (const key of known) owned.add(this.base(key))
+    for (const base of bases) {
+      if (owned.has(base)) continue
+      const key = await readFile(join(this.dir, base + KEY_SUFFIX), 'utf8').catch(() => undefined)
+      if (key !== undefined && this.base(key) === base) yield key
+    }
+  }
+
   /** Path of the shard's index file (go-car readable). */
   pathOf (key: ShardKey): string {
     return join(this.dir, this.base(key) + INDEX_SUFFIX)
