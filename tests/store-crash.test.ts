@@ -1,4 +1,4 @@
-// Destroy is crash-safe (DESIGN §4): a store in a child process (helpers/crash-child.ts) is
+// Destroy is crash-safe (docs/CONTRACT.md): a store in a child process (helpers/crash-child.ts) is
 // killed with SIGKILL in the middle of its work, and every restart on the same folder must find
 // each shard either as it was or gone without a trace: no index file, no top-level entry, no
 // transient, and a key registered again serves its new CAR and nothing of the old one.

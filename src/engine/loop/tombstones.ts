@@ -3,7 +3,7 @@
  * sets its key's tombstone in one commit; the cleanup (top-level entries, full index,
  * transients) runs after that commit, and the tombstone is cleared once it is done. A kill in
  * between leaves the tombstone, and the next start finishes the cleanup before anything else
- * touches the key (DESIGN §4, "Destroy is crash-safe").
+ * touches the key (docs/CONTRACT.md, "Destroy is crash-safe").
  *
  * Loop-owned: only loop tasks call begin/end, so their counts and the drains' tombstone
  * writes are ordered the same way.
