@@ -150,8 +150,8 @@ export class AdminApi {
     const onClose = (): void => { if (!res.writableEnded) gaveUp.abort() }
     res.once('close', onClose)
     try {
-      // New acquires are refused first; then the gateway's cached accessor, which the drain
-      // waits for, is dropped (one cached again meanwhile goes after its next use).
+      // The destroy goes in first, so every acquire after it is refused; only then is the
+      // gateway's cached accessor, which the drain waits for, dropped: nothing caches it again.
       const destroyed = this.store.destroy(key, { drain: true, signal: AbortSignal.any([gaveUp.signal, this.options.closing]) })
       destroyed.catch(() => {})
       await this.options.release(key)
