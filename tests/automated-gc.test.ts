@@ -95,6 +95,16 @@ async function eventually (predicate: () => Promise<boolean>, what: string, time
   }
 }
 
+/**
+ * Once a re-fetched shard's accessor has closed, its download may still be finishing (an
+ * accessor reads a downloading transient): waits, boundedly, for the file to be in place.
+ */
+async function landed (path: string): Promise<boolean> {
+  const deadline = Date.now() + 10_000
+  while (!(await exists(path)) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
+  return await exists(path)
+}
+
 async function partials (dir: string): Promise<string[]> {
   return (await readdir(transientsDir(dir))).filter((n) => n.endsWith('.partial'))
 }
@@ -228,8 +238,9 @@ test('LRU: a download that does not fit evicts the least recently used idle tran
     await use(store, 'B')
     await monitor.sample()
     assert.is(mounts.get('B')!.fetchCount, 2, 'B fetched again')
+    assert.ok(await landed(transientPath(ctx.dir, 'B')), 'B present')
     assert.not.ok(await exists(transientPath(ctx.dir, 'A')), 'A, next in LRU order, evicted for B')
-    for (const key of ['B', 'C', 'D', 'E']) assert.ok(await exists(transientPath(ctx.dir, key)), `${key} present`)
+    for (const key of ['C', 'D', 'E']) assert.ok(await exists(transientPath(ctx.dir, key)), `${key} present`)
     for (const key of ['C', 'D', 'E']) assert.is(mounts.get(key)!.fetchCount, 1, `${key} not fetched again`)
     await monitor.assertWithin(max)
     assert.equal(reported.map((r) => r.context), [])
