@@ -30,21 +30,33 @@ export interface FsIndexRepoOptions {
   cacheBytes?: number
 }
 
-async function writeAtomic (dir: string, name: string, bytes: Uint8Array): Promise<void> {
+/** Writes and fsyncs `bytes` to a temp file in `dir`; returns its path, for `putInPlace`. */
+async function writeTemp (dir: string, name: string, bytes: Uint8Array): Promise<string> {
   const tmp = join(dir, `.tmp-${randomBytes(6).toString('hex')}-${name}`)
   const fh = await open(tmp, 'w')
   try {
     await fh.writeFile(bytes)
     await fh.sync()
-  } finally {
+  } catch (err) {
     await fh.close()
+    await rm(tmp, { force: true })
+    throw err
   }
+  await fh.close()
+  return tmp
+}
+
+async function putInPlace (dir: string, tmp: string, name: string): Promise<void> {
   try {
     await rename(tmp, join(dir, name))
   } catch (err) {
     await rm(tmp, { force: true })
     throw err
   }
+}
+
+async function writeAtomic (dir: string, name: string, bytes: Uint8Array): Promise<void> {
+  await putInPlace(dir, await writeTemp(dir, name, bytes), name)
 }
 
 async function syncDir (dir: string): Promise<void> {
@@ -126,8 +138,25 @@ export class FsIndexRepo implements FullIndexRepo {
     this.epoch++
     this.forget(key)
     const bytes = encodeMultihashIndexSorted(index)
-    await writeAtomic(this.dir, base + KEY_SUFFIX, Buffer.from(key, 'utf8'))
-    await writeAtomic(this.dir, base + INDEX_SUFFIX, bytes)
+    // Both files are written and fsynced at once, then renamed key file first: an index file
+    // without its key file would be invisible to keys().
+    const written = await Promise.allSettled([
+      writeTemp(this.dir, base + KEY_SUFFIX, Buffer.from(key, 'utf8')),
+      writeTemp(this.dir, base + INDEX_SUFFIX, bytes)
+    ])
+    const [keyTmp, indexTmp] = written
+    if (keyTmp?.status !== 'fulfilled' || indexTmp?.status !== 'fulfilled') {
+      for (const w of written) if (w.status === 'fulfilled') await rm(w.value, { force: true })
+      const failed = written.find((w) => w.status === 'rejected')
+      throw (failed as PromiseRejectedResult).reason
+    }
+    try {
+      await putInPlace(this.dir, keyTmp.value, base + KEY_SUFFIX)
+    } catch (err) {
+      await rm(indexTmp.value, { force: true })
+      throw err
+    }
+    await putInPlace(this.dir, indexTmp.value, base + INDEX_SUFFIX)
     await syncDir(this.dir)
     this.remember(key, index, bytes.length)
   }

@@ -106,13 +106,36 @@ export class LevelTopLevelIndex implements TopLevelIndex {
     // state store uses for its string keys): feeding binary keys through that same root path
     // made it polymorphic and slowed the durable acquire/release loop (bench/loop).
     let batch = this.pairs.batch()
-    for await (const mh of multihashes) {
-      op(batch, keyFor(mh, shard))
-      if (batch.length >= BATCH) {
-        await batch.write()
-        batch = this.pairs.batch()
-      }
+    // One batch is written (on LevelDB's thread) while the next is built; the pairs are
+    // independent, so their order does not matter, and all are written before this returns.
+    let writing: Promise<void> = Promise.resolve()
+    const flush = async (): Promise<void> => {
+      await writing
+      writing = batch.write()
+      // Handled when awaited; until then a failure must not count as unhandled.
+      writing.catch(() => {})
+      batch = this.pairs.batch()
     }
+    try {
+      // A sync iterable (the store passes the full index) is walked without `for await`, which
+      // would cost a promise and a microtask per multihash.
+      if (Symbol.iterator in multihashes) {
+        for (const mh of multihashes) {
+          op(batch, keyFor(mh, shard))
+          if (batch.length >= BATCH) await flush()
+        }
+      } else {
+        for await (const mh of multihashes) {
+          op(batch, keyFor(mh, shard))
+          if (batch.length >= BATCH) await flush()
+        }
+      }
+    } catch (err) {
+      await writing.catch(() => {})
+      await batch.close()
+      throw err
+    }
+    await writing
     await batch.write()
   }
 }
