@@ -18,46 +18,17 @@
  * Run: npm run build && node dist/bench/index.js
  * Env: INDEX_MB (200), INDEX_RUNS (5).
  */
-import { closeSync, createReadStream, openSync, readSync, rmSync } from 'node:fs'
-import { loadavg } from 'node:os'
+import { rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { CarIndexer } from '@ipld/car/indexer'
 import { createShardIndexer, defaultShardIndexer, indexCar } from '../src/format/car/indexer.js'
 import { openFileReader } from '../src/storage/transients/file-reader.js'
 import type { ShardIndexer } from '../src/base/index-types.js'
 import { writeCarV1 } from './car-file.js'
+import { carIndexer, load, rawRead } from './peers.js'
 import { envInt, fmt, fmtAuto, header, note, now, report, tempDir } from './util.js'
 
 const TOTAL_MIB = envInt('INDEX_MB', 200)
 const RUNS = envInt('INDEX_RUNS', 5)
-
-function load (): string {
-  return loadavg().map((l) => l.toFixed(2)).join(' / ')
-}
-
-function rawRead (path: string): number {
-  const fd = openSync(path, 'r')
-  const buf = Buffer.allocUnsafe(1024 * 1024)
-  let total = 0
-  try {
-    for (;;) {
-      const n = readSync(fd, buf, 0, buf.length, null)
-      if (n === 0) break
-      total += n
-    }
-  } finally {
-    closeSync(fd)
-  }
-  return total
-}
-
-async function carIndexer (path: string): Promise<number> {
-  let n = 0
-  for await (const entry of await CarIndexer.fromIterable(createReadStream(path, { highWaterMark: 1024 * 1024 }))) {
-    if (entry.blockLength >= 0) n++
-  }
-  return n
-}
 
 async function ours (path: string, indexer: ShardIndexer): Promise<number> {
   const reader = await openFileReader(path)

@@ -18,45 +18,16 @@
  * Run: npm run build && node dist/bench/register.js
  * Env: REGISTER_MB (64), REGISTER_ROUNDS (5).
  */
-import { closeSync, createReadStream, openSync, readSync, rmSync } from 'node:fs'
+import { rmSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
-import { loadavg } from 'node:os'
 import { join } from 'node:path'
-import { CarIndexer } from '@ipld/car/indexer'
 import { DAGStore, FileMount } from '../src/index.js'
 import { writeCarV1 } from './car-file.js'
+import { carIndexer, load, rawRead } from './peers.js'
 import { envInt, fmt, fmtAuto, header, note, now, report, tempDir } from './util.js'
 
 const TOTAL_MIB = envInt('REGISTER_MB', 64)
 const ROUNDS = envInt('REGISTER_ROUNDS', 5)
-
-function load (): string {
-  return loadavg().map((l) => l.toFixed(2)).join(' / ')
-}
-
-function rawRead (path: string): number {
-  const fd = openSync(path, 'r')
-  const buf = Buffer.allocUnsafe(1024 * 1024)
-  let total = 0
-  try {
-    for (;;) {
-      const n = readSync(fd, buf, 0, buf.length, null)
-      if (n === 0) break
-      total += n
-    }
-  } finally {
-    closeSync(fd)
-  }
-  return total
-}
-
-async function carIndexer (path: string): Promise<number> {
-  let n = 0
-  for await (const entry of await CarIndexer.fromIterable(createReadStream(path, { highWaterMark: 1024 * 1024 }))) {
-    if (entry.blockLength >= 0) n++
-  }
-  return n
-}
 
 /** Registers the file in a fresh store under `dir`; returns the ms the register call took. */
 async function register (dir: string, path: string, count: number): Promise<number> {
