@@ -11,7 +11,7 @@ import { HttpMount, type HttpMountOptions } from '../src/storage/mount/http.js'
 import { FileMount } from '../src/storage/mount/file.js'
 import { carBlocks, fixture } from './helpers/fixtures.js'
 import { dirSuite, openStore, until, type Reported } from './helpers/store.js'
-import { serve, standard, type Handler, type TestServer } from './helpers/http-server.js'
+import { paced, serve, standard, type Handler, type TestServer } from './helpers/http-server.js'
 import { canMountTmpfs, mountTmpfs, tmpfsUnavailableReason, type Tmpfs } from './helpers/tmpfs.js'
 import { at } from './helpers/assert.js'
 
@@ -222,22 +222,6 @@ function endless (req: IncomingMessage, write: () => void): void {
 
 const garbage = Buffer.alloc(16 * 1024, 0x5a)
 
-/** Sends the whole sample (200, never a range), `bytes` every `everyMs`: bytes keep coming, so no stall timeout fires. */
-function paced (bytes: number, everyMs: number): Handler {
-  return (req, res, n) => {
-    if (req.method === 'HEAD') { standard(sample, { ranges: false })(req, res, n); return }
-    res.writeHead(200, { 'content-length': SIZE })
-    let at = 0
-    const timer = setInterval(() => {
-      if (res.destroyed) { clearInterval(timer); return }
-      res.write(sample.subarray(at, at + bytes))
-      at += bytes
-      if (at >= SIZE) { clearInterval(timer); res.end() }
-    }, everyMs)
-    res.on('close', () => { clearInterval(timer) })
-  }
-}
-
 /** Sends the requested part of the sample (honouring `Range: bytes=N-`), but resets the connection after `n` bytes. */
 function resetAfter (n: number, opts: { ranges: boolean }): Handler {
   return (req, res) => {
@@ -427,13 +411,13 @@ const HOSTILE: Hostile[] = [
   },
   {
     name: 'slow origin: 1 byte every 50 ms, below minBytesPerSecond (every attempt)',
-    handler: () => paced(1, 50),
+    handler: () => paced(sample, 1, 50),
     mount: { ...fast, minBytesPerSecond: 1000, rateWindowMs: 300 },
     code: 'ERR_HTTP_TIMEOUT'
   },
   {
     name: 'slow origin: above the minimum rate, but past the download deadline',
-    handler: () => paced(4096, 25),
+    handler: () => paced(sample, 4096, 25),
     mount: { ...fast, deadlineMs: 1000 },
     code: 'ERR_HTTP_TIMEOUT'
   }

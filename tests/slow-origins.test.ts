@@ -9,26 +9,9 @@ import * as assert from 'uvu/assert'
 import { HttpMount, HttpTimeoutError, type HttpMountOptions } from '../src/storage/mount/http.js'
 import { fixture } from './helpers/fixtures.js'
 import { dirSuite, openStore } from './helpers/store.js'
-import { standard, withServer, type Handler } from './helpers/http-server.js'
+import { paced, standard, withServer } from './helpers/http-server.js'
 
 const sample = await readFile(fixture('sample-v1.car'))
-const SIZE = sample.byteLength
-
-/** The whole sample (200, no Range support), `bytes` every `everyMs`. */
-function paced (bytes: number, everyMs: number): Handler {
-  return (req, res, n) => {
-    if (req.method === 'HEAD') { standard(sample, { ranges: false })(req, res, n); return }
-    res.writeHead(200, { 'content-length': SIZE })
-    let at = 0
-    const timer = setInterval(() => {
-      if (res.destroyed) { clearInterval(timer); return }
-      res.write(sample.subarray(at, at + bytes))
-      at += bytes
-      if (at >= SIZE) { clearInterval(timer); res.end() }
-    }, everyMs)
-    res.on('close', () => { clearInterval(timer) })
-  }
-}
 
 async function download (mount: HttpMount): Promise<Buffer> {
   const reader = await mount.fetch()
@@ -69,7 +52,7 @@ test('options: minBytesPerSecond ≥ 0, rateWindowMs > 0, deadlineMs > 0 (intege
 })
 
 test('a trickle (1 byte every 50 ms) below minBytesPerSecond → ERR_HTTP_TIMEOUT, retried like a stall', async () => {
-  await withServer(paced(1, 50), async (srv) => {
+  await withServer(paced(sample, 1, 50), async (srv) => {
     const err = await failure(download(new HttpMount(srv.url, { ...quick, retries: 1, minBytesPerSecond: 1000, rateWindowMs: 300 })))
     assert.instance(err, HttpTimeoutError)
     assert.is((err as { code?: string }).code, 'ERR_HTTP_TIMEOUT')
@@ -80,7 +63,7 @@ test('a trickle (1 byte every 50 ms) below minBytesPerSecond → ERR_HTTP_TIMEOU
 test('slow, but above minBytesPerSecond over every window → completes, byte-identical', async () => {
   // 8 KiB every 20 ms (a little over a second for the sample): far above 20 000 bytes/s, and
   // many 200 ms windows long.
-  await withServer(paced(8192, 20), async (srv) => {
+  await withServer(paced(sample, 8192, 20), async (srv) => {
     const got = await download(new HttpMount(srv.url, { ...quick, minBytesPerSecond: 20_000, rateWindowMs: 200 }))
     assert.ok(got.equals(sample), 'bytes differ')
     assert.is(srv.log.filter((r) => r.method === 'GET').length, 1, 'no attempt failed')
@@ -88,7 +71,7 @@ test('slow, but above minBytesPerSecond over every window → completes, byte-id
 })
 
 test('deadlineMs: a download above the minimum rate but still going at the deadline → ERR_HTTP_TIMEOUT, not retried', async () => {
-  await withServer(paced(4096, 25), async (srv) => {
+  await withServer(paced(sample, 4096, 25), async (srv) => {
     const err = await failure(download(new HttpMount(srv.url, { ...quick, retries: 3, deadlineMs: 300 })))
     assert.instance(err, HttpTimeoutError)
     assert.is((err as { code?: string }).code, 'ERR_HTTP_TIMEOUT')
@@ -109,7 +92,7 @@ test('deadlineMs also ends a retry backoff: ERR_HTTP_TIMEOUT, not the status tha
 })
 
 test('the reader\'s own abort still wins: ABORT_ERR, not a timeout', async () => {
-  await withServer(paced(1, 50), async (srv) => {
+  await withServer(paced(sample, 1, 50), async (srv) => {
     const ac = new AbortController()
     const reader = await new HttpMount(srv.url, { ...quick, deadlineMs: 60_000 }).fetch(ac.signal)
     const it = reader.stream()[Symbol.asyncIterator]()
@@ -126,7 +109,7 @@ test.run()
 const store = dirSuite('slow origins in a DAGStore')
 
 store('a shard from a slow origin above the minimum rate registers and serves', async (ctx) => {
-  await withServer(paced(8192, 20), async (srv) => {
+  await withServer(paced(sample, 8192, 20), async (srv) => {
     const { store: s, reported } = await openStore(ctx.dir)
     try {
       await s.register('slow', new HttpMount(srv.url, { ...quick, minBytesPerSecond: 20_000, rateWindowMs: 200 }))

@@ -62,3 +62,19 @@ export async function withServer (handler: Handler, fn: (srv: TestServer) => Pro
     await srv.close()
   }
 }
+
+/** Sends all of `body` (200, never a range), `bytes` every `everyMs`: bytes keep coming, so no stall timeout fires. */
+export function paced (body: Uint8Array, bytes: number, everyMs: number): Handler {
+  return (req, res, n) => {
+    if (req.method === 'HEAD') { standard(body, { ranges: false })(req, res, n); return }
+    res.writeHead(200, { 'content-length': body.byteLength })
+    let at = 0
+    const timer = setInterval(() => {
+      if (res.destroyed) { clearInterval(timer); return }
+      res.write(body.subarray(at, at + bytes))
+      at += bytes
+      if (at >= body.byteLength) { clearInterval(timer); res.end() }
+    }, everyMs)
+    res.on('close', () => { clearInterval(timer) })
+  }
+}
