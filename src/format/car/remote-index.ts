@@ -126,7 +126,7 @@ export async function adoptEmbeddedIndex (read: RandomRead, size: number, option
   if (codec !== CAR_MULTIHASH_INDEX_SORTED) throw invalidCar(`unknown CARv2 index codec 0x${codec.toString(16)}`, indexOffset)
   const index = new MultihashIndexSortedView(bytes, { baseOffset: indexOffset })
   index.validate({ min: layout.headerLength, end: payloadSize })
-  const lengths = new SectionLengths(index, payloadSize)
+  const lengths = new SectionLengths(index, payloadSize, payloadOffset)
   lengths.build()
   return {
     kind: 'adopted',

@@ -39,17 +39,20 @@ function isPositioned (index: ShardIndex): index is PositionedIndex {
 export class SectionLengths {
   private readonly source: ShardIndex
   private readonly payloadSize: number
+  private readonly payloadOffset: number
   private positioned: PositionedIndex | undefined
   private lengths: Uint32Array | Float64Array | undefined
 
   /**
    * @param payloadSize bytes of the CARv1 payload, header included (a CARv2's dataSize, a
    *   CARv1's file size): where the last section ends
+   * @param payloadOffset absolute file offset of the payload, for error messages
    */
-  constructor (index: ShardIndex, payloadSize: number) {
+  constructor (index: ShardIndex, payloadSize: number, payloadOffset = 0) {
     if (!Number.isSafeInteger(payloadSize) || payloadSize < 0) throw new RangeError(`invalid payload size ${payloadSize}`)
     this.source = index
     this.payloadSize = payloadSize
+    this.payloadOffset = payloadOffset
   }
 
   /** The section holding `multihash`, or undefined when the index lacks it. */
@@ -81,7 +84,7 @@ export class SectionLengths {
     const end = this.payloadSize
     const last = sorted[n - 1]
     if (last !== undefined && !(last < end)) {
-      throw new InvalidCarError(`invalid CARv2 index: an entry's offset ${last} is not inside the ${end}-byte payload`)
+      throw new InvalidCarError(`invalid CARv2 index: an entry's offset ${last} is not inside the ${end}-byte payload at byte ${this.payloadOffset + last}`)
     }
     let longest = 0
     for (let i = 0; i < n; i++) {
@@ -96,7 +99,7 @@ export class SectionLengths {
       }
       const next = lo < n ? sorted[lo]! : end
       if (lo >= 2 && sorted[lo - 2] === offset) {
-        throw new InvalidCarError(`invalid CARv2 index: two entries point at the section at payload offset ${offset}`)
+        throw new InvalidCarError(`invalid CARv2 index: two entries point at the section at payload offset ${offset} at byte ${this.payloadOffset + offset}`)
       }
       const length = next - offset
       out[i] = length
