@@ -29,7 +29,9 @@ function counted (bytes: Uint8Array): Counted {
     ranges,
     read: async (position, length) => {
       ranges.push([position, length])
-      if (position < 0 || length <= 0 || position + length > bytes.length) throw new RangeError(`read [${position}, +${length}) outside ${bytes.length} bytes`)
+      if (position < 0 || length <= 0 || position + length > bytes.length) {
+        throw new RangeError(`read [${position}, +${length}) outside ${bytes.length} bytes`)
+      }
       return bytes.slice(position, position + length)
     }
   }
@@ -104,7 +106,8 @@ test('a CARv1 header longer than the first read costs one more read; a file smal
 // ---- corrupt indexes ------------------------------------------------------------------------------
 
 function carWithIndex (entries: (car: GeneratedCar) => Array<{ multihash: Uint8Array, offset: number }>): Uint8Array {
-  const car = encodeCar(Array.from({ length: 30 }, (_, i) => makeBlock(i % 3 === 0 ? 'sha512' : 'raw', patterned(200 + i, i + 1))), { version: 2, index: false })
+  const blocks = Array.from({ length: 30 }, (_, i) => makeBlock(i % 3 === 0 ? 'sha512' : 'raw', patterned(200 + i, i + 1)))
+  const car = encodeCar(blocks, { version: 2, index: false })
   return wrapCarV2(car.v1, encodeMultihashIndexSorted(entries(car)))
 }
 
@@ -164,7 +167,8 @@ test('property: damaged CARv2s adopt, ask for a scan or fail with ERR_INVALID_CA
     const car = carOf({ ...spec, version: 2, index: true })
     const bytes = car.bytes.slice()
     const indexOffset = car.indexOffset ?? car.bytes.length
-    const region = d.where === 'index' ? [indexOffset, bytes.length] : d.where === 'head' ? [0, Math.min(bytes.length, car.payloadOffset + car.headerLength)] : [0, bytes.length]
+    const headEnd = Math.min(bytes.length, car.payloadOffset + car.headerLength)
+    const region = d.where === 'index' ? [indexOffset, bytes.length] : d.where === 'head' ? [0, headEnd] : [0, bytes.length]
     const span = Math.max(1, at(region, 1) - at(region, 0))
     const position = at(region, 0) + (d.at % span)
     let damaged: Uint8Array = bytes
