@@ -39,7 +39,7 @@ export interface AdoptIndexOptions {
 }
 
 /** A CARv2 with its payload's extent and index. */
-export type CarV2Layout = CarLayout & { version: 2, payloadSize: number, indexOffset: number }
+type CarV2Layout = CarLayout & { version: 2, payloadSize: number, indexOffset: number }
 
 export interface AdoptedIndex {
   kind: 'adopted'
@@ -56,7 +56,7 @@ export interface AdoptedIndex {
  * Why the index was not adopted: `carv1` (no CARv2), `no-index` (indexOffset 0),
  * `index-sorted` (IndexSorted, see above), `index-too-large` (above maxIndexSize).
  */
-export type ScanReason = 'carv1' | 'no-index' | 'index-sorted' | 'index-too-large'
+type ScanReason = 'carv1' | 'no-index' | 'index-sorted' | 'index-too-large'
 
 export interface ScanNeeded {
   kind: 'scan'
