@@ -6,7 +6,7 @@
  * AbortSignal; close() aborts them all and waits for them.
  */
 import { awaitBarrier, mountOf, verifiesHashes, type Core } from './core.js'
-import { finishUnfinishedDestroy, multihashesOf, removeShardIndices } from './cleanup.js'
+import { finishUnfinishedDestroy, removeShardIndices, storeShardIndices } from './cleanup.js'
 import type { Drain } from './drain.js'
 import type { Shard, Job, PayloadSpan } from '../shard/shard.js'
 import { Waiter } from '../shard/waiter.js'
@@ -126,11 +126,8 @@ export class Jobs {
         const index = core.indexThrottle !== undefined ? await core.indexThrottle.add(run) : await run()
         signal.throwIfAborted()
         // The index is stored while the download's last bytes are fsynced (the two are the
-        // tail of a register's time), full index first: top-level entries stay a subset.
-        persisted = (async () => {
-          await core.indexRepo.add(key, index)
-          await core.topLevelIndex.addMultihashesForShard(key, multihashesOf(index))
-        })()
+        // tail of a register's time).
+        persisted = storeShardIndices(core, key, index)
         persisted.catch(() => {})
         // Indexed bytes count only once the whole file is on disk: a download that fails after
         // the last block (a length mismatch, a failed fsync) fails the shard, and its index goes.

@@ -86,6 +86,12 @@ export class SortedIndex implements ShardIndex {
     return this.arena.byteLength + this.starts.byteLength + this.offsets.byteLength
   }
 
+  /** The multihashes in ascending order, each a view into the index's memory. */
+  * multihashes (): Iterable<Uint8Array> {
+    const { arena, starts } = this
+    for (let i = 0; i < this.size; i++) yield arena.subarray(starts[i], starts[i + 1])
+  }
+
   /** Entries in ascending multihash order; each `multihash` is a view into the index's memory. */
   * [Symbol.iterator] (): Iterator<IndexEntry> {
     const { arena, starts, offsets } = this

@@ -9,7 +9,7 @@
  */
 import type { AbstractLevel, AbstractSublevel } from 'abstract-level'
 import type { ShardKey } from '../../base/types.js'
-import type { TopLevelIndex } from '../../base/index-types.js'
+import type { AddMultihashesOptions, TopLevelIndex } from '../../base/index-types.js'
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyLevel = AbstractLevel<any, any, any>
@@ -30,6 +30,8 @@ const SLAB = 64 * 1024
  */
 const VIEW: { keyEncoding: 'view', valueEncoding: 'view' } = Object.create(Object.freeze({ keyEncoding: 'view', valueEncoding: 'view' }))
 type RootBatch = ReturnType<AnyLevel['batch']>
+/** Batches built ahead while an add waits for its `after`: bounds the memory a huge shard holds. */
+const MAX_HELD = 8
 
 function keyFor (multihash: Uint8Array, shard: Uint8Array | undefined): Uint8Array {
   let n = multihash.length
@@ -101,8 +103,9 @@ export class LevelTopLevelIndex implements TopLevelIndex {
     this.pairs = db.sublevel<Uint8Array, Uint8Array>(prefix, { keyEncoding: 'view', valueEncoding: 'view' })
   }
 
-  async addMultihashesForShard (key: ShardKey, multihashes: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<void> {
-    await this.write(key, multihashes, (batch, k) => { batch.put(k, EMPTY, VIEW) })
+  async addMultihashesForShard (key: ShardKey, multihashes: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+    options?: AddMultihashesOptions): Promise<void> {
+    await this.write(key, multihashes, (batch, k) => { batch.put(k, EMPTY, VIEW) }, options?.after)
   }
 
   /**
@@ -141,7 +144,7 @@ export class LevelTopLevelIndex implements TopLevelIndex {
   }
 
   private async write (key: ShardKey, multihashes: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
-    op: (batch: RootBatch, k: Uint8Array) => void): Promise<void> {
+    op: (batch: RootBatch, k: Uint8Array) => void, after?: Promise<unknown>): Promise<void> {
     const shard = encoder.encode(key)
     const pairs = this.pairs
     // A sublevel made on an open database opens asynchronously, and chained batches (unlike
@@ -152,13 +155,32 @@ export class LevelTopLevelIndex implements TopLevelIndex {
     // the parent, which clones and normalises every op, and the native array batch then reads
     // each op object's properties one by one.
     const root = pairs.db
-    const prefix = pairs.prefixKey(EMPTY, 'view', false)
-    const keys = new KeyBuilder(prefix, shard)
+    const keys = new KeyBuilder(pairs.prefixKey(EMPTY, 'view', false), shard)
     let batch = root.batch()
-    // One batch is written (on LevelDB's thread) while the next is built; the pairs are
-    // independent, so their order does not matter, and all are written before this returns.
-    let writing: Promise<void> = Promise.resolve()
+    // Batches filled before `after` fulfils wait here, unwritten (a bounded number of them).
+    let held: RootBatch[] = []
+    let gateOpen = after === undefined
+    after?.then(() => { gateOpen = true }, () => {})
+    // Once the gate is open, one batch is written (on LevelDB's thread) while the next is
+    // built; the pairs are independent, so their order does not matter, and all are written
+    // before this returns.
+    let writing: Promise<unknown> = Promise.resolve()
+    const openGate = async (): Promise<void> => {
+      await after
+      gateOpen = true
+      const ready = held
+      held = []
+      // Written at once: LevelDB groups concurrent writes into one log write.
+      writing = Promise.all(ready.map(async (b) => { await b.write() }))
+      writing.catch(() => {})
+    }
     const flush = async (): Promise<void> => {
+      if (!gateOpen || held.length > 0) {
+        held.push(batch)
+        batch = root.batch()
+        if (held.length >= MAX_HELD) await openGate()
+        return
+      }
       await writing
       writing = batch.write()
       // Handled when awaited; until then a failure must not count as unhandled.
@@ -179,8 +201,10 @@ export class LevelTopLevelIndex implements TopLevelIndex {
           if (batch.length >= BATCH) await flush()
         }
       }
+      if (held.length > 0 || !gateOpen) await openGate()
     } catch (err) {
       await writing.catch(() => {})
+      for (const b of held) await b.close()
       await batch.close()
       throw err
     }
