@@ -7,6 +7,7 @@
  * never holds the byte 0xFF, so every key of one multihash sorts in [prefix, prefix‖0xFF),
  * and the length prefix keeps a multihash from matching another it is a prefix of.
  */
+import { setImmediate as yieldToLoop } from 'node:timers/promises'
 import type { AbstractLevel, AbstractSublevel } from 'abstract-level'
 import type { ShardKey } from '../../base/types.js'
 import type { AddMultihashesOptions, TopLevelIndex } from '../../base/index-types.js'
@@ -32,6 +33,8 @@ const VIEW: { keyEncoding: 'view', valueEncoding: 'view' } = Object.create(Objec
 type RootBatch = ReturnType<AnyLevel['batch']>
 /** Batches built ahead while an add waits for its `after`: bounds the memory a huge shard holds. */
 const MAX_HELD = 8
+/** Ops between turns of the event loop while an add waits for its `after` (a divisor of BATCH). */
+const YIELD_EVERY = 1024
 
 function keyFor (multihash: Uint8Array, shard: Uint8Array | undefined): Uint8Array {
   let n = multihash.length
@@ -187,18 +190,24 @@ export class LevelTopLevelIndex implements TopLevelIndex {
       writing.catch(() => {})
       batch = root.batch()
     }
+    // While the gate is closed, a turn of the event loop now and then: the write it waits for
+    // needs its I/O callbacks run, and they would otherwise wait for the whole shard.
+    const pause = async (): Promise<void> => {
+      if (batch.length >= BATCH) await flush()
+      else if (!gateOpen) await yieldToLoop()
+    }
     try {
       // A sync iterable (the store passes the full index) is walked without `for await`, which
       // would cost a promise and a microtask per multihash.
       if (Symbol.iterator in multihashes) {
         for (const mh of multihashes) {
           op(batch, keys.next(mh))
-          if (batch.length >= BATCH) await flush()
+          if (batch.length % YIELD_EVERY === 0) await pause()
         }
       } else {
         for await (const mh of multihashes) {
           op(batch, keys.next(mh))
-          if (batch.length >= BATCH) await flush()
+          if (batch.length % YIELD_EVERY === 0) await pause()
         }
       }
       if (held.length > 0 || !gateOpen) await openGate()
