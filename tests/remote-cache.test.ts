@@ -131,7 +131,8 @@ test('read-ahead starts at 2 sections, doubles while sequential up to maxReadAhe
 })
 
 test('a 64-reader stress run never holds more than cacheBytes, and every byte is right', async () => {
-  const servers = await Promise.all(Array.from({ length: 4 }, async (_, i) => await serve(rangeOrigin({ body: sample, etag: `"s${i}"`, ranges: true }))))
+  const origin = (i: number): Handler => rangeOrigin({ body: sample, etag: `"s${i}"`, ranges: true })
+  const servers = await Promise.all(Array.from({ length: 4 }, async (_, i) => await serve(origin(i))))
   const cacheBytes = 64 * KiB
   const cache = new SectionCache({ cacheBytes, sectionBytes: 8 * KiB, maxReadAheadBytes: 32 * KiB })
   let samples = 0

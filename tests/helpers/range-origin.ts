@@ -30,7 +30,8 @@ export function rangeOrigin (origin: Origin): Handler {
       res.end()
       return
     }
-    res.writeHead(206, { ...headers, 'accept-ranges': 'bytes', 'content-length': last - first + 1, 'content-range': `bytes ${first}-${last}/${body.byteLength}` })
+    const range = `bytes ${first}-${last}/${body.byteLength}`
+    res.writeHead(206, { ...headers, 'accept-ranges': 'bytes', 'content-length': last - first + 1, 'content-range': range })
     res.end(req.method === 'HEAD' ? undefined : body.subarray(first, last + 1))
   }
 }

@@ -56,7 +56,8 @@ export const ERROR_CODES = Object.freeze([
   entry('ERR_HTTP_CHANGED', 422, 'the resource\'s ETag or Last-Modified moved during the download, or a ranged read in place got another validator or a Content-Range other than the one asked for'),
   // Remote shards read in place (storage/remote/).
   entry('ERR_READER_CLOSED', 500, 'a read through an in-place mount reader after its close()'),
-  entry('ERR_REMOTE_READ_TOO_LARGE', 500, 'a read in place larger than the section cache\'s cacheBytes: its in-flight buffer cannot be held within the budget'),
+  entry('ERR_REMOTE_READ_TOO_LARGE', 500,
+    'a read in place larger than the section cache\'s cacheBytes: its in-flight buffer cannot be held within the budget'),
   // The HTTP server (app/server/).
   entry('ERR_INVALID_REQUEST', 400, 'a malformed request: body, field, percent-encoding, dag-scope or entity-bytes'),
   entry('ERR_INVALID_CID', 400, 'not a CID (a URL segment, or a CLI argument)'),

@@ -94,14 +94,58 @@ function headerOf (res: IncomingMessage, name: string): string | undefined {
 export function rangeTransport (target: RequestTarget, policy: RetryPolicy, probe: RangedProbe): RangeTransport {
   const agent = target.url.protocol === 'https:' ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true })
   const pooled: RequestTarget = { ...target, agent }
+  const slots = new Slots(MAX_CONNECTIONS)
   return {
-    read: async (position, length, signal) => await withRetries(policy, signal, async () => await readOnce(pooled, probe, position, length, signal)),
+    read: async (position, length, signal) => await withRetries(policy, signal, async () => {
+      await slots.take(signal)
+      try {
+        return await readOnce(pooled, probe, position, length, signal)
+      } finally {
+        slots.give()
+      }
+    }),
     close: async () => {
       const sockets: Socket[] = []
       for (const group of [agent.sockets, agent.freeSockets]) for (const list of Object.values(group)) sockets.push(...(list ?? []))
       agent.destroy()
       await Promise.all(sockets.map(async (s) => { if (!s.closed) await once(s, 'close') }))
     }
+  }
+}
+
+/**
+ * Requests one source sends at once. A thousand concurrent gets would otherwise open a thousand
+ * connections; queued here rather than in the agent, a request's stall timer starts when it is sent.
+ */
+const MAX_CONNECTIONS = 16
+
+class Slots {
+  #free: number
+  readonly #waiting: Array<() => void> = []
+
+  constructor (n: number) {
+    this.#free = n
+  }
+
+  async take (signal: AbortSignal): Promise<void> {
+    if (signal.aborted) throw abortErrorFrom(signal)
+    if (this.#free > 0) { this.#free--; return }
+    await new Promise<void>((resolve, reject) => {
+      const grant = (): void => { signal.removeEventListener('abort', onAbort); resolve() }
+      const onAbort = (): void => {
+        const i = this.#waiting.indexOf(grant)
+        if (i >= 0) this.#waiting.splice(i, 1)
+        reject(abortErrorFrom(signal))
+      }
+      signal.addEventListener('abort', onAbort, { once: true })
+      this.#waiting.push(grant)
+    })
+  }
+
+  give (): void {
+    const next = this.#waiting.shift()
+    if (next !== undefined) next()
+    else this.#free++
   }
 }
 

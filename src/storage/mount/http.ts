@@ -25,7 +25,7 @@ import { probeRange, rangeTransport, validatorKey, type RangeProbe, type RangedP
 export {
   HttpChangedError, HttpLengthMismatchError, HttpNetworkError, HttpRangeError, HttpStatusError, HttpTimeoutError
 } from './http-errors.js'
-export type { RangeProbe, RangedProbe, RangeValidator } from './http-range.js'
+export type { RangeProbe, RangedProbe } from './http-range.js'
 
 /** How long after stat() a fetch() may reuse its HEAD instead of sending another. */
 const PROBE_REUSE_MS = 5000

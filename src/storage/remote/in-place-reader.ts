@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events'
 import type { MountReader } from '../../base/mount-types.js'
 import { ReaderClosedError } from './errors.js'
 import { waitFor, type Flight } from './flight.js'
@@ -22,6 +23,8 @@ export class InPlaceReader implements MountReader {
   #closed = false
 
   constructor (cache: SectionCache, spec: SourceSpec) {
+    // Every read in progress listens to it: many at once are normal, not a leak.
+    setMaxListeners(0, this.#life.signal)
     this.#cache = cache
     this.#source = cache.open(spec)
     this.size = this.#source.size
