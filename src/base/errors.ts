@@ -53,6 +53,8 @@ export class UnsupportedHashError extends defineError(CODE.ERR_UNSUPPORTED_HASH,
  * bytes (changed under the same validator, or a faulty proxy), so it is the origin's fault.
  */
 export class HashMismatchError extends defineError(CODE.ERR_HASH_MISMATCH, 'block hash mismatch') {}
+/** A shard registered with copy 'never' whose origin cannot be read in place. */
+export class RangeNotSupportedError extends defineError(CODE.ERR_RANGE_NOT_SUPPORTED, 'origin cannot be read in place') {}
 export class IndexNotFoundError extends defineError(CODE.ERR_INDEX_NOT_FOUND, 'index not found') {}
 /** A mount URL or mount value the registry cannot accept (bad URL, duplicate scheme, unrepresentable mount). */
 export class InvalidMountError extends defineError(CODE.ERR_INVALID_MOUNT, 'invalid mount') {}

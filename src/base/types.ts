@@ -51,7 +51,21 @@ export interface ShardAccessor {
   [Symbol.asyncDispose]: () => Promise<void>
 }
 
-export interface RegisterOpts { lazy?: boolean, existingTransient?: string, signal?: AbortSignal }
+/**
+ * Whether a remote shard is copied into a transient or read in place by ranged requests
+ * (docs/REMOTE.md): 'auto' reads in place when the origin honours Range, else copies;
+ * 'always' copies; 'never' reads in place or fails (ERR_RANGE_NOT_SUPPORTED).
+ */
+export type CopyPolicy = 'auto' | 'always' | 'never'
+export const COPY_POLICIES: readonly CopyPolicy[] = ['auto', 'always', 'never']
+
+export interface RegisterOpts {
+  lazy?: boolean
+  existingTransient?: string
+  signal?: AbortSignal
+  /** Overrides the store's `remote.copy` for this shard; persisted with it. */
+  copy?: CopyPolicy
+}
 export interface AcquireOpts { signal?: AbortSignal }
 export interface SignalOpts { signal?: AbortSignal }
 export interface DestroyOpts {
@@ -76,4 +90,12 @@ export interface ShardDescription extends ShardInfo {
   size?: number
   /** Blocks in the shard's full index, once indexed. */
   blocks?: number
+  /**
+   * Where the shard's bytes are read from: 'local' (a file: mount, read in place), 'copy' (a
+   * transient copy of a remote mount), 'in-place' (ranged requests to the origin), or absent
+   * while undecided (never fetched since the start).
+   */
+  placement?: 'local' | 'copy' | 'in-place'
+  /** The shard's own copy policy, when it was registered with one. */
+  copy?: CopyPolicy
 }

@@ -21,6 +21,7 @@ import { finishDestroys, removeOrphanIndices } from './leftovers.js'
 import { Tombstones } from './loop/tombstones.js'
 import { LevelStateStore, type AnyLevel } from '../storage/state/state-store.js'
 import type { TransientBudget } from '../storage/transients/budget.js'
+import type { SectionCache } from '../storage/remote/section-cache.js'
 import { Transients } from '../storage/transients/transients.js'
 import { MountRegistry } from '../storage/mount/registry.js'
 import { FsIndexRepo } from '../storage/index/fs-repo.js'
@@ -43,6 +44,7 @@ export interface BootDeps {
   failures: EventBuffer<ShardResult>
   metrics: StoreMetrics
   budget: TransientBudget | undefined
+  sections: SectionCache
   /** What happens to a task the loop will never process (it is closing). */
   abandon: (task: Task) => void
 }
@@ -103,6 +105,8 @@ export async function boot (o: DAGStoreOptions, parts: StoreParts, deps: BootDep
     report,
     metrics,
     graceMs: o.gc?.graceMs ?? 0,
+    sections: deps.sections,
+    copyPolicy: o.remote?.copy ?? 'auto',
     closing: false,
     barriers: new Map(),
     tombstones: new Tombstones()

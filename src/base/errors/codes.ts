@@ -57,6 +57,8 @@ export const ERROR_CODES = Object.freeze([
   entry('ERR_HTTP_CHANGED', 422, 'the resource\'s ETag or Last-Modified moved during the download, or a ranged read in place got another validator or a Content-Range other than the one asked for'),
   // Remote shards read in place (storage/remote/).
   entry('ERR_READER_CLOSED', 500, 'a read through an in-place mount reader after its close()'),
+  entry('ERR_RANGE_NOT_SUPPORTED', 422,
+    'a shard registered with copy \'never\' whose origin cannot be read in place: it ignores Range, or gives no size, ETag or Last-Modified (the message says which)'),
   entry('ERR_REMOTE_READ_TOO_LARGE', 500,
     'a read in place larger than the section cache\'s cacheBytes: its in-flight buffer cannot be held within the budget'),
   // The HTTP server (app/server/).

@@ -14,6 +14,8 @@ import type { Mount } from '../../base/mount-types.js'
 import type { ReaderPool } from '../accessor/reader-pool.js'
 import type { StoreMetrics } from '../observe/metrics.js'
 import type { Tombstones } from './tombstones.js'
+import type { SectionCache } from '../../storage/remote/section-cache.js'
+import type { CopyPolicy } from '../../base/types.js'
 
 interface Throttle { add: <T>(fn: () => Promise<T>) => Promise<T> }
 
@@ -35,6 +37,10 @@ export interface Core {
   readonly report: ErrorReporter
   readonly metrics: StoreMetrics
   readonly graceMs: number
+  /** The section cache of shards read in place (one budget per store). */
+  readonly sections: SectionCache
+  /** The store's `remote.copy`; a shard's own policy overrides it. */
+  readonly copyPolicy: CopyPolicy
   /** True once close() began: aborted jobs then report nothing. */
   closing: boolean
   /** Per-key cleanups (destroy, GC) that later work on the same key must wait for. */

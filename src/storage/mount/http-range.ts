@@ -9,12 +9,24 @@ import type { RangeTransport } from '../remote/types.js'
 import {
   HttpChangedError, HttpLengthMismatchError, HttpRangeError, HttpStatusError, HttpTimeoutError, networkError, retryable, statusError
 } from './http-errors.js'
-import { parseLength, request, withRetries, type RequestTarget, type RetryPolicy } from './http-exchange.js'
+import { parseLength, request, withRetries, type Exchange, type RequestTarget, type RetryPolicy } from './http-exchange.js'
 
 /** What identifies the version a probe saw: its ETag, else its Last-Modified date. */
 export type RangeValidator = { etag: string } | { lastModified: string }
 
-export interface RangedProbe { ranged: true, size: number, validator: RangeValidator }
+export interface RangedProbe {
+  ranged: true
+  size: number
+  validator: RangeValidator
+  /**
+   * The origin's first bytes (up to PROBE_HEAD_BYTES), read by the probe itself: a CAR's header
+   * (and a CARv2's index position) costs no request of its own.
+   */
+  head: Uint8Array
+}
+
+/** What the probe asks for: enough for a CARv2 header and a typical CARv1 header. */
+const PROBE_HEAD_BYTES = 4096
 
 /**
  * Why an origin is not read in place: it answered the ranged GET with the whole body
@@ -51,12 +63,16 @@ function parseContentRange (value: string | undefined): ContentRange | undefined
   return Number.isSafeInteger(last) && (total === undefined || Number.isSafeInteger(total)) ? { first, last, total } : undefined
 }
 
-/** A ranged GET of the first byte: ranged only for a 206 with exactly that Content-Range, a size and a validator. */
+/**
+ * A ranged GET of the first PROBE_HEAD_BYTES: ranged only for a 206 with exactly that
+ * Content-Range (shortened to the resource's size), a size and a validator. Only a 206's body
+ * is read; a 200 is the whole file, never downloaded here.
+ */
 export async function probeRange (target: RequestTarget, policy: RetryPolicy, signal: AbortSignal): Promise<RangeProbe> {
   const href = target.shown
   return await withRetries(policy, signal, async () => {
-    const ex = await request(target, 'GET', { range: 'bytes=0-0' }, signal)
-    // Whatever the answer, its body is not read: a 200 is the whole file, never downloaded here.
+    const ex = await request(target, 'GET', { range: `bytes=0-${PROBE_HEAD_BYTES - 1}` }, signal)
+    let complete = false
     try {
       const { res } = ex
       const status = res.statusCode ?? 0
@@ -68,15 +84,39 @@ export async function probeRange (target: RequestTarget, policy: RetryPolicy, si
       }
       if (status !== 206) throw statusError(href, status, headerOf(res, 'retry-after'))
       const range = parseContentRange(headerOf(res, 'content-range'))
-      if (range === undefined || range.first !== 0 || range.last !== 0) return { ranged: false, reason: 'bad-content-range' }
+      if (range === undefined || range.first !== 0) return { ranged: false, reason: 'bad-content-range' }
       if (range.total === undefined) return { ranged: false, reason: 'unknown-size' }
+      if (range.last !== Math.min(PROBE_HEAD_BYTES, range.total) - 1) return { ranged: false, reason: 'bad-content-range' }
       const validator = validatorOf(res.headers)
       if (validator === undefined) return { ranged: false, reason: 'no-validator' }
-      return { ranged: true, size: range.total, validator }
+      const head = await readHead(ex, href, range.last + 1, signal)
+      complete = true
+      return { ranged: true, size: range.total, validator, head }
     } finally {
-      ex.destroy()
+      if (complete) ex.release()
+      else ex.destroy()
     }
   })
+}
+
+/** Exactly `length` bytes of a small 206 body (a retryable error when the connection drops). */
+async function readHead (ex: Exchange, href: string, length: number, signal: AbortSignal): Promise<Uint8Array> {
+  const out = new Uint8Array(length)
+  let at = 0
+  try {
+    for await (const chunk of ex.res as AsyncIterable<Buffer>) {
+      ex.received(chunk.byteLength)
+      if (at + chunk.byteLength > length) throw new HttpLengthMismatchError(`HTTP GET ${href}: probe body longer than ${length} bytes`)
+      out.set(chunk, at)
+      at += chunk.byteLength
+    }
+  } catch (err) {
+    if (signal.aborted) throw abortErrorFrom(signal)
+    if (err instanceof HttpLengthMismatchError || err instanceof HttpTimeoutError) throw err
+    throw retryable(networkError(err, href))
+  }
+  if (at < length) throw retryable(new HttpLengthMismatchError(`HTTP GET ${href}: probe body ended after ${at} of ${length} bytes`))
+  return out
 }
 
 function headerOf (res: IncomingMessage, name: string): string | undefined {
