@@ -11,7 +11,7 @@ export type { DAGStoreOptions, GCOptions, RecoverOnStart } from './engine/option
 export { ShardState } from './base/types.js'
 export type {
   ShardKey, OpType, ShardInfo, ShardResult, ResultCallback, Trace, ReadBlockstore, ShardAccessor,
-  RegisterOpts, AcquireOpts, SignalOpts, DestroyOpts, GCResult, ShardDescription
+  RegisterOpts, AcquireOpts, SignalOpts, DestroyOpts, GCResult, ShardDescription, ListShardsOptions, ShardPage
 } from './base/types.js'
 
 // Errors: every class carries a stable `code`.
@@ -19,7 +19,7 @@ export {
   DAGStoreError, ShardUnknownError, ShardExistsError, ShardInitializationFailedError, ShardInUseError,
   ShardErroredError, ShardNotErroredError, ShardDrainingError, StoreNotStartedError, StoreClosedError, BlockNotFoundError,
   InvalidShardKeyError, UnknownMountSchemeError, SubscriptionLaggedError, InvalidCarError,
-  UnsupportedHashError, IndexNotFoundError, InvalidMountError, TransientError, TransientsFullError,
+  UnsupportedHashError, IndexNotFoundError, InvalidArgumentError, InvalidMountError, TransientError, TransientsFullError,
   RestoredShardError, AbortError
 } from './base/errors.js'
 
