@@ -8,8 +8,8 @@ import { InvalidArgumentError } from '../base/errors.js'
 import { SHARD_STATES, type ListShardsOptions, type ShardPage } from '../base/types.js'
 import type { ShardMap } from './shard/shard-map.js'
 
-export const DEFAULT_LIST_LIMIT = 100
-export const MAX_LIST_LIMIT = 10_000
+const DEFAULT_LIST_LIMIT = 100
+const MAX_LIST_LIMIT = 10_000
 /** Keys one call looks at, at most: a few milliseconds of work whatever the filter. */
 const MAX_EXAMINED = 20_000
 
