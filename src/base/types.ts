@@ -44,8 +44,8 @@ export interface ReadBlockstore {
 export interface ShardAccessor {
   readonly key: ShardKey
   blockstore: () => ReadBlockstore
-  /** The shard's CAR bytes from offset 0. */
-  reader: () => AsyncIterable<Uint8Array>
+  /** The shard's CAR bytes from offset `start` (default 0) to the end. */
+  reader: (start?: number) => AsyncIterable<Uint8Array>
   /** Idempotent; releases the shard's refcount exactly once. */
   close: () => Promise<void>
   [Symbol.asyncDispose]: () => Promise<void>

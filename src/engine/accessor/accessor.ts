@@ -26,8 +26,8 @@ export class ShardAccessorImpl implements ShardAccessor {
     return this.store
   }
 
-  reader (): AsyncIterable<Uint8Array> {
-    return this.source.stream(0)
+  reader (start = 0): AsyncIterable<Uint8Array> {
+    return this.source.stream(start)
   }
 
   async close (): Promise<void> {
