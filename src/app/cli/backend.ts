@@ -12,6 +12,7 @@ import { MountRegistry } from '../../storage/mount/registry.js'
 import { shardJson, type ErrorJson, type FindJson, type GcJson, type ShardJson, type ShardListJson } from '../wire.js'
 import { CliError, UsageError, errorJson, isLevelLocked } from './errors.js'
 import { decodeCursor, encodeCursor } from '../cursor.js'
+import { observedMount, type ReadProgress } from './progress-mount.js'
 import type { ShardState } from '../../base/types.js'
 import { probeServer, readRepoToken, type LiveServeFile, type ServerProbe } from './repo.js'
 
@@ -26,8 +27,11 @@ export interface Backend {
   /** Keys and states only: cheaper than list() where that is all a command needs. */
   states: () => Promise<Array<{ key: string, state: string }>>
   info: (key: string) => Promise<ShardJson>
-  /** `url`: file:, http: or https: */
-  register: (key: string, url: string, lazy: boolean) => Promise<ShardJson>
+  /**
+   * `url`: file:, http: or https:. `progress` hears how far the store has read the CAR, in
+   * direct mode only: through a server the reading happens there, out of sight.
+   */
+  register: (key: string, url: string, lazy: boolean, progress?: ReadProgress) => Promise<ShardJson>
   /** `drain`: a shard in use is destroyed once its accessors close, not refused. */
   destroy: (key: string, drain: boolean) => Promise<void>
   recover: (key: string) => Promise<ShardJson>
@@ -102,8 +106,9 @@ class DirectBackend implements Backend {
     return shardJson(await this.store.describeShard(key))
   }
 
-  async register (key: string, url: string, lazy: boolean): Promise<ShardJson> {
-    await this.store.register(key, this.mounts.instantiate(url), { lazy })
+  async register (key: string, url: string, lazy: boolean, progress?: ReadProgress): Promise<ShardJson> {
+    const mount = this.mounts.instantiate(url)
+    await this.store.register(key, progress === undefined ? mount : observedMount(mount, progress), { lazy })
     return await this.info(key)
   }
 
