@@ -19,7 +19,7 @@ export {
   DAGStoreError, ShardUnknownError, ShardExistsError, ShardInitializationFailedError, ShardInUseError,
   ShardErroredError, ShardNotErroredError, ShardDrainingError, StoreNotStartedError, StoreClosedError, BlockNotFoundError,
   InvalidShardKeyError, UnknownMountSchemeError, SubscriptionLaggedError, InvalidCarError,
-  UnsupportedHashError, IndexNotFoundError, InvalidArgumentError, InvalidMountError, TransientError, TransientsFullError,
+  UnsupportedHashError, HashMismatchError, IndexNotFoundError, InvalidArgumentError, InvalidMountError, TransientError, TransientsFullError,
   RestoredShardError, AbortError
 } from './base/errors.js'
 

@@ -38,6 +38,7 @@ export const ERROR_CODES = Object.freeze([
   entry('ERR_INVALID_MOUNT', 400, 'a mount URL or mount value the mount registry cannot accept'),
   entry('ERR_SUBSCRIPTION_LAGGED', null, 'an event subscriber fell further behind than the event buffer holds (GET /events sends `event: lagged` and ends)'),
   entry('ERR_INVALID_CAR', 422, 'the shard is not a valid CAR (the message names the byte offset), or with hash verification on a block\'s data does not hash to its CID (the message names the CID too)'),
+  entry('ERR_HASH_MISMATCH', 502, 'a block read in place from a remote origin does not hash to its CID: the origin served other bytes than the shard was indexed from (the message names the CID and byte offset)'),
   entry('ERR_UNSUPPORTED_HASH', 422, 'hash verification met a block it cannot check: no hasher for its multihash function, or a digest truncated below 20 bytes (the message names the CID and byte offset)'),
   entry('ERR_INDEX_NOT_FOUND', 404, 'the index repo has no index for the shard'),
   entry('ERR_TRANSIENT', 422, 'the local copy (transient) of the shard could not be produced'),
