@@ -11,7 +11,7 @@ export type { DAGStoreOptions, GCOptions, RecoverOnStart, RemoteOptions } from '
 export { ShardState } from './base/types.js'
 export type {
   ShardKey, OpType, ShardInfo, ShardResult, ResultCallback, Trace, ReadBlockstore, ShardAccessor,
-  RegisterOpts, AcquireOpts, SignalOpts, DestroyOpts, GCResult, ShardDescription, CopyPolicy
+  RegisterOpts, AcquireOpts, SignalOpts, DestroyOpts, GCResult, ShardDescription, CopyPolicy, ListShardsOptions, ShardPage
 } from './base/types.js'
 
 // Errors: every class carries a stable `code`.
@@ -19,7 +19,8 @@ export {
   DAGStoreError, ShardUnknownError, ShardExistsError, ShardInitializationFailedError, ShardInUseError,
   ShardErroredError, ShardNotErroredError, ShardDrainingError, StoreNotStartedError, StoreClosedError, BlockNotFoundError,
   InvalidShardKeyError, UnknownMountSchemeError, SubscriptionLaggedError, InvalidCarError,
-  UnsupportedHashError, HashMismatchError, RangeNotSupportedError, IndexNotFoundError, InvalidMountError, TransientError, TransientsFullError,
+  UnsupportedHashError, HashMismatchError, RangeNotSupportedError, IndexNotFoundError, InvalidArgumentError, InvalidMountError,
+  TransientError, TransientsFullError,
   RestoredShardError, AbortError
 } from './base/errors.js'
 

@@ -34,8 +34,12 @@ export interface ShardJson extends ShardInfoJson {
   blocks?: number
 }
 
-/** GET /shards */
-export interface ShardListJson { shards: ShardJson[] }
+/** GET /shards (a page) and `dagstore ls --json`. */
+export interface ShardListJson {
+  shards: ShardJson[]
+  /** The cursor of the next page (`?cursor=`); absent on the last one. Opaque. */
+  next?: string
+}
 
 /** POST /gc: per shard, null when its copy was reclaimed. */
 export interface GcJson {

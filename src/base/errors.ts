@@ -62,6 +62,8 @@ export class InvalidMountError extends defineError(CODE.ERR_INVALID_MOUNT, 'inva
 export class TransientError extends defineError(CODE.ERR_TRANSIENT, 'transient fetch failed') {}
 
 /** Automated GC could not make room for a transient: everything left is in use, downloading or within its grace period. */
+/** A store call's option out of its range (listShards' limit, state, after or prefix). */
+export class InvalidArgumentError extends defineError(CODE.ERR_INVALID_ARGUMENT, 'invalid argument') {}
 export class TransientsFullError extends defineError(CODE.ERR_TRANSIENTS_FULL, 'transients dir full') {}
 
 /** A shard error restored from the state DB after a restart: the original class is gone, its code is kept. */

@@ -44,8 +44,8 @@ export interface ReadBlockstore {
 export interface ShardAccessor {
   readonly key: ShardKey
   blockstore: () => ReadBlockstore
-  /** The shard's CAR bytes from offset 0. */
-  reader: () => AsyncIterable<Uint8Array>
+  /** The shard's CAR bytes from offset `start` (default 0) to the end. */
+  reader: (start?: number) => AsyncIterable<Uint8Array>
   /** Idempotent; releases the shard's refcount exactly once. */
   close: () => Promise<void>
   [Symbol.asyncDispose]: () => Promise<void>
@@ -78,6 +78,28 @@ export interface DestroyOpts {
   drain?: boolean
 }
 export interface GCResult { shards: Map<ShardKey, Error | null>, reclaimedBytes: number }
+
+/** DAGStore.listShards: one page of shards in key order (JS string order, as `sort()` orders). */
+export interface ListShardsOptions {
+  /** Start after this key: the `next` of the previous page (it need not exist any more). */
+  after?: ShardKey
+  /** At most this many shards; default 100, at most 10,000. */
+  limit?: number
+  /** Only shards in this state. */
+  state?: ShardState
+  /** Only keys that start with this. */
+  prefix?: string
+}
+
+export interface ShardPage {
+  shards: Array<{ key: ShardKey, info: ShardInfo }>
+  /**
+   * Where the next page starts (pass it as `after`); absent when the listing is complete. A
+   * page may hold fewer than `limit` shards, even none, and still have a `next`: with a
+   * `state` filter a call examines a bounded number of keys.
+   */
+  next?: ShardKey
+}
 
 /** DAGStore.describeShard: ShardInfo plus where the shard's bytes are and how big it is. */
 export interface ShardDescription extends ShardInfo {

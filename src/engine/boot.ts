@@ -30,6 +30,7 @@ import { defaultShardIndexer } from '../format/car/indexer.js'
 import { SHARD_STATES, type ShardKey, type ShardResult, type ShardState, type Trace } from '../base/types.js'
 import { defaultReport } from '../base/report.js'
 import { DEFAULT_MAX_IDLE_READERS, DEFAULT_READER_REVALIDATE_MS, type DAGStoreOptions } from './options.js'
+import { ShardMap } from './shard/shard-map.js'
 
 /** What a started store holds; filled in by boot() step by step. */
 export interface StoreParts {
@@ -85,7 +86,7 @@ export async function boot (o: DAGStoreOptions, parts: StoreParts, deps: BootDep
     abandon: deps.abandon
   })
   const core: Core = {
-    shards: new Map(),
+    shards: new ShardMap(),
     counts,
     loop,
     traces: deps.traces,

@@ -27,8 +27,9 @@ import {
 import {
   SHARD_STATES, COPY_POLICIES, type AcquireOpts, type DestroyOpts, type GCResult, type RegisterOpts, type ResultCallback,
   type ShardAccessor, type ShardDescription, type ShardInfo, type ShardKey, type ShardResult, type ShardState,
-  type SignalOpts, type Trace
+  type SignalOpts, type Trace, type ListShardsOptions, type ShardPage
 } from '../base/types.js'
+import { listShardsPage } from './list-shards.js'
 import { DEFAULT_EVENT_BUFFER_SIZE, type DAGStoreOptions, type GCOptions } from './options.js'
 import { defaultReport } from '../base/report.js'
 
@@ -294,6 +295,15 @@ export class DAGStore {
     const out = new Map<ShardKey, ShardInfo>()
     for (const [key, shard] of core.shards) out.set(key, shard.info())
     return out
+  }
+
+  /**
+   * One page of shards in key order (JS string order), filtered by state and key prefix; pass
+   * the page's `next` as `after` for the following one. Costs O(log n + keys examined), never
+   * a pass over every shard: a call examines a bounded number of keys (see ShardPage.next).
+   */
+  listShards (options?: ListShardsOptions): ShardPage {
+    return listShardsPage(this.running().shards, options)
   }
 
   stats (): Record<ShardState, number> {

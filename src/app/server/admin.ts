@@ -17,6 +17,8 @@ import { CODE } from '../../base/errors/codes.js'
 import { codeOf } from '../../base/errors/inspect.js'
 import type { AllowRoots } from './allow-roots.js'
 import { streamTraces } from './sse.js'
+import { listQuery } from './list-query.js'
+import { encodeCursor } from '../cursor.js'
 import { unregistrable } from '../mount-policy.js'
 import { errorJson, shardJson, type DestroyedJson, type FindJson, type GcJson, type ShardJson, type ShardListJson } from '../wire.js'
 
@@ -44,7 +46,7 @@ interface Route {
 /** What route() found: a handler to run, or a path that exists with other methods. */
 export type RouteMatch = { run: (req: IncomingMessage, res: ServerResponse) => Promise<void> } | { allow: string[] }
 
-// A describeShard costs a stat or two; a listing of many shards runs this many at once.
+// A describeShard costs a stat or two; a page runs this many at once.
 const DESCRIBE_CONCURRENCY = 32
 
 export class AdminApi {
@@ -83,14 +85,16 @@ export class AdminApi {
     return undefined
   }
 
-  private async list (_req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const keys = [...this.store.allShardsInfo().keys()].sort()
+  /** One page (listQuery): the keys come in order from the store's shard table, then each is described. */
+  private async list (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const page = this.store.listShards(listQuery(req))
+    const keys = page.shards.map((s) => s.key)
     const found: Array<ShardJson | undefined> = new Array(keys.length)
     // The workers share one iterator: each key goes to the first free worker.
     const pending = keys.entries()
     const worker = async (): Promise<void> => {
       for (const [i, key] of pending) {
-        // A shard destroyed since the key list was taken is simply not listed.
+        // A shard destroyed since the page was taken is simply not listed.
         found[i] = await this.store.describeShard(key).then(shardJson, (err: unknown) => {
           if (codeOf(err) === CODE.ERR_SHARD_UNKNOWN) return undefined
           throw err
@@ -98,7 +102,9 @@ export class AdminApi {
       }
     }
     await Promise.all(Array.from({ length: Math.min(DESCRIBE_CONCURRENCY, keys.length) }, worker))
-    sendJson(res, 200, { shards: found.filter((s) => s !== undefined) } satisfies ShardListJson)
+    const body: ShardListJson = { shards: found.filter((s) => s !== undefined) }
+    if (page.next !== undefined) body.next = encodeCursor(page.next)
+    sendJson(res, 200, body)
   }
 
   private async describe (_req: IncomingMessage, res: ServerResponse, raw: string): Promise<void> {

@@ -48,6 +48,7 @@ export const ERROR_CODES = Object.freeze([
   entry('ERR_BLOCKSTORE_CLOSED', 503, 'a call on an all-shards blockstore after its close()'),
   entry('ERR_READ_ONLY', 405, 'a write on the read-only interface-blockstore adapter'),
   entry('ERR_ACCESSOR_CLOSED', 500, 'a read through a shard accessor after its close()'),
+  entry('ERR_INVALID_ARGUMENT', 400, 'an option of a store call out of its range (listShards: limit, state, after, prefix)'),
   // HttpMount (storage/mount/http.ts).
   entry('ERR_HTTP_STATUS', 422, 'the mount\'s server answered a status it cannot use (`.status`), after retries for 5xx and 429'),
   entry('ERR_HTTP_LENGTH_MISMATCH', 422, 'an HTTP body\'s length disagrees with its Content-Length or with the size HEAD reported'),
@@ -63,6 +64,7 @@ export const ERROR_CODES = Object.freeze([
     'a read in place larger than the section cache\'s cacheBytes: its in-flight buffer cannot be held within the budget'),
   // The HTTP server (app/server/).
   entry('ERR_INVALID_REQUEST', 400, 'a malformed request: body, field, percent-encoding, dag-scope or entity-bytes'),
+  entry('ERR_INVALID_CURSOR', 400, 'a listing cursor (GET /shards ?cursor, ls --cursor) that is not one a listing handed out: base64url of a shard key'),
   entry('ERR_INVALID_CID', 400, 'not a CID (a URL segment, or a CLI argument)'),
   entry('ERR_INVALID_PATH', 400, 'a raw block request with a path after the CID'),
   entry('ERR_FORMAT_REQUIRED', 400, 'a gateway request with neither Accept nor ?format'),
@@ -75,6 +77,7 @@ export const ERROR_CODES = Object.freeze([
   entry('ERR_METHOD_NOT_ALLOWED', 405, 'the route takes other methods (`Allow` lists them)'),
   entry('ERR_NOT_ACCEPTABLE', 406, 'no format the gateway serves matches Accept, ?format or the CAR parameters'),
   entry('ERR_NOT_CACHED', 412, 'Cache-Control: only-if-cached, and no shard holds the block'),
+  entry('ERR_RANGE_NOT_SATISFIABLE', 416, 'GET /car/{key} with a Range that lies outside the shard (`Content-Range: bytes */size` gives its size)'),
   entry('ERR_PAYLOAD_TOO_LARGE', 413, 'a request body above limits.maxBodyBytes'),
   entry('ERR_URL_TOO_LONG', 414, 'a request target above limits.maxUrlLength'),
   entry('ERR_UNSUPPORTED_MEDIA_TYPE', 415, 'a request body that is not application/json'),

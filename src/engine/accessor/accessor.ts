@@ -51,7 +51,7 @@ export class ShardAccessorImpl implements ShardAccessor {
     return this.store
   }
 
-  reader (start?: number): AsyncIterable<Uint8Array> {
+  reader (start = 0): AsyncIterable<Uint8Array> {
     const stream = this.source.stream(start)
     return this.inPlace === undefined ? stream : this.watched(stream)
   }

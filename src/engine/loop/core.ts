@@ -5,6 +5,7 @@
 import type { EventLoop } from './loop.js'
 import type { EventBuffer } from '../observe/event-buffer.js'
 import type { Shard } from '../shard/shard.js'
+import type { ShardMap } from '../shard/shard-map.js'
 import type { ErrorReporter } from '../shard/waiter.js'
 import type { ShardKey, ShardResult, ShardState, Trace } from '../../base/types.js'
 import type { FullIndexRepo, ShardIndexer, TopLevelIndex, VerifyHashes } from '../../base/index-types.js'
@@ -20,7 +21,8 @@ import type { CopyPolicy } from '../../base/types.js'
 interface Throttle { add: <T>(fn: () => Promise<T>) => Promise<T> }
 
 export interface Core {
-  readonly shards: Map<ShardKey, Shard>
+  /** Keys kept in order too, for paged listings. */
+  readonly shards: ShardMap
   readonly counts: Record<ShardState, number>
   readonly loop: EventLoop
   readonly traces: EventBuffer<Trace>

@@ -8,6 +8,7 @@ import { CliError, CommandFailed, EXIT_USAGE, UsageError, describeError, errorCo
 import { json, shardSummary } from '../format.js'
 import { keyFor, parseTarget } from '../targets.js'
 import { verifyHashesOption } from '../options.js'
+import { ByteProgress, type ProgressMode } from '../progress.js'
 
 /** A failed register leaves an errored shard behind: say what to do with it. */
 function registerFailure (e: unknown, key: string): unknown {
@@ -36,6 +37,8 @@ export function addRegister (program: Command, ctx: CliContext): void {
       if (opts.key !== undefined && args.length !== 1) throw new UsageError('--key goes with exactly one <path|url>')
       const shards: ShardJson[] = []
       const errors: Array<{ target: string, key?: string, error: ErrorJson }> = []
+      // Like import: a bar on a terminal, plain lines otherwise, nothing with --json.
+      const progressMode: ProgressMode = opts.json === true ? 'none' : ctx.io.stderr.isTTY === true ? 'bar' : 'lines'
       await ctx.withBackend(cmd, async (backend) => {
         for (const arg of args) {
           let key: string | undefined
@@ -43,10 +46,13 @@ export function addRegister (program: Command, ctx: CliContext): void {
             const target = await parseTarget(arg, ctx.io.cwd)
             key = opts.key ?? keyFor(target)
             let shard: ShardJson
+            const progress = new ByteProgress({ mode: progressMode, label: `register ${key}`, terminal: ctx.io.stderr })
             try {
-              shard = await backend.register(key, target.url, opts.lazy === true)
+              shard = await backend.register(key, target.url, opts.lazy === true, (position, total) => { progress.update(position, total) })
             } catch (e) {
               throw registerFailure(e, key)
+            } finally {
+              progress.stop()
             }
             shards.push(shard)
             if (opts.json !== true) ctx.out(`registered ${shard.key} (${shardSummary(shard)})\n`)
