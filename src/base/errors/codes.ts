@@ -57,7 +57,7 @@ export const ERROR_CODES = Object.freeze([
   // The HTTP server (app/server/).
   entry('ERR_INVALID_REQUEST', 400, 'a malformed request: body, field, percent-encoding, dag-scope or entity-bytes'),
   entry('ERR_INVALID_CID', 400, 'not a CID (a URL segment, or a CLI argument)'),
-  entry('ERR_INVALID_PATH', 400, 'a raw block request with a path after the CID'),
+  entry('ERR_INVALID_PATH', 400, 'a gateway path after the CID that cannot be decoded (bad percent-encoding)'),
   entry('ERR_FORMAT_REQUIRED', 400, 'a gateway request with neither Accept nor ?format'),
   entry('ERR_UNAUTHORIZED', 401, 'an admin request without the right bearer token (CLI: no token to send)'),
   entry('ERR_MOUNT_SCHEME_NOT_ALLOWED', 400, 'a mount URL of a scheme the admin API and the CLI do not register (bytes:, which carries the data itself)'),
@@ -65,6 +65,7 @@ export const ERROR_CODES = Object.freeze([
   entry('ERR_FORBIDDEN_HOST', 403, 'an admin request without a token whose Host is not a loopback name'),
   entry('ERR_FORBIDDEN_ORIGIN', 403, 'a cross-origin admin request without a token'),
   entry('ERR_NOT_FOUND_ROUTE', 404, 'no route for this path'),
+  entry('ERR_PATH_NOT_FOUND', 404, 'a gateway path after the CID names no directory entry, map key or list index in the DAG'),
   entry('ERR_METHOD_NOT_ALLOWED', 405, 'the route takes other methods (`Allow` lists them)'),
   entry('ERR_NOT_ACCEPTABLE', 406, 'no format the gateway serves matches Accept, ?format or the CAR parameters'),
   entry('ERR_NOT_CACHED', 412, 'Cache-Control: only-if-cached, and no shard holds the block'),
@@ -73,7 +74,9 @@ export const ERROR_CODES = Object.freeze([
   entry('ERR_UNSUPPORTED_MEDIA_TYPE', 415, 'a request body that is not application/json'),
   entry('ERR_INTERNAL', 500, 'an unexpected failure (what an error without a code is answered as)'),
   entry('ERR_BLOCK_UNAVAILABLE', 500, 'every shard holding the block failed (errored shard, vanished file)'),
-  entry('ERR_NOT_IMPLEMENTED', 501, 'a CAR request that needs a DAG walk or path traversal'),
+  entry('ERR_BLOCK_UNDECODABLE', 500, 'a stored block the gateway must read (a path or a DAG walk) does not decode under its CID\'s codec'),
+  entry('ERR_NOT_IMPLEMENTED', 501, 'a gateway path or DAG walk through a codec the gateway does not decode, or a HAMT deeper than its hash'),
+  entry('ERR_DUPS_LIMIT', null, 'a dups=y CAR stream repeated more blocks than the gateway allows: the stream is cut (the client sees an incomplete CAR)'),
   entry('ERR_UNAVAILABLE', 503, 'the gateway or its store is closed (with Retry-After)'),
   entry('ERR_SERVER_CLOSING', 503, 'the server is shutting down'),
   // The CLI (app/cli/): the status is the one a server would answer.
