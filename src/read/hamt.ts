@@ -17,7 +17,8 @@ export interface HamtShape { bits: number, padLength: number }
 
 /** The bucket width and link-name prefix length of a HAMT node, checked. */
 export function hamtShape (unixfs: UnixFS, where: string): HamtShape {
-  if (unixfs.hashType !== MURMUR3_X64_64) {
+  // Absent is the default, murmur3 (some writers leave it out).
+  if (unixfs.hashType !== undefined && unixfs.hashType !== MURMUR3_X64_64) {
     throw new UnsupportedDagError(`HAMT ${where} uses hash 0x${String(unixfs.hashType?.toString(16))}; only murmur3-x64-64 (0x22) is read`)
   }
   const fanout = Number(unixfs.fanout ?? 0n)
