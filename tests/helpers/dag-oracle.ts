@@ -30,7 +30,7 @@ export class Blocks {
   }
 }
 
-export async function encodeCbor (blocks: Blocks, value: unknown): Promise<CID> {
+async function encodeCbor (blocks: Blocks, value: unknown): Promise<CID> {
   const bytes = dagCbor.encode(value)
   return await blocks.put(CID.createV1(dagCbor.code, await sha256.digest(bytes)), bytes)
 }
@@ -41,7 +41,7 @@ async function encodeJson (blocks: Blocks, value: unknown): Promise<CID> {
 }
 
 /** Bytes with repeats (so a file shares leaves with itself) and a distinct tail. */
-export function fileBytes (size: number, seed: number): Uint8Array {
+function fileBytes (size: number, seed: number): Uint8Array {
   const out = new Uint8Array(size)
   for (let i = 0; i < size; i++) out[i] = i < size / 2 ? (i % 1024) % 251 : (i * 31 + seed * 7 + (i >> 9)) & 0xff
   return out

@@ -1,7 +1,7 @@
 /**
- * The trustless-gateway subset for blocks (https://specs.ipfs.tech/http-gateways/trustless-gateway/):
- * GET/HEAD /ipfs/{cid} answered from every shard of the store through `store.blockstore()`
- * (top-level index, cached accessors), as a raw block or as a CARv1 holding that one block.
+ * The trustless gateway (https://specs.ipfs.tech/http-gateways/trustless-gateway/) for /ipfs:
+ * GET/HEAD /ipfs/{cid}[/{path}] answered from every shard of the store through
+ * `store.blockstore()` (top-level index, cached accessors), as a raw block or as a CARv1.
  *
  * What the spec leaves to the gateway, decided here:
  *
@@ -15,23 +15,25 @@
  * - CAR variants: `version=1` only; `order` dfs or unk; `dups` y or n (from `Accept` params, or
  *   the `car-version` / `car-order` / `car-dups` query parameters, which win). Anything else → 406.
  *   The answer always says `application/vnd.ipld.car; version=1; order=dfs; dups=<n unless y was
- *   asked>`: a one-block CAR is in DFS order and has no duplicates either way.
- * - CAR roots are [cid], one section cid ‖ block. Identity CIDs get no section: the spec forbids
- *   identity blocks in CAR responses (so `/ipfs/bafkqaaa?format=car`, the probe, is a header).
- * - `dag-scope`: `block` is served, and is the default here (the spec's default is `all`; this
- *   is a block gateway, and its contract says `?format=car` is the block's CAR). `entity` is
- *   `block` for non-UnixFS data, so: an explicit `all` is served for raw-codec CIDs (a raw block has no links), `entity` for every
- *   codec but dag-pb; the rest needs a DAG walk this gateway does not do → 501 Not Implemented
- *   (ask with `dag-scope=block`). `entity-bytes` implies `entity` (a single block is the minimal
- *   set to verify any range of itself); a malformed value or an unknown scope → 400.
- * - Paths after the CID: a block request takes none (spec: only `/ipfs/{cid}`) → 400; a CAR
- *   request with a path needs path traversal → 501. A trailing `/` alone is no path.
+ *   asked>`: the walk is depth-first either way.
+ * - CAR roots are [cid]. Identity CIDs get no section: the spec forbids identity blocks in CAR
+ *   responses (so `/ipfs/bafkqaaa?format=car`, the probe, is a header).
+ * - `dag-scope` defaults to `all` (spec). A CAR that is one block whatever the DAG (`block`, a
+ *   raw CID, `entity` of non-dag-pb) is built in one buffer with its Content-Length (car-block.ts);
+ *   any other, and any request with a path, resolves the path first (src/read/dag-path.ts: a
+ *   missing root or name is a 404 before a byte is sent), then streams the walk
+ *   (src/read/dag-walk.ts) through car-stream.ts. A block missing mid-stream cuts the response
+ *   (spec: "SHOULD terminate the stream"): the client sees an incomplete CAR and an error.
+ *   `entity-bytes` implies `entity`; a malformed value or an unknown scope → 400.
+ * - Paths: raw and CAR requests alike (the spec names only CARs; the path gateway allows raw);
+ *   a trailing `/` alone is no path. `X-Ipfs-Roots` lists the CID each segment ended in.
  * - 400 invalid CID (any multibase), 404 when no shard holds the block, 500 when every shard
  *   holding it failed (errored shard, vanished file: a storage failure, not unavailability),
  *   503 once the gateway or the store is closed, 405 for methods other than GET/HEAD/OPTIONS.
  * - `Cache-Control: only-if-cached` and a block no shard has → 412 (spec); otherwise served as usual.
  * - `If-None-Match` matching the ETag (weak comparison, `*` included) → 304, when the block exists.
- * - Headers: Content-Type, Content-Length, ETag `"{cid}.raw"` / `"{cid}.car.v1.dfs.dups-n.{scope}"`
+ * - Headers: Content-Type, Content-Length (not on streamed CARs), ETag `"{cid}.raw"` /
+ *   `"{cid}[.path-{hash}].car.v1.dfs.dups-n.{scope}[.bytes-{range}]"`
  *   (strong: the bytes are deterministic), `Cache-Control: public, max-age=29030400, immutable`,
  *   `Content-Disposition: attachment; filename="{cid}.bin|.car"` (or `?filename=`),
  *   `X-Content-Type-Options: nosniff`, `Vary: Accept`, `X-Ipfs-Path`, `X-Ipfs-Roots`, and
