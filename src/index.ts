@@ -19,7 +19,7 @@ export {
   DAGStoreError, ShardUnknownError, ShardExistsError, ShardInitializationFailedError, ShardInUseError,
   ShardErroredError, ShardNotErroredError, ShardDrainingError, StoreNotStartedError, StoreClosedError, BlockNotFoundError,
   InvalidShardKeyError, UnknownMountSchemeError, SubscriptionLaggedError, InvalidCarError,
-  UnsupportedHashError, IndexNotFoundError, InvalidMountError, TransientError, TransientsFullError,
+  UnsupportedHashError, HashMismatchError, IndexNotFoundError, InvalidMountError, TransientError, TransientsFullError,
   RestoredShardError, AbortError
 } from './base/errors.js'
 

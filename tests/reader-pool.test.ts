@@ -7,7 +7,10 @@ import { MountRegistry } from '../src/storage/mount/registry.js'
 import type { MountReader } from '../src/base/mount-types.js'
 import type { CID } from 'multiformats/cid'
 import { fixture } from './helpers/fixtures.js'
-import { dirSuite, openStore } from './helpers/store.js'
+import { dirSuite, openStore, until } from './helpers/store.js'
+import { ReaderPool } from '../src/engine/accessor/reader-pool.js'
+import { openFileReader } from '../src/storage/transients/file-reader.js'
+import { MemoryIndexRepo } from '../src/storage/index/memory-repo.js'
 
 /** A FileMount that counts how often its file is opened. */
 class CountingFileMount extends FileMount {
@@ -56,6 +59,83 @@ test('a file replaced behind the store is reopened, never served from the stale 
   await rm(path)
   await store.acquire('a').then(() => assert.unreachable(), (e: { code: string }) => { assert.is(e.code, 'ERR_SHARD_ERRORED') })
   await store.close()
+})
+
+test('a pooled reader is trusted for revalidateMs after a check, then checked again (injected clock)', async (ctx) => {
+  const path = join(ctx.dir, 'x.car')
+  await copyFile(fixture('sample-v1.car'), path)
+  let now = 0
+  const pool = new ReaderPool({ maxIdle: 4, revalidateMs: 1000, report: (err) => { throw err }, clock: () => now })
+  let opened = 0
+  const open = async (): Promise<MountReader> => { opened++; return await openFileReader(path) }
+  ;(await pool.lease('k', open)).closeNow()
+  await copyFile(fixture('sample-v1.car'), path + '.new')
+  await rename(path + '.new', path)
+  now = 999
+  ;(await pool.lease('k', open)).closeNow()
+  assert.is(opened, 1, 'inside the window the reader is trusted without a system call')
+  now = 1000
+  ;(await pool.lease('k', open)).closeNow()
+  assert.is(opened, 2, 'after the window the replaced file is seen and reopened')
+  now = 1500
+  ;(await pool.lease('k', open)).closeNow()
+  assert.is(opened, 2, 'the reopened file was found current at 1000: trusted again')
+  await pool.closeAll()
+})
+
+test('leaseReady hands out a pooled reader only with its index, and never after the file changed or an invalidate', async (ctx) => {
+  const path = join(ctx.dir, 'x.car')
+  await copyFile(fixture('sample-v1.car'), path)
+  const repo = new MemoryIndexRepo()
+  const pool = new ReaderPool({ maxIdle: 4, revalidateMs: 0, report: (err) => { throw err } })
+  const open = async (): Promise<MountReader> => await openFileReader(path)
+  assert.is(pool.leaseReady('k'), undefined, 'nothing pooled')
+  const first = await pool.lease('k', open)
+  assert.is(pool.leaseReady('k'), undefined, 'pooled, but no index yet')
+  const { store } = await openStore(join(ctx.dir, 's'), { indexRepo: repo })
+  await store.register('k', new FileMount(path))
+  const index = await repo.get('k')
+  pool.keepIndex(first, index)
+  first.closeNow()
+  const ready = pool.leaseReady('k')
+  assert.ok(ready)
+  assert.is(ready.index, index)
+  ready.lease.closeNow()
+  pool.invalidate('k')
+  assert.is(pool.leaseReady('k'), undefined, 'invalidated')
+  const again = await pool.lease('k', open)
+  pool.keepIndex(again, index)
+  again.closeNow()
+  await rm(path)
+  assert.is(pool.leaseReady('k'), undefined, 'the file was deleted: the pooled reader and its index are dropped')
+  await store.close()
+  await pool.closeAll()
+})
+
+test('the store wires readerRevalidateMs: a deleted file is noticed by an acquire once the window has passed', async (ctx) => {
+  const path = join(ctx.dir, 'x.car')
+  await copyFile(fixture('sample-v1.car'), path)
+  const { store } = await openStore(ctx.dir, { readerRevalidateMs: 20 })
+  await store.register('a', new FileMount(path))
+  await (await store.acquire('a')).close()
+  await rm(path)
+  // Served from the pooled descriptor at most until the window ends; then the check fails the acquire.
+  const deadline = Date.now() + 10_000
+  for (;;) {
+    const outcome = await store.acquire('a').then(async (acc) => { await acc.close(); return 'served' }, (e: { code: string }) => e.code)
+    if (outcome === 'ERR_SHARD_ERRORED') break
+    assert.is(outcome, 'served')
+    if (Date.now() > deadline) assert.unreachable('the deleted file was never noticed')
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+  await until(() => store.getShardInfo('a').state === 'errored', 'the shard to fail')
+  await store.close()
+})
+
+test('readerRevalidateMs and maxIdleReaders are validated', async (ctx) => {
+  const { DAGStore } = await import('../src/engine/store.js')
+  assert.throws(() => new DAGStore({ dir: ctx.dir, readerRevalidateMs: -1 }), RangeError)
+  assert.throws(() => new DAGStore({ dir: ctx.dir, maxIdleReaders: 1.5 }), RangeError)
 })
 
 test('idle readers are bounded by maxIdleReaders; close() closes them all', async (ctx) => {

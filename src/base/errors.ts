@@ -47,6 +47,12 @@ export class InvalidCarError extends defineError(CODE.ERR_INVALID_CAR, 'invalid 
  * never passed as verified either.
  */
 export class UnsupportedHashError extends defineError(CODE.ERR_UNSUPPORTED_HASH, 'cannot verify a block hash') {}
+/**
+ * A block read in place (ranged reads from its origin, no local copy) does not hash to its CID.
+ * Not ERR_INVALID_CAR: the shard was valid when it was indexed; the origin now serves other
+ * bytes (changed under the same validator, or a faulty proxy), so it is the origin's fault.
+ */
+export class HashMismatchError extends defineError(CODE.ERR_HASH_MISMATCH, 'block hash mismatch') {}
 export class IndexNotFoundError extends defineError(CODE.ERR_INDEX_NOT_FOUND, 'index not found') {}
 /** A mount URL or mount value the registry cannot accept (bad URL, duplicate scheme, unrepresentable mount). */
 export class InvalidMountError extends defineError(CODE.ERR_INVALID_MOUNT, 'invalid mount') {}

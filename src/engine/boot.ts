@@ -28,7 +28,7 @@ import { LevelTopLevelIndex } from '../storage/index/level-top-level.js'
 import { defaultShardIndexer } from '../format/car/indexer.js'
 import { SHARD_STATES, type ShardKey, type ShardResult, type ShardState, type Trace } from '../base/types.js'
 import { defaultReport } from '../base/report.js'
-import { DEFAULT_MAX_IDLE_READERS, type DAGStoreOptions } from './options.js'
+import { DEFAULT_MAX_IDLE_READERS, DEFAULT_READER_REVALIDATE_MS, type DAGStoreOptions } from './options.js'
 
 /** What a started store holds; filled in by boot() step by step. */
 export interface StoreParts {
@@ -95,7 +95,11 @@ export async function boot (o: DAGStoreOptions, parts: StoreParts, deps: BootDep
     verifyHashes: o.verifyHashes ?? 'remote',
     indexThrottle: maxIndexing > 0 ? new PQueue({ concurrency: maxIndexing }) : undefined,
     mounts: o.mounts ?? new MountRegistry(),
-    readers: new ReaderPool(o.maxIdleReaders ?? DEFAULT_MAX_IDLE_READERS, report),
+    readers: new ReaderPool({
+      maxIdle: o.maxIdleReaders ?? DEFAULT_MAX_IDLE_READERS,
+      revalidateMs: o.readerRevalidateMs ?? DEFAULT_READER_REVALIDATE_MS,
+      report
+    }),
     report,
     metrics,
     graceMs: o.gc?.graceMs ?? 0,

@@ -66,6 +66,12 @@ export interface DAGStoreOptions {
    * acquire of a recently used shard opens nothing. Default 1024 (mind the fd limit).
    */
   maxIdleReaders?: number
+  /**
+   * How long a pooled reader's file is trusted before it is checked again (one fstat) for having
+   * been deleted or replaced behind the store's back. Default 1000 ms; 0 checks on every acquire.
+   * Changes the store makes itself (GC, recovery, destroy) take effect at once.
+   */
+  readerRevalidateMs?: number
   /** Events a traces()/failures() subscriber may fall behind before it gets SubscriptionLaggedError. Default 4096. */
   eventBufferSize?: number
   gc?: GCOptions
@@ -80,3 +86,4 @@ export interface DAGStoreOptions {
 
 export const DEFAULT_EVENT_BUFFER_SIZE = 4096
 export const DEFAULT_MAX_IDLE_READERS = 1024
+export const DEFAULT_READER_REVALIDATE_MS = 1000

@@ -57,7 +57,7 @@ export class DAGStore {
     if (o.dir === undefined && (o.transientsDir === undefined || o.datastore === undefined || o.indexRepo === undefined)) {
       throw new TypeError('DAGStore needs `dir`, or `transientsDir` + `datastore` + `indexRepo`')
     }
-    for (const name of ['maxConcurrentIndex', 'maxConcurrentReadyFetches'] as const) {
+    for (const name of ['maxConcurrentIndex', 'maxConcurrentReadyFetches', 'maxIdleReaders', 'readerRevalidateMs'] as const) {
       const v = o[name]
       if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new RangeError(`${name} must be a non-negative integer`)
     }
@@ -206,9 +206,9 @@ export class DAGStore {
   }
 
   acquireShard (key: ShardKey, out: ResultCallback | null, opts: AcquireOpts = {}): void {
-    validateKey(key)
     const core = this.running()
-    const shard = this.known(core, key)
+    // A registered key was validated when it was registered.
+    const shard = core.shards.get(key) ?? this.known(core, (validateKey(key), key))
     core.loop.submit({ op: 'acquire', key, shard, waiter: this.waiter(key, out, opts.signal) })
   }
 
@@ -236,8 +236,9 @@ export class DAGStore {
     await new Promise<void>((resolve, reject) => { this.registerShard(key, mount, settle(resolve, reject, () => undefined), opts) })
   }
 
-  async acquire (key: ShardKey, opts?: AcquireOpts): Promise<ShardAccessor> {
-    return await new Promise<ShardAccessor>((resolve, reject) => {
+  // Not async (a throw in the executor still rejects): one promise per acquire, on the hot path.
+  acquire (key: ShardKey, opts?: AcquireOpts): Promise<ShardAccessor> {
+    return new Promise<ShardAccessor>((resolve, reject) => {
       this.acquireShard(key, settle(resolve, reject, (r) => r.accessor as ShardAccessor), opts)
     })
   }

@@ -27,6 +27,9 @@ export async function openStore (
     dir,
     mounts: registerStreamMount(new MountRegistry(), stream),
     onError: (err, context) => { reported.push({ err, context }) },
+    // Tests fail shards by deleting or replacing their files behind the store: the next acquire
+    // must see it (the default window is tested in tests/reader-pool.test.ts).
+    readerRevalidateMs: 0,
     ...rest
   })
   beforeStart?.(store)

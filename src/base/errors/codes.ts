@@ -38,6 +38,7 @@ export const ERROR_CODES = Object.freeze([
   entry('ERR_INVALID_MOUNT', 400, 'a mount URL or mount value the mount registry cannot accept'),
   entry('ERR_SUBSCRIPTION_LAGGED', null, 'an event subscriber fell further behind than the event buffer holds (GET /events sends `event: lagged` and ends)'),
   entry('ERR_INVALID_CAR', 422, 'the shard is not a valid CAR (the message names the byte offset), or with hash verification on a block\'s data does not hash to its CID (the message names the CID too)'),
+  entry('ERR_HASH_MISMATCH', 502, 'a block read in place from a remote origin does not hash to its CID: the origin served other bytes than the shard was indexed from (the message names the CID and byte offset)'),
   entry('ERR_UNSUPPORTED_HASH', 422, 'hash verification met a block it cannot check: no hasher for its multihash function, or a digest truncated below 20 bytes (the message names the CID and byte offset)'),
   entry('ERR_INDEX_NOT_FOUND', 404, 'the index repo has no index for the shard'),
   entry('ERR_TRANSIENT', 422, 'the local copy (transient) of the shard could not be produced'),
@@ -51,9 +52,13 @@ export const ERROR_CODES = Object.freeze([
   entry('ERR_HTTP_STATUS', 422, 'the mount\'s server answered a status it cannot use (`.status`), after retries for 5xx and 429'),
   entry('ERR_HTTP_LENGTH_MISMATCH', 422, 'an HTTP body\'s length disagrees with its Content-Length or with the size HEAD reported'),
   entry('ERR_HTTP_TIMEOUT', 422, 'no response, or no body bytes, within the mount\'s timeoutMs; a body slower than its minBytesPerSecond; or a download past its deadlineMs'),
-  entry('ERR_HTTP_RANGE', 422, 'a 206 whose Content-Range is not the range asked for, or an unexpected 206'),
+  entry('ERR_HTTP_RANGE', 422, 'a 206 whose Content-Range is not the range asked for, or an unexpected 206; in place: an origin that stopped honouring Range (200 to a ranged read)'),
   entry('ERR_HTTP_NETWORK', 422, 'the HTTP connection failed: refused, reset, protocol error (`cause` has the system error)'),
-  entry('ERR_HTTP_CHANGED', 422, 'the resource\'s ETag or Last-Modified moved during the download'),
+  entry('ERR_HTTP_CHANGED', 422, 'the resource\'s ETag or Last-Modified moved during the download, or a ranged read in place got another validator or a Content-Range other than the one asked for'),
+  // Remote shards read in place (storage/remote/).
+  entry('ERR_READER_CLOSED', 500, 'a read through an in-place mount reader after its close()'),
+  entry('ERR_REMOTE_READ_TOO_LARGE', 500,
+    'a read in place larger than the section cache\'s cacheBytes: its in-flight buffer cannot be held within the budget'),
   // The HTTP server (app/server/).
   entry('ERR_INVALID_REQUEST', 400, 'a malformed request: body, field, percent-encoding, dag-scope or entity-bytes'),
   entry('ERR_INVALID_CID', 400, 'not a CID (a URL segment, or a CLI argument)'),

@@ -3,7 +3,7 @@
  * close() releases the reference exactly once, however often it is called.
  */
 import type { ReadBlockstore, ShardAccessor, ShardKey } from '../../base/types.js'
-import type { MountReader } from '../../base/mount-types.js'
+import type { ReaderLease } from './reader-pool.js'
 import type { ShardIndex } from '../../base/index-types.js'
 import { ShardBlockstore } from './blockstore.js'
 import type { PayloadSpan } from '../shard/shard.js'
@@ -15,7 +15,7 @@ export class ShardAccessorImpl implements ShardAccessor {
   constructor (
     readonly key: ShardKey,
     /** A lease on the shard's pooled reader: closing it returns the reader to the pool. */
-    private readonly source: MountReader,
+    private readonly source: ReaderLease,
     private readonly index: ShardIndex,
     private readonly payload: PayloadSpan,
     private readonly release: () => Promise<void>
@@ -30,15 +30,13 @@ export class ShardAccessorImpl implements ShardAccessor {
     return this.source.stream(0)
   }
 
-  async close (): Promise<void> {
-    this.closing ??= (async () => {
-      try {
-        await this.source.close()
-      } finally {
-        await this.release()
-      }
-    })()
-    await this.closing
+  // Not async: one promise per close, the release's own (a cycle on an available shard is the hot path).
+  close (): Promise<void> {
+    if (this.closing === undefined) {
+      this.source.closeNow()
+      this.closing = this.release()
+    }
+    return this.closing
   }
 
   async [Symbol.asyncDispose] (): Promise<void> {

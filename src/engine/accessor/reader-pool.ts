@@ -1,15 +1,19 @@
 /**
  * Open shard readers, shared by every accessor of a shard and kept open (up to a bound) after
- * the last one closes.
+ * the last one closes, together with the shard's loaded index.
  *
  * Opening and closing a file per acquire costs three threadpool round-trips that queue behind
  * the state DB's group commits; a cycle on an available shard is the hot path (docs/CONTRACT.md), so
- * a reader is reused while its file is still linked into the filesystem (one fstat of the
- * open descriptor): a file deleted, or replaced by a rename over its path, is reopened (or
- * re-fetched) rather than served from a stale descriptor. (A path overwritten while another
- * hard link keeps the old inode alive is not detected.)
+ * a reader is reused while its file is still linked into the filesystem: a file deleted, or
+ * replaced by a rename over its path, is reopened (or re-fetched) rather than served from a
+ * stale descriptor. That check is one fstat; like nginx's `open_file_cache_valid`, it runs at
+ * most once per `revalidateMs` per reader (a system call per acquire was a fifth of the cycle),
+ * so a change made behind the store's back is seen within that window. Changes the store makes
+ * itself (GC, recovery, destroy) invalidate the reader at once. (A path overwritten while
+ * another hard link keeps the old inode alive is not detected.)
  */
 import type { MountReader } from '../../base/mount-types.js'
+import type { ShardIndex } from '../../base/index-types.js'
 import type { ShardKey } from '../../base/types.js'
 import type { ErrorReporter } from '../shard/waiter.js'
 import { CODE } from '../../base/errors/codes.js'
@@ -18,11 +22,59 @@ interface Entry {
   readonly reader: MountReader & { isCurrent?: () => boolean }
   users: number
   retired: boolean
+  /** When the file was last found current (clock ms). */
+  checkedAt: number
+  /** The shard's index, once an accessor has loaded it: later acquires need no repo call. */
+  index: ShardIndex | undefined
+}
+
+export interface ReaderPoolOptions {
+  /** Idle readers kept open. */
+  maxIdle: number
+  /** How long a reader is trusted after its file was found current; 0 checks on every lease. */
+  revalidateMs: number
+  report: ErrorReporter
+  /** Milliseconds, for the revalidation window; default performance.now. */
+  clock?: () => number
 }
 
 function closedError (): Error {
   return Object.assign(new Error('shard accessor is closed'), { code: CODE.ERR_ACCESSOR_CLOSED })
 }
+
+/** One accessor's hold on a pooled reader: closing it returns the reader to the pool. */
+class PooledLease implements MountReader {
+  protected closed = false
+
+  constructor (private readonly pool: ReaderPool, readonly key: ShardKey, readonly entry: Entry) {}
+
+  get size (): number | undefined { return this.entry.reader.size }
+
+  stream (start?: number): AsyncIterable<Uint8Array> {
+    if (this.closed) throw closedError()
+    return this.entry.reader.stream(start)
+  }
+
+  async close (): Promise<void> { this.closeNow() }
+
+  /** Returns the reader to the pool without a promise (the accessor's close path). */
+  closeNow (): void {
+    if (this.closed) return
+    this.closed = true
+    this.pool.release(this.key, this.entry)
+  }
+}
+
+/** A lease on a reader with random access: `read` exists only when the pooled reader has it. */
+class PooledRandomLease extends PooledLease {
+  async read (position: number, length: number): Promise<Uint8Array> {
+    if (this.closed) throw closedError()
+    const reader = this.entry.reader as { read: (position: number, length: number) => Promise<Uint8Array> }
+    return await reader.read(position, length)
+  }
+}
+
+export type ReaderLease = PooledLease
 
 export class ReaderPool {
   private readonly live = new Map<ShardKey, Entry>()
@@ -30,22 +82,30 @@ export class ReaderPool {
   private readonly idle = new Map<ShardKey, Entry>()
   /** Opens in flight: concurrent acquires of a shard share one. */
   private readonly opening = new Map<ShardKey, Promise<Entry>>()
+  private readonly clock: () => number
 
-  constructor (private readonly maxIdle: number, private readonly report: ErrorReporter) {}
+  constructor (private readonly options: ReaderPoolOptions) {
+    this.clock = options.clock ?? (() => performance.now())
+  }
+
+  /**
+   * A lease on the shard's pooled reader and its remembered index, without waiting, when a
+   * reader is pooled, its file is current and its index is known; else undefined.
+   */
+  leaseReady (key: ShardKey): { lease: ReaderLease, index: ShardIndex } | undefined {
+    const entry = this.current(key)
+    if (entry === undefined || entry.index === undefined) return undefined
+    return { lease: this.take(key, entry), index: entry.index }
+  }
 
   /** A lease on the shard's shared reader; `open` runs only when none is pooled or its file changed. */
-  async lease (key: ShardKey, open: () => Promise<MountReader>): Promise<MountReader> {
-    let entry = this.live.get(key)
-    // Readers that cannot tell (custom mounts) are trusted.
-    if (entry !== undefined && entry.reader.isCurrent?.() === false) {
-      this.invalidate(key)
-      entry = undefined
-    }
+  async lease (key: ShardKey, open: () => Promise<MountReader>): Promise<ReaderLease> {
+    let entry = this.current(key)
     if (entry === undefined) {
       let pending = this.opening.get(key)
       if (pending === undefined) {
         const opened: Promise<Entry> = open().then((reader) => {
-          const fresh: Entry = { reader, users: 0, retired: false }
+          const fresh: Entry = { reader, users: 0, retired: false, checkedAt: this.clock(), index: undefined }
           // Invalidated while opening: serve the callers already waiting, keep nothing.
           if (this.opening.get(key) === opened) this.live.set(key, fresh)
           else fresh.retired = true
@@ -58,9 +118,12 @@ export class ReaderPool {
       }
       entry = await pending
     }
-    entry.users++
-    this.idle.delete(key)
-    return this.leaseOf(key, entry)
+    return this.take(key, entry)
+  }
+
+  /** Remembers the shard's index with the reader `lease` holds, unless that reader was dropped since. */
+  keepIndex (lease: ReaderLease, index: ShardIndex): void {
+    if (!lease.entry.retired) lease.entry.index = index
   }
 
   /** Drops the shard's reader: closed now if idle, else when its last lease closes. */
@@ -71,6 +134,7 @@ export class ReaderPool {
     this.live.delete(key)
     this.idle.delete(key)
     entry.retired = true
+    entry.index = undefined
     if (entry.users === 0) this.closeQuietly(entry.reader)
   }
 
@@ -81,47 +145,47 @@ export class ReaderPool {
     await Promise.allSettled(readers.map(async (r) => { await r.close() }))
   }
 
-  private leaseOf (key: ShardKey, entry: Entry): MountReader {
-    const { reader } = entry
-    let closed = false
-    const lease: MountReader = {
-      size: reader.size,
-      stream: (start?: number) => {
-        if (closed) throw closedError()
-        return reader.stream(start)
-      },
-      close: async () => {
-        if (closed) return
-        closed = true
-        this.release(key, entry)
-      }
-    }
-    const read = reader.read
-    if (read !== undefined) {
-      lease.read = async (position: number, length: number) => {
-        if (closed) throw closedError()
-        return await read.call(reader, position, length)
-      }
-    }
-    return lease
-  }
-
-  private release (key: ShardKey, entry: Entry): void {
+  /** @internal the lease's way back. */
+  release (key: ShardKey, entry: Entry): void {
     if (--entry.users > 0) return
     if (entry.retired || this.live.get(key) !== entry) {
       this.closeQuietly(entry.reader)
       return
     }
     this.idle.set(key, entry)
-    while (this.idle.size > this.maxIdle) {
+    while (this.idle.size > this.options.maxIdle) {
       const [oldestKey, oldest] = this.idle.entries().next().value as [ShardKey, Entry]
       this.idle.delete(oldestKey)
       this.live.delete(oldestKey)
+      oldest.retired = true
       this.closeQuietly(oldest.reader)
     }
   }
 
+  /** The live entry of `key` if its file is (recently found) current; a stale one is dropped. */
+  private current (key: ShardKey): Entry | undefined {
+    const entry = this.live.get(key)
+    if (entry === undefined) return undefined
+    const isCurrent = entry.reader.isCurrent
+    // Readers that cannot tell (custom mounts) are trusted.
+    if (isCurrent === undefined) return entry
+    const now = this.clock()
+    if (now - entry.checkedAt < this.options.revalidateMs) return entry
+    if (!isCurrent.call(entry.reader)) {
+      this.invalidate(key)
+      return undefined
+    }
+    entry.checkedAt = now
+    return entry
+  }
+
+  private take (key: ShardKey, entry: Entry): ReaderLease {
+    entry.users++
+    if (entry.users === 1) this.idle.delete(key)
+    return entry.reader.read !== undefined ? new PooledRandomLease(this, key, entry) : new PooledLease(this, key, entry)
+  }
+
   private closeQuietly (reader: MountReader): void {
-    reader.close().catch((err: unknown) => { this.report(err, 'closing a shard reader failed') })
+    reader.close().catch((err: unknown) => { this.options.report(err, 'closing a shard reader failed') })
   }
 }

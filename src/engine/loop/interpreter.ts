@@ -40,6 +40,8 @@ type ActionImpl = (step: Step) => void
 export class Interpreter {
   private readonly table = transitionTable()
   private readonly actions: Record<ActionName, ActionImpl>
+  /** Filled by process() before any action runs. */
+  private readonly step = { shard: undefined, task: undefined, tx: undefined } as unknown as Step
 
   constructor (private readonly core: Core, private readonly jobs: Jobs) {
     this.actions = this.defineActions()
@@ -74,16 +76,22 @@ export class Interpreter {
     const errorBefore = shard.error
     const transientBefore = shard.transient
     const refs = shard.refs
-    const cell = this.table.lookup(shard.state, task.op, factsMask({
-      lazy: shard.lazy && task.eager !== true,
-      lastRef: refs === 1,
-      hasRefs: refs > 0,
-      hasParked: task.op === 'makeAvailable' && shard.liveParked() > 0,
-      recoverOnAcquire: shard.extra?.recoverOnAcquire === true,
-      draining: task.op === 'destroy' ? task.drain === true : shard.draining()
-    }))
-    const step: Step = { shard, task, tx }
-    for (const name of cell.actions) this.actions[name](step)
+    const extra = shard.extra
+    const cell = this.table.lookup(shard.state, task.op, factsMask(
+      shard.lazy && task.eager !== true,
+      refs === 1,
+      refs > 0,
+      extra !== undefined && task.op === 'makeAvailable' && shard.liveParked() > 0,
+      extra?.recoverOnAcquire === true,
+      task.op === 'destroy' ? task.drain === true : extra !== undefined && shard.draining()
+    ))
+    // One step object, reused: actions read it synchronously and never keep it.
+    const step = this.step
+    step.shard = shard
+    step.task = task
+    step.tx = tx
+    const actions = cell.actions
+    for (let i = 0; i < actions.length; i++) this.actions[actions[i] as ActionName](step)
     core.metrics.op(task.op, outcomeOf(cell))
 
     const destroyed = core.shards.get(shard.key) !== shard
@@ -99,8 +107,11 @@ export class Interpreter {
       const waiter = task.waiter
       tx.afterCommit(() => { waiter.deliver({ key: shard.key }) }, shard)
     }
-    const trace = { key: shard.key, op: task.op, after: shard.info() }
-    tx.afterCommit(() => { core.traces.publish(trace) }, shard)
+    // Nobody subscribed: the trace would be dropped on publish, so none is built (hot path).
+    if (core.traces.wanted) {
+      const trace = { key: shard.key, op: task.op, after: shard.info() }
+      tx.afterCommit(() => { core.traces.publish(trace) }, shard)
+    }
   }
 
   private setState (shard: Shard, next: ShardState): void {

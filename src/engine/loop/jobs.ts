@@ -14,8 +14,9 @@ import { ShardAccessorImpl } from '../accessor/accessor.js'
 import { readCarLayout } from '../../format/car/layout.js'
 import { ShardErroredError, StoreClosedError, raceAbort } from '../../base/errors.js'
 import { toError } from '../../base/errors/inspect.js'
-import type { MountReader } from '../../base/mount-types.js'
+import type { ReaderLease } from '../accessor/reader-pool.js'
 import type { ShardIndex } from '../../base/index-types.js'
+import type { ShardKey } from '../../base/types.js'
 
 export class Jobs {
   private nextId = 1
@@ -23,6 +24,8 @@ export class Jobs {
   private readonly controllers = new Set<AbortController>()
   /** One controller for every accessor open: a controller per acquire showed up in profiles. */
   private readonly opens = new AbortController()
+  /** Re-fetches in flight (by shard key): their readers get no pooled index until the file is whole. */
+  private readonly downloading = new Map<ShardKey, Promise<unknown>>()
 
   constructor (private readonly core: Core) {}
 
@@ -44,7 +47,21 @@ export class Jobs {
 
   /** Opens the local copy and hands the waiter an accessor; the ref was taken by the loop. */
   openAccessor (shard: Shard, waiter: Waiter): void {
-    this.track(undefined, this.open(shard, waiter, this.opens.signal))
+    if (!this.openPooled(shard, waiter)) this.track(undefined, this.open(shard, waiter, this.opens.signal))
+  }
+
+  /**
+   * The hot path (docs/CONTRACT.md): a shard whose reader is pooled with its index and whose
+   * payload span is known gets its accessor now, with no promise and no I/O.
+   */
+  private openPooled (shard: Shard, waiter: Waiter): boolean {
+    const { core } = this
+    const payload = shard.payload
+    if (payload === undefined || core.barriers.has(shard.key)) return false
+    const ready = core.readers.leaseReady(shard.key)
+    if (ready === undefined) return false
+    waiter.deliver({ key: shard.key, accessor: new ShardAccessorImpl(shard.key, ready.lease, ready.index, payload, () => release(core, shard)) })
+    return true
   }
 
   abortAll (reason: Error): void {
@@ -140,7 +157,7 @@ export class Jobs {
   private async open (shard: Shard, waiter: Waiter, signal: AbortSignal): Promise<void> {
     const { core } = this
     const { key, epoch } = shard
-    let reader: MountReader | undefined
+    let reader: ReaderLease | undefined
     try {
       await awaitBarrier(core, key)
       // The open is shared by concurrent acquirers, so only the store's signal may cancel it.
@@ -162,10 +179,15 @@ export class Jobs {
           opened.complete.catch((err: unknown) => {
             if (!core.closing) core.loop.complete({ op: 'fail', key, shard, error: toError(err), epoch })
           })
+          const complete = opened.complete
+          this.downloading.set(key, complete)
+          complete.then(undefined, () => {}).finally(() => { if (this.downloading.get(key) === complete) this.downloading.delete(key) })
         }
         return opened.reader
       })
       const index = await core.indexRepo.get(key)
+      // Acquires of a shard still being fetched take this path: a download that fails must be seen by them.
+      if (!this.downloading.has(key)) core.readers.keepIndex(reader, index)
       let payload = shard.payload
       if (payload === undefined) {
         const layout = await readCarLayout(reader, signal)
@@ -175,9 +197,7 @@ export class Jobs {
         payload = span
         core.loop.complete({ control: () => { shard.payload = span } })
       }
-      const accessor = new ShardAccessorImpl(key, reader, index, payload, async () => {
-        await release(core, shard)
-      })
+      const accessor = new ShardAccessorImpl(key, reader, index, payload, () => release(core, shard))
       reader = undefined
       waiter.deliver({ key, accessor })
     } catch (err) {
@@ -197,10 +217,13 @@ export class Jobs {
   }
 }
 
-/** Posts a release and resolves once it is durable (or at once if the store is closing). */
-async function release (core: Core, shard: Shard): Promise<void> {
-  if (core.closing) return
-  await new Promise<void>((resolve) => {
+/**
+ * Posts a release and resolves once it is durable (or at once if the store is closing). Not
+ * async: one promise per release, on the hot path.
+ */
+function release (core: Core, shard: Shard): Promise<void> {
+  if (core.closing) return Promise.resolve()
+  return new Promise<void>((resolve) => {
     core.loop.submit({ op: 'release', key: shard.key, shard, waiter: new Waiter(shard.key, () => { resolve() }, undefined, core.report) })
   })
 }

@@ -22,6 +22,9 @@ export class EventBuffer<T> {
     this.ring = new Array(capacity)
   }
 
+  /** Whether anyone would read an event published now: publishers may skip building one. */
+  get wanted (): boolean { return this.subscribers > 0 && !this.closed }
+
   publish (event: T): void {
     if (this.closed) return
     // A subscriber reads only what is published after it subscribed, so with none an event is

@@ -16,9 +16,11 @@ export interface TableCell {
 
 const FACT_COMBINATIONS = 1 << FACT_NAMES.length
 
-export function factsMask (facts: OpFacts): number {
-  return (facts.lazy ? 1 : 0) | (facts.lastRef ? 2 : 0) | (facts.hasRefs ? 4 : 0) |
-    (facts.hasParked ? 8 : 0) | (facts.recoverOnAcquire ? 16 : 0) | (facts.draining ? 32 : 0)
+/** The facts (in OpFacts / FACT_NAMES order) as a table index; positional, so no object per op. */
+export function factsMask (lazy: boolean, lastRef: boolean, hasRefs: boolean, hasParked: boolean,
+  recoverOnAcquire: boolean, draining: boolean): number {
+  return (lazy ? 1 : 0) | (lastRef ? 2 : 0) | (hasRefs ? 4 : 0) |
+    (hasParked ? 8 : 0) | (recoverOnAcquire ? 16 : 0) | (draining ? 32 : 0)
 }
 
 export function factsFromMask (mask: number): OpFacts {

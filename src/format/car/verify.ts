@@ -14,8 +14,8 @@ import { CID } from 'multiformats/cid'
 import { sha256, sha512 } from 'multiformats/hashes/sha2'
 import type { MultihashHasher } from 'multiformats/hashes/interface'
 import { copyBytes, invalidCar } from './layout.js'
-import { UnsupportedHashError } from '../../base/errors.js'
-import type { InvalidCarError } from '../../base/errors.js'
+import { HashMismatchError, UnsupportedHashError } from '../../base/errors.js'
+import type { DAGStoreError } from '../../base/errors.js'
 import { blake2b256 } from '../blake2b.js'
 import { readVarint } from '../varint.js'
 import type { VarintOut } from '../varint.js'
@@ -63,8 +63,22 @@ function cidLabel (cid: Uint8Array): string {
   return label.length > MAX_LABEL ? `${label.slice(0, MAX_LABEL)}…` : label
 }
 
-function mismatch (cid: Uint8Array, at: number): InvalidCarError {
+/** A block that does not hash to its CID: a bad CAR (indexing), or a bad origin (reads in place). */
+function carMismatch (cid: Uint8Array, at: number): DAGStoreError {
   return invalidCar(`block hash mismatch for ${cidLabel(cid)}`, at)
+}
+
+function originMismatch (cid: Uint8Array, at: number): DAGStoreError {
+  return new HashMismatchError(`block hash mismatch for ${cidLabel(cid)} read in place at byte ${at}`)
+}
+
+export interface HashVerifierOptions {
+  /**
+   * The error a digest mismatch throws: `ERR_INVALID_CAR` (default) while indexing, where the
+   * CAR itself is bad; `ERR_HASH_MISMATCH` for blocks read in place from an origin that served
+   * other bytes than the shard was indexed from.
+   */
+  mismatchCode?: 'ERR_INVALID_CAR' | 'ERR_HASH_MISMATCH'
 }
 
 function unverifiable (cid: Uint8Array, why: string, at: number): UnsupportedHashError {
@@ -97,9 +111,11 @@ interface Sink {
 /** A set of hashers by multihash code, and the checks built on them. */
 export class HashVerifier {
   private readonly hashers = new Map<number, BlockHasher>()
+  private readonly mismatch: (cid: Uint8Array, at: number) => DAGStoreError
 
   /** `hashers` add to the built-ins and replace a built-in with the same code. */
-  constructor (hashers: Iterable<BlockHasher> = []) {
+  constructor (hashers: Iterable<BlockHasher> = [], options: HashVerifierOptions = {}) {
+    this.mismatch = options.mismatchCode === 'ERR_HASH_MISMATCH' ? originMismatch : carMismatch
     for (const h of BUILTIN_HASHERS) this.hashers.set(h.code, h)
     for (const h of hashers) {
       if (typeof h?.digest !== 'function' || !Number.isSafeInteger(h.code)) throw new TypeError('a hasher needs a numeric code and a digest function')
@@ -122,20 +138,20 @@ export class HashVerifier {
    */
   check (code: number, digest: Uint8Array, data: Uint8Array, cid: Uint8Array, at: number): void | Promise<void> {
     if (code === IDENTITY_CODE) {
-      if (!sameBytes(data, digest)) throw mismatch(cid, at)
+      if (!sameBytes(data, digest)) throw this.mismatch(cid, at)
       return
     }
     const hasher = this.hasherFor(code, cid, at)
     const algorithm = NODE_ALGORITHMS.get(hasher)
     if (algorithm !== undefined) {
-      if (!digestMatches(hashOnce(algorithm, data, 'buffer'), digest, cid, at)) throw mismatch(cid, at)
+      if (!digestMatches(hashOnce(algorithm, data, 'buffer'), digest, cid, at)) throw this.mismatch(cid, at)
       return
     }
     const result = hasher.digest(data)
     if (result instanceof Promise) {
-      return result.then((d) => { if (!digestMatches(d.digest, digest, cid, at)) throw mismatch(cid, at) })
+      return result.then((d) => { if (!digestMatches(d.digest, digest, cid, at)) throw this.mismatch(cid, at) })
     }
-    if (!digestMatches(result.digest, digest, cid, at)) throw mismatch(cid, at)
+    if (!digestMatches(result.digest, digest, cid, at)) throw this.mismatch(cid, at)
   }
 
   /**
@@ -149,7 +165,7 @@ export class HashVerifier {
         const h: Hash = createHash(algorithm)
         return {
           update: (piece) => { h.update(piece) },
-          finish: () => { if (!digestMatches(h.digest(), digest, cid, at)) throw mismatch(cid, at) }
+          finish: () => { if (!digestMatches(h.digest(), digest, cid, at)) throw this.mismatch(cid, at) }
         }
       }
     }
