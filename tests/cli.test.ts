@@ -98,7 +98,7 @@ test('direct mode: register, ls, info, find, get, gc, recover, destroy, as table
   assert.equal(shards.map((s: { key: string }) => s.key), ['junk', 'sample-v1'])
   assert.is(shards[0].error.code, 'ERR_INVALID_CAR')
   const url = pathToFileURL(join(root, 'sample-v1.car')).href
-  assert.equal(shards[1], { key: 'sample-v1', state: 'available', refs: 0, url, size: sample.byteLength, blocks: shards[1].blocks })
+  assert.equal(shards[1], { key: 'sample-v1', state: 'available', refs: 0, url, size: sample.byteLength, blocks: shards[1].blocks, placement: 'local' })
   assert.ok(shards[1].blocks > 1000)
 
   r = await cli(['info', 'sample-v1', '--json', ...d])
@@ -106,7 +106,7 @@ test('direct mode: register, ls, info, find, get, gc, recover, destroy, as table
   assert.equal(JSON.parse(r.stdout), shards[1])
   r = await cli(['info', 'sample-v1', ...d])
   ok(r, 'info')
-  assert.match(r.stdout, new RegExp(`^key +sample-v1\nstate +available\nrefs +0\nurl +file://.+\nsize +468\\.7 KiB \\(${sample.byteLength} bytes\\)\nblocks +${String(shards[1].blocks)}\n$`))
+  assert.match(r.stdout, new RegExp(`^key +sample-v1\nstate +available\nrefs +0\nurl +file://.+\nsize +468\\.7 KiB \\(${sample.byteLength} bytes\\)\nblocks +${String(shards[1].blocks)}\nread +local\n$`))
 
   r = await cli(['find', first.cid.toString(), '--json', ...d])
   assert.equal(JSON.parse(r.stdout), { cid: first.cid.toString(), shards: ['sample-v1'] })

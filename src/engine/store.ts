@@ -282,8 +282,8 @@ export class DAGStore {
       if (size !== undefined) out.size = size
     }
     if (fileOf(shard.url) !== undefined) out.placement = 'local'
-    else if (shard.transient !== undefined) out.placement = 'copy'
     else if (shard.inPlace === true) out.placement = 'in-place'
+    else if (shard.transient !== undefined || shard.inPlace === false) out.placement = 'copy'
     if (shard.copy !== undefined) out.copy = shard.copy
     const indexed = await core.indexRepo.stat(key).catch(() => undefined)
     if (indexed?.exists === true) out.blocks = indexed.size

@@ -13,8 +13,11 @@ import { shardJson, type ErrorJson, type FindJson, type GcJson, type ShardJson, 
 import { CliError, UsageError, errorJson, isLevelLocked } from './errors.js'
 import { decodeCursor, encodeCursor } from '../cursor.js'
 import { observedMount, type ReadProgress } from './progress-mount.js'
-import type { ShardState } from '../../base/types.js'
+import type { CopyPolicy, ShardState } from '../../base/types.js'
 import { probeServer, readRepoToken, type LiveServeFile, type ServerProbe } from './repo.js'
+
+/** How to register: the POST /shards fields besides key and url. */
+export interface RegisterJson { lazy: boolean, copy?: CopyPolicy }
 
 export interface Backend {
   readonly mode: 'direct' | 'server'
@@ -31,7 +34,7 @@ export interface Backend {
    * `url`: file:, http: or https:. `progress` hears how far the store has read the CAR, in
    * direct mode only: through a server the reading happens there, out of sight.
    */
-  register: (key: string, url: string, lazy: boolean, progress?: ReadProgress) => Promise<ShardJson>
+  register: (key: string, url: string, opts: RegisterJson, progress?: ReadProgress) => Promise<ShardJson>
   /** `drain`: a shard in use is destroyed once its accessors close, not refused. */
   destroy: (key: string, drain: boolean) => Promise<void>
   recover: (key: string) => Promise<ShardJson>
@@ -106,9 +109,9 @@ class DirectBackend implements Backend {
     return shardJson(await this.store.describeShard(key))
   }
 
-  async register (key: string, url: string, lazy: boolean, progress?: ReadProgress): Promise<ShardJson> {
+  async register (key: string, url: string, opts: RegisterJson, progress?: ReadProgress): Promise<ShardJson> {
     const mount = this.mounts.instantiate(url)
-    await this.store.register(key, progress === undefined ? mount : observedMount(mount, progress), { lazy })
+    await this.store.register(key, progress === undefined ? mount : observedMount(mount, progress), opts)
     return await this.info(key)
   }
 
@@ -196,9 +199,9 @@ class ClientBackend implements Backend {
     return await this.json<ShardJson>('GET', `/shards/${encodeURIComponent(key)}`)
   }
 
-  async register (key: string, url: string, lazy: boolean): Promise<ShardJson> {
+  async register (key: string, url: string, opts: RegisterJson): Promise<ShardJson> {
     try {
-      return await this.json<ShardJson>('POST', '/shards', { key, url, lazy })
+      return await this.json<ShardJson>('POST', '/shards', { key, url, ...opts })
     } catch (err) {
       if (err instanceof CliError && err.status === 403 && url.startsWith('file:')) {
         throw new CliError(err.code, err.message, {

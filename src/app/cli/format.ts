@@ -83,7 +83,9 @@ export function shardDetails (s: ShardJson): string {
     ['refs', String(s.refs)],
     ['url', s.url],
     ['size', s.size === undefined ? '-' : `${formatBytes(s.size)} (${s.size} bytes)`],
-    ['blocks', s.blocks === undefined ? '-' : String(s.blocks)]
+    ['blocks', s.blocks === undefined ? '-' : String(s.blocks)],
+    // Where its bytes are read from: local file, a copy, or the origin in place (ranged reads).
+    ['read', s.placement === undefined ? '-' : s.placement + (s.copy === undefined ? '' : ` (copy ${s.copy})`)]
   ]
   if (s.error !== undefined) rows.push(['error', `${s.error.code}: ${s.error.message}`])
   return rows.map(([k, v]) => `${k.padEnd(7)} ${v}`).join('\n') + '\n'

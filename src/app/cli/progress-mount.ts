@@ -49,5 +49,20 @@ export function observedMount (mount: Mount, report: ReadProgress): Mount {
   }
   const close = mount.close
   if (close !== undefined) observed.close = async () => { await close.call(mount) }
+  // A mount the store can read in place stays one: its ranged reads are observed too.
+  const ranged = mount as Mount & Partial<RangeCapable>
+  const { probeRange, openInPlace } = ranged
+  if (probeRange !== undefined && openInPlace !== undefined) {
+    const inPlace: RangeCapable = {
+      probeRange: async (signal) => await probeRange.call(mount, signal),
+      openInPlace: (cache, probe) => observedReader(openInPlace.call(mount, cache, probe), report)
+    }
+    Object.assign(observed, inPlace)
+  }
   return observed
+}
+
+interface RangeCapable {
+  probeRange: (signal?: AbortSignal) => Promise<unknown>
+  openInPlace: (cache: unknown, probe: unknown) => MountReader
 }

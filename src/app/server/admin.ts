@@ -8,7 +8,7 @@ import { bases } from 'multiformats/basics'
 import type { DAGStore } from '../../engine/store.js'
 import type { MountRegistry } from '../../storage/mount/registry.js'
 import type { Mount } from '../../base/mount-types.js'
-import type { ShardKey, ShardResult } from '../../base/types.js'
+import { COPY_POLICIES, type CopyPolicy, type RegisterOpts, type ShardKey, type ShardResult } from '../../base/types.js'
 import { InvalidMountError } from '../../base/errors.js'
 import { validateKey } from '../../base/keys.js'
 import { redactUrl } from '../../base/redact.js'
@@ -114,14 +114,14 @@ export class AdminApi {
 
   private async register (req: IncomingMessage, res: ServerResponse): Promise<void> {
     const body = await readJson(req, res, this.options.maxBodyBytes)
-    const { key, url, lazy } = registerRequest(body)
+    const { key, url, opts } = registerRequest(body)
     validateKey(key)
     const mount = await this.mountFor(url)
     // Eager registration answers once indexed, which may outlast the idle timeout: nothing is written meanwhile.
     req.socket.setTimeout(0)
     const result = await new Promise<ShardResult>((resolve) => {
       // Not tied to the connection: a client that gives up leaves the registration running (it shows in GET /shards).
-      this.store.registerShard(key, mount, resolve, { lazy })
+      this.store.registerShard(key, mount, resolve, opts)
     })
     if (result.error !== undefined) throw result.error
     sendJson(res, 201, shardJson(await this.store.describeShard(key)))
@@ -231,9 +231,9 @@ function keyParam (raw: string): ShardKey {
   return key
 }
 
-const REGISTER_FIELDS = new Set(['key', 'url', 'lazy'])
+const REGISTER_FIELDS = new Set(['key', 'url', 'lazy', 'copy'])
 
-function registerRequest (body: unknown): { key: string, url: string, lazy: boolean } {
+function registerRequest (body: unknown): { key: string, url: string, opts: RegisterOpts } {
   const bad = (message: string): HttpError => new HttpError(CODE.ERR_INVALID_REQUEST, message)
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw bad('body must be a JSON object { key, url, lazy? }')
   const b = body as Record<string, unknown>
@@ -242,7 +242,12 @@ function registerRequest (body: unknown): { key: string, url: string, lazy: bool
   if (typeof b.key !== 'string') throw bad('key must be a string')
   if (typeof b.url !== 'string') throw bad('url must be a string')
   if (b.lazy !== undefined && typeof b.lazy !== 'boolean') throw bad('lazy must be a boolean')
-  return { key: b.key, url: b.url, lazy: b.lazy === true }
+  const opts: RegisterOpts = { lazy: b.lazy === true }
+  if (b.copy !== undefined) {
+    if (!COPY_POLICIES.includes(b.copy as CopyPolicy)) throw bad("copy must be 'auto', 'always' or 'never'")
+    opts.copy = b.copy as CopyPolicy
+  }
+  return { key: b.key, url: b.url, opts }
 }
 
 /** `?drain`, `?drain=1` or `?drain=true`: destroy once the shard's accessors close. */

@@ -97,7 +97,14 @@ export class Jobs {
   /** Records whether the shard is read in place (for describeShard); only the loop writes a shard. */
   private notePlacement (shard: Shard, epoch: number, inPlace: boolean): void {
     if (shard.inPlace === inPlace) return
-    this.core.loop.complete({ control: () => { if (shard.epoch === epoch) shard.inPlace = inPlace } })
+    const { core } = this
+    core.loop.complete({
+      control: (tx) => {
+        if (core.shards.get(shard.key) !== shard || shard.epoch !== epoch || shard.inPlace === inPlace) return
+        shard.inPlace = inPlace
+        tx.markDirty(shard)
+      }
+    })
   }
 
   abortAll (reason: Error): void {

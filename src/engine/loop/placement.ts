@@ -23,8 +23,8 @@ function rangeCapable (mount: Mount): mount is RangeCapable {
   return typeof m.probeRange === 'function' && typeof m.openInPlace === 'function'
 }
 
-/** What the origin answered, per mount object: dropped on recovery (which re-learns it). */
-const probes = new WeakMap<Mount, RangedProbe>()
+/** What the origin answered, per mount object (ranged or not): dropped on recovery (which re-learns it). */
+const probes = new WeakMap<Mount, RangeProbe>()
 
 function policyOf (core: Core, shard: Shard): CopyPolicy {
   return shard.copy ?? core.copyPolicy
@@ -48,15 +48,14 @@ export async function openInPlace (
   }
   let probe = probes.get(mount)
   if (probe === undefined) {
-    const answer = await mount.probeRange(signal)
-    if (!answer.ranged) {
-      if (policy === 'never') {
-        throw new RangeNotSupportedError(`shard ${JSON.stringify(shard.key)} has copy 'never', but its origin cannot be read in place (${answer.reason})`)
-      }
-      return undefined
-    }
-    probe = answer
+    probe = await mount.probeRange(signal)
     probes.set(mount, probe)
+  }
+  if (!probe.ranged) {
+    if (policy === 'never') {
+      throw new RangeNotSupportedError(`shard ${JSON.stringify(shard.key)} has copy 'never', but its origin cannot be read in place (${probe.reason})`)
+    }
+    return undefined
   }
   return withHead(mount.openInPlace(core.sections, probe), probe.head)
 }

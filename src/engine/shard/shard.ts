@@ -100,6 +100,7 @@ export class Shard {
     const r: ShardRecord = { key: this.key, url: this.url, state: restartState(this.state), lazy: this.lazy }
     if (this.transient !== undefined) r.transient = this.transient
     if (this.copy !== undefined) r.copy = this.copy
+    if (this.inPlace === true) r.inPlace = true
     if (this.error !== undefined) {
       r.error = this.error.message
       const code = codeOf(this.error)

@@ -15,9 +15,11 @@ export interface ShardRecord {
   errorCode?: string
   /** The copy policy the shard was registered with, when it overrides the store's. */
   copy?: CopyPolicy
+  /** Read in place when last served (a restart starts from it; the origin is asked again on first use). */
+  inPlace?: boolean
 }
 
-interface Persisted { k: string, u: string, s: string, l?: 1, t?: string, e?: string, c?: string, m?: string }
+interface Persisted { k: string, u: string, s: string, l?: 1, t?: string, e?: string, c?: string, m?: string, i?: 1 }
 
 const POLICIES = new Set<string>(COPY_POLICIES)
 
@@ -28,6 +30,7 @@ export function encodeRecord (r: ShardRecord): string {
   if (r.error !== undefined) p.e = r.error
   if (r.errorCode !== undefined) p.c = r.errorCode
   if (r.copy !== undefined) p.m = r.copy
+  if (r.inPlace === true) p.i = 1
   return JSON.stringify(p)
 }
 
@@ -44,5 +47,6 @@ export function decodeRecord (json: string): ShardRecord {
   if (typeof p.e === 'string') r.error = p.e
   if (typeof p.c === 'string') r.errorCode = p.c
   if (typeof p.m === 'string' && POLICIES.has(p.m)) r.copy = p.m as CopyPolicy
+  if (p.i === 1) r.inPlace = true
   return r
 }

@@ -7,7 +7,13 @@ import type { CliContext } from '../context.js'
 import { CliError, CommandFailed, EXIT_USAGE, UsageError, describeError, errorCode, errorJson } from '../errors.js'
 import { json, shardSummary } from '../format.js'
 import { keyFor, parseTarget } from '../targets.js'
-import { verifyHashesOption } from '../options.js'
+import { copyOption, verifyHashesOption } from '../options.js'
+import type { CopyPolicy } from '../../../base/types.js'
+import type { RegisterJson } from '../backend.js'
+
+function registerOpts (opts: { lazy?: boolean, copy?: CopyPolicy }): RegisterJson {
+  return opts.copy === undefined ? { lazy: opts.lazy === true } : { lazy: opts.lazy === true, copy: opts.copy }
+}
 import { ByteProgress, type ProgressMode } from '../progress.js'
 
 /** A failed register leaves an errored shard behind: say what to do with it. */
@@ -32,8 +38,9 @@ export function addRegister (program: Command, ctx: CliContext): void {
     .option('--lazy', 'index on first use instead of now')
     .option('--key <key>', 'the shard key (with a single path or URL)')
     .addOption(verifyHashesOption(false))
+    .addOption(copyOption('remote URLs: auto (read in place when the origin honours Range, else copy), always (copy), never (in place or fail); default: the store\'s'))
     .option('--json', 'JSON output')
-    .action(async (args: string[], opts: { lazy?: boolean, key?: string, json?: boolean }, cmd: Command) => {
+    .action(async (args: string[], opts: { lazy?: boolean, key?: string, json?: boolean, copy?: CopyPolicy }, cmd: Command) => {
       if (opts.key !== undefined && args.length !== 1) throw new UsageError('--key goes with exactly one <path|url>')
       const shards: ShardJson[] = []
       const errors: Array<{ target: string, key?: string, error: ErrorJson }> = []
@@ -48,7 +55,7 @@ export function addRegister (program: Command, ctx: CliContext): void {
             let shard: ShardJson
             const progress = new ByteProgress({ mode: progressMode, label: `register ${key}`, terminal: ctx.io.stderr })
             try {
-              shard = await backend.register(key, target.url, opts.lazy === true, (position, total) => { progress.update(position, total) })
+              shard = await backend.register(key, target.url, registerOpts(opts), (position, total) => { progress.update(position, total) })
             } catch (e) {
               throw registerFailure(e, key)
             } finally {
