@@ -98,7 +98,9 @@ test('direct mode: register, ls, info, find, get, gc, recover, destroy, as table
   assert.equal(shards.map((s: { key: string }) => s.key), ['junk', 'sample-v1'])
   assert.is(shards[0].error.code, 'ERR_INVALID_CAR')
   const url = pathToFileURL(join(root, 'sample-v1.car')).href
-  assert.equal(shards[1], { key: 'sample-v1', state: 'available', refs: 0, url, size: sample.byteLength, blocks: shards[1].blocks, placement: 'local' })
+  assert.equal(shards[1], {
+    key: 'sample-v1', state: 'available', refs: 0, url, size: sample.byteLength, blocks: shards[1].blocks, placement: 'local'
+  })
   assert.ok(shards[1].blocks > 1000)
 
   r = await cli(['info', 'sample-v1', '--json', ...d])
