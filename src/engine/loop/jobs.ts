@@ -220,7 +220,7 @@ export class Jobs {
           const adopted = await adoptEmbeddedIndex(async (position, length) => await read.call(reader, position, length), size, { signal })
           if (adopted.kind === 'adopted') return adopted.index
         }
-        return await core.indexer(key, reader, signal, { verifyHashes: verifiesHashes(core, mount) })
+        return await core.indexer(key, streamOnly(reader), signal, { verifyHashes: verifiesHashes(core, mount) })
       })
       const index = core.indexThrottle !== undefined ? await core.indexThrottle.add(run) : await run()
       signal.throwIfAborted()
@@ -256,7 +256,7 @@ export class Jobs {
    * Concurrent acquirers share one rebuild; it holds the key's barrier, so a destroy cleans up
    * after it and a new shard of the key never sees its writes.
    */
-  private async rebuildIndex (shard: Shard, reader: MountReader, signal: AbortSignal): Promise<ShardIndex> {
+  private async rebuildIndex (shard: Shard, reader: ReaderLease, signal: AbortSignal): Promise<ShardIndex> {
     const { core } = this
     const { key } = shard
     let pending = this.rebuilds.get(key)
@@ -265,7 +265,8 @@ export class Jobs {
       const barrier = raiseBarrier(core, key, async () => {
         result = (async () => {
           const context = { verifyHashes: verifiesHashes(core, mountOf(core, shard)) }
-          const index = await this.measured(async () => await core.indexer(key, reader, signal, context))
+          const source = reader.closeWhenIdle ? streamOnly(reader) : reader
+          const index = await this.measured(async () => await core.indexer(key, source, signal, context))
           if (core.shards.get(key) !== shard) throw new ShardUnknownError(`shard ${JSON.stringify(key)} was destroyed`)
           await core.indexRepo.add(key, index)
           await core.topLevelIndex.addMultihashesForShard(key, multihashesOf(index))
@@ -353,6 +354,14 @@ export class Jobs {
       waiter.deliver({ key, error: new ShardErroredError(`failed to acquire shard: ${cause.message}`, { cause }) })
     }
   }
+}
+
+/**
+ * A reader in place seen through its stream only: the indexer then makes one sequential pass
+ * of sections with read-ahead, where positional reads would cost a request per block.
+ */
+function streamOnly (reader: MountReader): MountReader {
+  return { size: reader.size, stream: (start?: number) => reader.stream(start), close: async () => {} }
 }
 
 /**
