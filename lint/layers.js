@@ -18,6 +18,7 @@ const FOLDERS = [
   'src/format/car',
   'src/storage/state',
   'src/storage/transients',
+  'src/storage/remote',
   'src/storage/mount',
   'src/storage/index',
   'src/read',

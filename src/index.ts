@@ -7,11 +7,11 @@
 // The store (docs/CONTRACT.md).
 export { DAGStore } from './engine/store.js'
 export { recoverImmediately } from './engine/recover.js'
-export type { DAGStoreOptions, GCOptions, RecoverOnStart } from './engine/options.js'
+export type { DAGStoreOptions, GCOptions, RecoverOnStart, RemoteOptions } from './engine/options.js'
 export { ShardState } from './base/types.js'
 export type {
   ShardKey, OpType, ShardInfo, ShardResult, ResultCallback, Trace, ReadBlockstore, ShardAccessor,
-  RegisterOpts, AcquireOpts, SignalOpts, DestroyOpts, GCResult, ShardDescription
+  RegisterOpts, AcquireOpts, SignalOpts, DestroyOpts, GCResult, ShardDescription, CopyPolicy, ListShardsOptions, ShardPage
 } from './base/types.js'
 
 // Errors: every class carries a stable `code`.
@@ -19,7 +19,8 @@ export {
   DAGStoreError, ShardUnknownError, ShardExistsError, ShardInitializationFailedError, ShardInUseError,
   ShardErroredError, ShardNotErroredError, ShardDrainingError, StoreNotStartedError, StoreClosedError, BlockNotFoundError,
   InvalidShardKeyError, UnknownMountSchemeError, SubscriptionLaggedError, InvalidCarError,
-  UnsupportedHashError, HashMismatchError, IndexNotFoundError, InvalidMountError, TransientError, TransientsFullError,
+  UnsupportedHashError, HashMismatchError, RangeNotSupportedError, IndexNotFoundError, InvalidArgumentError, InvalidMountError,
+  TransientError, TransientsFullError,
   RestoredShardError, AbortError
 } from './base/errors.js'
 
@@ -30,8 +31,11 @@ export { FileMount } from './storage/mount/file.js'
 export { BytesMount } from './storage/mount/bytes.js'
 export {
   HttpMount, HttpStatusError, HttpLengthMismatchError, HttpTimeoutError, HttpRangeError,
-  HttpNetworkError, HttpChangedError, type HttpMountOptions
+  HttpNetworkError, HttpChangedError, type HttpMountOptions, type RangeProbe, type RangedProbe
 } from './storage/mount/http.js'
+export { SectionCache } from './storage/remote/section-cache.js'
+export type { SectionCacheOptions } from './storage/remote/options.js'
+export type { SectionCacheStats, SourceStats } from './storage/remote/types.js'
 // Showing a mount URL: credentials and token-like query parameters hidden.
 export { redactUrl, SECRET_PARAMS } from './base/redact.js'
 

@@ -20,7 +20,7 @@ test('url, local copy, size and indexed blocks; lazy shards have no size or bloc
     await store.register('lazy', new StreamMount(SAMPLE), { lazy: true })
     const indexed = (await store.getIterableIndex('local')).size
     const local = await store.describeShard('local')
-    assert.equal(local, { key: 'local', state: 'available', refs: 0, url: pathToFileURL(SAMPLE).href, size: sampleBytes.byteLength, blocks: indexed })
+    assert.equal(local, { key: 'local', state: 'available', refs: 0, url: pathToFileURL(SAMPLE).href, size: sampleBytes.byteLength, blocks: indexed, placement: 'local' })
     const remote = await store.describeShard('remote')
     assert.is(remote.size, sampleBytes.byteLength)
     assert.is(remote.blocks, indexed)

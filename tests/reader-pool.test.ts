@@ -67,7 +67,7 @@ test('a pooled reader is trusted for revalidateMs after a check, then checked ag
   let now = 0
   const pool = new ReaderPool({ maxIdle: 4, revalidateMs: 1000, report: (err) => { throw err }, clock: () => now })
   let opened = 0
-  const open = async (): Promise<MountReader> => { opened++; return await openFileReader(path) }
+  const open = async (): Promise<{ reader: MountReader }> => { opened++; return { reader: await openFileReader(path) } }
   ;(await pool.lease('k', open)).closeNow()
   await copyFile(fixture('sample-v1.car'), path + '.new')
   await rename(path + '.new', path)
@@ -88,7 +88,7 @@ test('leaseReady hands out a pooled reader only with its index, and never after 
   await copyFile(fixture('sample-v1.car'), path)
   const repo = new MemoryIndexRepo()
   const pool = new ReaderPool({ maxIdle: 4, revalidateMs: 0, report: (err) => { throw err } })
-  const open = async (): Promise<MountReader> => await openFileReader(path)
+  const open = async (): Promise<{ reader: MountReader }> => ({ reader: await openFileReader(path) })
   assert.is(pool.leaseReady('k'), undefined, 'nothing pooled')
   const first = await pool.lease('k', open)
   assert.is(pool.leaseReady('k'), undefined, 'pooled, but no index yet')

@@ -171,7 +171,7 @@ test('POST /shards (file:, eager and lazy), GET /shards sorted, GET /shards/{key
     const url = fileUrl(join(root, 'sample.car'))
     const created = await call(server, 'POST', '/shards', { body: { key: 'b/deal', url } })
     assert.is(created.status, 201)
-    assert.equal(created.json, { key: 'b/deal', state: 'available', refs: 0, url, size: sampleBytes.byteLength, blocks: blocks.length - 6 })
+    assert.equal(created.json, { key: 'b/deal', state: 'available', refs: 0, url, size: sampleBytes.byteLength, blocks: blocks.length - 6, placement: 'local' })
     const lazy = await call(server, 'POST', '/shards', { body: { key: 'a lazy ✓', url, lazy: true } })
     assert.equal([lazy.status, lazy.json.state, lazy.json.blocks], [201, 'new', undefined])
     const list = await call(server, 'GET', '/shards')

@@ -316,34 +316,38 @@ test('CIDv0 and CIDv1 of the same multihash serve the same bytes; the CAR carrie
   assert.is((await call(ctx.base, `/ipfs/${v0.toString()}?format=raw`)).headers['x-ipfs-roots'], v0.toString())
 })
 
-test('paths after the CID: 400 for a block, 501 for a CAR; a trailing slash is no path', async (ctx) => {
+test('paths after the CID: resolved for raw and CAR alike; a name the DAG lacks is 404; a trailing slash is no path', async (ctx) => {
   const { cid, bytes } = at(await carBlocks('sample-v1.car'), 40)
   const raw = await call(ctx.base, `/ipfs/${cid.toString()}/foo?format=raw`)
-  assert.is(raw.status, 400)
-  assert.is(errorCode(raw), 'ERR_INVALID_PATH')
+  assert.is(raw.status, 404)
+  assert.is(errorCode(raw), 'ERR_PATH_NOT_FOUND')
   const car = await call(ctx.base, `/ipfs/${cid.toString()}/foo/bar?format=car&dag-scope=block`)
-  assert.is(car.status, 501)
-  assert.is(errorCode(car), 'ERR_NOT_IMPLEMENTED')
+  assert.is(car.status, 404)
+  assert.is(errorCode(car), 'ERR_PATH_NOT_FOUND')
+  const badEscape = await call(ctx.base, `/ipfs/${cid.toString()}/%E0%A4%A?format=car`)
+  assert.is(badEscape.status, 400)
+  assert.is(errorCode(badEscape), 'ERR_INVALID_PATH')
   const slash = await call(ctx.base, `/ipfs/${cid.toString()}/?format=raw`)
   assert.is(slash.status, 200)
   assert.equal(u8(slash.body), u8(bytes))
 })
 
-test('dag-scope: none means block; an explicit all/entity needing a DAG walk → 501; bad scope or entity-bytes → 400; raw codec serves all', async (ctx) => {
+test('dag-scope: none means all (spec default); entity of non-dag-pb is the block; a block that does not decode → 500; bad scope or entity-bytes → 400', async (ctx) => {
   const cbor = at(await carBlocks('sample-v1.car'), 0).cid.toString() // dag-cbor
-  const pb = at(generatedBlocks(), 0).cid.toString() // dag-pb
+  const pb = at(generatedBlocks(), 0).cid.toString() // labelled dag-pb, random bytes
   const raw = at(generatedBlocks(), 1).cid.toString()
   const cases: Array<[string, number, string?]> = [
-    [`/ipfs/${cbor}?format=car`, 200], // no dag-scope: the block's CAR (this gateway's default)
-    [`/ipfs/${cbor}?format=car&dag-scope=all`, 501, 'ERR_NOT_IMPLEMENTED'],
+    [`/ipfs/${cbor}?format=car`, 200], // no dag-scope: the whole DAG
+    [`/ipfs/${cbor}?format=car&dag-scope=all`, 200],
     [`/ipfs/${cbor}?format=car&dag-scope=entity`, 200],
-    [`/ipfs/${pb}?format=car&dag-scope=entity`, 501, 'ERR_NOT_IMPLEMENTED'],
-    [`/ipfs/${pb}?format=car&entity-bytes=0:100`, 501, 'ERR_NOT_IMPLEMENTED'],
+    [`/ipfs/${pb}?format=car&dag-scope=entity`, 500, 'ERR_BLOCK_UNDECODABLE'],
+    [`/ipfs/${pb}?format=car&entity-bytes=0:100`, 500, 'ERR_BLOCK_UNDECODABLE'],
     [`/ipfs/${pb}?format=car&dag-scope=block`, 200],
     [`/ipfs/${raw}?format=car&dag-scope=all`, 200],
     [`/ipfs/${raw}?format=car&entity-bytes=-10:*`, 200],
     [`/ipfs/${raw}?format=car&dag-scope=everything`, 400, 'ERR_INVALID_REQUEST'],
     [`/ipfs/${raw}?format=car&entity-bytes=10`, 400, 'ERR_INVALID_REQUEST'],
+    [`/ipfs/${raw}?format=car&entity-bytes=20:10`, 400, 'ERR_INVALID_REQUEST'],
     [`/ipfs/${raw}?format=raw&dag-scope=everything`, 200] // scope is for CAR requests only
   ]
   for (const [path, status, code] of cases) {
@@ -351,6 +355,12 @@ test('dag-scope: none means block; an explicit all/entity needing a DAG walk →
     assert.is(r.status, status, path)
     if (code !== undefined) assert.is(errorCode(r), code, path)
   }
+  // The whole sample DAG: every block once (its identity blocks never), the root first.
+  const all = await carOf((await call(ctx.base, `/ipfs/${cbor}?format=car`)).body)
+  const sample = (await carBlocks('sample-v1.car')).filter((b) => b.cid.multihash.code !== 0)
+  assert.is(at(all.blocks, 0).cid.toString(), cbor)
+  assert.equal(new Set(all.blocks.map((b) => b.cid.toString())), new Set(sample.map((b) => b.cid.toString())))
+  assert.is(all.blocks.length, new Set(sample.map((b) => b.cid.toString())).size)
 })
 
 test('only-if-cached: 412 for a block no shard has, served otherwise; methods: 405 with Allow, OPTIONS 204', async (ctx) => {

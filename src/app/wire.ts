@@ -3,7 +3,7 @@
  * mode): one definition for both sides, so that a command's output is the same whether it
  * went through a running server or opened the repo itself.
  */
-import type { ShardDescription, ShardInfo } from '../base/types.js'
+import type { CopyPolicy, ShardDescription, ShardInfo } from '../base/types.js'
 import { CODE } from '../base/errors/codes.js'
 import { codeOf } from '../base/errors/inspect.js'
 import { redactUrl } from '../base/redact.js'
@@ -32,10 +32,18 @@ export interface ShardJson extends ShardInfoJson {
   transient?: string
   size?: number
   blocks?: number
+  /** 'local' (file: mount), 'copy' (transient of a remote mount), 'in-place' (ranged reads of the origin). */
+  placement?: 'local' | 'copy' | 'in-place'
+  /** The shard's own copy policy, when registered with one. */
+  copy?: CopyPolicy
 }
 
-/** GET /shards */
-export interface ShardListJson { shards: ShardJson[] }
+/** GET /shards (a page) and `dagstore ls --json`. */
+export interface ShardListJson {
+  shards: ShardJson[]
+  /** The cursor of the next page (`?cursor=`); absent on the last one. Opaque. */
+  next?: string
+}
 
 /** POST /gc: per shard, null when its copy was reclaimed. */
 export interface GcJson {
@@ -75,5 +83,7 @@ export function shardJson (d: ShardDescription): ShardJson {
   if (d.transient !== undefined) out.transient = d.transient
   if (d.size !== undefined) out.size = d.size
   if (d.blocks !== undefined) out.blocks = d.blocks
+  if (d.placement !== undefined) out.placement = d.placement
+  if (d.copy !== undefined) out.copy = d.copy
   return out
 }

@@ -53,6 +53,8 @@ export class UnsupportedHashError extends defineError(CODE.ERR_UNSUPPORTED_HASH,
  * bytes (changed under the same validator, or a faulty proxy), so it is the origin's fault.
  */
 export class HashMismatchError extends defineError(CODE.ERR_HASH_MISMATCH, 'block hash mismatch') {}
+/** A shard registered with copy 'never' whose origin cannot be read in place. */
+export class RangeNotSupportedError extends defineError(CODE.ERR_RANGE_NOT_SUPPORTED, 'origin cannot be read in place') {}
 export class IndexNotFoundError extends defineError(CODE.ERR_INDEX_NOT_FOUND, 'index not found') {}
 /** A mount URL or mount value the registry cannot accept (bad URL, duplicate scheme, unrepresentable mount). */
 export class InvalidMountError extends defineError(CODE.ERR_INVALID_MOUNT, 'invalid mount') {}
@@ -60,6 +62,8 @@ export class InvalidMountError extends defineError(CODE.ERR_INVALID_MOUNT, 'inva
 export class TransientError extends defineError(CODE.ERR_TRANSIENT, 'transient fetch failed') {}
 
 /** Automated GC could not make room for a transient: everything left is in use, downloading or within its grace period. */
+/** A store call's option out of its range (listShards' limit, state, after or prefix). */
+export class InvalidArgumentError extends defineError(CODE.ERR_INVALID_ARGUMENT, 'invalid argument') {}
 export class TransientsFullError extends defineError(CODE.ERR_TRANSIENTS_FULL, 'transients dir full') {}
 
 /** A shard error restored from the state DB after a restart: the original class is gone, its code is kept. */

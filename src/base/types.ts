@@ -44,14 +44,28 @@ export interface ReadBlockstore {
 export interface ShardAccessor {
   readonly key: ShardKey
   blockstore: () => ReadBlockstore
-  /** The shard's CAR bytes from offset 0. */
-  reader: () => AsyncIterable<Uint8Array>
+  /** The shard's CAR bytes from offset `start` (default 0) to the end. */
+  reader: (start?: number) => AsyncIterable<Uint8Array>
   /** Idempotent; releases the shard's refcount exactly once. */
   close: () => Promise<void>
   [Symbol.asyncDispose]: () => Promise<void>
 }
 
-export interface RegisterOpts { lazy?: boolean, existingTransient?: string, signal?: AbortSignal }
+/**
+ * Whether a remote shard is copied into a transient or read in place by ranged requests
+ * (docs/REMOTE.md): 'auto' reads in place when the origin honours Range, else copies;
+ * 'always' copies; 'never' reads in place or fails (ERR_RANGE_NOT_SUPPORTED).
+ */
+export type CopyPolicy = 'auto' | 'always' | 'never'
+export const COPY_POLICIES: readonly CopyPolicy[] = ['auto', 'always', 'never']
+
+export interface RegisterOpts {
+  lazy?: boolean
+  existingTransient?: string
+  signal?: AbortSignal
+  /** Overrides the store's `remote.copy` for this shard; persisted with it. */
+  copy?: CopyPolicy
+}
 export interface AcquireOpts { signal?: AbortSignal }
 export interface SignalOpts { signal?: AbortSignal }
 export interface DestroyOpts {
@@ -65,6 +79,28 @@ export interface DestroyOpts {
 }
 export interface GCResult { shards: Map<ShardKey, Error | null>, reclaimedBytes: number }
 
+/** DAGStore.listShards: one page of shards in key order (JS string order, as `sort()` orders). */
+export interface ListShardsOptions {
+  /** Start after this key: the `next` of the previous page (it need not exist any more). */
+  after?: ShardKey
+  /** At most this many shards; default 100, at most 10,000. */
+  limit?: number
+  /** Only shards in this state. */
+  state?: ShardState
+  /** Only keys that start with this. */
+  prefix?: string
+}
+
+export interface ShardPage {
+  shards: Array<{ key: ShardKey, info: ShardInfo }>
+  /**
+   * Where the next page starts (pass it as `after`); absent when the listing is complete. A
+   * page may hold fewer than `limit` shards, even none, and still have a `next`: with a
+   * `state` filter a call examines a bounded number of keys.
+   */
+  next?: ShardKey
+}
+
 /** DAGStore.describeShard: ShardInfo plus where the shard's bytes are and how big it is. */
 export interface ShardDescription extends ShardInfo {
   key: ShardKey
@@ -76,4 +112,12 @@ export interface ShardDescription extends ShardInfo {
   size?: number
   /** Blocks in the shard's full index, once indexed. */
   blocks?: number
+  /**
+   * Where the shard's bytes are read from: 'local' (a file: mount, read in place), 'copy' (a
+   * transient copy of a remote mount), 'in-place' (ranged requests to the origin), or absent
+   * while undecided (never fetched since the start).
+   */
+  placement?: 'local' | 'copy' | 'in-place'
+  /** The shard's own copy policy, when it was registered with one. */
+  copy?: CopyPolicy
 }

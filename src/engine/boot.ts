@@ -21,6 +21,7 @@ import { finishDestroys, removeOrphanIndices } from './leftovers.js'
 import { Tombstones } from './loop/tombstones.js'
 import { LevelStateStore, type AnyLevel } from '../storage/state/state-store.js'
 import type { TransientBudget } from '../storage/transients/budget.js'
+import type { SectionCache } from '../storage/remote/section-cache.js'
 import { Transients } from '../storage/transients/transients.js'
 import { MountRegistry } from '../storage/mount/registry.js'
 import { FsIndexRepo } from '../storage/index/fs-repo.js'
@@ -29,6 +30,7 @@ import { defaultShardIndexer } from '../format/car/indexer.js'
 import { SHARD_STATES, type ShardKey, type ShardResult, type ShardState, type Trace } from '../base/types.js'
 import { defaultReport } from '../base/report.js'
 import { DEFAULT_MAX_IDLE_READERS, DEFAULT_READER_REVALIDATE_MS, type DAGStoreOptions } from './options.js'
+import { ShardMap } from './shard/shard-map.js'
 
 /** What a started store holds; filled in by boot() step by step. */
 export interface StoreParts {
@@ -43,6 +45,7 @@ export interface BootDeps {
   failures: EventBuffer<ShardResult>
   metrics: StoreMetrics
   budget: TransientBudget | undefined
+  sections: SectionCache
   /** What happens to a task the loop will never process (it is closing). */
   abandon: (task: Task) => void
 }
@@ -83,7 +86,7 @@ export async function boot (o: DAGStoreOptions, parts: StoreParts, deps: BootDep
     abandon: deps.abandon
   })
   const core: Core = {
-    shards: new Map(),
+    shards: new ShardMap(),
     counts,
     loop,
     traces: deps.traces,
@@ -103,6 +106,8 @@ export async function boot (o: DAGStoreOptions, parts: StoreParts, deps: BootDep
     report,
     metrics,
     graceMs: o.gc?.graceMs ?? 0,
+    sections: deps.sections,
+    copyPolicy: o.remote?.copy ?? 'auto',
     closing: false,
     barriers: new Map(),
     tombstones: new Tombstones()

@@ -2,6 +2,8 @@ import type { AbstractLevel } from 'abstract-level'
 import type { FullIndexRepo, ShardIndexer, TopLevelIndex, VerifyHashes } from '../base/index-types.js'
 import type { MountRegistry } from '../storage/mount/registry.js'
 import type { Registry } from 'prom-client'
+import type { SectionCacheOptions } from '../storage/remote/options.js'
+import type { CopyPolicy } from '../base/types.js'
 
 export type RecoverOnStart = 'none' | 'on-acquire' | 'now'
 
@@ -28,6 +30,17 @@ export interface GCOptions {
   reservationBytes?: number
   /** A shard released less than graceMs ago is not reclaimed. Default 0. */
   graceMs?: number
+}
+
+/** Remote shards read in place (docs/REMOTE.md). */
+export interface RemoteOptions extends SectionCacheOptions {
+  /**
+   * 'auto' (default): an HTTP shard whose origin honours Range (206, exact Content-Range, an
+   * ETag or Last-Modified) is read in place by ranged requests, else copied into a transient;
+   * 'always': copied, as before 0.2; 'never': read in place, or the shard fails with
+   * ERR_RANGE_NOT_SUPPORTED. RegisterOpts.copy overrides it per shard.
+   */
+  copy?: CopyPolicy
 }
 
 export interface DAGStoreOptions {
@@ -66,6 +79,8 @@ export interface DAGStoreOptions {
    * acquire of a recently used shard opens nothing. Default 1024 (mind the fd limit).
    */
   maxIdleReaders?: number
+  /** Remote shards read in place: the copy policy and the section cache (one per store). */
+  remote?: RemoteOptions
   /**
    * How long a pooled reader's file is trusted before it is checked again (one fstat) for having
    * been deleted or replaced behind the store's back. Default 1000 ms; 0 checks on every acquire.

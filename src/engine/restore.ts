@@ -28,7 +28,8 @@ export async function restore (core: Core, stateStore: StateStore, policy: Recov
   for await (const page of stateStore.loadAll((key, err) => { core.report(err, `skipping unreadable shard record ${JSON.stringify(key)}`) })) {
     signal?.throwIfAborted()
     for (const r of page) {
-      const shard = new Shard(r.key, r.url, r.lazy, r.state, undefined, r.transient)
+      const shard = new Shard(r.key, r.url, r.lazy, r.state, undefined, r.transient, r.copy)
+      if (r.inPlace === true) shard.inPlace = true
       if (r.error !== undefined) shard.error = new RestoredShardError(r.error, r.errorCode ?? CODE.ERR_SHARD_ERRORED)
       const before = shard.state
       if (shard.state === 'serving') shard.state = 'available'

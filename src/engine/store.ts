@@ -16,6 +16,7 @@ import { Waiter } from './shard/waiter.js'
 import { collectGarbage } from './gc/gc.js'
 import { boot, type StoreParts } from './boot.js'
 import { TransientBudget, validateGCOptions } from '../storage/transients/budget.js'
+import { SectionCache } from '../storage/remote/section-cache.js'
 import { AllShardsBlockstore, type AllShardsBlockstoreOptions } from '../read/all-shards.js'
 import { validateKey } from '../base/keys.js'
 import type { Mount } from '../base/mount-types.js'
@@ -24,10 +25,11 @@ import {
   InvalidMountError, ShardExistsError, ShardUnknownError, StoreClosedError, StoreNotStartedError
 } from '../base/errors.js'
 import {
-  SHARD_STATES, type AcquireOpts, type DestroyOpts, type GCResult, type RegisterOpts, type ResultCallback,
+  SHARD_STATES, COPY_POLICIES, type AcquireOpts, type DestroyOpts, type GCResult, type RegisterOpts, type ResultCallback,
   type ShardAccessor, type ShardDescription, type ShardInfo, type ShardKey, type ShardResult, type ShardState,
-  type SignalOpts, type Trace
+  type SignalOpts, type Trace, type ListShardsOptions, type ShardPage
 } from '../base/types.js'
+import { listShardsPage } from './list-shards.js'
 import { DEFAULT_EVENT_BUFFER_SIZE, type DAGStoreOptions, type GCOptions } from './options.js'
 import { defaultReport } from '../base/report.js'
 
@@ -47,6 +49,8 @@ export class DAGStore {
   private closing: Promise<void> | undefined
   private gcTimer: NodeJS.Timeout | undefined
   private readonly budget: TransientBudget | undefined
+  /** Remote shards read in place share it: one memory budget for the whole store. */
+  private readonly sections: SectionCache
   private readonly storeMetrics: StoreMetrics
   // Created with the store so a subscriber attached before start() sees the restart's traces.
   private readonly traceBuffer: EventBuffer<Trace>
@@ -69,6 +73,9 @@ export class DAGStore {
     }
     // Built here so a bad gc setting fails the constructor, not start().
     this.budget = budgetFrom(o.gc, o.onError ?? defaultReport)
+    const copy = o.remote?.copy
+    if (copy !== undefined && !COPY_POLICIES.includes(copy)) throw new RangeError("remote.copy must be 'auto', 'always' or 'never'")
+    this.sections = new SectionCache(o.remote ?? {})
     this.options = o
     const size = o.eventBufferSize ?? DEFAULT_EVENT_BUFFER_SIZE
     this.traceBuffer = new EventBuffer<Trace>(size)
@@ -77,7 +84,8 @@ export class DAGStore {
       stats: () => this.phase === 'started' ? this.stats() : Object.fromEntries(SHARD_STATES.map((s) => [s, 0])) as Record<ShardState, number>,
       transients: () => this.budget === undefined
         ? undefined
-        : { bytes: this.budget.usedBytes - this.budget.reservedBytes, reserved: this.budget.reservedBytes }
+        : { bytes: this.budget.usedBytes - this.budget.reservedBytes, reserved: this.budget.reservedBytes },
+      sections: () => this.sections.stats()
     })
   }
 
@@ -97,6 +105,7 @@ export class DAGStore {
         failures: this.failureBuffer,
         metrics: this.storeMetrics,
         budget: this.budget,
+        sections: this.sections,
         abandon: (task) => { this.abandon(task) }
       }, signal)
       this.startGcTimer()
@@ -196,10 +205,11 @@ export class DAGStore {
     if (mount == null || typeof mount.fetch !== 'function' || typeof mount.serialize !== 'function') {
       throw new InvalidMountError('registerShard needs a Mount')
     }
+    if (opts.copy !== undefined && !COPY_POLICIES.includes(opts.copy)) throw new RangeError("copy must be 'auto', 'always' or 'never'")
     const url = core.mounts.represent(mount).href
     if (core.shards.has(key)) throw new ShardExistsError(`${JSON.stringify(key)}: shard already exists`)
     const existing = opts.existingTransient !== undefined ? resolvePath(opts.existingTransient) : undefined
-    const shard = new Shard(key, url, opts.lazy === true, 'new', mount, existing)
+    const shard = new Shard(key, url, opts.lazy === true, 'new', mount, existing, opts.copy)
     core.shards.set(key, shard)
     core.counts.new++
     core.loop.submit({ op: 'register', key, shard, waiter: this.waiter(key, out, opts.signal) })
@@ -271,6 +281,10 @@ export class DAGStore {
       const size = await stat(local).then((st) => st.size, () => undefined)
       if (size !== undefined) out.size = size
     }
+    if (fileOf(shard.url) !== undefined) out.placement = 'local'
+    else if (shard.inPlace === true) out.placement = 'in-place'
+    else if (shard.transient !== undefined || shard.inPlace === false) out.placement = 'copy'
+    if (shard.copy !== undefined) out.copy = shard.copy
     const indexed = await core.indexRepo.stat(key).catch(() => undefined)
     if (indexed?.exists === true) out.blocks = indexed.size
     return out
@@ -281,6 +295,15 @@ export class DAGStore {
     const out = new Map<ShardKey, ShardInfo>()
     for (const [key, shard] of core.shards) out.set(key, shard.info())
     return out
+  }
+
+  /**
+   * One page of shards in key order (JS string order), filtered by state and key prefix; pass
+   * the page's `next` as `after` for the following one. Costs O(log n + keys examined), never
+   * a pass over every shard: a call examines a bounded number of keys (see ShardPage.next).
+   */
+  listShards (options?: ListShardsOptions): ShardPage {
+    return listShardsPage(this.running().shards, options)
   }
 
   stats (): Record<ShardState, number> {

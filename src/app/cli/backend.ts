@@ -11,18 +11,30 @@ import { MountRegistry } from '../../storage/mount/registry.js'
 // One JSON shape in both modes: direct mode answers exactly as the admin API does.
 import { shardJson, type ErrorJson, type FindJson, type GcJson, type ShardJson, type ShardListJson } from '../wire.js'
 import { CliError, UsageError, errorJson, isLevelLocked } from './errors.js'
+import { decodeCursor, encodeCursor } from '../cursor.js'
+import { observedMount, type ReadProgress } from './progress-mount.js'
+import type { CopyPolicy, ShardState } from '../../base/types.js'
 import { probeServer, readRepoToken, type LiveServeFile, type ServerProbe } from './repo.js'
+
+/** How to register: the POST /shards fields besides key and url. */
+export interface RegisterJson { lazy: boolean, copy?: CopyPolicy }
 
 export interface Backend {
   readonly mode: 'direct' | 'server'
   /** The server's URL in client mode. */
   readonly url?: string
+  /** Every shard, in key order (all pages). */
   list: () => Promise<ShardJson[]>
+  /** One page of a listing, as GET /shards answers it (`next`: the following page's cursor). */
+  page: (query: PageQuery) => Promise<ShardListJson>
   /** Keys and states only: cheaper than list() where that is all a command needs. */
   states: () => Promise<Array<{ key: string, state: string }>>
   info: (key: string) => Promise<ShardJson>
-  /** `url`: file:, http: or https: */
-  register: (key: string, url: string, lazy: boolean) => Promise<ShardJson>
+  /**
+   * `url`: file:, http: or https:. `progress` hears how far the store has read the CAR, in
+   * direct mode only: through a server the reading happens there, out of sight.
+   */
+  register: (key: string, url: string, opts: RegisterJson, progress?: ReadProgress) => Promise<ShardJson>
   /** `drain`: a shard in use is destroyed once its accessors close, not refused. */
   destroy: (key: string, drain: boolean) => Promise<void>
   recover: (key: string) => Promise<ShardJson>
@@ -30,6 +42,29 @@ export interface Backend {
   find: (cid: CID) => Promise<string[]>
   get: (cid: CID) => Promise<Uint8Array>
   close: () => Promise<void>
+}
+
+/** GET /shards's query; `cursor` as a page's `next` handed it out. */
+interface PageQuery {
+  limit: number
+  cursor?: string | undefined
+  state?: ShardState | undefined
+  prefix?: string | undefined
+}
+
+/** The largest page GET /shards answers (list-query.ts): what a walk over every page asks for. */
+const WALK_PAGE = 1000
+
+/** Every page from the first: one listing however many shards there are. */
+async function allPages (backend: Backend): Promise<ShardJson[]> {
+  const out: ShardJson[] = []
+  let cursor: string | undefined
+  do {
+    const page = await backend.page({ limit: WALK_PAGE, cursor })
+    out.push(...page.shards)
+    cursor = page.next
+  } while (cursor !== undefined)
+  return out
 }
 
 const byKey = (a: { key: string }, b: { key: string }): number => a.key < b.key ? -1 : a.key > b.key ? 1 : 0
@@ -50,9 +85,19 @@ class DirectBackend implements Backend {
   }
 
   async list (): Promise<ShardJson[]> {
-    const keys = [...this.store.allShardsInfo().keys()].sort()
-    const out: ShardJson[] = []
-    for (const key of keys) out.push(shardJson(await this.store.describeShard(key)))
+    return await allPages(this)
+  }
+
+  async page (query: PageQuery): Promise<ShardListJson> {
+    const page = this.store.listShards({
+      limit: query.limit,
+      ...(query.cursor === undefined ? {} : { after: decodeCursor(query.cursor) }),
+      ...(query.state === undefined ? {} : { state: query.state }),
+      ...(query.prefix === undefined ? {} : { prefix: query.prefix })
+    })
+    const out: ShardListJson = { shards: [] }
+    for (const { key } of page.shards) out.shards.push(shardJson(await this.store.describeShard(key)))
+    if (page.next !== undefined) out.next = encodeCursor(page.next)
     return out
   }
 
@@ -64,8 +109,9 @@ class DirectBackend implements Backend {
     return shardJson(await this.store.describeShard(key))
   }
 
-  async register (key: string, url: string, lazy: boolean): Promise<ShardJson> {
-    await this.store.register(key, this.mounts.instantiate(url), { lazy })
+  async register (key: string, url: string, opts: RegisterJson, progress?: ReadProgress): Promise<ShardJson> {
+    const mount = this.mounts.instantiate(url)
+    await this.store.register(key, progress === undefined ? mount : observedMount(mount, progress), opts)
     return await this.info(key)
   }
 
@@ -134,7 +180,15 @@ class ClientBackend implements Backend {
   }
 
   async list (): Promise<ShardJson[]> {
-    return (await this.json<ShardListJson>('GET', '/shards')).shards.sort(byKey)
+    return await allPages(this)
+  }
+
+  async page (query: PageQuery): Promise<ShardListJson> {
+    const params = new URLSearchParams({ limit: String(query.limit) })
+    if (query.cursor !== undefined) params.set('cursor', query.cursor)
+    if (query.state !== undefined) params.set('state', query.state)
+    if (query.prefix !== undefined && query.prefix !== '') params.set('prefix', query.prefix)
+    return await this.json<ShardListJson>('GET', `/shards?${params.toString()}`)
   }
 
   async states (): Promise<Array<{ key: string, state: string }>> {
@@ -145,9 +199,9 @@ class ClientBackend implements Backend {
     return await this.json<ShardJson>('GET', `/shards/${encodeURIComponent(key)}`)
   }
 
-  async register (key: string, url: string, lazy: boolean): Promise<ShardJson> {
+  async register (key: string, url: string, opts: RegisterJson): Promise<ShardJson> {
     try {
-      return await this.json<ShardJson>('POST', '/shards', { key, url, lazy })
+      return await this.json<ShardJson>('POST', '/shards', { key, url, ...opts })
     } catch (err) {
       if (err instanceof CliError && err.status === 403 && url.startsWith('file:')) {
         throw new CliError(err.code, err.message, {

@@ -14,17 +14,58 @@ export function formatBytes (n: number | undefined): string {
   return `${v.toFixed(1)} ${units[i]}`
 }
 
+function columnWidths (header: string[], rows: string[][]): number[] {
+  return header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
+}
+
 /** Left-aligned columns; the last one is not padded (it may be long: error messages). */
-function table (header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
+function table (header: string[], rows: string[][], widths = columnWidths(header, rows)): string {
   const line = (cells: string[]): string => cells.map((c, i) => i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()
   return [line(header), ...rows.map(line)].join('\n') + '\n'
 }
 
-export function shardTable (shards: ShardJson[]): string {
-  return table(['KEY', 'STATE', 'REFS', 'SIZE', 'ERROR'], shards.map((s) => [
-    s.key, s.state, String(s.refs), formatBytes(s.size), s.error === undefined ? '' : `${s.error.code}: ${s.error.message}`
-  ]))
+const SHARD_COLUMNS = ['KEY', 'STATE', 'REFS', 'SIZE', 'ERROR']
+
+function shardRow (s: ShardJson): string[] {
+  return [s.key, s.state, String(s.refs), formatBytes(s.size), s.error === undefined ? '' : `${s.error.code}: ${s.error.message}`]
+}
+
+/**
+ * A shard table written a page at a time: the header once, each page's columns as wide as
+ * that page and every page before it needed (one page reads as one aligned table).
+ */
+export class ShardTableStream {
+  private widths: number[] | undefined
+
+  page (shards: ShardJson[]): string {
+    const rows = shards.map(shardRow)
+    const first = this.widths === undefined
+    const widths = SHARD_COLUMNS.map((h, i) => Math.max(this.widths?.[i] ?? h.length, ...rows.map((r) => (r[i] ?? '').length)))
+    this.widths = widths
+    const text = table(SHARD_COLUMNS, rows, widths)
+    return first ? text : text.slice(text.indexOf('\n') + 1)
+  }
+}
+
+/**
+ * `{ "shards": [...] }` written a page at a time, byte for byte what json({ shards }) writes
+ * for all of them at once.
+ */
+export class ShardJsonStream {
+  private count = 0
+
+  page (shards: ShardJson[]): string {
+    let text = ''
+    for (const s of shards) {
+      text += (this.count === 0 ? '{\n  "shards": [\n' : ',\n') + JSON.stringify(s, null, 2).replace(/^/gm, '    ')
+      this.count++
+    }
+    return text
+  }
+
+  end (): string {
+    return this.count === 0 ? '{\n  "shards": []\n}\n' : '\n  ]\n}\n'
+  }
 }
 
 /** `state, N blocks, size` — what a register/recover line says about the result. */
@@ -42,7 +83,9 @@ export function shardDetails (s: ShardJson): string {
     ['refs', String(s.refs)],
     ['url', s.url],
     ['size', s.size === undefined ? '-' : `${formatBytes(s.size)} (${s.size} bytes)`],
-    ['blocks', s.blocks === undefined ? '-' : String(s.blocks)]
+    ['blocks', s.blocks === undefined ? '-' : String(s.blocks)],
+    // Where its bytes are read from: local file, a copy, or the origin in place (ranged reads).
+    ['read', s.placement === undefined ? '-' : s.placement + (s.copy === undefined ? '' : ` (copy ${s.copy})`)]
   ]
   if (s.error !== undefined) rows.push(['error', `${s.error.code}: ${s.error.message}`])
   return rows.map(([k, v]) => `${k.padEnd(7)} ${v}`).join('\n') + '\n'

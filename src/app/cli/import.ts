@@ -68,7 +68,7 @@ export async function importDir (backend: Backend, root: string, options: Import
         say(`skipped ${key}: already registered`)
       } else {
         try {
-          const shard = await backend.register(key, pathToFileURL(car.path).href, options.lazy)
+          const shard = await backend.register(key, pathToFileURL(car.path).href, { lazy: options.lazy })
           result.imported.push(shard)
           say(`registered ${key} (${shardSummary(shard)})`)
         } catch (err) {

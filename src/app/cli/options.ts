@@ -6,6 +6,7 @@
  */
 import { Help, InvalidArgumentError, Option, type Command } from 'commander'
 import type { VerifyHashes } from '../../base/index-types.js'
+import { COPY_POLICIES } from '../../base/types.js'
 
 export function intArg (name: string, min: number): (value: string) => number {
   return (value) => {
@@ -34,6 +35,11 @@ export function verifyHashesOption (withDefault: boolean): Option {
       return v
     })
   return withDefault ? option.default('remote' satisfies VerifyHashes, 'remote') : option
+}
+
+/** `--copy auto|always|never`: how a remote shard is read (docs/REMOTE.md). */
+export function copyOption (description: string): Option {
+  return new Option('--copy <policy>', description).choices([...COPY_POLICIES])
 }
 
 /** Value options (without a parser of their own) whose default an environment variable overrides. */

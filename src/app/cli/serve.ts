@@ -10,6 +10,7 @@ import { CODE } from '../../base/errors/codes.js'
 import { codeOf } from '../../base/errors/inspect.js'
 import { DAGStore } from '../../engine/store.js'
 import type { VerifyHashes } from '../../base/index-types.js'
+import type { CopyPolicy } from '../../base/types.js'
 import { startServer, type DagstoreServer } from '../server/index.js'
 import { isLoopback } from '../loopback.js'
 import { CliError, EXIT_OK, UsageError, isLevelLocked } from './errors.js'
@@ -31,6 +32,8 @@ export interface ServeCommandOptions {
   shutdownGraceMs: number
   /** The store's verifyHashes. */
   verifyHashes: VerifyHashes
+  /** The store's remote.copy (default 'auto'). */
+  copy?: CopyPolicy
   out: (line: string) => void
   err: (line: string) => void
   onError: (err: unknown, context: string) => void
@@ -108,7 +111,7 @@ async function serveRepo (
   await mkdir(dir, { recursive: true })
   if (!(probe.kind === 'stale' && probe.pidAlive)) await claimServeFile(dir)
 
-  const store = new DAGStore({ dir, onError: o.onError, verifyHashes: o.verifyHashes })
+  const store = new DAGStore({ dir, onError: o.onError, verifyHashes: o.verifyHashes, remote: { copy: o.copy ?? 'auto' } })
   try {
     await store.start()
   } catch (err) {

@@ -8,7 +8,7 @@ import { bases } from 'multiformats/basics'
 import type { DAGStore } from '../../engine/store.js'
 import type { MountRegistry } from '../../storage/mount/registry.js'
 import type { Mount } from '../../base/mount-types.js'
-import type { ShardKey, ShardResult } from '../../base/types.js'
+import { COPY_POLICIES, type CopyPolicy, type RegisterOpts, type ShardKey, type ShardResult } from '../../base/types.js'
 import { InvalidMountError } from '../../base/errors.js'
 import { validateKey } from '../../base/keys.js'
 import { redactUrl } from '../../base/redact.js'
@@ -17,6 +17,8 @@ import { CODE } from '../../base/errors/codes.js'
 import { codeOf } from '../../base/errors/inspect.js'
 import type { AllowRoots } from './allow-roots.js'
 import { streamTraces } from './sse.js'
+import { listQuery } from './list-query.js'
+import { encodeCursor } from '../cursor.js'
 import { unregistrable } from '../mount-policy.js'
 import { errorJson, shardJson, type DestroyedJson, type FindJson, type GcJson, type ShardJson, type ShardListJson } from '../wire.js'
 
@@ -44,7 +46,7 @@ interface Route {
 /** What route() found: a handler to run, or a path that exists with other methods. */
 export type RouteMatch = { run: (req: IncomingMessage, res: ServerResponse) => Promise<void> } | { allow: string[] }
 
-// A describeShard costs a stat or two; a listing of many shards runs this many at once.
+// A describeShard costs a stat or two; a page runs this many at once.
 const DESCRIBE_CONCURRENCY = 32
 
 export class AdminApi {
@@ -83,14 +85,16 @@ export class AdminApi {
     return undefined
   }
 
-  private async list (_req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const keys = [...this.store.allShardsInfo().keys()].sort()
+  /** One page (listQuery): the keys come in order from the store's shard table, then each is described. */
+  private async list (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const page = this.store.listShards(listQuery(req))
+    const keys = page.shards.map((s) => s.key)
     const found: Array<ShardJson | undefined> = new Array(keys.length)
     // The workers share one iterator: each key goes to the first free worker.
     const pending = keys.entries()
     const worker = async (): Promise<void> => {
       for (const [i, key] of pending) {
-        // A shard destroyed since the key list was taken is simply not listed.
+        // A shard destroyed since the page was taken is simply not listed.
         found[i] = await this.store.describeShard(key).then(shardJson, (err: unknown) => {
           if (codeOf(err) === CODE.ERR_SHARD_UNKNOWN) return undefined
           throw err
@@ -98,7 +102,9 @@ export class AdminApi {
       }
     }
     await Promise.all(Array.from({ length: Math.min(DESCRIBE_CONCURRENCY, keys.length) }, worker))
-    sendJson(res, 200, { shards: found.filter((s) => s !== undefined) } satisfies ShardListJson)
+    const body: ShardListJson = { shards: found.filter((s) => s !== undefined) }
+    if (page.next !== undefined) body.next = encodeCursor(page.next)
+    sendJson(res, 200, body)
   }
 
   private async describe (_req: IncomingMessage, res: ServerResponse, raw: string): Promise<void> {
@@ -108,14 +114,14 @@ export class AdminApi {
 
   private async register (req: IncomingMessage, res: ServerResponse): Promise<void> {
     const body = await readJson(req, res, this.options.maxBodyBytes)
-    const { key, url, lazy } = registerRequest(body)
+    const { key, url, opts } = registerRequest(body)
     validateKey(key)
     const mount = await this.mountFor(url)
     // Eager registration answers once indexed, which may outlast the idle timeout: nothing is written meanwhile.
     req.socket.setTimeout(0)
     const result = await new Promise<ShardResult>((resolve) => {
       // Not tied to the connection: a client that gives up leaves the registration running (it shows in GET /shards).
-      this.store.registerShard(key, mount, resolve, { lazy })
+      this.store.registerShard(key, mount, resolve, opts)
     })
     if (result.error !== undefined) throw result.error
     sendJson(res, 201, shardJson(await this.store.describeShard(key)))
@@ -225,9 +231,9 @@ function keyParam (raw: string): ShardKey {
   return key
 }
 
-const REGISTER_FIELDS = new Set(['key', 'url', 'lazy'])
+const REGISTER_FIELDS = new Set(['key', 'url', 'lazy', 'copy'])
 
-function registerRequest (body: unknown): { key: string, url: string, lazy: boolean } {
+function registerRequest (body: unknown): { key: string, url: string, opts: RegisterOpts } {
   const bad = (message: string): HttpError => new HttpError(CODE.ERR_INVALID_REQUEST, message)
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw bad('body must be a JSON object { key, url, lazy? }')
   const b = body as Record<string, unknown>
@@ -236,7 +242,12 @@ function registerRequest (body: unknown): { key: string, url: string, lazy: bool
   if (typeof b.key !== 'string') throw bad('key must be a string')
   if (typeof b.url !== 'string') throw bad('url must be a string')
   if (b.lazy !== undefined && typeof b.lazy !== 'boolean') throw bad('lazy must be a boolean')
-  return { key: b.key, url: b.url, lazy: b.lazy === true }
+  const opts: RegisterOpts = { lazy: b.lazy === true }
+  if (b.copy !== undefined) {
+    if (!COPY_POLICIES.includes(b.copy as CopyPolicy)) throw bad("copy must be 'auto', 'always' or 'never'")
+    opts.copy = b.copy as CopyPolicy
+  }
+  return { key: b.key, url: b.url, opts }
 }
 
 /** `?drain`, `?drain=1` or `?drain=true`: destroy once the shard's accessors close. */

@@ -1,7 +1,7 @@
 /**
- * The trustless-gateway subset for blocks (https://specs.ipfs.tech/http-gateways/trustless-gateway/):
- * GET/HEAD /ipfs/{cid} answered from every shard of the store through `store.blockstore()`
- * (top-level index, cached accessors), as a raw block or as a CARv1 holding that one block.
+ * The trustless gateway (https://specs.ipfs.tech/http-gateways/trustless-gateway/) for /ipfs:
+ * GET/HEAD /ipfs/{cid}[/{path}] answered from every shard of the store through
+ * `store.blockstore()` (top-level index, cached accessors), as a raw block or as a CARv1.
  *
  * What the spec leaves to the gateway, decided here:
  *
@@ -15,23 +15,25 @@
  * - CAR variants: `version=1` only; `order` dfs or unk; `dups` y or n (from `Accept` params, or
  *   the `car-version` / `car-order` / `car-dups` query parameters, which win). Anything else → 406.
  *   The answer always says `application/vnd.ipld.car; version=1; order=dfs; dups=<n unless y was
- *   asked>`: a one-block CAR is in DFS order and has no duplicates either way.
- * - CAR roots are [cid], one section cid ‖ block. Identity CIDs get no section: the spec forbids
- *   identity blocks in CAR responses (so `/ipfs/bafkqaaa?format=car`, the probe, is a header).
- * - `dag-scope`: `block` is served, and is the default here (the spec's default is `all`; this
- *   is a block gateway, and its contract says `?format=car` is the block's CAR). `entity` is
- *   `block` for non-UnixFS data, so: an explicit `all` is served for raw-codec CIDs (a raw block has no links), `entity` for every
- *   codec but dag-pb; the rest needs a DAG walk this gateway does not do → 501 Not Implemented
- *   (ask with `dag-scope=block`). `entity-bytes` implies `entity` (a single block is the minimal
- *   set to verify any range of itself); a malformed value or an unknown scope → 400.
- * - Paths after the CID: a block request takes none (spec: only `/ipfs/{cid}`) → 400; a CAR
- *   request with a path needs path traversal → 501. A trailing `/` alone is no path.
+ *   asked>`: the walk is depth-first either way.
+ * - CAR roots are [cid]. Identity CIDs get no section: the spec forbids identity blocks in CAR
+ *   responses (so `/ipfs/bafkqaaa?format=car`, the probe, is a header).
+ * - `dag-scope` defaults to `all` (spec). A CAR that is one block whatever the DAG (`block`, a
+ *   raw CID, `entity` of non-dag-pb) is built in one buffer with its Content-Length (car-block.ts);
+ *   any other, and any request with a path, resolves the path first (src/read/dag-path.ts: a
+ *   missing root or name is a 404 before a byte is sent), then streams the walk
+ *   (src/read/dag-walk.ts) through car-stream.ts. A block missing mid-stream cuts the response
+ *   (spec: "SHOULD terminate the stream"): the client sees an incomplete CAR and an error.
+ *   `entity-bytes` implies `entity`; a malformed value or an unknown scope → 400.
+ * - Paths: raw and CAR requests alike (the spec names only CARs; the path gateway allows raw);
+ *   a trailing `/` alone is no path. `X-Ipfs-Roots` lists the CID each segment ended in.
  * - 400 invalid CID (any multibase), 404 when no shard holds the block, 500 when every shard
  *   holding it failed (errored shard, vanished file: a storage failure, not unavailability),
  *   503 once the gateway or the store is closed, 405 for methods other than GET/HEAD/OPTIONS.
  * - `Cache-Control: only-if-cached` and a block no shard has → 412 (spec); otherwise served as usual.
  * - `If-None-Match` matching the ETag (weak comparison, `*` included) → 304, when the block exists.
- * - Headers: Content-Type, Content-Length, ETag `"{cid}.raw"` / `"{cid}.car.v1.dfs.dups-n.{scope}"`
+ * - Headers: Content-Type, Content-Length (not on streamed CARs), ETag `"{cid}.raw"` /
+ *   `"{cid}[.path-{hash}].car.v1.dfs.dups-n.{scope}[.bytes-{range}]"`
  *   (strong: the bytes are deterministic), `Cache-Control: public, max-age=29030400, immutable`,
  *   `Content-Disposition: attachment; filename="{cid}.bin|.car"` (or `?filename=`),
  *   `X-Content-Type-Options: nosniff`, `Vary: Accept`, `X-Ipfs-Path`, `X-Ipfs-Roots`, and
@@ -42,6 +44,7 @@
  * Metrics: `dagstore_block_requests_total{status}` on the registry given (or a private one).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { createHash } from 'node:crypto'
 import { Counter, Registry } from 'prom-client'
 import { CID } from 'multiformats/cid'
 import { bases } from 'multiformats/basics'
@@ -51,15 +54,21 @@ import type { ShardKey } from '../../base/types.js'
 import type { AllShardsBlockstore, AllShardsBlockstoreOptions } from '../../read/all-shards.js'
 import { blockCarLength, encodeBlockCar } from './car-block.js'
 import { HttpError } from './http-util.js'
-import { CODE, httpStatusOf } from '../../base/errors/codes.js'
+import { CODE, httpStatusOf, type ErrorCode } from '../../base/errors/codes.js'
 import { codeOf } from '../../base/errors/inspect.js'
-import { CAR_TYPE, RAW_TYPE, checkScope, negotiate, type Variant } from './negotiate.js'
+import { CAR_TYPE, RAW_TYPE, isSingleBlock, negotiate, type Variant } from './negotiate.js'
+import { streamCar } from './car-stream.js'
+import { resolvePath } from '../../read/dag-path.js'
+import { dagWalk } from '../../read/dag-walk.js'
+import type { GetBlock } from '../../read/dag-decode.js'
 
 export interface GatewayOptions {
   /** Where `dagstore_block_requests_total{status}` is registered (reused if already there). */
   registry?: Registry
   /** Passed to `store.blockstore()` (accessor cache size and idle time). */
   blockstore?: AllShardsBlockstoreOptions
+  /** A `dups=y` CAR is cut after this many repeated blocks (shared subtrees repeat exponentially). Default 1,000,000. */
+  maxDuplicates?: number
 }
 
 export interface Gateway {
@@ -88,7 +97,7 @@ const ANY_BASE: MultibaseDecoder<string> = {
 }
 
 export function createGateway (store: DAGStore, options: GatewayOptions = {}): Gateway {
-  return new TrustlessGateway(store.blockstore(options.blockstore), options.registry ?? new Registry())
+  return new TrustlessGateway(store.blockstore(options.blockstore), options.registry ?? new Registry(), options.maxDuplicates)
 }
 
 function requestCounter (registry: Registry): Counter<'status'> {
@@ -114,12 +123,16 @@ class TrustlessGateway implements Gateway {
   readonly #requests: Counter<'status'>
   // Resolved once per status: inc() on a child is a field update, inc(labels) hashes labels.
   readonly #children = new Map<number, { inc: () => void }>()
+  readonly #get: GetBlock
+  readonly #maxDuplicates: number | undefined
   #closed = false
   #closing: Promise<void> | undefined
 
-  constructor (bs: AllShardsBlockstore, registry: Registry) {
+  constructor (bs: AllShardsBlockstore, registry: Registry, maxDuplicates: number | undefined) {
     this.#bs = bs
+    this.#get = async (cid) => await bs.get(cid)
     this.#requests = requestCounter(registry)
+    this.#maxDuplicates = maxDuplicates
   }
 
   async handle (req: IncomingMessage, res: ServerResponse): Promise<boolean> {
@@ -177,40 +190,40 @@ class TrustlessGateway implements Gateway {
     const rest = path.length > 6 ? path.slice(6) : '' // after "/ipfs/"
     const slash = rest.indexOf('/')
     const cidText = slash < 0 ? rest : rest.slice(0, slash)
-    const hasPath = slash >= 0 && /[^/]/.test(rest.slice(slash + 1))
     const cid = parseCid(cidText)
+    const segments = slash < 0 ? [] : parseSegments(rest.slice(slash + 1))
 
     const variant = negotiate(req.headers.accept, query)
-    if (hasPath) {
-      if (variant.format === 'raw') throw new HttpError(CODE.ERR_INVALID_PATH, 'a block request takes no path after the CID: /ipfs/{cid}')
-      throw new HttpError(CODE.ERR_NOT_IMPLEMENTED, 'CAR requests with a path need path traversal, which this gateway does not do: ask for /ipfs/{cid}')
-    }
-    if (variant.format === 'car') checkScope(cid, variant)
-
     const cidString = cid.toString()
-    const raw = variant.format === 'raw'
-    const etag = raw ? `"${cidString}.raw"` : `"${carEtagName(cidString, variant)}"`
     const headers: Record<string, string> = {
-      etag,
       'cache-control': IMMUTABLE,
       vary: 'Accept',
-      'x-ipfs-path': `/ipfs/${cidText}`,
+      'x-ipfs-path': segments.length === 0 ? `/ipfs/${cidText}` : path,
       'x-ipfs-roots': cidString,
       'x-content-type-options': 'nosniff'
     }
     if (variant.fromAccept) headers['content-location'] = `${path}?${rawQuery === '' ? '' : rawQuery + '&'}format=${variant.format}`
+    const filename = query?.get('filename') ?? undefined
 
+    if (segments.length > 0 || (variant.format === 'car' && !isSingleBlock(cid, variant))) {
+      await this.#serveDag(req, res, cid, segments, variant, headers, filename)
+      return
+    }
+
+    const raw = variant.format === 'raw'
+    const etag = raw ? `"${cidString}.raw"` : `"${carEtagName(cidString, variant)}"`
+    headers.etag = etag
     const ifNoneMatch = req.headers['if-none-match']
     if (ifNoneMatch !== undefined && etagMatches(ifNoneMatch, etag) && await this.#bs.has(cid)) {
       this.#send(req, res, 304, headers)
       return
     }
-    if (/\bonly-if-cached\b/i.test(req.headers['cache-control'] ?? '') && !(await this.#bs.has(cid))) {
+    if (onlyIfCached(req) && !(await this.#bs.has(cid))) {
       throw new HttpError(CODE.ERR_NOT_CACHED, `${cidString} is not in this gateway's shards (only-if-cached)`)
     }
 
-    headers['content-type'] = raw ? RAW_TYPE : `${CAR_TYPE}; version=1; order=dfs; dups=${variant.dups}`
-    headers['content-disposition'] = disposition(query?.get('filename') ?? `${cidString}.${raw ? 'bin' : 'car'}`)
+    headers['content-type'] = raw ? RAW_TYPE : carType(variant)
+    headers['content-disposition'] = disposition(filename ?? `${cidString}.${raw ? 'bin' : 'car'}`)
     if (method === 'HEAD') {
       // The size comes from the index and section header: a HEAD reads no block.
       const size = await this.#bs.getSize(cid)
@@ -222,6 +235,67 @@ class TrustlessGateway implements Gateway {
     const body = raw ? block : encodeBlockCar(cid, block)
     headers['content-length'] = String(body.byteLength)
     this.#send(req, res, 200, headers, body)
+  }
+
+  /**
+   * A content path (raw block or CAR) or a CAR of more than one block: the path is resolved
+   * (its blocks read) before the status is sent, so a missing root or path is a 404; the CAR
+   * is then streamed, and a block missing from there on cuts the response (spec: the stream is
+   * terminated, the client sees an incomplete CAR).
+   */
+  async #serveDag (req: IncomingMessage, res: ServerResponse, cid: CID, segments: string[], variant: Variant,
+    headers: Record<string, string>, filename: string | undefined): Promise<void> {
+    const cidString = cid.toString()
+    if (onlyIfCached(req) && !(await this.#bs.has(cid))) {
+      throw new HttpError(CODE.ERR_NOT_CACHED, `${cidString} is not in this gateway's shards (only-if-cached)`)
+    }
+    const resolved = await resolvePath(this.#get, cid, segments)
+    headers['x-ipfs-roots'] = resolved.roots.map(String).join(',')
+    const raw = variant.format === 'raw'
+    const etag = raw
+      ? `"${resolved.terminal.cid.toString()}.raw"`
+      : `"${carEtagName(cidString + pathTag(segments), variant)}"`
+    headers.etag = etag
+    const ifNoneMatch = req.headers['if-none-match']
+    if (ifNoneMatch !== undefined && etagMatches(ifNoneMatch, etag)) {
+      this.#send(req, res, 304, headers)
+      return
+    }
+    if (raw) {
+      const bytes = resolved.terminal.bytes
+      headers['content-type'] = RAW_TYPE
+      headers['content-disposition'] = disposition(filename ?? `${resolved.terminal.cid.toString()}.bin`)
+      headers['content-length'] = String(bytes.byteLength)
+      this.#send(req, res, 200, headers, bytes)
+      return
+    }
+    const abort = new AbortController()
+    // Checked before a byte is sent: a terminal of a codec the walk cannot decode is a 501 here.
+    const blocks = dagWalk(this.#get, resolved, {
+      scope: variant.scope,
+      entityBytes: variant.entityBytes?.range,
+      dups: variant.dups === 'y',
+      maxDuplicates: this.#maxDuplicates,
+      signal: abort.signal
+    })
+    headers['content-type'] = carType(variant)
+    headers['content-disposition'] = disposition(filename ?? `${cidString}.car`)
+    if (req.method === 'HEAD') {
+      this.#send(req, res, 200, headers)
+      return
+    }
+    this.#count(200)
+    res.writeHead(200, headers)
+    const onClose = (): void => { if (!res.writableFinished) abort.abort() }
+    res.on('close', onClose)
+    try {
+      await streamCar(res, [cid], blocks, abort.signal)
+    } catch (err) {
+      // The status is out: all that is left is to cut the stream so the client sees it incomplete.
+      res.destroy(toHttpError(err))
+    } finally {
+      res.off('close', onClose)
+    }
   }
 
   #fail (req: IncomingMessage, res: ServerResponse, err: unknown): void {
@@ -261,8 +335,36 @@ function parseCid (text: string): CID {
   }
 }
 
-function carEtagName (cidString: string, v: Variant): string {
-  return `${cidString}.car.v1.dfs.dups-${v.dups}.${v.scope}${v.entityBytes !== undefined ? `.bytes-${v.entityBytes}` : ''}`
+function carEtagName (name: string, v: Variant): string {
+  return `${name}.car.v1.dfs.dups-${v.dups}.${v.scope}${v.entityBytes !== undefined ? `.bytes-${v.entityBytes.text}` : ''}`
+}
+
+function carType (v: Variant): string {
+  return `${CAR_TYPE}; version=1; order=dfs; dups=${v.dups}`
+}
+
+function onlyIfCached (req: IncomingMessage): boolean {
+  return /\bonly-if-cached\b/i.test(req.headers['cache-control'] ?? '')
+}
+
+/** The path's segments, percent-decoded; empty ones (a trailing or doubled slash) are no segment. */
+function parseSegments (text: string): string[] {
+  const out: string[] = []
+  for (const part of text.split('/')) {
+    if (part === '') continue
+    try {
+      out.push(decodeURIComponent(part))
+    } catch {
+      throw new HttpError(CODE.ERR_INVALID_PATH, `path segment ${JSON.stringify(part.slice(0, 200))} is not valid percent-encoding`)
+    }
+  }
+  return out
+}
+
+/** A path's part of a CAR ETag: a short hash (an ETag may not hold every character a path can). */
+function pathTag (segments: string[]): string {
+  if (segments.length === 0) return ''
+  return '.path-' + createHash('sha256').update(segments.join('/')).digest('hex').slice(0, 16)
 }
 
 /** If-None-Match against our (strong) ETag with the weak comparison RFC 9110 prescribes for it. */
@@ -294,9 +396,14 @@ function onlyGone (cause: unknown): boolean {
   return isGone(cause)
 }
 
+// What the DAG reader (src/read) throws about the data itself: answered with its code's status.
+const DAG_CODES = new Set<string | undefined>([CODE.ERR_PATH_NOT_FOUND, CODE.ERR_NOT_IMPLEMENTED, CODE.ERR_BLOCK_UNDECODABLE, CODE.ERR_DUPS_LIMIT])
+
 function toHttpError (err: unknown): HttpError {
   if (err instanceof HttpError) return err
   const message = err instanceof Error ? err.message : String(err)
+  const code = codeOf(err)
+  if (DAG_CODES.has(code)) return new HttpError(code as ErrorCode, message, { cause: (err as Error).cause })
   if (codeOf(err) === CODE.ERR_NOT_FOUND) {
     const cause = (err as Error).cause
     if (cause === undefined || onlyGone(cause)) return new HttpError(CODE.ERR_NOT_FOUND, message)

@@ -1,6 +1,6 @@
 /**
- * `dagstore serve`'s HTTP server: the block gateway (/ipfs/…), /metrics, /healthz and the admin
- * JSON API on one node:http server, with request limits and a graceful close.
+ * `dagstore serve`'s HTTP server: the block gateway (/ipfs/…), whole shards (/car/…), /metrics,
+ * /healthz and the admin JSON API on one node:http server, with request limits and a graceful close.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
@@ -10,6 +10,7 @@ import { MountRegistry } from '../../storage/mount/registry.js'
 import { defaultReport } from '../../base/report.js'
 import { createGateway, type Gateway } from './gateway.js'
 import { AdminApi } from './admin.js'
+import { isCarPath, serveCar } from './car-download.js'
 import { AllowRoots } from './allow-roots.js'
 import { bearerCheck, loopbackCheck, validateToken } from './auth.js'
 import { isLoopback } from '../loopback.js'
@@ -163,6 +164,10 @@ export async function startServer (store: DAGStore, options: ServeOptions = {}):
         })
         res.end(text)
       }
+      return
+    }
+    if (isCarPath(path)) {
+      await serveCar(store, req, res, path)
       return
     }
     const match = admin.route(method, path)

@@ -1,29 +1,29 @@
 /**
  * What a gateway request asks for: the format (raw block or CAR) from `?format=` or `Accept`
- * (q-values, most specific range wins), the CAR parameters, and the DAG scope, checked against
- * what a block gateway can answer (406, 400 and 501 otherwise). Pure: no I/O.
+ * (q-values, most specific range wins), the CAR parameters, the DAG scope (default `all`, as
+ * the spec says) and `entity-bytes` (406 and 400 otherwise). Pure: no I/O.
  */
 import type { CID } from 'multiformats/cid'
 import { HttpError } from './http-util.js'
 import { CODE } from '../../base/errors/codes.js'
+import type { DagScope, EntityBytes } from '../../read/dag-walk.js'
 
 export const RAW_TYPE = 'application/vnd.ipld.raw'
 export const CAR_TYPE = 'application/vnd.ipld.car'
 
 const RAW_CODEC = 0x55
 const DAG_PB_CODEC = 0x70
-const ENTITY_BYTES = /^-?\d+:(?:-?\d+|\*)$/
+const ENTITY_BYTES = /^(-?\d+):(-?\d+|\*)$/
 const QVALUE = /^(?:0(?:\.\d{0,3})?|1(?:\.0{0,3})?)$/
-
-type Scope = 'block' | 'entity' | 'all'
 
 export interface Variant {
   format: 'raw' | 'car'
   /** `format` came from Accept, not the URL: Content-Location names the URL with it. */
   fromAccept: boolean
   dups: 'y' | 'n'
-  scope: Scope
-  entityBytes?: string
+  scope: DagScope
+  /** As asked for (it names the ETag), and parsed. */
+  entityBytes?: { text: string, range: EntityBytes }
 }
 
 function notAcceptable (message: string): HttpError {
@@ -123,10 +123,7 @@ export function negotiate (accept: string | undefined, query: URLSearchParams | 
     else chosen = raw ?? car
     if (chosen === undefined) throw notAcceptable(`nothing in Accept (${accept}) can be served`)
   }
-  // Without a dag-scope a CAR holds the one block (the issue's contract: a block gateway). The
-  // spec's default would be `all`; a client that asks for `all` explicitly gets 501 for blocks
-  // with links, since that needs a DAG walk.
-  const variant: Variant = { format: chosen.format, fromAccept: format === '', dups: chosen.dups, scope: 'block' }
+  const variant: Variant = { format: chosen.format, fromAccept: format === '', dups: chosen.dups, scope: 'all' }
   if (variant.format === 'car' && query !== undefined) {
     // The URL's car-* parameters win over Accept's (spec).
     const fromQuery: CarParams = {}
@@ -148,22 +145,32 @@ export function negotiate (accept: string | undefined, query: URLSearchParams | 
     }
     const entityBytes = query.get('entity-bytes')
     if (entityBytes !== null) {
-      if (!ENTITY_BYTES.test(entityBytes)) {
-        throw new HttpError(CODE.ERR_INVALID_REQUEST, `entity-bytes must be from:to (integers, to may be *), not ${JSON.stringify(entityBytes)}`)
-      }
       variant.scope = 'entity'
-      variant.entityBytes = entityBytes
+      variant.entityBytes = { text: entityBytes, range: parseEntityBytes(entityBytes) }
     }
   }
   return variant
 }
 
-/** Scopes that are the block itself for this CID's codec are served; the others need a DAG walk. */
-export function checkScope (cid: CID, variant: Variant): void {
+function parseEntityBytes (text: string): EntityBytes {
+  const m = ENTITY_BYTES.exec(text)
+  const from = Number(m?.[1])
+  const to = m?.[2] === '*' ? '*' : Number(m?.[2])
+  const bad = m === null || !Number.isSafeInteger(from) || (to !== '*' && !Number.isSafeInteger(to)) ||
+    // Both from the start and in reverse order: no file has bytes there (mixed signs depend on the size).
+    (from >= 0 && to !== '*' && to >= 0 && from > to)
+  if (bad) {
+    throw new HttpError(CODE.ERR_INVALID_REQUEST, `entity-bytes must be from:to (integers, to may be *, from <= to when both are offsets from the start), not ${JSON.stringify(text)}`)
+  }
+  return { from, to }
+}
+
+/**
+ * True when the answer is the CID's block alone, whatever the DAG: `dag-scope=block`, a raw
+ * block (no links), and `entity` of anything but dag-pb (entity is the block for non-UnixFS
+ * data). Such a CAR has a length known from the index, and needs no decoding.
+ */
+export function isSingleBlock (cid: CID, variant: Variant): boolean {
   const { scope } = variant
-  if (scope === 'block') return
-  if (scope === 'all' && cid.code === RAW_CODEC) return
-  if (scope === 'entity' && cid.code !== DAG_PB_CODEC) return
-  throw new HttpError(CODE.ERR_NOT_IMPLEMENTED,
-    `dag-scope=${scope} of a codec 0x${cid.code.toString(16)} block needs a DAG walk, which this gateway does not do: ask for dag-scope=block`)
+  return scope === 'block' || cid.code === RAW_CODEC || (scope === 'entity' && cid.code !== DAG_PB_CODEC)
 }

@@ -9,6 +9,8 @@ import type { SectionHead } from '../../format/car/sections.js'
 import { HashVerifier } from '../../format/car/verify.js'
 import type { BlockHasher } from '../../format/car/verify.js'
 import { IDENTITY_CODE } from '../../format/multihash.js'
+import { LocatedBlockReader } from '../../format/car/located-block.js'
+import type { SectionLengths } from '../../format/index/section-lengths.js'
 
 /**
  * First read at a section: covers length varint + CID + the whole block for blocks up to ~4 KB,
@@ -37,6 +39,13 @@ export interface ShardBlockstoreInit {
   verifyHashes?: boolean
   /** Hashers besides the built-in sha2-256, sha2-512, blake2b-256 and identity, for verifyHashes. */
   hashers?: BlockHasher[]
+  /**
+   * Each block's section range (a shard read in place): a get is then ONE read of exactly its
+   * section, and its data is always hash-verified (ERR_HASH_MISMATCH) before it is returned.
+   */
+  located?: SectionLengths | undefined
+  /** Told of every error a read or check raised (before it is thrown): the accessor fails the shard on some. */
+  onReadError?: ((err: unknown) => void) | undefined
 }
 
 /**
@@ -53,9 +62,15 @@ export class ShardBlockstore implements ReadBlockstore {
   private readonly maxSectionSize: number
   private readonly readAt: (position: number, length: number) => Promise<Uint8Array>
   private readonly verifier: HashVerifier | undefined
+  private readonly located: SectionLengths | undefined
+  private readonly blockReader: LocatedBlockReader | undefined
+  private readonly onReadError: ((err: unknown) => void) | undefined
 
   constructor (init: ShardBlockstoreInit) {
     if (init.verifyHashes === true) this.verifier = new HashVerifier(init.hashers)
+    this.located = init.located
+    if (init.located !== undefined) this.blockReader = new LocatedBlockReader(init.hashers !== undefined ? { hashers: init.hashers } : {})
+    this.onReadError = init.onReadError
     this.reader = init.reader
     this.index = init.index
     this.payloadOffset = init.payloadOffset
@@ -76,6 +91,7 @@ export class ShardBlockstore implements ReadBlockstore {
   async get (cid: CID): Promise<Uint8Array> {
     // A copy, as a plain Uint8Array: the digest may be a view into a Buffer the caller owns.
     if (cid.multihash.code === IDENTITY_CODE) return new Uint8Array(cid.multihash.digest)
+    if (this.located !== undefined) return await this.getLocated(cid, this.located)
     const offset = this.lookup(cid)
     const { head, bytes, at } = await this.readHead(cid, offset, this.headReadSize)
     const dataAt = at + head.headerLength
@@ -93,6 +109,19 @@ export class ShardBlockstore implements ReadBlockstore {
       await this.verifier.check(mh.code, mh.digest, data, cid.bytes, at)
     }
     return data
+  }
+
+  private async getLocated (cid: CID, located: SectionLengths): Promise<Uint8Array> {
+    const range = located.locate(cid.multihash.bytes)
+    if (range === undefined) throw new BlockNotFoundError(`block not found: ${cid.toString()}`)
+    const at = this.payloadOffset + range.offset
+    try {
+      const bytes = await this.readAt(at, range.length)
+      return await (this.blockReader as LocatedBlockReader).read(cid, bytes, at)
+    } catch (err) {
+      this.onReadError?.(err)
+      throw err
+    }
   }
 
   async getSize (cid: CID): Promise<number> {

@@ -20,6 +20,8 @@ import { CODE } from '../../base/errors/codes.js'
 
 interface Entry {
   readonly reader: MountReader & { isCurrent?: () => boolean }
+  /** Closed when its last lease closes instead of kept idle. */
+  readonly closeWhenIdle: boolean
   users: number
   retired: boolean
   /** When the file was last found current (clock ms). */
@@ -47,6 +49,9 @@ class PooledLease implements MountReader {
   protected closed = false
 
   constructor (private readonly pool: ReaderPool, readonly key: ShardKey, readonly entry: Entry) {}
+
+  /** The reader is not kept idle (a shard read in place): its accessors read the origin. */
+  get closeWhenIdle (): boolean { return this.entry.closeWhenIdle }
 
   get size (): number | undefined { return this.entry.reader.size }
 
@@ -99,13 +104,13 @@ export class ReaderPool {
   }
 
   /** A lease on the shard's shared reader; `open` runs only when none is pooled or its file changed. */
-  async lease (key: ShardKey, open: () => Promise<MountReader>): Promise<ReaderLease> {
+  async lease (key: ShardKey, open: () => Promise<{ reader: MountReader, closeWhenIdle?: boolean }>): Promise<ReaderLease> {
     let entry = this.current(key)
     if (entry === undefined) {
       let pending = this.opening.get(key)
       if (pending === undefined) {
-        const opened: Promise<Entry> = open().then((reader) => {
-          const fresh: Entry = { reader, users: 0, retired: false, checkedAt: this.clock(), index: undefined }
+        const opened: Promise<Entry> = open().then(({ reader, closeWhenIdle }) => {
+          const fresh: Entry = { reader, closeWhenIdle: closeWhenIdle === true, users: 0, retired: false, checkedAt: this.clock(), index: undefined }
           // Invalidated while opening: serve the callers already waiting, keep nothing.
           if (this.opening.get(key) === opened) this.live.set(key, fresh)
           else fresh.retired = true
@@ -148,7 +153,9 @@ export class ReaderPool {
   /** @internal the lease's way back. */
   release (key: ShardKey, entry: Entry): void {
     if (--entry.users > 0) return
-    if (entry.retired || this.live.get(key) !== entry) {
+    if (entry.retired || this.live.get(key) !== entry || entry.closeWhenIdle) {
+      if (this.live.get(key) === entry) this.live.delete(key)
+      entry.retired = true
       this.closeQuietly(entry.reader)
       return
     }

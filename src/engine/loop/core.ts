@@ -5,6 +5,7 @@
 import type { EventLoop } from './loop.js'
 import type { EventBuffer } from '../observe/event-buffer.js'
 import type { Shard } from '../shard/shard.js'
+import type { ShardMap } from '../shard/shard-map.js'
 import type { ErrorReporter } from '../shard/waiter.js'
 import type { ShardKey, ShardResult, ShardState, Trace } from '../../base/types.js'
 import type { FullIndexRepo, ShardIndexer, TopLevelIndex, VerifyHashes } from '../../base/index-types.js'
@@ -14,11 +15,14 @@ import type { Mount } from '../../base/mount-types.js'
 import type { ReaderPool } from '../accessor/reader-pool.js'
 import type { StoreMetrics } from '../observe/metrics.js'
 import type { Tombstones } from './tombstones.js'
+import type { SectionCache } from '../../storage/remote/section-cache.js'
+import type { CopyPolicy } from '../../base/types.js'
 
 interface Throttle { add: <T>(fn: () => Promise<T>) => Promise<T> }
 
 export interface Core {
-  readonly shards: Map<ShardKey, Shard>
+  /** Keys kept in order too, for paged listings. */
+  readonly shards: ShardMap
   readonly counts: Record<ShardState, number>
   readonly loop: EventLoop
   readonly traces: EventBuffer<Trace>
@@ -35,6 +39,10 @@ export interface Core {
   readonly report: ErrorReporter
   readonly metrics: StoreMetrics
   readonly graceMs: number
+  /** The section cache of shards read in place (one budget per store). */
+  readonly sections: SectionCache
+  /** The store's `remote.copy`; a shard's own policy overrides it. */
+  readonly copyPolicy: CopyPolicy
   /** True once close() began: aborted jobs then report nothing. */
   closing: boolean
   /** Per-key cleanups (destroy, GC) that later work on the same key must wait for. */

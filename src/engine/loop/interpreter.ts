@@ -14,6 +14,7 @@ import type { OpTask } from './tasks.js'
 import { raiseBarrier, type Core } from './core.js'
 import type { Jobs } from './jobs.js'
 import { endCleanup, removeShardData } from './cleanup.js'
+import { forgetOrigin } from './placement.js'
 import type { ShardState } from '../../base/types.js'
 import {
   ShardDrainingError, ShardErroredError, ShardInitializationFailedError, ShardInUseError,
@@ -67,6 +68,7 @@ export class Interpreter {
       if (shard.extra?.job?.id !== task.jobId) return
       shard.extra.job = undefined
       if (task.transient !== undefined) shard.transient = task.transient ?? undefined
+      if (task.inPlace !== undefined) shard.inPlace = task.inPlace
     }
 
     // An accessor that failed on bytes a recovery has since replaced says nothing about the new ones.
@@ -218,6 +220,9 @@ export class Interpreter {
       stageDestroy: ({ shard }) => { core.loop.stage({ op: 'destroy', key: shard.key, shard, drain: true }) },
       holdRecoverWaiter: ({ shard, task }) => { shard.x().recover = task.waiter },
       startRecover: ({ shard, tx }) => {
+        // Recovery re-learns the origin: whether it honours Range, and its validator.
+        forgetOrigin(shard)
+        shard.inPlace = undefined
         shard.payload = undefined
         shard.epoch++
         core.readers.invalidate(shard.key)

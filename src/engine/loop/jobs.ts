@@ -5,15 +5,21 @@
  * task (makeAvailable / fail / release) for the loop to apply. Every job takes an
  * AbortSignal; close() aborts them all and waits for them.
  */
-import { awaitBarrier, mountOf, verifiesHashes, type Core } from './core.js'
+import { awaitBarrier, mountOf, raiseBarrier, verifiesHashes, type Core } from './core.js'
+import { openInPlace } from './placement.js'
 import { finishUnfinishedDestroy, removeShardIndices, storeShardIndices } from './cleanup.js'
 import type { Drain } from './drain.js'
 import type { Shard, Job, PayloadSpan } from '../shard/shard.js'
 import { Waiter } from '../shard/waiter.js'
 import { ShardAccessorImpl } from '../accessor/accessor.js'
 import { readCarLayout } from '../../format/car/layout.js'
-import { ShardErroredError, StoreClosedError, raceAbort } from '../../base/errors.js'
-import { toError } from '../../base/errors/inspect.js'
+import { ShardErroredError, ShardUnknownError, StoreClosedError, raceAbort } from '../../base/errors.js'
+import { codeOf, toError } from '../../base/errors/inspect.js'
+import { CODE } from '../../base/errors/codes.js'
+import type { Mount, MountReader } from '../../base/mount-types.js'
+import { adoptEmbeddedIndex } from '../../format/car/remote-index.js'
+import { SectionLengths } from '../../format/index/section-lengths.js'
+import type { InPlaceReads } from '../accessor/accessor.js'
 import type { ReaderLease } from '../accessor/reader-pool.js'
 import type { ShardIndex } from '../../base/index-types.js'
 import type { ShardKey } from '../../base/types.js'
@@ -26,6 +32,10 @@ export class Jobs {
   private readonly opens = new AbortController()
   /** Re-fetches in flight (by shard key): their readers get no pooled index until the file is whole. */
   private readonly downloading = new Map<ShardKey, Promise<unknown>>()
+  /** Index rebuilds on acquire in flight, by shard key. */
+  private readonly rebuilds = new Map<ShardKey, Promise<ShardIndex>>()
+  /** Block lengths of loaded indices of shards read in place: computed once per index. */
+  private readonly lengths = new WeakMap<ShardIndex, SectionLengths>()
 
   constructor (private readonly core: Core) {}
 
@@ -62,6 +72,39 @@ export class Jobs {
     if (ready === undefined) return false
     waiter.deliver({ key: shard.key, accessor: new ShardAccessorImpl(shard.key, ready.lease, ready.index, payload, () => release(core, shard)) })
     return true
+  }
+
+  /** How an accessor of a shard read in place reads and checks blocks, and fails the shard. */
+  private inPlaceReads (shard: Shard, reader: ReaderLease, index: ShardIndex, payload: PayloadSpan): InPlaceReads | undefined {
+    if (!reader.closeWhenIdle) return undefined
+    const { core } = this
+    const { key, epoch } = shard
+    const payloadSize = payload.size ?? (reader.size !== undefined ? reader.size - payload.offset : undefined)
+    if (payloadSize === undefined) return undefined
+    let lengths = this.lengths.get(index)
+    if (lengths === undefined) {
+      lengths = new SectionLengths(index, payloadSize, payload.offset)
+      this.lengths.set(index, lengths)
+    }
+    return {
+      lengths,
+      fail: (error) => {
+        if (!core.closing) core.loop.complete({ op: 'fail', key, shard, error, epoch })
+      }
+    }
+  }
+
+  /** Records whether the shard is read in place (for describeShard); only the loop writes a shard. */
+  private notePlacement (shard: Shard, epoch: number, inPlace: boolean): void {
+    if (shard.inPlace === inPlace) return
+    const { core } = this
+    core.loop.complete({
+      control: (tx) => {
+        if (core.shards.get(shard.key) !== shard || shard.epoch !== epoch || shard.inPlace === inPlace) return
+        shard.inPlace = inPlace
+        tx.markDirty(shard)
+      }
+    })
   }
 
   abortAll (reason: Error): void {
@@ -105,8 +148,15 @@ export class Jobs {
         return
       }
       signal.throwIfAborted()
-      // Fetch and index are one pass: the indexer reads a downloading transient as it arrives.
       const mount = mountOf(core, shard)
+      const inPlace = await openInPlace(core, shard, mount, kept, signal)
+      if (inPlace !== undefined) {
+        await this.indexInPlace(key, mount, inPlace, signal)
+        signal.throwIfAborted()
+        core.loop.complete({ op: 'makeAvailable', key, shard, jobId: job.id, transient: null, inPlace: true })
+        return
+      }
+      // Fetch and index are one pass: the indexer reads a downloading transient as it arrives.
       const opened = await core.transients.open(key, mount, kept, signal)
       kept = opened.transient
       const context = { verifyHashes: verifiesHashes(core, mount) }
@@ -143,12 +193,89 @@ export class Jobs {
         await opened.reader.close()
       }
       signal.throwIfAborted()
-      core.loop.complete({ op: 'makeAvailable', key, shard, jobId: job.id, transient: kept ?? null })
+      core.loop.complete({ op: 'makeAvailable', key, shard, jobId: job.id, transient: kept ?? null, inPlace: false })
     } catch (err) {
       // close() aborts jobs without recording a failure: the shard resumes at the next start.
       if (core.closing) return
       core.loop.complete({ op: 'fail', key, shard, jobId: job.id, error: toError(err), transient: kept ?? null })
     }
+  }
+
+  /**
+   * Indexes a shard read in place, keeping none of its bytes: a CARv2's embedded index is
+   * adopted with two ranged reads (its structure checked; every block read later is
+   * hash-verified), anything else is indexed by one streaming pass through the section cache.
+   */
+  private async indexInPlace (key: ShardKey, mount: Mount, reader: MountReader, signal: AbortSignal): Promise<void> {
+    const { core } = this
+    let stored = false
+    try {
+      const run = async (): Promise<ShardIndex> => await this.measured(async () => {
+        const size = reader.size
+        const read = reader.read
+        if (size !== undefined && read !== undefined) {
+          const adopted = await adoptEmbeddedIndex(async (position, length) => await read.call(reader, position, length), size, { signal })
+          if (adopted.kind === 'adopted') return adopted.index
+        }
+        return await core.indexer(key, streamOnly(reader), signal, { verifyHashes: verifiesHashes(core, mount) })
+      })
+      const index = core.indexThrottle !== undefined ? await core.indexThrottle.add(run) : await run()
+      signal.throwIfAborted()
+      stored = true
+      await storeShardIndices(core, key, index)
+    } catch (err) {
+      if (stored) {
+        await removeShardIndices(core, key).catch((e: unknown) => { core.report(e, `dropping the index of failed shard ${JSON.stringify(key)}`) })
+      }
+      throw err
+    } finally {
+      await reader.close()
+    }
+  }
+
+  /** Runs an indexing pass, counting it in the metrics. */
+  private async measured (run: () => Promise<ShardIndex>): Promise<ShardIndex> {
+    const startedAt = performance.now()
+    try {
+      const index = await run()
+      this.core.metrics.indexed(index.size, (performance.now() - startedAt) / 1000, true)
+      return index
+    } catch (err) {
+      this.core.metrics.indexed(0, (performance.now() - startedAt) / 1000, false)
+      throw err
+    }
+  }
+
+  /**
+   * An acquire found no index for an available shard (dropped behind the store, or lost):
+   * it is rebuilt from the shard's bytes instead of failing the shard (Go dagstore #83).
+   * Concurrent acquirers share one rebuild; it holds the key's barrier, so a destroy cleans up
+   * after it and a new shard of the key never sees its writes.
+   */
+  private async rebuildIndex (shard: Shard, reader: ReaderLease, signal: AbortSignal): Promise<ShardIndex> {
+    const { core } = this
+    const { key } = shard
+    let pending = this.rebuilds.get(key)
+    if (pending === undefined) {
+      let result!: Promise<ShardIndex>
+      const barrier = raiseBarrier(core, key, async () => {
+        result = (async () => {
+          const context = { verifyHashes: verifiesHashes(core, mountOf(core, shard)) }
+          const source = reader.closeWhenIdle ? streamOnly(reader) : reader
+          const index = await this.measured(async () => await core.indexer(key, source, signal, context))
+          if (core.shards.get(key) !== shard) throw new ShardUnknownError(`shard ${JSON.stringify(key)} was destroyed`)
+          await storeShardIndices(core, key, index)
+          return index
+        })()
+        await result.then(() => {}, () => {})
+      })
+      const started = barrier.start()
+      pending = started.then(async () => await result)
+      this.rebuilds.set(key, pending)
+      const done = pending
+      done.then(() => {}, () => {}).finally(() => { if (this.rebuilds.get(key) === done) this.rebuilds.delete(key) })
+    }
+    return await pending
   }
 
   private async open (shard: Shard, waiter: Waiter, signal: AbortSignal): Promise<void> {
@@ -159,7 +286,13 @@ export class Jobs {
       await awaitBarrier(core, key)
       // The open is shared by concurrent acquirers, so only the store's signal may cancel it.
       reader = await core.readers.lease(key, async () => {
-        const opened = await core.transients.open(key, mountOf(core, shard), shard.transient, signal)
+        const mount = mountOf(core, shard)
+        const inPlace = await openInPlace(core, shard, mount, shard.transient, signal)
+        this.notePlacement(shard, epoch, inPlace !== undefined)
+        // No idle pooling in place: the section cache keeps the bytes, and its keep-after-close
+        // clock must start when the last accessor closes.
+        if (inPlace !== undefined) return { reader: inPlace, closeWhenIdle: true }
+        const opened = await core.transients.open(key, mount, shard.transient, signal)
         if (opened.transient !== shard.transient) {
           // A re-fetch, read by accessors as it arrives. Its path is recorded now: should the
           // store stop before the download ends, a restart finds no file there and fetches
@@ -180,9 +313,12 @@ export class Jobs {
           this.downloading.set(key, complete)
           complete.then(undefined, () => {}).finally(() => { if (this.downloading.get(key) === complete) this.downloading.delete(key) })
         }
-        return opened.reader
+        return { reader: opened.reader }
       })
-      const index = await core.indexRepo.get(key)
+      const index = await core.indexRepo.get(key).catch(async (err: unknown) => {
+        if (codeOf(err) !== CODE.ERR_INDEX_NOT_FOUND || reader === undefined) throw err
+        return await this.rebuildIndex(shard, reader, signal)
+      })
       // Acquires of a shard still being fetched take this path: a download that fails must be seen by them.
       if (!this.downloading.has(key)) core.readers.keepIndex(reader, index)
       let payload = shard.payload
@@ -194,7 +330,8 @@ export class Jobs {
         payload = span
         core.loop.complete({ control: () => { shard.payload = span } })
       }
-      const accessor = new ShardAccessorImpl(key, reader, index, payload, () => release(core, shard))
+      const inPlace = this.inPlaceReads(shard, reader, index, payload)
+      const accessor = new ShardAccessorImpl(key, reader, index, payload, () => release(core, shard), inPlace)
       reader = undefined
       waiter.deliver({ key, accessor })
     } catch (err) {
@@ -212,6 +349,14 @@ export class Jobs {
       waiter.deliver({ key, error: new ShardErroredError(`failed to acquire shard: ${cause.message}`, { cause }) })
     }
   }
+}
+
+/**
+ * A reader in place seen through its stream only: the indexer then makes one sequential pass
+ * of sections with read-ahead, where positional reads would cost a request per block.
+ */
+function streamOnly (reader: MountReader): MountReader {
+  return { size: reader.size, stream: (start?: number) => reader.stream(start), close: async () => {} }
 }
 
 /**

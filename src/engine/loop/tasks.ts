@@ -15,6 +15,8 @@ export interface OpTask {
   readonly error?: Error
   /** makeAvailable/fail from a job: the transient the job left behind (null: none). */
   readonly transient?: string | null
+  /** makeAvailable from a job: whether the shard is read in place (no transient). */
+  readonly inPlace?: boolean
   /** fail from an accessor open: the shard epoch it read; dropped if recovery has moved on since. */
   readonly epoch?: number
   /** register: initialize even if the shard is lazy (re-registration of interrupted work at start). */

@@ -10,6 +10,7 @@
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { OpType, ShardState } from '../../base/types.js'
+import type { SectionCacheStats } from '../../storage/remote/types.js'
 
 /**
  * 'applied': the op changed (or kept) state as the machine says; 'rejected': the caller got an
@@ -21,6 +22,23 @@ export interface MetricsSources {
   stats: () => Record<ShardState, number>
   /** Bytes of store-owned transients (plus reservations), when automated GC keeps count. */
   transients: () => { bytes: number, reserved: number } | undefined
+  /** The section cache of shards read in place. */
+  sections: () => SectionCacheStats
+}
+
+/** A counter whose running total lives elsewhere: prom-client gets the difference at scrape time. */
+function totalCounter (name: string, help: string, registers: Registry[], total: () => number): void {
+  let reported = 0
+  new Counter({ // eslint-disable-line no-new
+    name,
+    help,
+    registers,
+    collect () {
+      const now = total()
+      if (now > reported) this.inc(now - reported)
+      reported = now
+    }
+  })
 }
 
 const DURATION_BUCKETS = [0.005, 0.025, 0.1, 0.5, 1, 2.5, 10, 30, 120, 600]
@@ -83,6 +101,7 @@ export class StoreMetrics {
         if (t !== undefined) this.set(t.reserved)
       }
     })
+    this.remoteMetrics(registers, sources.sections)
     this.#fetchSeconds = new Histogram({
       name: 'dagstore_fetch_duration_seconds',
       help: 'Transient downloads, by outcome.',
@@ -99,6 +118,36 @@ export class StoreMetrics {
       registers
     })
     this.#indexBlocks = new Counter({ name: 'dagstore_index_blocks_total', help: 'Blocks indexed.', registers })
+  }
+
+  private remoteMetrics (registers: Registry[], sections: () => SectionCacheStats): void {
+    totalCounter('dagstore_remote_bytes_fetched_total', 'Bytes fetched by ranged reads of shards read in place.', registers,
+      () => sections().bytesFetched)
+    totalCounter('dagstore_remote_ranged_requests_total', 'Ranged reads asked of origins (a retry inside one is not another).', registers,
+      () => sections().rangedRequests)
+    totalCounter('dagstore_remote_cache_hits_total', 'Reads in place answered from the section cache alone.', registers, () => sections().hits)
+    totalCounter('dagstore_remote_cache_misses_total', 'Reads in place that waited on a request (new or shared).', registers, () => sections().misses)
+    totalCounter('dagstore_remote_cache_evictions_total', 'Sections evicted from the section cache.', registers, () => sections().evictions)
+    const gauges: Array<[string, string, (s: SectionCacheStats) => number]> = [
+      ['dagstore_remote_cache_bytes', 'Bytes held in the section cache.', (s) => s.cachedBytes],
+      ['dagstore_remote_cache_limit_bytes', 'The section cache budget (remote.cacheBytes).', (s) => s.cacheBytes],
+      ['dagstore_remote_inflight_requests', 'Ranged requests in flight.', (s) => s.inFlightRequests],
+      ['dagstore_remote_inflight_bytes', 'Bytes reserved by ranged requests in flight.', (s) => s.inFlightBytes],
+      ['dagstore_remote_read_ahead_bytes', 'Current read-ahead of the open streams, summed.', (s) => s.readAheadBytes]
+    ]
+    for (const [name, help, pick] of gauges) {
+      new Gauge({ name, help, registers, collect () { this.set(pick(sections())) } }) // eslint-disable-line no-new
+    }
+    new Gauge({ // eslint-disable-line no-new
+      name: 'dagstore_remote_source_bytes_fetched',
+      help: 'Bytes fetched per source read in place (URL shown redacted), for the sources the cache knows now.',
+      labelNames: ['source'],
+      registers,
+      collect () {
+        this.reset()
+        for (const s of sections().sources) this.set({ source: s.label }, s.bytesFetched)
+      }
+    })
   }
 
   op (op: OpType, outcome: OpOutcome): void {

@@ -5,7 +5,7 @@
  * live in `extra`, which exists only while a shard has waiters, a job or GC bookkeeping.
  */
 import type { Mount } from '../../base/mount-types.js'
-import type { ShardKey, ShardState, ShardInfo } from '../../base/types.js'
+import type { CopyPolicy, ShardKey, ShardState, ShardInfo } from '../../base/types.js'
 import type { ShardRecord } from '../../storage/state/record.js'
 import type { Waiter } from './waiter.js'
 import { codeOf } from '../../base/errors/inspect.js'
@@ -51,6 +51,8 @@ export class Shard {
   payload: PayloadSpan | undefined = undefined
   /** Bumped when recovery starts replacing the shard's bytes: failures seen on older bytes are stale. */
   epoch = 0
+  /** Read by ranged requests to the origin (no transient), once decided; re-learnt after a restart. */
+  inPlace: boolean | undefined = undefined
 
   constructor (
     readonly key: ShardKey,
@@ -58,7 +60,9 @@ export class Shard {
     readonly lazy: boolean,
     state: ShardState,
     mount: Mount | undefined,
-    transient: string | undefined
+    transient: string | undefined,
+    /** The shard's own copy policy (RegisterOpts.copy), persisted with it. */
+    readonly copy: CopyPolicy | undefined = undefined
   ) {
     this.state = state
     this.mount = mount
@@ -95,6 +99,8 @@ export class Shard {
   record (): ShardRecord {
     const r: ShardRecord = { key: this.key, url: this.url, state: restartState(this.state), lazy: this.lazy }
     if (this.transient !== undefined) r.transient = this.transient
+    if (this.copy !== undefined) r.copy = this.copy
+    if (this.inPlace === true) r.inPlace = true
     if (this.error !== undefined) {
       r.error = this.error.message
       const code = codeOf(this.error)

@@ -374,7 +374,9 @@ function readU64 (view: DataView, at: number, base: number, name: string): numbe
   return hi * 0x100000000 + lo
 }
 
-function isPragma (b: Uint8Array): boolean {
+/** Whether `b` starts with the CARv2 pragma (its first 11 bytes). */
+export function isPragma (b: Uint8Array): boolean {
+  if (b.length < CARV2_PRAGMA.length) return false
   for (let i = 0; i < CARV2_PRAGMA.length; i++) if (b[i] !== CARV2_PRAGMA[i]) return false
   return true
 }

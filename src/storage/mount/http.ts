@@ -5,15 +5,27 @@
 // download: every request uses its own connection, `agent: false`, so nothing leaks), and (3)
 // seeing the raw status, Content-Length / Content-Range and parse errors caused by bytes a
 // server sends beyond its declared Content-Length, with no transparent decompression.
-import * as http from 'node:http'
-import * as https from 'node:https'
+//
+// Reads in place (probeRange, openInPlace) are the exception: many small ranged GETs to one
+// origin, so they share keep-alive connections through an agent of their own, which the
+// source's last reader closes (http-range.ts).
 import type { IncomingMessage } from 'node:http'
-import { DAGStoreError, InvalidMountError, abortErrorFrom, defineError, isAbortError } from '../../base/errors.js'
-import { CODE } from '../../base/errors/codes.js'
-import { codeOf } from '../../base/errors/inspect.js'
+import { InvalidMountError, abortErrorFrom, isAbortError } from '../../base/errors.js'
 import { redactUrl } from '../../base/redact.js'
 import type { Mount, MountInfo, MountReader, MountStat } from '../../base/mount-types.js'
-import { RateFloor } from './rate-floor.js'
+import { InPlaceReader } from '../remote/in-place-reader.js'
+import type { SectionCache } from '../remote/section-cache.js'
+import {
+  HttpChangedError, HttpLengthMismatchError, HttpRangeError, HttpStatusError, HttpTimeoutError,
+  isRetryable, networkError, retryable, statusError
+} from './http-errors.js'
+import { parseLength, request, sleep, withRetries, type Exchange, type RequestTarget, type RetryPolicy } from './http-exchange.js'
+import { probeRange, rangeTransport, validatorKey, type RangeProbe, type RangedProbe } from './http-range.js'
+
+export {
+  HttpChangedError, HttpLengthMismatchError, HttpNetworkError, HttpRangeError, HttpStatusError, HttpTimeoutError
+} from './http-errors.js'
+export type { RangeProbe, RangedProbe } from './http-range.js'
 
 /** How long after stat() a fetch() may reuse its HEAD instead of sending another. */
 const PROBE_REUSE_MS = 5000
@@ -49,83 +61,8 @@ export interface HttpMountOptions {
    * with `HttpTimeoutError`, not retried. Default: none.
    */
   deadlineMs?: number
-}
-
-/** A response status the mount cannot use (after retries, for retryable ones). `status` is the HTTP status. */
-export class HttpStatusError extends DAGStoreError {
-  static readonly code = CODE.ERR_HTTP_STATUS
-  readonly status: number
-  /** The mount's URL with its credentials redacted (errors get shown and logged). */
-  readonly url: string
-  constructor (url: string, status: number, message = `HTTP ${status} from ${url}`, options?: { cause?: unknown }) {
-    super(message, HttpStatusError.code, options)
-    this.status = status
-    this.url = url
-  }
-}
-
-/** A body whose length disagrees with its Content-Length (or with the size HEAD reported). */
-export class HttpLengthMismatchError extends defineError(CODE.ERR_HTTP_LENGTH_MISMATCH, 'HTTP body length disagrees with Content-Length') {}
-
-/** No response, or no body bytes, within `timeoutMs`; a body slower than `minBytesPerSecond`; or a download past its `deadlineMs`. */
-export class HttpTimeoutError extends defineError(CODE.ERR_HTTP_TIMEOUT, 'HTTP request stalled') {}
-
-/** A 206 whose Content-Range is not the range asked for, or an unexpected 206. */
-export class HttpRangeError extends defineError(CODE.ERR_HTTP_RANGE, 'HTTP server answered a Range request wrongly') {}
-
-/** The connection failed (refused, reset, protocol error); `cause` has the system error. */
-export class HttpNetworkError extends defineError(CODE.ERR_HTTP_NETWORK, 'HTTP connection failed') {}
-/** The resource changed while it was being downloaded (its ETag or Last-Modified moved): resuming would mix two versions. */
-export class HttpChangedError extends defineError(CODE.ERR_HTTP_CHANGED, 'HTTP resource changed during the download') {}
-
-/** Errors worth another attempt. */
-const RETRYABLE = new WeakSet<object>()
-function retryable<E extends Error> (err: E): E {
-  RETRYABLE.add(err)
-  return err
-}
-
-const RESETS = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN'])
-
-/** Wraps a transport error; resets and the like are retryable. */
-function networkError (err: unknown, url: string): Error {
-  if (err instanceof DAGStoreError) return err
-  const code = codeOf(err)
-  const wrapped = new HttpNetworkError(`HTTP connection to ${url} failed: ${String((err as Error)?.message ?? err)}`, { cause: err })
-  return code !== undefined && RESETS.has(code) ? retryable(wrapped) : wrapped
-}
-
-function statusError (url: string, status: number): HttpStatusError {
-  const err = new HttpStatusError(url, status)
-  return status >= 500 || status === 429 ? retryable(err) : err
-}
-
-function parseLength (value: string | undefined): number | undefined {
-  if (value === undefined || !/^\d+$/.test(value.trim())) return undefined
-  const n = Number(value.trim())
-  return Number.isSafeInteger(n) ? n : undefined
-}
-
-async function sleep (ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) throw abortErrorFrom(signal)
-  await new Promise<void>((resolve, reject) => {
-    const onAbort = (): void => { clearTimeout(timer); reject(abortErrorFrom(signal)) }
-    const timer = setTimeout(() => { signal.removeEventListener('abort', onAbort); resolve() }, ms)
-    signal.addEventListener('abort', onAbort, { once: true })
-  })
-}
-
-interface Exchange {
-  res: IncomingMessage
-  /** Call on every body chunk: resets the stall timer and counts the bytes for the minimum rate. */
-  received: (bytes: number) => void
-  /** While the consumer holds a chunk: not the server's time, so not measured against the minimum rate. */
-  pause: () => void
-  resume: () => void
-  /** Resolves once the connection is gone; with the error it ended with (e.g. a parse error from bytes beyond Content-Length), if any. */
-  closed: Promise<Error | undefined>
-  /** Tears the request down (idempotent). */
-  destroy: (err?: Error) => void
+  /** Ranged reads in place wait what a 429 or 503's Retry-After asks, up to this. Default 30 000 ms. */
+  maxRetryAfterMs?: number
 }
 
 interface Probe { exists: boolean, size?: number | undefined, ranges: boolean, version?: string | undefined }
@@ -150,13 +87,11 @@ export class HttpMount implements Mount {
   readonly url: URL
   /** The URL as errors show it: credentials redacted. */
   readonly #shown: string
-  readonly #headers: Record<string, string>
-  readonly #timeoutMs: number
+  readonly #target: RequestTarget
+  readonly #policy: RetryPolicy
   readonly #retries: number
   readonly #backoffMs: number
   readonly #maxBackoffMs: number
-  readonly #minBytesPerSecond: number
-  readonly #rateWindowMs: number
   readonly #deadlineMs: number | undefined
 
   constructor (url: URL | string, options: HttpMountOptions = {}) {
@@ -171,21 +106,20 @@ export class HttpMount implements Mount {
     this.url = u
     this.#shown = redactUrl(u.href)
     const { headers = {}, timeoutMs = 30_000, retries = 3, backoffMs = 200, maxBackoffMs = 5_000 } = options
-    const { minBytesPerSecond = 4096, rateWindowMs = 30_000, deadlineMs } = options
+    const { minBytesPerSecond = 4096, rateWindowMs = 30_000, deadlineMs, maxRetryAfterMs = 30_000 } = options
     for (const [name, n] of [['timeoutMs', timeoutMs], ['retries', retries], ['backoffMs', backoffMs], ['maxBackoffMs', maxBackoffMs],
-      ['minBytesPerSecond', minBytesPerSecond], ['rateWindowMs', rateWindowMs], ['deadlineMs', deadlineMs ?? 1]] as const) {
+      ['minBytesPerSecond', minBytesPerSecond], ['rateWindowMs', rateWindowMs], ['deadlineMs', deadlineMs ?? 1],
+      ['maxRetryAfterMs', maxRetryAfterMs]] as const) {
       if (!Number.isSafeInteger(n) || n < 0) throw new InvalidMountError(`HttpMount ${name} must be a non-negative integer`)
     }
     for (const [name, n] of [['timeoutMs', timeoutMs], ['rateWindowMs', rateWindowMs], ['deadlineMs', deadlineMs ?? 1]] as const) {
       if (n === 0) throw new InvalidMountError(`HttpMount ${name} must be positive`)
     }
-    this.#headers = { ...headers }
-    this.#timeoutMs = timeoutMs
+    this.#target = { url: u, shown: this.#shown, headers: { ...headers }, timeoutMs, minBytesPerSecond, rateWindowMs }
+    this.#policy = { retries, backoffMs, maxBackoffMs, maxRetryAfterMs }
     this.#retries = retries
     this.#backoffMs = backoffMs
     this.#maxBackoffMs = maxBackoffMs
-    this.#minBytesPerSecond = minBytesPerSecond
-    this.#rateWindowMs = rateWindowMs
     this.#deadlineMs = deadlineMs
   }
 
@@ -196,6 +130,30 @@ export class HttpMount implements Mount {
 
   info (): MountInfo {
     return { ...HTTP_INFO }
+  }
+
+  /**
+   * Whether the origin can be read in place: a ranged GET of its first byte, with the mount's
+   * timeouts, rate floor and retries. Only the answer's head is read: an origin that ignores
+   * Range (200) is not downloaded.
+   */
+  async probeRange (signal?: AbortSignal): Promise<RangeProbe> {
+    return await probeRange(this.#target, this.#policy, signal ?? new AbortController().signal)
+  }
+
+  /**
+   * A reader of the version `probe` saw, through `cache` (one per store): every reader of the
+   * same URL and validator shares its sections, its requests and its keep-alive connections.
+   */
+  openInPlace (cache: SectionCache, probe: RangedProbe): InPlaceReader {
+    const target = this.#target
+    const policy = this.#policy
+    return new InPlaceReader(cache, {
+      key: `${this.url.href}\n${validatorKey(probe.validator)}`,
+      label: this.#shown,
+      size: probe.size,
+      transport: () => rangeTransport(target, policy, probe)
+    })
   }
 
   /** The URL itself; headers are never included. */
@@ -252,8 +210,8 @@ export class HttpMount implements Mount {
 
   /** HEAD with retries. */
   async #probe (signal: AbortSignal): Promise<Probe> {
-    return await this.#withRetries(signal, async () => {
-      const ex = await this.#request('HEAD', {}, signal)
+    return await withRetries(this.#policy, signal, async () => {
+      const ex = await request(this.#target, 'HEAD', {}, signal)
       const { res } = ex
       res.resume()
       ex.destroy()
@@ -263,19 +221,6 @@ export class HttpMount implements Mount {
       const ranges = /\bbytes\b/i.test(String(res.headers['accept-ranges'] ?? ''))
       return { exists: true, size: parseLength(res.headers['content-length']), ranges, version: versionOf(res.headers) }
     })
-  }
-
-  async #withRetries<T> (signal: AbortSignal, attempt: (n: number) => Promise<T>): Promise<T> {
-    for (let n = 0; ; n++) {
-      try {
-        return await attempt(n)
-      } catch (err) {
-        if (signal.aborted) throw abortErrorFrom(signal)
-        if (isAbortError(err) || n >= this.#retries || !(err instanceof Error && RETRYABLE.has(err))) throw err
-      }
-      const delay = Math.min(this.#maxBackoffMs, this.#backoffMs * 2 ** n)
-      await sleep(Math.round(delay * (0.5 + Math.random() / 2)), signal)
-    }
   }
 
   #stream (
@@ -324,7 +269,7 @@ export class HttpMount implements Mount {
       let failure: unknown
       try {
         const useRange = pos > 0 && state.ranges
-        ex = await this.#request('GET', useRange ? { range: `bytes=${pos}-` } : {}, signal)
+        ex = await request(this.#target, 'GET', useRange ? { range: `bytes=${pos}-` } : {}, signal)
         const { res } = ex
         const status = res.statusCode ?? 0
         const declared = parseLength(res.headers['content-length'])
@@ -410,89 +355,9 @@ export class HttpMount implements Mount {
         ex?.destroy()
       }
       if (signal.aborted) throw stopped()
-      if (isAbortError(failure) || n >= this.#retries || !(failure instanceof Error && RETRYABLE.has(failure))) throw failure
+      if (isAbortError(failure) || n >= this.#retries || !isRetryable(failure)) throw failure
       const delay = Math.min(this.#maxBackoffMs, this.#backoffMs * 2 ** n)
       await sleep(Math.round(delay * (0.5 + Math.random() / 2)), signal).catch(() => { throw stopped() })
     }
-  }
-
-  /** One request on its own connection; resolves with the response head. */
-  async #request (method: 'GET' | 'HEAD', extra: Record<string, string>, signal: AbortSignal): Promise<Exchange> {
-    if (signal.aborted) throw abortErrorFrom(signal)
-    const href = this.#shown
-    const timeoutMs = this.#timeoutMs
-    const minBytesPerSecond = this.#minBytesPerSecond
-    const rateWindowMs = this.#rateWindowMs
-    const mod = this.url.protocol === 'https:' ? https : http
-    const headers: Record<string, string> = { ...this.#headers, 'accept-encoding': 'identity', connection: 'close', ...extra }
-    if (extra.range === undefined) {
-      for (const k of Object.keys(headers)) if (k.toLowerCase() === 'range') delete headers[k]
-    }
-    return await new Promise<Exchange>((resolve, reject) => {
-      let settled = false
-      let lastError: Error | undefined
-      let resObj: IncomingMessage | undefined
-      let timer: NodeJS.Timeout | undefined
-      let floor: RateFloor | undefined
-      let resolveClosed!: (err: Error | undefined) => void
-      const closed = new Promise<Error | undefined>((resolve) => { resolveClosed = resolve })
-      const req = mod.request(this.url, { method, headers, agent: false })
-      let ended = false
-      const destroy = (err?: Error): void => {
-        ended = true
-        clearTimeout(timer)
-        floor?.stop()
-        signal.removeEventListener('abort', onAbort)
-        if (err !== undefined && resObj !== undefined && !resObj.destroyed) resObj.destroy(err)
-        req.destroy(err)
-      }
-      const fail = (err: Error): void => {
-        lastError ??= err
-        if (!settled) { settled = true; destroy(err); reject(err) } else destroy(err)
-      }
-      const touch = (): void => {
-        // refresh() re-arms the one timer: a new timer per chunk showed up in download profiles.
-        if (ended) return // a refreshed timer would come back to life
-        if (timer !== undefined) { timer.refresh(); return }
-        timer = setTimeout(() => {
-          fail(retryable(new HttpTimeoutError(`HTTP ${method} ${href}: nothing received for ${timeoutMs} ms`)))
-        }, timeoutMs)
-        timer.unref?.()
-      }
-      const received = (bytes: number): void => {
-        touch()
-        if (minBytesPerSecond === 0 || ended) return
-        if (floor === undefined) {
-          // From the first body byte: a server that sends headers and then nothing is the stall timer's.
-          floor = new RateFloor({
-            minBytesPerSecond,
-            windowMs: rateWindowMs,
-            onTooSlow: (got, ms) => {
-              fail(retryable(new HttpTimeoutError(`HTTP ${method} ${href}: ${got} bytes in ${Math.round(ms)} ms, below the minimum of ${minBytesPerSecond} bytes/s`)))
-            }
-          })
-          floor.start()
-        }
-        floor.received(bytes)
-      }
-      const onAbort = (): void => { fail(abortErrorFrom(signal)) }
-      signal.addEventListener('abort', onAbort, { once: true })
-      // Always listened to: a late error (e.g. bytes beyond Content-Length) must never crash the process.
-      req.on('error', (err) => {
-        lastError ??= err
-        if (!settled) { settled = true; destroy(); reject(networkError(err, href)) }
-      })
-      req.on('close', () => { ended = true; clearTimeout(timer); floor?.stop(); signal.removeEventListener('abort', onAbort); resolveClosed(lastError) })
-      req.on('response', (res) => {
-        resObj = res
-        res.on('error', (err) => { lastError ??= err })
-        if (settled) { res.destroy(); return }
-        settled = true
-        touch()
-        resolve({ res, received, pause: () => { floor?.pause() }, resume: () => { floor?.resume() }, closed, destroy })
-      })
-      touch()
-      req.end()
-    })
   }
 }

@@ -3,7 +3,7 @@
  * million records stay small). refs, waiters and jobs are never persisted: after a restart
  * nobody holds a reference.
  */
-import { ShardState, SHARD_STATES, type ShardKey } from '../../base/types.js'
+import { ShardState, SHARD_STATES, COPY_POLICIES, type CopyPolicy, type ShardKey } from '../../base/types.js'
 
 export interface ShardRecord {
   key: ShardKey
@@ -13,9 +13,15 @@ export interface ShardRecord {
   transient?: string
   error?: string
   errorCode?: string
+  /** The copy policy the shard was registered with, when it overrides the store's. */
+  copy?: CopyPolicy
+  /** Read in place when last served (a restart starts from it; the origin is asked again on first use). */
+  inPlace?: boolean
 }
 
-interface Persisted { k: string, u: string, s: string, l?: 1, t?: string, e?: string, c?: string }
+interface Persisted { k: string, u: string, s: string, l?: 1, t?: string, e?: string, c?: string, m?: string, i?: 1 }
+
+const POLICIES = new Set<string>(COPY_POLICIES)
 
 export function encodeRecord (r: ShardRecord): string {
   const p: Persisted = { k: r.key, u: r.url, s: r.state }
@@ -23,6 +29,8 @@ export function encodeRecord (r: ShardRecord): string {
   if (r.transient !== undefined) p.t = r.transient
   if (r.error !== undefined) p.e = r.error
   if (r.errorCode !== undefined) p.c = r.errorCode
+  if (r.copy !== undefined) p.m = r.copy
+  if (r.inPlace === true) p.i = 1
   return JSON.stringify(p)
 }
 
@@ -38,5 +46,7 @@ export function decodeRecord (json: string): ShardRecord {
   if (typeof p.t === 'string') r.transient = p.t
   if (typeof p.e === 'string') r.error = p.e
   if (typeof p.c === 'string') r.errorCode = p.c
+  if (typeof p.m === 'string' && POLICIES.has(p.m)) r.copy = p.m as CopyPolicy
+  if (p.i === 1) r.inPlace = true
   return r
 }

@@ -1,16 +1,67 @@
-/** `dagstore ls`: every shard, as a table or JSON. */
-import type { Command } from 'commander'
+/**
+ * `dagstore ls`: shards in key order, as a table or JSON. Without --limit every page is
+ * fetched and written as it comes (one listing, never all shards in memory at once); with
+ * --limit one page, and the cursor of the next one (on stderr, or as `next` in --json).
+ */
+import { once } from 'node:events'
+import { Option, type Command } from 'commander'
+import { SHARD_STATES, type ShardState } from '../../../base/types.js'
 import type { ShardListJson } from '../../wire.js'
 import type { CliContext } from '../context.js'
-import { json, shardTable } from '../format.js'
+import { ShardJsonStream, ShardTableStream, json } from '../format.js'
+import { intArg } from '../options.js'
+import { UsageError } from '../errors.js'
+
+interface LsOpts {
+  json?: boolean
+  limit?: number
+  cursor?: string
+  state?: ShardState
+  prefix?: string
+}
+
+/** What a walk over every page asks for at a time: GET /shards's largest page. */
+const PAGE = 1000
+
+async function written (stream: NodeJS.WritableStream, text: string): Promise<void> {
+  if (text !== '' && !stream.write(text)) await once(stream, 'drain')
+}
 
 export function addLs (program: Command, ctx: CliContext): void {
   program.command('ls')
-    .description('list shards: key, state, refs, size, error')
+    .description('list shards in key order: key, state, refs, size, error')
+    .option('--limit <n>', `one page of at most n shards (1..${PAGE}), then the cursor of the next`, intArg('--limit', 1))
+    .option('--cursor <cursor>', 'start where a previous page ended (its "next")')
+    .addOption(new Option('--state <state>', 'only shards in this state').choices(SHARD_STATES))
+    .option('--prefix <prefix>', 'only keys that start with this')
     .option('--json', 'JSON output')
-    .action(async (opts: { json?: boolean }, cmd: Command) => {
-      const shards = await ctx.withBackend(cmd, async (backend) => await backend.list())
-      if (opts.json === true) ctx.out(json({ shards } satisfies ShardListJson))
-      else ctx.out(shards.length === 0 ? 'no shards\n' : shardTable(shards))
+    .action(async (opts: LsOpts, cmd: Command) => {
+      if (opts.limit !== undefined && opts.limit > PAGE) throw new UsageError(`--limit must be at most ${PAGE}`)
+      const filter = { state: opts.state, prefix: opts.prefix }
+      await ctx.withBackend(cmd, async (backend) => {
+        if (opts.limit !== undefined) {
+          const page = await backend.page({ limit: opts.limit, cursor: opts.cursor, ...filter })
+          if (opts.json === true) {
+            ctx.out(json(page satisfies ShardListJson))
+            return
+          }
+          ctx.out(page.shards.length === 0 ? 'no shards\n' : new ShardTableStream().page(page.shards))
+          if (page.next !== undefined) ctx.err(`next page: --cursor ${page.next}\n`)
+          return
+        }
+        const table = new ShardTableStream()
+        const jsonOut = new ShardJsonStream()
+        let cursor = opts.cursor
+        let listed = 0
+        do {
+          const page = await backend.page({ limit: PAGE, cursor, ...filter })
+          // A pipe read slowly holds the walk back instead of queueing pages in memory.
+          await written(ctx.io.stdout, opts.json === true ? jsonOut.page(page.shards) : page.shards.length === 0 ? '' : table.page(page.shards))
+          listed += page.shards.length
+          cursor = page.next
+        } while (cursor !== undefined)
+        if (opts.json === true) ctx.out(jsonOut.end())
+        else if (listed === 0) ctx.out('no shards\n')
+      })
     })
 }

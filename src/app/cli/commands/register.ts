@@ -7,7 +7,14 @@ import type { CliContext } from '../context.js'
 import { CliError, CommandFailed, EXIT_USAGE, UsageError, describeError, errorCode, errorJson } from '../errors.js'
 import { json, shardSummary } from '../format.js'
 import { keyFor, parseTarget } from '../targets.js'
-import { verifyHashesOption } from '../options.js'
+import { copyOption, verifyHashesOption } from '../options.js'
+import type { CopyPolicy } from '../../../base/types.js'
+import type { RegisterJson } from '../backend.js'
+
+function registerOpts (opts: { lazy?: boolean, copy?: CopyPolicy }): RegisterJson {
+  return opts.copy === undefined ? { lazy: opts.lazy === true } : { lazy: opts.lazy === true, copy: opts.copy }
+}
+import { ByteProgress, type ProgressMode } from '../progress.js'
 
 /** A failed register leaves an errored shard behind: say what to do with it. */
 function registerFailure (e: unknown, key: string): unknown {
@@ -31,11 +38,14 @@ export function addRegister (program: Command, ctx: CliContext): void {
     .option('--lazy', 'index on first use instead of now')
     .option('--key <key>', 'the shard key (with a single path or URL)')
     .addOption(verifyHashesOption(false))
+    .addOption(copyOption('remote URLs: auto (read in place when the origin honours Range, else copy), always (copy), never (in place or fail); default: the store\'s'))
     .option('--json', 'JSON output')
-    .action(async (args: string[], opts: { lazy?: boolean, key?: string, json?: boolean }, cmd: Command) => {
+    .action(async (args: string[], opts: { lazy?: boolean, key?: string, json?: boolean, copy?: CopyPolicy }, cmd: Command) => {
       if (opts.key !== undefined && args.length !== 1) throw new UsageError('--key goes with exactly one <path|url>')
       const shards: ShardJson[] = []
       const errors: Array<{ target: string, key?: string, error: ErrorJson }> = []
+      // Like import: a bar on a terminal, plain lines otherwise, nothing with --json.
+      const progressMode: ProgressMode = opts.json === true ? 'none' : ctx.io.stderr.isTTY === true ? 'bar' : 'lines'
       await ctx.withBackend(cmd, async (backend) => {
         for (const arg of args) {
           let key: string | undefined
@@ -43,10 +53,13 @@ export function addRegister (program: Command, ctx: CliContext): void {
             const target = await parseTarget(arg, ctx.io.cwd)
             key = opts.key ?? keyFor(target)
             let shard: ShardJson
+            const progress = new ByteProgress({ mode: progressMode, label: `register ${key}`, terminal: ctx.io.stderr })
             try {
-              shard = await backend.register(key, target.url, opts.lazy === true)
+              shard = await backend.register(key, target.url, registerOpts(opts), (position, total) => { progress.update(position, total) })
             } catch (e) {
               throw registerFailure(e, key)
+            } finally {
+              progress.stop()
             }
             shards.push(shard)
             if (opts.json !== true) ctx.out(`registered ${shard.key} (${shardSummary(shard)})\n`)

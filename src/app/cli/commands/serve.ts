@@ -2,7 +2,8 @@
 import { Option, type Command } from 'commander'
 import type { CliContext } from '../context.js'
 import { CommandFailed, EXIT_OK } from '../errors.js'
-import { intArg, verifyHashesOption, type EnvOptions } from '../options.js'
+import { copyOption, intArg, verifyHashesOption, type EnvOptions } from '../options.js'
+import type { CopyPolicy } from '../../../base/types.js'
 import type { VerifyHashes } from '../../../base/index-types.js'
 
 const DEFAULT_LISTEN = '127.0.0.1:8080'
@@ -15,6 +16,7 @@ interface ServeOpts {
   importSample?: boolean
   shutdownGrace: number
   verifyHashes: VerifyHashes
+  copy: CopyPolicy
 }
 
 export function addServe (program: Command, ctx: CliContext, env: EnvOptions): void {
@@ -29,6 +31,8 @@ export function addServe (program: Command, ctx: CliContext, env: EnvOptions): v
     .option('--import-sample', 'register the sample CAR shipped with the package and print the URL of one of its blocks')
     .option('--shutdown-grace <ms>', 'on SIGINT/SIGTERM, how long in-flight requests may finish before downloads are aborted', intArg('--shutdown-grace', 0), 5000)
     .addOption(verifyHashesOption(true))
+    .addOption(env.add(copyOption('remote shards: auto (read in place when the origin honours Range, else copy), always (copy), never (in place or fail)')
+      .default('auto'), 'DAGSTORE_COPY'))
     .action(async (opts: ServeOpts, cmd: Command) => {
       const g = ctx.globals(cmd)
       // Loaded here: the server (and gateway) code is for serve only; the other commands start faster without it.
@@ -43,6 +47,7 @@ export function addServe (program: Command, ctx: CliContext, env: EnvOptions): v
         importSample: opts.importSample === true,
         shutdownGraceMs: opts.shutdownGrace,
         verifyHashes: opts.verifyHashes,
+        copy: opts.copy,
         out: (line) => { ctx.out(line + '\n') },
         err: (line) => { ctx.err(line + '\n') },
         onError: ctx.warn(g.verbose),

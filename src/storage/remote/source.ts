@@ -1,0 +1,190 @@
+import { DAGStoreError } from '../../base/errors.js'
+import { CODE } from '../../base/errors/codes.js'
+import { ReaderClosedError, RemoteReadTooLargeError } from './errors.js'
+import { Flight, waitFor } from './flight.js'
+import type { RangeTransport, SourceSpec, SourceStats } from './types.js'
+
+/** Bytes of a source the cache holds: an aligned section (slot = its index) or an exact random get (slot = `${start}:${length}`). */
+export interface Entry {
+  readonly source: Source
+  readonly start: number
+  readonly data: Uint8Array
+  readonly slot: number | string
+}
+
+/** What a source asks of the cache it lives in: the budget, the LRU order and the counters. */
+export interface CacheCore {
+  readonly sectionBytes: number
+  readonly cacheBytes: number
+  /** Waits, in FIFO order, until `bytes` fit (evicting cached entries as needed). */
+  reserve: (bytes: number, signal: AbortSignal) => Promise<void>
+  /** Reserves `bytes` if they fit now and nobody is waiting; never waits. */
+  tryReserve: (bytes: number) => boolean
+  release: (bytes: number) => void
+  /** Turns the entry's reservation into cached bytes. */
+  store: (entry: Entry) => void
+  touch: (entry: Entry) => void
+  counted: (hit: boolean) => void
+  requestStarted: () => void
+  requestEnded: () => void
+  settled: (source: Source) => void
+}
+
+/** A section a stream asked for: its bytes when cached, else a flight it has joined (and must leave). */
+export type SectionAnswer = { data: Uint8Array } | { flight: Flight }
+
+/**
+ * One version of one origin (URL + validator): its cached entries and its requests in flight,
+ * shared by all its readers. `refs` counts open readers; the transport lives while refs > 0.
+ */
+export class Source {
+  readonly key: string
+  readonly label: string
+  readonly size: number
+  refs = 0
+  /** When the last reader closed (the cache's clock). */
+  closedAt = 0
+  transport: RangeTransport | undefined
+  readonly sections = new Map<number, Entry>()
+  readonly extents = new Map<string, Entry>()
+  readonly flights = new Set<Flight>()
+  bytesFetched = 0
+  rangedRequests = 0
+  cachedBytes = 0
+  readonly #core: CacheCore
+
+  constructor (spec: SourceSpec, core: CacheCore) {
+    this.key = spec.key
+    this.label = spec.label
+    this.size = spec.size
+    this.#core = core
+  }
+
+  /**
+   * Exactly the bytes [position, position + length) (fewer only at the end of the source):
+   * from cached sections and flights that cover them, and one request of their own for the rest.
+   */
+  async read (position: number, length: number, signal: AbortSignal): Promise<Uint8Array> {
+    const core = this.#core
+    const end = Math.min(this.size, position + length)
+    if (end <= position) return new Uint8Array(0)
+    const n = end - position
+    if (n > core.cacheBytes) throw new RemoteReadTooLargeError(`a read of ${n} bytes from ${this.label} exceeds remote.cacheBytes (${core.cacheBytes})`)
+    const exact = this.extents.get(`${position}:${n}`)
+    if (exact !== undefined) {
+      core.touch(exact)
+      core.counted(true)
+      return exact.data.slice()
+    }
+    const pieces: Array<{ start: number, data?: Uint8Array, flight?: Flight }> = []
+    for (let x = position; x < end;) {
+      const section = this.sections.get(Math.floor(x / core.sectionBytes))
+      if (section !== undefined) {
+        core.touch(section)
+        pieces.push({ start: section.start, data: section.data })
+        x = section.start + section.data.byteLength
+        continue
+      }
+      const flight = this.#covering(x)
+      if (flight !== undefined) {
+        pieces.push({ start: flight.start, flight })
+        x = flight.end
+        continue
+      }
+      pieces.push({ start: x, flight: this.#fly(x, end, `${x}:${end - x}`, false) })
+      x = end
+    }
+    core.counted(pieces.every((p) => p.flight === undefined))
+    for (const p of pieces) p.flight?.join()
+    try {
+      const out = new Uint8Array(n)
+      for (const p of pieces) {
+        const data = p.data ?? await waitFor(p.flight as Flight, signal)
+        const from = Math.max(position, p.start)
+        const to = Math.min(end, p.start + data.byteLength)
+        out.set(data.subarray(from - p.start, to - p.start), from - position)
+      }
+      return out
+    } finally {
+      for (const p of pieces) p.flight?.leave()
+    }
+  }
+
+  /**
+   * Section `index` for a stream. `need`: its bytes, or a flight (new ones wait for room).
+   * `prefetch`: a flight only when room is free now; 'cached' when it is there, 'full' when not.
+   */
+  section (index: number, mode: 'need'): SectionAnswer
+  section (index: number, mode: 'prefetch'): Flight | 'cached' | 'full'
+  section (index: number, mode: 'need' | 'prefetch'): SectionAnswer | Flight | 'cached' | 'full' {
+    const core = this.#core
+    const entry = this.sections.get(index)
+    if (entry !== undefined) {
+      if (mode === 'prefetch') return 'cached'
+      core.touch(entry)
+      core.counted(true)
+      return { data: entry.data }
+    }
+    let flight: Flight | undefined
+    for (const f of this.flights) if (f.slot === index) { flight = f; break }
+    if (flight === undefined) {
+      const start = index * core.sectionBytes
+      const end = Math.min(this.size, start + core.sectionBytes)
+      if (mode === 'prefetch' && !core.tryReserve(end - start)) return 'full'
+      flight = this.#fly(start, end, index, mode === 'prefetch')
+    }
+    flight.join()
+    if (mode === 'prefetch') return flight
+    core.counted(false)
+    return { flight }
+  }
+
+  stats (): SourceStats {
+    const { label, size, refs: readers, bytesFetched, rangedRequests, cachedBytes } = this
+    return { label, size, readers, bytesFetched, rangedRequests, cachedBytes }
+  }
+
+  /** A flight already covering offset `x`. */
+  #covering (x: number): Flight | undefined {
+    for (const f of this.flights) if (f.start <= x && x < f.end) return f
+    return undefined
+  }
+
+  /** A new request for [start, end); `reserved` when its bytes are reserved already. */
+  #fly (start: number, end: number, slot: number | string, reserved: boolean): Flight {
+    const core = this.#core
+    const n = end - start
+    const flight = new Flight(start, end, slot, async (signal) => {
+      let held = reserved
+      try {
+        // Nothing below may run before the constructor returns and the flight is registered.
+        await Promise.resolve()
+        if (!held) {
+          await core.reserve(n, signal)
+          held = true
+        }
+        const transport = this.transport
+        if (transport === undefined) throw new ReaderClosedError(`${this.label}: every reader is closed`)
+        this.rangedRequests++
+        core.requestStarted()
+        let data: Uint8Array
+        try {
+          data = await transport.read(start, n, signal)
+        } finally {
+          core.requestEnded()
+        }
+        if (data.byteLength !== n) throw new DAGStoreError(`${this.label}: the transport returned ${data.byteLength} bytes for a read of ${n}`, CODE.ERR_HTTP_LENGTH_MISMATCH)
+        this.bytesFetched += n
+        held = false
+        core.store({ source: this, start, data, slot })
+        return data
+      } finally {
+        if (held) core.release(n)
+        this.flights.delete(flight)
+        core.settled(this)
+      }
+    })
+    this.flights.add(flight)
+    return flight
+  }
+}

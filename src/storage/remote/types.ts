@@ -1,0 +1,49 @@
+/**
+ * What the section cache needs from an origin: positional reads of one fixed version of it.
+ * HttpMount provides one per source (ranged GETs checked against the validator it probed).
+ */
+export interface RangeTransport {
+  /** Exactly `length` bytes at `position`; the cache never asks past the end it was given. */
+  read: (position: number, length: number, signal: AbortSignal) => Promise<Uint8Array>
+  /** Lets go of connections: called once the source's last reader has closed. */
+  close: () => Promise<void>
+}
+
+/** How to open a source: `key` says which sources are the same bytes (URL and validator), `label` is what stats show. */
+export interface SourceSpec {
+  readonly key: string
+  readonly label: string
+  readonly size: number
+  /** Called when the source has no transport (first open, or reopened after its last close). */
+  readonly transport: () => RangeTransport
+}
+
+/** One source's counters. `rangedRequests` counts ranged reads asked of the transport (a retry inside one is not another). */
+export interface SourceStats {
+  label: string
+  size: number
+  readers: number
+  bytesFetched: number
+  rangedRequests: number
+  cachedBytes: number
+}
+
+/** Plain numbers for the engine's metrics. */
+export interface SectionCacheStats {
+  cacheBytes: number
+  /** Bytes held in sections (and in exact random-get extents). */
+  cachedBytes: number
+  inFlightRequests: number
+  /** Bytes reserved by requests in flight or about to start. */
+  inFlightBytes: number
+  /** Reads (and stream sections) answered from the cache alone. */
+  hits: number
+  /** Reads (and stream sections) that waited on a request, new or shared. */
+  misses: number
+  evictions: number
+  /** Sum of the current read-ahead of the streams open now. */
+  readAheadBytes: number
+  bytesFetched: number
+  rangedRequests: number
+  sources: SourceStats[]
+}

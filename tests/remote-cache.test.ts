@@ -1,0 +1,293 @@
+// The section cache (storage/remote/): shared requests, one bounded budget, read-ahead, keep
+// after close on an injected clock, and requests nobody waits for aborted. Real origins on
+// 127.0.0.1; what the server was asked for is the evidence.
+import { readFile } from 'node:fs/promises'
+import type { IncomingMessage } from 'node:http'
+import { suite } from 'uvu'
+import * as assert from 'uvu/assert'
+import { HttpMount, type RangedProbe } from '../src/storage/mount/http.js'
+import { SectionCache } from '../src/storage/remote/section-cache.js'
+import type { SectionCacheOptions } from '../src/storage/remote/options.js'
+import { codeOf } from './helpers/assert.js'
+import { fixture } from './helpers/fixtures.js'
+import { serve, withServer, type Handler, type TestServer } from './helpers/http-server.js'
+import { askedRange, rangeOrigin } from './helpers/range-origin.js'
+import { until } from './helpers/store.js'
+
+const test = suite('remote cache')
+const sample = await readFile(fixture('sample-v1.car'))
+const KiB = 1024
+
+function same (got: Uint8Array, want: Uint8Array, message?: string): void {
+  assert.ok(Buffer.from(got).equals(want), message ?? `${got.byteLength} bytes differ from the ${want.byteLength} expected`)
+}
+
+async function probed (url: string): Promise<{ mount: HttpMount, probe: RangedProbe }> {
+  const mount = new HttpMount(url, { backoffMs: 1, maxBackoffMs: 5 })
+  const probe = await mount.probeRange()
+  if (!probe.ranged) throw new Error(`not ranged: ${probe.reason}`)
+  return { mount, probe }
+}
+
+/** The ranged reads the server saw after the probe, as [start, end). */
+function reads (srv: TestServer): Array<[number, number]> {
+  return srv.log.slice(1).map((e) => askedRange(e.range))
+}
+
+function sectionsAsked (srv: TestServer, sectionBytes: number): number[] {
+  return reads(srv).map(([start]) => start / sectionBytes).sort((a, b) => a - b)
+}
+
+function range (from: number, to: number): number[] {
+  return Array.from({ length: to - from + 1 }, (_, i) => from + i)
+}
+
+test('50 concurrent gets of one cold block, from 5 readers, make exactly one request', async () => {
+  await withServer(rangeOrigin({ body: sample, etag: '"a"', ranges: true }), async (srv) => {
+    const { mount, probe } = await probed(srv.url)
+    const cache = new SectionCache()
+    const readers = Array.from({ length: 5 }, () => mount.openInPlace(cache, probe))
+    try {
+      const got = await Promise.all(Array.from({ length: 50 }, async (_, i) => await (readers[i % 5] as typeof readers[0]).read(12_345, 4_000)))
+      for (const g of got) same(g, sample.subarray(12_345, 16_345))
+      assert.equal(reads(srv), [[12_345, 16_345]])
+      const stats = cache.stats()
+      assert.is(stats.rangedRequests, 1)
+      assert.is(stats.bytesFetched, 4_000)
+      assert.is(stats.misses, 50)
+      // And once cached, the same get is a hit.
+      same(await (readers[0] as typeof readers[0]).read(12_345, 4_000), sample.subarray(12_345, 16_345))
+      assert.is(cache.stats().hits, 1)
+      assert.is(srv.log.length, 2)
+    } finally {
+      await Promise.all(readers.map(async (r) => { await r.close() }))
+    }
+  })
+})
+
+test('a read covered by cached sections asks for nothing; one partly covered asks only for the rest', async () => {
+  await withServer(rangeOrigin({ body: sample, etag: '"a"', ranges: true }), async (srv) => {
+    const { mount, probe } = await probed(srv.url)
+    const cache = new SectionCache({ sectionBytes: 4 * KiB, maxReadAheadBytes: 0 })
+    const reader = mount.openInPlace(cache, probe)
+    try {
+      const it = reader.stream(0)[Symbol.asyncIterator]()
+      await it.next()
+      await it.return?.()
+      assert.equal(reads(srv), [[0, 4 * KiB]])
+      same(await reader.read(100, 1000), sample.subarray(100, 1100))
+      assert.is(srv.log.length, 2, 'served from the section')
+      same(await reader.read(3 * KiB, 2 * KiB), sample.subarray(3 * KiB, 5 * KiB))
+      assert.equal(reads(srv).at(-1), [4 * KiB, 5 * KiB], 'only the bytes the section lacks')
+    } finally {
+      await reader.close()
+    }
+  })
+})
+
+test('read-ahead starts at 2 sections, doubles while sequential up to maxReadAheadBytes, and resets on a seek', async () => {
+  const S = 4 * KiB
+  await withServer(rangeOrigin({ body: sample, etag: '"a"', ranges: true }), async (srv) => {
+    const { mount, probe } = await probed(srv.url)
+    const cache = new SectionCache({ sectionBytes: S, maxReadAheadBytes: 8 * S })
+    const reader = mount.openInPlace(cache, probe)
+    try {
+      const it = reader.stream(0)[Symbol.asyncIterator]()
+      // After the section at index i is handed out, sections up to i + window were asked for.
+      const windows = [2, 4, 8, 8, 8]
+      let pos = 0
+      for (const [i, window] of windows.entries()) {
+        const { value } = await it.next()
+        same(value as Uint8Array, sample.subarray(pos, pos + S))
+        pos += S
+        await until(() => srv.log.length - 1 === i + window + 1, `sections 0..${i + window} to be asked for`)
+        assert.equal(sectionsAsked(srv, S), range(0, i + window))
+        assert.is(cache.stats().readAheadBytes, Math.min(2 * window, 8) * S)
+      }
+      await it.return?.()
+      assert.is(cache.stats().readAheadBytes, 0)
+      await until(() => cache.stats().inFlightRequests === 0, 'read-ahead nobody waits for to stop')
+
+      // A stream that picks up where the last one stopped is still sequential: the window stays at 8.
+      const asked = srv.log.length
+      const cont = reader.stream(pos)[Symbol.asyncIterator]()
+      await cont.next()
+      await cont.return?.()
+      pos += S
+      // A seek: back to 2 sections.
+      const far = 80
+      const before = new Set(sectionsAsked(srv, S))
+      const seek = reader.stream(far * S + 10)[Symbol.asyncIterator]()
+      const first = await seek.next()
+      same(first.value as Uint8Array, sample.subarray(far * S + 10, (far + 1) * S))
+      await until(() => sectionsAsked(srv, S).filter((s) => s >= far).length === 3, 'the seek\'s section and 2 ahead')
+      assert.equal(sectionsAsked(srv, S).filter((s) => s >= far), [far, far + 1, far + 2])
+      await seek.return?.()
+      assert.ok(asked >= 10 && before.size > 0)
+    } finally {
+      await reader.close()
+    }
+  })
+})
+
+test('a 64-reader stress run never holds more than cacheBytes, and every byte is right', async () => {
+  const origin = (i: number): Handler => rangeOrigin({ body: sample, etag: `"s${i}"`, ranges: true })
+  const servers = await Promise.all(Array.from({ length: 4 }, async (_, i) => await serve(origin(i))))
+  const cacheBytes = 64 * KiB
+  const cache = new SectionCache({ cacheBytes, sectionBytes: 8 * KiB, maxReadAheadBytes: 32 * KiB })
+  let samples = 0
+  let peak = 0
+  const check = (): void => {
+    const s = cache.stats()
+    samples++
+    peak = Math.max(peak, s.cachedBytes + s.inFlightBytes)
+    assert.ok(s.cachedBytes + s.inFlightBytes <= cacheBytes, `${s.cachedBytes} cached + ${s.inFlightBytes} in flight > ${cacheBytes}`)
+  }
+  try {
+    const sources = await Promise.all(servers.map(async (srv) => await probed(srv.url)))
+    let seed = 42
+    const random = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed % n }
+    await Promise.all(Array.from({ length: 64 }, async (_, r) => {
+      const { mount, probe } = sources[r % 4] as typeof sources[0]
+      const reader = mount.openInPlace(cache, probe)
+      check()
+      try {
+        for (let op = 0; op < 12; op++) {
+          if (r % 3 === 0 && op % 4 === 0) {
+            // A stretch of a stream.
+            const start = random(sample.byteLength)
+            let pos = start
+            let chunks = 0
+            for await (const chunk of reader.stream(start)) {
+              check()
+              same(chunk, sample.subarray(pos, pos + chunk.byteLength))
+              pos += chunk.byteLength
+              if (++chunks === 6) break
+            }
+          } else {
+            const p = random(sample.byteLength)
+            const n = 1 + random(12 * KiB)
+            same(await reader.read(p, n), sample.subarray(p, p + n))
+          }
+          check()
+        }
+      } finally {
+        await reader.close()
+        check()
+      }
+    }))
+    const s = cache.stats()
+    assert.is(s.inFlightBytes, 0)
+    assert.is(s.inFlightRequests, 0)
+    assert.ok(s.evictions > 0, 'the budget was under pressure')
+    assert.ok(samples > 64 * 12)
+    assert.ok(peak > cacheBytes / 2)
+  } finally {
+    await Promise.all(servers.map(async (srv) => { await srv.close() }))
+  }
+})
+
+test('a source\'s sections stay keepAfterCloseMs after its last reader closes, then go first (injected clock)', async () => {
+  const S = 4 * KiB
+  for (const expired of [false, true]) {
+    const a = await serve(rangeOrigin({ body: sample, etag: '"a"', ranges: true }))
+    const b = await serve(rangeOrigin({ body: sample, etag: '"b"', ranges: true }))
+    try {
+      let now = 0
+      const options: SectionCacheOptions = { cacheBytes: 3 * S, sectionBytes: S, maxReadAheadBytes: 0, keepAfterCloseMs: 1000, clock: () => now }
+      const cache = new SectionCache(options)
+      const A = await probed(a.url)
+      const B = await probed(b.url)
+      const readB = B.mount.openInPlace(cache, B.probe)
+      same(await readB.read(0, S), sample.subarray(0, S)) // B's extent [0, S): the least recently used
+      let readA = A.mount.openInPlace(cache, A.probe)
+      same(await readA.read(S, S), sample.subarray(S, 2 * S))
+      await readA.close()
+      now = 500
+      // Reopened within the window: cached, no request.
+      readA = A.mount.openInPlace(cache, A.probe)
+      same(await readA.read(S, S), sample.subarray(S, 2 * S))
+      assert.is(a.log.length, 2)
+      await readA.close()
+      now = expired ? 500 + 1000 : 500 + 999
+      // Two more of B's: one fits, the next needs room.
+      same(await readB.read(2 * S, S), sample.subarray(2 * S, 3 * S))
+      same(await readB.read(3 * S, S), sample.subarray(3 * S, 4 * S))
+      const sources = new Map(cache.stats().sources.map((s) => [s.label, s]))
+      if (expired) {
+        assert.is(sources.get(a.url), undefined, 'A\'s section went first, and A with it')
+        same(await readB.read(0, S), sample.subarray(0, S))
+        assert.is(b.log.length, 4, 'B\'s oldest extent stayed')
+      } else {
+        assert.is(sources.get(a.url)?.cachedBytes, S, 'A\'s section is still kept')
+        same(await readB.read(0, S), sample.subarray(0, S))
+        assert.is(b.log.length, 5, 'B\'s least recently used extent went instead')
+      }
+      await readB.close()
+    } finally {
+      await a.close()
+      await b.close()
+    }
+  }
+})
+
+test('a request every waiter gave up on is aborted and its reservation released', async () => {
+  const held: IncomingMessage[] = []
+  let closed = 0
+  const good = rangeOrigin({ body: sample, etag: '"a"', ranges: true })
+  const stall: Handler = (req, res, n) => {
+    if (n === 0) { good(req, res, n); return }
+    held.push(req)
+    req.socket.on('close', () => { closed++ })
+    res.writeHead(206, { etag: '"a"', 'content-range': `bytes 0-99/${sample.byteLength}`, 'content-length': 100 })
+    res.write(sample.subarray(0, 1))
+  }
+  await withServer(stall, async (srv) => {
+    const { mount, probe } = await probed(srv.url)
+    const cache = new SectionCache()
+    const reader = mount.openInPlace(cache, probe)
+    try {
+      const controllers = [new AbortController(), new AbortController(), new AbortController()]
+      const gets = controllers.map((c) => reader.read(0, 100, c.signal))
+      await until(() => held.length === 1 && cache.stats().inFlightBytes === 100, 'the one shared request to reach the server')
+      for (const c of controllers) c.abort()
+      for (const g of gets) assert.is(await codeOf(g), 'ABORT_ERR')
+      await until(() => closed === 1, 'the server to see the request torn down')
+      assert.is(cache.stats().inFlightBytes, 0)
+      assert.is(cache.stats().inFlightRequests, 0)
+      assert.is(held.length, 1)
+    } finally {
+      await reader.close()
+    }
+  })
+})
+
+test('reads after close, and reads cut short by close, fail with ERR_READER_CLOSED; a read larger than the cache with ERR_REMOTE_READ_TOO_LARGE', async () => {
+  const good = rangeOrigin({ body: sample, etag: '"a"', ranges: true })
+  const stall: Handler = (req, res, n) => {
+    if (n === 0) { good(req, res, n); return }
+    res.writeHead(206, { etag: '"a"', 'content-range': `bytes 0-99/${sample.byteLength}`, 'content-length': 100 })
+  }
+  await withServer(stall, async (srv) => {
+    const { mount, probe } = await probed(srv.url)
+    const cache = new SectionCache({ cacheBytes: 64 * KiB, sectionBytes: 4 * KiB })
+    const reader = mount.openInPlace(cache, probe)
+    assert.is(await codeOf(reader.read(0, 64 * KiB + 1)), 'ERR_REMOTE_READ_TOO_LARGE')
+    const pending = reader.read(0, 100)
+    await until(() => srv.log.length === 2, 'the read to reach the server')
+    await reader.close()
+    assert.is(await codeOf(pending), 'ERR_READER_CLOSED')
+    assert.is(await codeOf(reader.read(0, 100)), 'ERR_READER_CLOSED')
+    const it = reader.stream(0)[Symbol.asyncIterator]()
+    assert.is(await codeOf(it.next()), 'ERR_READER_CLOSED')
+    assert.is(cache.stats().inFlightBytes, 0)
+  })
+})
+
+test('bad options are refused', () => {
+  assert.throws(() => new SectionCache({ cacheBytes: 0 }), /cacheBytes/)
+  assert.throws(() => new SectionCache({ cacheBytes: 1024, sectionBytes: 2048 }), /sectionBytes/)
+  assert.throws(() => new SectionCache({ keepAfterCloseMs: -1 }), /keepAfterCloseMs/)
+})
+
+test.run()
