@@ -115,7 +115,9 @@ export class ReaderPool {
       let pending = this.opening.get(key)
       if (pending === undefined) {
         const opened: Promise<Entry> = open().then(({ reader, closeWhenIdle }) => {
-          const fresh: Entry = { reader, closeWhenIdle: closeWhenIdle === true, users: 0, retired: false, checkedAt: this.clock(), index: undefined, payload: undefined }
+          const fresh: Entry = {
+            reader, closeWhenIdle: closeWhenIdle === true, users: 0, retired: false, checkedAt: this.clock(), index: undefined, payload: undefined
+          }
           // Invalidated while opening: serve the callers already waiting, keep nothing.
           if (this.opening.get(key) === opened) this.live.set(key, fresh)
           else fresh.retired = true

@@ -69,7 +69,8 @@ export class Jobs {
     if (core.barriers.has(shard.key)) return false
     const ready = core.readers.leaseReady(shard.key)
     if (ready === undefined) return false
-    waiter.deliver({ key: shard.key, accessor: new ShardAccessorImpl(shard.key, ready.lease, ready.index, ready.payload, () => release(core, shard)) })
+    const accessor = new ShardAccessorImpl(shard.key, ready.lease, ready.index, ready.payload, () => release(core, shard))
+    waiter.deliver({ key: shard.key, accessor })
     return true
   }
 
