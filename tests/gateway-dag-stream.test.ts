@@ -1,4 +1,4 @@
-// The gateway's DAG CAR streams on a big DAG: a 100,000-block dag-cbor chain (~200 MB of
+// The gateway's DAG CAR streams on a big DAG: a 50,000-block dag-cbor chain (~100 MB of
 // blocks, more than the memory the test allows the stream), served with back pressure (the
 // heap and array buffers sampled during the stream stay far below the CAR's size), and a
 // client that goes away mid-stream stops the walk and leaves no lease behind.
@@ -22,7 +22,7 @@ import { tempDir } from './helpers/fixtures.js'
 import { listen } from './helpers/gateway.js'
 import { openStore, until } from './helpers/store.js'
 
-const LENGTH = 100_000
+const LENGTH = 50_000
 const PAYLOAD = 2048
 const MB = 1024 * 1024
 
@@ -77,12 +77,16 @@ async function serve (gateway: Gateway): Promise<{ base: string, handled: Array<
   return { base: srv.base, handled, close: srv.close }
 }
 
-test('a 100,000-block chain streams whole, in order, with memory far below its size', async (ctx) => {
+test('a 50,000-block chain streams whole, in order, with memory far below its size', async (ctx) => {
   const gateway = createGateway(ctx.store)
   const srv = await serve(gateway)
   try {
-    const used = (): number => { const m = process.memoryUsage(); return m.heapUsed + m.arrayBuffers }
+    // Live memory (collected first when the runner exposes gc, as tests/run.js does): garbage the
+    // collector has not reached yet says nothing about what the stream holds.
+    const collect = (globalThis as { gc?: () => void }).gc
+    const used = (): number => { collect?.(); const m = process.memoryUsage(); return m.heapUsed + m.arrayBuffers }
     const baseline = used()
+    let sampledAt = 0
     let peak = 0
     let bytes = 0
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
@@ -92,7 +96,10 @@ test('a 100,000-block chain streams whole, in order, with memory far below its s
     const counted = (async function * () {
       for await (const chunk of res as AsyncIterable<Buffer>) {
         bytes += chunk.length
-        peak = Math.max(peak, used() - baseline)
+        if (bytes - sampledAt >= 4 * MB) {
+          sampledAt = bytes
+          peak = Math.max(peak, used() - baseline)
+        }
         yield chunk
       }
     })()
@@ -107,9 +114,9 @@ test('a 100,000-block chain streams whole, in order, with memory far below its s
     }
     assert.is(n, LENGTH)
     assert.is(expected, null)
-    assert.ok(bytes > 200 * MB, `the CAR is ${Math.round(bytes / MB)} MB`)
-    // Generous: a gateway that gathered the DAG (or ignored back pressure) would hold the ~200 MB.
-    assert.ok(peak < 120 * MB, `heap + array buffers grew by ${Math.round(peak / MB)} MB during a ${Math.round(bytes / MB)} MB stream`)
+    assert.ok(bytes > 100 * MB, `the CAR is ${Math.round(bytes / MB)} MB`)
+    // Half the CAR: a gateway that gathered the DAG (or ignored back pressure) would hold all ~100 MB.
+    assert.ok(peak < 50 * MB, `heap + array buffers grew by ${Math.round(peak / MB)} MB during a ${Math.round(bytes / MB)} MB stream`)
   } finally {
     await srv.close()
     await gateway.close()

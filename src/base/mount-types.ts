@@ -29,6 +29,12 @@ export interface Mount {
   /** The URL the mount persists as; its scheme must be registered in the store's MountRegistry. */
   serialize: () => URL
   close?: () => Promise<void>
+  /**
+   * True when `serialize()` says all there is to the mount (no options, no state): the store
+   * then keeps no mount object for an idle lazy shard and makes one from the URL when needed,
+   * as it does after a restart. FileMount, BytesMount and an HttpMount made without options are.
+   */
+  readonly describedByUrl?: boolean
 }
 
 export type MountFactory = (url: URL) => Mount

@@ -50,7 +50,7 @@ export async function restore (core: Core, stateStore: StateStore, policy: Recov
         else if (policy === 'now') recoverNow.push(shard)
       }
       if (shard.state !== before) changed.push(shard.record())
-      core.shards.set(shard.key, shard)
+      core.shards.load(shard.key, shard)
       core.counts[shard.state]++
     }
   }

@@ -209,7 +209,9 @@ export class DAGStore {
     const url = core.mounts.represent(mount).href
     if (core.shards.has(key)) throw new ShardExistsError(`${JSON.stringify(key)}: shard already exists`)
     const existing = opts.existingTransient !== undefined ? resolvePath(opts.existingTransient) : undefined
-    const shard = new Shard(key, url, opts.lazy === true, 'new', mount, existing, opts.copy)
+    // An idle lazy shard needs no mount object when its URL makes the same one again (a million must fit).
+    const keep = opts.lazy !== true || mount.describedByUrl !== true
+    const shard = new Shard(key, url, opts.lazy === true, 'new', keep ? mount : undefined, existing, opts.copy)
     core.shards.set(key, shard)
     core.counts.new++
     core.loop.submit({ op: 'register', key, shard, waiter: this.waiter(key, out, opts.signal) })

@@ -14,6 +14,7 @@
  */
 import type { MountReader } from '../../base/mount-types.js'
 import type { ShardIndex } from '../../base/index-types.js'
+import type { PayloadSpan } from '../shard/shard.js'
 import type { ShardKey } from '../../base/types.js'
 import type { ErrorReporter } from '../shard/waiter.js'
 import { CODE } from '../../base/errors/codes.js'
@@ -26,8 +27,9 @@ interface Entry {
   retired: boolean
   /** When the file was last found current (clock ms). */
   checkedAt: number
-  /** The shard's index, once an accessor has loaded it: later acquires need no repo call. */
+  /** The shard's index and payload span, once an accessor has loaded them: later acquires need no I/O. */
   index: ShardIndex | undefined
+  payload: PayloadSpan | undefined
 }
 
 export interface ReaderPoolOptions {
@@ -54,6 +56,9 @@ class PooledLease implements MountReader {
   get closeWhenIdle (): boolean { return this.entry.closeWhenIdle }
 
   get size (): number | undefined { return this.entry.reader.size }
+
+  /** The payload span remembered with the reader, if any. */
+  get payload (): PayloadSpan | undefined { return this.entry.payload }
 
   stream (start?: number): AsyncIterable<Uint8Array> {
     if (this.closed) throw closedError()
@@ -97,10 +102,10 @@ export class ReaderPool {
    * A lease on the shard's pooled reader and its remembered index, without waiting, when a
    * reader is pooled, its file is current and its index is known; else undefined.
    */
-  leaseReady (key: ShardKey): { lease: ReaderLease, index: ShardIndex } | undefined {
+  leaseReady (key: ShardKey): { lease: ReaderLease, index: ShardIndex, payload: PayloadSpan } | undefined {
     const entry = this.current(key)
-    if (entry === undefined || entry.index === undefined) return undefined
-    return { lease: this.take(key, entry), index: entry.index }
+    if (entry === undefined || entry.index === undefined || entry.payload === undefined) return undefined
+    return { lease: this.take(key, entry), index: entry.index, payload: entry.payload }
   }
 
   /** A lease on the shard's shared reader; `open` runs only when none is pooled or its file changed. */
@@ -110,7 +115,9 @@ export class ReaderPool {
       let pending = this.opening.get(key)
       if (pending === undefined) {
         const opened: Promise<Entry> = open().then(({ reader, closeWhenIdle }) => {
-          const fresh: Entry = { reader, closeWhenIdle: closeWhenIdle === true, users: 0, retired: false, checkedAt: this.clock(), index: undefined }
+          const fresh: Entry = {
+            reader, closeWhenIdle: closeWhenIdle === true, users: 0, retired: false, checkedAt: this.clock(), index: undefined, payload: undefined
+          }
           // Invalidated while opening: serve the callers already waiting, keep nothing.
           if (this.opening.get(key) === opened) this.live.set(key, fresh)
           else fresh.retired = true
@@ -126,9 +133,11 @@ export class ReaderPool {
     return this.take(key, entry)
   }
 
-  /** Remembers the shard's index with the reader `lease` holds, unless that reader was dropped since. */
-  keepIndex (lease: ReaderLease, index: ShardIndex): void {
-    if (!lease.entry.retired) lease.entry.index = index
+  /** Remembers the shard's index and payload span with the reader `lease` holds, unless that reader was dropped since. */
+  keep (lease: ReaderLease, index: ShardIndex, payload: PayloadSpan): void {
+    if (lease.entry.retired) return
+    lease.entry.index = index
+    lease.entry.payload = payload
   }
 
   /** Drops the shard's reader: closed now if idle, else when its last lease closes. */
@@ -140,6 +149,7 @@ export class ReaderPool {
     this.idle.delete(key)
     entry.retired = true
     entry.index = undefined
+    entry.payload = undefined
     if (entry.users === 0) this.closeQuietly(entry.reader)
   }
 

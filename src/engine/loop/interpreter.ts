@@ -223,7 +223,6 @@ export class Interpreter {
         // Recovery re-learns the origin: whether it honours Range, and its validator.
         forgetOrigin(shard)
         shard.inPlace = undefined
-        shard.payload = undefined
         shard.epoch++
         core.readers.invalidate(shard.key)
         jobs.startIndexing(shard, tx, 'recover', [])

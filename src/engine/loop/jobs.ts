@@ -66,11 +66,11 @@ export class Jobs {
    */
   private openPooled (shard: Shard, waiter: Waiter): boolean {
     const { core } = this
-    const payload = shard.payload
-    if (payload === undefined || core.barriers.has(shard.key)) return false
+    if (core.barriers.has(shard.key)) return false
     const ready = core.readers.leaseReady(shard.key)
     if (ready === undefined) return false
-    waiter.deliver({ key: shard.key, accessor: new ShardAccessorImpl(shard.key, ready.lease, ready.index, payload, () => release(core, shard)) })
+    const accessor = new ShardAccessorImpl(shard.key, ready.lease, ready.index, ready.payload, () => release(core, shard))
+    waiter.deliver({ key: shard.key, accessor })
     return true
   }
 
@@ -319,17 +319,15 @@ export class Jobs {
         if (codeOf(err) !== CODE.ERR_INDEX_NOT_FOUND || reader === undefined) throw err
         return await this.rebuildIndex(shard, reader, signal)
       })
-      // Acquires of a shard still being fetched take this path: a download that fails must be seen by them.
-      if (!this.downloading.has(key)) core.readers.keepIndex(reader, index)
-      let payload = shard.payload
+      let payload = reader.payload
       if (payload === undefined) {
         const layout = await readCarLayout(reader, signal)
-        const span: PayloadSpan = layout.payloadSize === undefined
+        payload = layout.payloadSize === undefined
           ? { offset: layout.payloadOffset }
           : { offset: layout.payloadOffset, size: layout.payloadSize }
-        payload = span
-        core.loop.complete({ control: () => { shard.payload = span } })
       }
+      // Acquires of a shard still being fetched take this path: a download that fails must be seen by them.
+      if (!this.downloading.has(key)) core.readers.keep(reader, index, payload)
       const inPlace = this.inPlaceReads(shard, reader, index, payload)
       const accessor = new ShardAccessorImpl(key, reader, index, payload, () => release(core, shard), inPlace)
       reader = undefined

@@ -5,7 +5,7 @@
  * live in `extra`, which exists only while a shard has waiters, a job or GC bookkeeping.
  */
 import type { Mount } from '../../base/mount-types.js'
-import type { CopyPolicy, ShardKey, ShardState, ShardInfo } from '../../base/types.js'
+import { COPY_POLICIES, type CopyPolicy, type ShardKey, type ShardState, type ShardInfo } from '../../base/types.js'
 import type { ShardRecord } from '../../storage/state/record.js'
 import type { Waiter } from './waiter.js'
 import { codeOf } from '../../base/errors/inspect.js'
@@ -38,6 +38,15 @@ export function restartState (state: ShardState): ShardState {
   return state === 'serving' ? 'available' : state
 }
 
+const LAZY = 1
+const PLACED = 2
+const IN_PLACE = 4
+const COPY_SHIFT = 3
+const EPOCH_SHIFT = 5
+const EPOCH_LOW = (1 << EPOCH_SHIFT) - 1
+/** The epoch's bits: the whole stays a small integer (no heap number). */
+const EPOCH_MAX = (1 << 25) - 1
+
 export class Shard {
   state: ShardState
   refs = 0
@@ -47,26 +56,55 @@ export class Shard {
   /** The mount the caller registered, or undefined until instantiated from `url` (after a restart). */
   mount: Mount | undefined
   extra: ShardExtra | undefined = undefined
-  /** Where the CARv1 payload lies in the shard's bytes; read by the first acquire, then cached. */
-  payload: PayloadSpan | undefined = undefined
-  /** Bumped when recovery starts replacing the shard's bytes: failures seen on older bytes are stale. */
-  epoch = 0
-  /** Read by ranged requests to the origin (no transient), once decided; re-learnt after a restart. */
-  inPlace: boolean | undefined = undefined
+  /**
+   * lazy, inPlace, copy and the epoch packed in one small integer: four fields would cost 12
+   * bytes more per shard, and a million shards must fit (docs/PERFORMANCE.md, bench/scale).
+   */
+  private bits: number
 
   constructor (
     readonly key: ShardKey,
     readonly url: string,
-    readonly lazy: boolean,
+    lazy: boolean,
     state: ShardState,
     mount: Mount | undefined,
     transient: string | undefined,
     /** The shard's own copy policy (RegisterOpts.copy), persisted with it. */
-    readonly copy: CopyPolicy | undefined = undefined
+    copy: CopyPolicy | undefined = undefined
   ) {
     this.state = state
     this.mount = mount
     this.transient = transient
+    this.bits = (lazy ? LAZY : 0) | (copy === undefined ? 0 : (COPY_POLICIES.indexOf(copy) + 1) << COPY_SHIFT)
+  }
+
+  /**
+   * Bumped when recovery starts replacing the shard's bytes: failures seen on older bytes are
+   * stale. Compared for equality only, so it may wrap.
+   */
+  get epoch (): number { return this.bits >>> EPOCH_SHIFT }
+
+  set epoch (value: number) {
+    this.bits = (this.bits & EPOCH_LOW) | ((value & EPOCH_MAX) << EPOCH_SHIFT)
+  }
+
+  /** Registered lazily (indexed on first use). */
+  get lazy (): boolean { return (this.bits & LAZY) !== 0 }
+
+  /** The shard's own copy policy, if it was registered with one. */
+  get copy (): CopyPolicy | undefined {
+    const n = (this.bits >> COPY_SHIFT) & 3
+    return n === 0 ? undefined : COPY_POLICIES[n - 1]
+  }
+
+  /** Read by ranged requests to the origin (no transient), once decided; undefined until then. */
+  get inPlace (): boolean | undefined {
+    return (this.bits & PLACED) === 0 ? undefined : (this.bits & IN_PLACE) !== 0
+  }
+
+  set inPlace (value: boolean | undefined) {
+    this.bits &= ~(PLACED | IN_PLACE)
+    if (value !== undefined) this.bits |= PLACED | (value ? IN_PLACE : 0)
   }
 
   x (): ShardExtra {

@@ -22,6 +22,9 @@ function checkRange (name: string, value: number): void {
 export class BytesMount implements Mount {
   readonly bytes: Uint8Array
 
+  /** The bytes are in the URL: it makes the same mount again. */
+  get describedByUrl (): boolean { return true }
+
   constructor (bytes: Uint8Array) {
     if (!(bytes instanceof Uint8Array)) throw new InvalidMountError('BytesMount needs a Uint8Array')
     this.bytes = bytes

@@ -35,6 +35,9 @@ export class FileMount implements Mount {
     return new FileMount(path)
   }
 
+  /** A path is all there is to it: the URL makes the same mount again. */
+  get describedByUrl (): boolean { return true }
+
   info (): MountInfo {
     return { ...FILE_INFO }
   }

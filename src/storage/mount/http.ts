@@ -89,6 +89,7 @@ export class HttpMount implements Mount {
   readonly #shown: string
   readonly #target: RequestTarget
   readonly #policy: RetryPolicy
+  readonly #plain: boolean
   readonly #retries: number
   readonly #backoffMs: number
   readonly #maxBackoffMs: number
@@ -104,6 +105,7 @@ export class HttpMount implements Mount {
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new InvalidMountError(`HttpMount needs an http: or https: URL, got ${u.protocol}`)
     if (u.hash !== '') u.hash = ''
     this.url = u
+    this.#plain = Object.keys(options).length === 0
     this.#shown = redactUrl(u.href)
     const { headers = {}, timeoutMs = 30_000, retries = 3, backoffMs = 200, maxBackoffMs = 5_000 } = options
     const { minBytesPerSecond = 4096, rateWindowMs = 30_000, deadlineMs, maxRetryAfterMs = 30_000 } = options
@@ -127,6 +129,9 @@ export class HttpMount implements Mount {
   static fromURL (url: URL | string): HttpMount {
     return new HttpMount(url)
   }
+
+  /** Made without options: the URL makes the same mount again. */
+  get describedByUrl (): boolean { return this.#plain }
 
   info (): MountInfo {
     return { ...HTTP_INFO }
