@@ -34,8 +34,13 @@ function reads (srv: TestServer): Array<[number, number]> {
   return srv.log.slice(1).map((e) => askedRange(e.range))
 }
 
+/** The sections the server was asked for (a read-ahead request in full swing covers several). */
 function sectionsAsked (srv: TestServer, sectionBytes: number): number[] {
-  return reads(srv).map(([start]) => start / sectionBytes).sort((a, b) => a - b)
+  const out: number[] = []
+  for (const [start, end] of reads(srv)) {
+    for (let s = start; s < end; s += sectionBytes) out.push(s / sectionBytes)
+  }
+  return out.sort((a, b) => a - b)
 }
 
 function range (from: number, to: number): number[] {
@@ -100,10 +105,12 @@ test('read-ahead starts at 2 sections, doubles while sequential up to maxReadAhe
         const { value } = await it.next()
         same(value as Uint8Array, sample.subarray(pos, pos + S))
         pos += S
-        await until(() => srv.log.length - 1 === i + window + 1, `sections 0..${i + window} to be asked for`)
+        await until(() => sectionsAsked(srv, S).length === i + window + 1, `sections 0..${i + window} to be asked for`)
         assert.equal(sectionsAsked(srv, S), range(0, i + window))
         assert.is(cache.stats().readAheadBytes, Math.min(2 * window, 8) * S)
       }
+      // In full swing (a window of 8), read-ahead asks for 2 sections per request.
+      assert.ok(reads(srv).some(([a, b]) => b - a === 2 * S), `coalesced read-ahead: ${JSON.stringify(reads(srv))}`)
       await it.return?.()
       assert.is(cache.stats().readAheadBytes, 0)
       await until(() => cache.stats().inFlightRequests === 0, 'read-ahead nobody waits for to stop')

@@ -115,6 +115,10 @@ test('auth: 401 with a challenge without or with a wrong token; the right token 
     }
     const wrong = await call(server, 'GET', '/shards', { token: TOKEN + 'x' })
     assert.equal([wrong.status, wrong.json.error.code], [401, 'ERR_UNAUTHORIZED'])
+    // Admin routes never answer a browser's cross-origin read (CORS is for gateway routes only).
+    const listed = await call(server, 'GET', '/shards')
+    assert.is(listed.status, 200)
+    assert.is(listed.headers['access-control-allow-origin'], undefined)
     assert.match(String(wrong.headers['www-authenticate']), /invalid_token/)
     const basic = await call(server, 'GET', '/shards', { token: null, headers: { authorization: `Basic ${TOKEN}` } })
     assert.is(basic.status, 401)

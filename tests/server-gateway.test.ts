@@ -383,6 +383,24 @@ test('only-if-cached: 412 for a block no shard has, served otherwise; methods: 4
   assert.is(options.headers.allow, 'GET, HEAD, OPTIONS')
 })
 
+test('CORS on gateway routes: any origin reads, errors included; a preflight names methods and headers', async (ctx) => {
+  const { cid } = at(await carBlocks('sample-v1.car'), 50)
+  const hit = await call(ctx.base, `/ipfs/${cid.toString()}?format=raw`, { headers: { origin: 'https://example.org' } })
+  assert.is(hit.status, 200)
+  assert.is(hit.headers['access-control-allow-origin'], '*')
+  assert.match(String(hit.headers['access-control-expose-headers']), /ETag/)
+  const miss = await call(ctx.base, `/ipfs/${unknownCid.toString()}?format=raw`, { headers: { origin: 'https://example.org', 'cache-control': 'only-if-cached' } })
+  assert.is(miss.status, 412)
+  assert.is(miss.headers['access-control-allow-origin'], '*')
+  const preflight = await call(ctx.base, `/ipfs/${cid.toString()}`, {
+    method: 'OPTIONS', headers: { origin: 'https://example.org', 'access-control-request-method': 'GET', 'access-control-request-headers': 'range' }
+  })
+  assert.is(preflight.status, 204)
+  assert.is(preflight.headers['access-control-allow-origin'], '*')
+  assert.is(preflight.headers['access-control-allow-methods'], 'GET, HEAD, OPTIONS')
+  assert.match(String(preflight.headers['access-control-allow-headers']), /Range/)
+})
+
 test('handle() declines every path outside /ipfs: the server\'s own fallback answers', async (ctx) => {
   for (const path of ['/', '/ipns/k51qzi5uqu5dlvj2baxnqndepeb86cbk3ng7n3i46uzyxzyqj2xjonzllnv0v8', '/ipfsx/abc', '/metrics', '/api/v0/shards']) {
     const r = await call(ctx.base, path, { headers: { accept: 'application/vnd.ipld.raw' } })

@@ -84,6 +84,15 @@ export const BLOCK_REQUESTS_METRIC = 'dagstore_block_requests_total'
 
 const IMMUTABLE = 'public, max-age=29030400, immutable'
 const ALLOW = 'GET, HEAD, OPTIONS'
+const CORS: Readonly<Record<string, string>> = {
+  'access-control-allow-origin': '*',
+  'access-control-expose-headers': 'Content-Length, Content-Type, ETag, X-Ipfs-Path, X-Ipfs-Roots, X-Content-Type-Options, Cache-Control'
+}
+const PREFLIGHT: Readonly<Record<string, string>> = {
+  'access-control-allow-methods': ALLOW,
+  'access-control-allow-headers': 'Accept, Range, If-None-Match, Cache-Control',
+  'access-control-max-age': '86400'
+}
 
 // Every multibase multiformats knows: a CID may come in base36 (subdomain style), base16, …
 const DECODERS = new Map<string, MultibaseDecoder<string>>(Object.values(bases).map((b) => [b.prefix, b.decoder as MultibaseDecoder<string>]))
@@ -138,6 +147,8 @@ class TrustlessGateway implements Gateway {
   async handle (req: IncomingMessage, res: ServerResponse): Promise<boolean> {
     const url = req.url ?? '/'
     if (!isGatewayPath(url)) return false
+    // Gateway routes only (DESIGN §13): any page may read content-addressed data; admin routes never get CORS.
+    for (const [name, value] of Object.entries(CORS)) res.setHeader(name, value)
     try {
       await this.#serve(req, res, url)
     } catch (err) {
@@ -176,7 +187,7 @@ class TrustlessGateway implements Gateway {
     const method = req.method
     if (method !== 'GET' && method !== 'HEAD') {
       if (method === 'OPTIONS') {
-        this.#send(req, res, 204, { allow: ALLOW })
+        this.#send(req, res, 204, { allow: ALLOW, ...PREFLIGHT })
         return
       }
       throw new HttpError(CODE.ERR_METHOD_NOT_ALLOWED, `${String(method)} is not allowed: read-only gateway`, { headers: { allow: ALLOW } })

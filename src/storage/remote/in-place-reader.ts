@@ -86,26 +86,35 @@ export class InPlaceReader implements MountReader {
         const index = Math.floor(pos / sectionBytes)
         // The section itself first: read-ahead never takes room from what the reader waits for.
         const answer = source.section(index, 'need')
-        for (let i = index + 1; i <= Math.min(lastIndex, index + readAhead.sections); i++) {
-          if (ahead.has(i)) continue
-          const got = source.section(i, 'prefetch')
+        const last = Math.min(lastIndex, index + readAhead.sections)
+        // In full swing, read-ahead asks for a quarter of its window per request.
+        const run = Math.max(1, readAhead.sections >> 2)
+        for (let i = index + 1; i <= last;) {
+          if (ahead.has(i)) { i++; continue }
+          const got = source.prefetch(i, Math.min(run, last - i + 1))
           if (got === 'full') break
-          if (got !== 'cached') ahead.set(i, got)
+          if (got === 'cached') { i++; continue }
+          for (let k = 0; k < got.count; k++) ahead.set(i + k, got.flight)
+          i += got.count
         }
         let data: Uint8Array
+        let base = index * sectionBytes
         if ('data' in answer) {
           data = answer.data
         } else {
           try {
             data = await waitFor(answer.flight, signal)
+            base = answer.flight.start
           } finally {
             answer.flight.leave()
           }
         }
         ahead.get(index)?.leave()
         ahead.delete(index)
-        const chunk = data.slice(pos - index * sectionBytes)
-        pos = index * sectionBytes + data.byteLength
+        // A request may have brought several sections: this step yields the one `pos` is in.
+        const to = Math.min(data.byteLength, (index + 1) * sectionBytes - base)
+        const chunk = data.subarray(pos - base, to)
+        pos = base + to
         readAhead.grow()
         this.#cache.readAheadChanged(readAhead.sections * sectionBytes - counted)
         counted = readAhead.sections * sectionBytes

@@ -125,8 +125,7 @@ export class Source {
       core.counted(true)
       return { data: entry.data }
     }
-    let flight: Flight | undefined
-    for (const f of this.flights) if (f.slot === index) { flight = f; break }
+    let flight = this.#sectionFlight(index)
     if (flight === undefined) {
       const start = index * core.sectionBytes
       const end = Math.min(this.size, start + core.sectionBytes)
@@ -137,6 +136,40 @@ export class Source {
     if (mode === 'prefetch') return flight
     core.counted(false)
     return { flight }
+  }
+
+  /**
+   * Read-ahead of up to `count` sections from `first` in ONE request: the sections from `first`
+   * on that are neither cached nor in flight, stopping at the first that is. A sequential
+   * stream in full swing asks for several sections at a time, so an origin answers fewer,
+   * larger requests (each request costs it an open and a response of its own). Each section is
+   * cached on its own when the request completes. The flight is joined once per section
+   * (`count` of the answer); 'cached' / 'full' as for `section(first, 'prefetch')`.
+   */
+  prefetch (first: number, count: number): { flight: Flight, count: number } | 'cached' | 'full' {
+    const core = this.#core
+    if (this.sections.has(first)) return 'cached'
+    const covering = this.#sectionFlight(first)
+    if (covering !== undefined) {
+      covering.join()
+      return { flight: covering, count: 1 }
+    }
+    const lastIndex = Math.floor((this.size - 1) / core.sectionBytes)
+    let n = 1
+    while (n < count && first + n <= lastIndex && !this.sections.has(first + n) && this.#sectionFlight(first + n) === undefined) n++
+    const start = first * core.sectionBytes
+    const end = Math.min(this.size, start + n * core.sectionBytes)
+    if (!core.tryReserve(end - start)) return n === 1 ? 'full' : this.prefetch(first, 1)
+    const flight = this.#fly(start, end, first, true)
+    for (let k = 0; k < n; k++) flight.join()
+    return { flight, count: n }
+  }
+
+  /** The section request (one or more whole sections) covering section `index`, if any. */
+  #sectionFlight (index: number): Flight | undefined {
+    const at = index * this.#core.sectionBytes
+    for (const f of this.flights) if (typeof f.slot === 'number' && f.start <= at && at < f.end) return f
+    return undefined
   }
 
   stats (): SourceStats {
@@ -176,7 +209,15 @@ export class Source {
         if (data.byteLength !== n) throw new DAGStoreError(`${this.label}: the transport returned ${data.byteLength} bytes for a read of ${n}`, CODE.ERR_HTTP_LENGTH_MISMATCH)
         this.bytesFetched += n
         held = false
-        core.store({ source: this, start, data, slot })
+        const section = core.sectionBytes
+        if (typeof slot === 'number' && n > section) {
+          // Several sections: each cached on its own (a copy, so evicting one frees its bytes).
+          for (let k = 0; k * section < n; k++) {
+            core.store({ source: this, start: start + k * section, data: data.slice(k * section, Math.min(n, (k + 1) * section)), slot: slot + k })
+          }
+        } else {
+          core.store({ source: this, start, data, slot })
+        }
         return data
       } finally {
         if (held) core.release(n)
