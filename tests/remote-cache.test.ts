@@ -238,6 +238,31 @@ test('a source\'s sections stay keepAfterCloseMs after its last reader closes, t
   }
 })
 
+test('scan resistance: a lone stream of a source larger than a quarter of the cache keeps none of what it passed; a small source stays cached', async () => {
+  const S = 4 * KiB
+  await withServer(rangeOrigin({ body: sample, etag: '"a"', ranges: true }), async (srv) => {
+    const { mount, probe } = await probed(srv.url)
+    // sample-v1.car (469 KiB) is more than a quarter of 1 MiB: a big source for this cache.
+    const small = new SectionCache({ sectionBytes: S, maxReadAheadBytes: 8 * S, cacheBytes: 1024 * KiB })
+    let reader = mount.openInPlace(small, probe)
+    let peak = 0
+    const parts: Uint8Array[] = []
+    for await (const chunk of reader.stream(0)) {
+      parts.push(chunk)
+      peak = Math.max(peak, small.stats().cachedBytes)
+    }
+    same(Buffer.concat(parts), sample)
+    assert.ok(peak <= 12 * S, `the stream kept ${peak} bytes cached (read-ahead is 8 sections)`)
+    await reader.close()
+    // The same stream through a cache four times the source's size keeps every section.
+    const big = new SectionCache({ sectionBytes: S, maxReadAheadBytes: 8 * S, cacheBytes: 4 * 1024 * KiB })
+    reader = mount.openInPlace(big, probe)
+    for await (const chunk of reader.stream(0)) assert.ok(chunk.byteLength > 0)
+    assert.is(big.stats().cachedBytes, sample.byteLength)
+    await reader.close()
+  })
+})
+
 test('a request every waiter gave up on is aborted and its reservation released', async () => {
   const held: IncomingMessage[] = []
   let closed = 0

@@ -119,6 +119,7 @@ export class InPlaceReader implements MountReader {
         this.#cache.readAheadChanged(readAhead.sections * sectionBytes - counted)
         counted = readAhead.sections * sectionBytes
         yield chunk
+        source.passed(index)
       }
     } finally {
       for (const flight of ahead.values()) flight.leave()

@@ -42,6 +42,7 @@ export class SectionCache {
       release: (bytes) => { cache.#reserved -= bytes; cache.#pump() },
       store: (entry) => { cache.#store(entry) },
       touch: (entry) => { cache.#lru.delete(entry); cache.#lru.add(entry) },
+      drop: (entry) => { cache.#evict(entry); cache.#pump() },
       counted: (hit) => { if (hit) cache.#hits++; else cache.#misses++ },
       requestStarted: () => { cache.#requests++ },
       requestEnded: () => { cache.#requests-- },

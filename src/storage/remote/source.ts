@@ -24,6 +24,8 @@ export interface CacheCore {
   /** Turns the entry's reservation into cached bytes. */
   store: (entry: Entry) => void
   touch: (entry: Entry) => void
+  /** Drops a cached entry now (a section a lone stream of a big source has passed). */
+  drop: (entry: Entry) => void
   counted: (hit: boolean) => void
   requestStarted: () => void
   requestEnded: () => void
@@ -170,6 +172,20 @@ export class Source {
     const at = index * this.#core.sectionBytes
     for (const f of this.flights) if (typeof f.slot === 'number' && f.start <= at && at < f.end) return f
     return undefined
+  }
+
+  /**
+   * A stream has read past section `index`. A source larger than a quarter of the cache read
+   * by this one reader does not keep what the stream has passed (scan resistance, as
+   * PostgreSQL's ring buffers for big sequential scans): one pass over a 32 GiB shard would
+   * otherwise push every other shard's sections out, and holding memory it will not read
+   * again costs page faults on every new section.
+   */
+  passed (index: number): void {
+    const core = this.#core
+    if (this.refs !== 1 || this.size <= core.cacheBytes / 4) return
+    const entry = this.sections.get(index)
+    if (entry !== undefined) core.drop(entry)
   }
 
   stats (): SourceStats {
