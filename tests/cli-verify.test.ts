@@ -4,6 +4,7 @@
 import * as assert from 'uvu/assert'
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { Writable } from 'node:stream'
 import { CarIndexer } from '@ipld/car/indexer'
 import { Level } from 'level'
 import { FsIndexRepo } from '../src/storage/index/fs-repo.js'
@@ -14,6 +15,8 @@ import type { VerifyJson, VerifyListJson } from '../src/app/wire.js'
 import { fixture } from './helpers/fixtures.js'
 import { dirSuite, openStore } from './helpers/store.js'
 import { cli, startServe, type CliResult } from './helpers/cli.js'
+import { runCli } from '../src/app/cli/commands/program.js'
+import type { CliIo } from '../src/app/cli/io.js'
 
 const test = dirSuite('cli verify')
 
@@ -188,6 +191,38 @@ test('POST /shards/{key}/verify: token required; the report; ?repair=1 rewrites;
     await store.close()
     await db.close()
   }
+})
+
+/** A terminal in memory: cli-progress draws its bar only where `isTTY`. */
+class Terminal extends Writable {
+  text = ''
+  readonly isTTY = true
+  readonly columns = 100
+
+  override _write (chunk: Buffer | string, _encoding: BufferEncoding, done: () => void): void {
+    this.text += chunk.toString()
+    done()
+  }
+
+  cursorTo (x: number): boolean { return this.write(`\x1b[${x + 1}G`) }
+  clearLine (): boolean { return this.write('\x1b[2K') }
+  moveCursor (): boolean { return true }
+}
+
+test('--all on a terminal: a progress bar on stderr with the shard lines above it; the summary on stdout', async ({ dir }) => {
+  const { good, bad } = await cars(dir)
+  const repo = join(dir, 'repo')
+  exits(await cli(['register', good, bad, '--dir', repo]), 0, 'register')
+  await flipBlockByte(bad)
+  const stdout = new Terminal()
+  const stderr = new Terminal()
+  const io: CliIo = { stdout, stderr, exit: () => {}, env: {}, cwd: dir, stop: new AbortController().signal, onExit: () => () => {} }
+  const code = await runCli(['verify', '--all', '--dir', repo], io)
+  assert.is(code, 1, stderr.text)
+  assert.is(stdout.text, 'verified 2 shards: 1 ok, 0 repaired, 1 failed\n')
+  assert.match(stderr.text, /verifying \[[█░]+\] \d\/2 /)
+  assert.match(stderr.text, /FAILED bad: 1 problem\n {2}ERR_INVALID_CAR: /)
+  assert.match(stderr.text, /ok good: \d+ blocks\n/)
 })
 
 test.run()

@@ -65,6 +65,8 @@ export async function verifyShards (backend: Backend, keys: string[], options: V
       progress?.increment()
     }
   } finally {
+    // Logged lines wait for the next redraw, and stop() clears without one: flush them first.
+    bar?.update()
     bar?.stop()
   }
   return reports
