@@ -11,7 +11,7 @@ import type { MountReader } from '../base/mount-types.js'
 import type { ShardAccessor, ShardKey, VerifyOpts, VerifyProblem, VerifyReport } from '../base/types.js'
 import { ShardUnknownError } from '../base/errors.js'
 import { codeOf, toError } from '../base/errors/inspect.js'
-import { CODE } from '../base/errors/codes.js'
+import { CODE, errorCodeInfo } from '../base/errors/codes.js'
 
 /** Problems of one kind listed one by one; past it, one more line counts the rest. */
 const LISTED_PER_KIND = 10
@@ -71,9 +71,10 @@ export async function verifyShard (core: Core, shard: Shard, acquire: Acquire, o
       fromData = await core.indexer(key, streamOf(accessor), opts.signal ?? new AbortController().signal, { verifyHashes: true })
     } catch (err) {
       const code = codeOf(err)
-      if (code === undefined || code === CODE.ABORT_ERR || code === CODE.ERR_STORE_CLOSED) throw err
-      // Bad data: the store cannot repair it, so the indices stay as they are.
-      findings.add(code, toError(err).message)
+      if (code === CODE.ABORT_ERR || code === CODE.ERR_STORE_CLOSED) throw err
+      // Bad data (or bytes that could not be read): nothing to repair from, so the indices stay.
+      const registered = code !== undefined && errorCodeInfo(code) !== undefined
+      findings.add(registered ? code : CODE.ERR_INTERNAL, toError(err).message)
       return { key, ok: false, blocks: 0, problems: findings.summarize(), repaired: false }
     }
     const indexSound = await compareFullIndex(core, key, fromData, findings)
