@@ -42,7 +42,7 @@ export { redactUrl, SECRET_PARAMS } from './base/redact.js'
 
 // Indices and the indexer.
 export type {
-  ShardIndex, IndexEntry, FullIndexRepo, TopLevelIndex, ShardIndexer, ShardIndexContext, VerifyHashes
+  ShardIndex, IndexEntry, FullIndexRepo, TopLevelIndex, AddMultihashesOptions, ShardIndexer, ShardIndexContext, VerifyHashes
 } from './base/index-types.js'
 export { MemoryIndexRepo } from './storage/index/memory-repo.js'
 export { FsIndexRepo, type FsIndexRepoOptions } from './storage/index/fs-repo.js'

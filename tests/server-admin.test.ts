@@ -229,8 +229,8 @@ test('POST /shards: request errors and their codes', async (ctx) => {
   })
 })
 
-test('allow roots: inside ok; outside, .., symlink escapes 403; missing file and folders 400; no roots: every file: URL 403', async (ctx) => {
-  await withServer(ctx, {}, async ({ server, root }) => {
+test('allow roots (a server reachable from elsewhere): inside ok; outside, .., symlink escapes 403; missing file and folders 400; no roots: every file: URL 403', async (ctx) => {
+  await withServer(ctx, { serve: { host: '0.0.0.0' } }, async ({ server, root }) => {
     const outside = join(ctx.dir, 'outside.car')
     await copyFile(SAMPLE, outside)
     await symlink(outside, join(root, 'escape.car'))
@@ -260,7 +260,7 @@ test('allow roots: inside ok; outside, .., symlink escapes 403; missing file and
     assert.equal((await call(server, 'GET', '/shards')).json.shards.map((s: { key: string }) => s.key), ['alias'])
   })
   const { store } = await openStore(join(ctx.dir, 'other'))
-  const server = await startServer(store, { port: 0, token: TOKEN })
+  const server = await startServer(store, { host: '0.0.0.0', port: 0, token: TOKEN })
   try {
     const r = await call(server, 'POST', '/shards', { body: { key: 'x', url: fileUrl(SAMPLE) } })
     assert.equal([r.status, r.json.error.code], [403, 'ERR_FORBIDDEN_PATH'])
@@ -269,6 +269,29 @@ test('allow roots: inside ok; outside, .., symlink escapes 403; missing file and
     assert.ok(err !== undefined, 'a missing allow root fails startServer')
   } finally {
     await server.close()
+    await store.close()
+  }
+})
+
+test('a loopback server with a token registers file: URLs from anywhere; without a token (--no-auth) the allow-roots still govern', async (ctx) => {
+  const outside = join(ctx.dir, 'elsewhere', 'x.car')
+  await mkdir(join(ctx.dir, 'elsewhere'))
+  await copyFile(SAMPLE, outside)
+  await withServer(ctx, {}, async ({ server }) => {
+    assert.match(server.url, /^http:\/\/127\.0\.0\.1:/)
+    const r = await call(server, 'POST', '/shards', { body: { key: 'x', url: fileUrl(outside) } })
+    assert.equal([r.status, r.json.key, r.json.state], [201, 'x', 'available'])
+    // Still a real file: a folder or a missing file is a bad mount, and bytes: stays refused.
+    const missing = await call(server, 'POST', '/shards', { body: { key: 'y', url: fileUrl(join(ctx.dir, 'nope.car')) } })
+    assert.is(missing.status, 400)
+  })
+  const { store } = await openStore(join(ctx.dir, 'open'))
+  const open = await startServer(store, { port: 0, token: null })
+  try {
+    const r = await call(open, 'POST', '/shards', { body: { key: 'x', url: fileUrl(outside) }, token: null })
+    assert.equal([r.status, r.json.error.code], [403, 'ERR_FORBIDDEN_PATH'])
+  } finally {
+    await open.close()
     await store.close()
   }
 })

@@ -20,9 +20,20 @@ export interface FullIndexRepo {
   keys: () => AsyncIterable<ShardKey>
 }
 
+export interface AddMultihashesOptions {
+  /**
+   * No pair may be written before this fulfils; if it rejects, none is written and the add
+   * rejects with its reason. The pairs may be prepared meanwhile. The store passes the write of
+   * the shard's full index, so that top-level entries never exist without the full index that
+   * names them (the crash-safe cleanup relies on it) while the two writes still overlap.
+   */
+  after?: Promise<unknown>
+}
+
 /** multihash → shards holding it. */
 export interface TopLevelIndex {
-  addMultihashesForShard: (key: ShardKey, multihashes: AsyncIterable<Uint8Array> | Iterable<Uint8Array>) => Promise<void>
+  addMultihashesForShard: (key: ShardKey, multihashes: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+    options?: AddMultihashesOptions) => Promise<void>
   removeShard: (key: ShardKey, multihashes?: AsyncIterable<Uint8Array> | Iterable<Uint8Array>) => Promise<void>
   shardsForMultihash: (multihash: Uint8Array) => Promise<ShardKey[]>
 }

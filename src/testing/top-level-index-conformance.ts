@@ -11,6 +11,12 @@ async function mh (s: string): Promise<Uint8Array> {
   return (await sha256.digest(new TextEncoder().encode(s))).bytes
 }
 
+function rejected (err: Error): Promise<void> {
+  const p = Promise.reject(err)
+  p.catch(() => {})
+  return p
+}
+
 async function * asAsync<T> (items: T[]): AsyncIterable<T> { yield * items }
 
 /** Registers the TopLevelIndex checks with `test`; each check gets a fresh index and cleans it up. */
@@ -94,5 +100,30 @@ export function topLevelIndexConformance (test: RegisterTest, make: () => Promis
     await index.removeShard('big', many)
     assert.deepEqual(await index.shardsForMultihash(at(many, 19_999)), [])
     assert.deepEqual(await index.shardsForMultihash(at(many, 0)), ['other'])
+  }))
+
+  // More pairs than an implementation is likely to hold back while it waits for `after`.
+  const gated = async (): Promise<Uint8Array[]> => await Promise.all(Array.from({ length: 70_000 }, async (_, i) => await mh(`g${i}`)))
+
+  test('with `after`: the add settles only once it fulfils, and then every pair is there', () => using(async (index) => {
+    const many = await gated()
+    let released = false
+    const after = new Promise<void>((resolve) => { setImmediate(() => { released = true; resolve() }) })
+    await index.addMultihashesForShard('gated', many, { after })
+    assert.equal(released, true)
+    for (let i = 0; i < many.length; i += 997) assert.deepEqual(await index.shardsForMultihash(at(many, i)), ['gated'])
+    assert.deepEqual(await index.shardsForMultihash(at(many, many.length - 1)), ['gated'])
+  }))
+
+  test('with `after`: when it rejects, the add rejects with its reason and writes no pair', () => using(async (index) => {
+    const many = await gated()
+    const failure = new Error('full index not stored')
+    const after = new Promise<void>((_resolve, reject) => { setImmediate(() => { reject(failure) }) })
+    // An implementation that ignores `after` must fail the assertions below, not crash the run.
+    after.catch(() => {})
+    await assert.rejects(index.addMultihashesForShard('gated', many, { after }), (err) => err === failure)
+    await assert.rejects(index.addMultihashesForShard('gated', many.slice(0, 3), { after: rejected(failure) }), (err) => err === failure)
+    for (let i = 0; i < many.length; i += 997) assert.deepEqual(await index.shardsForMultihash(at(many, i)), [])
+    assert.deepEqual(await index.shardsForMultihash(at(many, many.length - 1)), [])
   }))
 }

@@ -15,7 +15,7 @@ import { redactUrl } from '../../base/redact.js'
 import { HttpError, readJson, sendJson } from './http-util.js'
 import { CODE } from '../../base/errors/codes.js'
 import { codeOf } from '../../base/errors/inspect.js'
-import type { AllowRoots } from './allow-roots.js'
+import { localFile, type AllowRoots } from './allow-roots.js'
 import { streamTraces } from './sse.js'
 import { listQuery } from './list-query.js'
 import { encodeCursor } from '../cursor.js'
@@ -25,6 +25,12 @@ import { errorJson, shardJson, type DestroyedJson, type FindJson, type GcJson, t
 export interface AdminOptions {
   mounts: MountRegistry
   allowRoots: AllowRoots
+  /**
+   * file: registrations are accepted outside the allow-roots: the server listens on loopback
+   * only and every admin request carries the repo's token, so whoever registers is the
+   * machine's user who can read the token file (DESIGN §13, local files through a loopback server).
+   */
+  localFiles: boolean
   maxBodyBytes: number
   heartbeatMs: number
   closing: AbortSignal
@@ -137,7 +143,7 @@ export class AdminApi {
     }
     const refused = unregistrable(url)
     if (refused !== undefined) throw new HttpError(CODE.ERR_MOUNT_SCHEME_NOT_ALLOWED, refused)
-    if (url.protocol === 'file:') url = await this.options.allowRoots.check(raw, url)
+    if (url.protocol === 'file:') url = this.options.localFiles ? await localFile(url) : await this.options.allowRoots.check(raw, url)
     return this.options.mounts.instantiate(url)
   }
 

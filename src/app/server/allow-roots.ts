@@ -82,3 +82,24 @@ export class AllowRoots {
     return pathToFileURL(real)
   }
 }
+
+/**
+ * A file: URL from a caller trusted with any local file (a loopback server's token holder):
+ * the real path of an existing regular file, or ERR_INVALID_MOUNT.
+ */
+export async function localFile (url: URL): Promise<URL> {
+  let path: string
+  try {
+    path = fileURLToPath(url)
+  } catch (err) {
+    throw invalid(`invalid file: URL: ${(err as Error).message}`, err)
+  }
+  let real: string
+  try {
+    real = await realpath(path)
+  } catch (err) {
+    throw invalid(`cannot mount ${path}: ${(err as Error).message}`, err)
+  }
+  if (!(await stat(real)).isFile()) throw invalid(`${path} is not a regular file`)
+  return pathToFileURL(real)
+}

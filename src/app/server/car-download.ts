@@ -29,7 +29,7 @@ import { validateKey } from '../../base/keys.js'
 import { DAGStoreError } from '../../base/errors.js'
 import { CODE } from '../../base/errors/codes.js'
 import { isPragma } from '../../format/car/layout.js'
-import { HttpError } from './http-util.js'
+import { HttpError, etagMatches } from './http-util.js'
 import { parseRange } from './byte-range.js'
 
 const CAR_TYPE = 'application/vnd.ipld.car'
@@ -192,17 +192,6 @@ async function * window (source: AsyncIterable<Uint8Array>, length: number): Asy
   }
   // The file shrank since it was measured: the response cannot be completed.
   throw new DAGStoreError(`the shard's file ended ${left} bytes early`, CODE.ERR_INTERNAL)
-}
-
-/** If-None-Match against our (strong) ETag with the weak comparison RFC 9110 prescribes for it. */
-function etagMatches (header: string, etag: string): boolean {
-  for (const part of header.split(',')) {
-    let tag = part.trim()
-    if (tag === '*') return true
-    if (tag.startsWith('W/')) tag = tag.slice(2)
-    if (tag === etag) return true
-  }
-  return false
 }
 
 /** If-Range: the range holds only while the representation is the one the client has (strong comparison). */

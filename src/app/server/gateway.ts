@@ -53,7 +53,7 @@ import type { DAGStore } from '../../engine/store.js'
 import type { ShardKey } from '../../base/types.js'
 import type { AllShardsBlockstore, AllShardsBlockstoreOptions } from '../../read/all-shards.js'
 import { blockCarLength, encodeBlockCar } from './car-block.js'
-import { HttpError } from './http-util.js'
+import { HttpError, etagMatches } from './http-util.js'
 import { CODE, httpStatusOf, type ErrorCode } from '../../base/errors/codes.js'
 import { codeOf } from '../../base/errors/inspect.js'
 import { CAR_TYPE, RAW_TYPE, isSingleBlock, negotiate, type Variant } from './negotiate.js'
@@ -376,17 +376,6 @@ function parseSegments (text: string): string[] {
 function pathTag (segments: string[]): string {
   if (segments.length === 0) return ''
   return '.path-' + createHash('sha256').update(segments.join('/')).digest('hex').slice(0, 16)
-}
-
-/** If-None-Match against our (strong) ETag with the weak comparison RFC 9110 prescribes for it. */
-function etagMatches (header: string, etag: string): boolean {
-  for (const part of header.split(',')) {
-    let tag = part.trim()
-    if (tag === '*') return true
-    if (tag.startsWith('W/')) tag = tag.slice(2)
-    if (tag === etag) return true
-  }
-  return false
 }
 
 /** attachment, with an ASCII filename and, when it is not plain ASCII, its UTF-8 form (RFC 8187). */

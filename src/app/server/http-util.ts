@@ -100,3 +100,14 @@ export async function readJson (req: IncomingMessage, res: ServerResponse, maxBy
     throw new HttpError(CODE.ERR_INVALID_REQUEST, `request body is not valid JSON: ${(err as Error).message}`)
   }
 }
+
+/** If-None-Match against our (strong) ETag with the weak comparison RFC 9110 prescribes for it. */
+export function etagMatches (header: string, etag: string): boolean {
+  for (const part of header.split(',')) {
+    let tag = part.trim()
+    if (tag === '*') return true
+    if (tag.startsWith('W/')) tag = tag.slice(2)
+    if (tag === etag) return true
+  }
+  return false
+}

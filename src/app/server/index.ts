@@ -130,6 +130,7 @@ export async function startServer (store: DAGStore, options: ServeOptions = {}):
   const admin = new AdminApi(store, {
     mounts: options.mounts ?? new MountRegistry(),
     allowRoots,
+    localFiles: token !== null && isLoopback(host),
     maxBodyBytes: limits.maxBodyBytes,
     heartbeatMs,
     closing: closing.signal,

@@ -4,10 +4,29 @@
  */
 import type { Core } from './core.js'
 import type { ShardIndex } from '../../base/index-types.js'
+import { SortedIndex } from '../../format/index/sorted-index.js'
 import type { ShardKey } from '../../base/types.js'
 
-export function * multihashesOf (index: ShardIndex): Iterable<Uint8Array> {
+/** The index's multihashes; a SortedIndex (what the indexer builds) hands them out without entry objects. */
+export function multihashesOf (index: ShardIndex): Iterable<Uint8Array> {
+  return index instanceof SortedIndex ? index.multihashes() : entryMultihashes(index)
+}
+
+function * entryMultihashes (index: ShardIndex): Iterable<Uint8Array> {
   for (const entry of index) yield entry.multihash
+}
+
+/**
+ * Stores the shard's full index, then its top-level entries: they are prepared while the full
+ * index is written, and written only once it is stored, so they are always a subset of a stored
+ * full index. Settles once both writes have, so a failure's cleanup never races either.
+ */
+export async function storeShardIndices (core: Core, key: ShardKey, index: ShardIndex): Promise<void> {
+  const stored = core.indexRepo.add(key, index)
+  const entries = core.topLevelIndex.addMultihashesForShard(key, multihashesOf(index), { after: stored })
+  const [full, topLevel] = await Promise.allSettled([stored, entries])
+  if (full.status === 'rejected') throw full.reason
+  if (topLevel.status === 'rejected') throw topLevel.reason
 }
 
 /**

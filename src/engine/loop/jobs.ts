@@ -7,7 +7,7 @@
  */
 import { awaitBarrier, mountOf, raiseBarrier, verifiesHashes, type Core } from './core.js'
 import { openInPlace } from './placement.js'
-import { finishUnfinishedDestroy, multihashesOf, removeShardIndices } from './cleanup.js'
+import { finishUnfinishedDestroy, removeShardIndices, storeShardIndices } from './cleanup.js'
 import type { Drain } from './drain.js'
 import type { Shard, Job, PayloadSpan } from '../shard/shard.js'
 import { Waiter } from '../shard/waiter.js'
@@ -176,11 +176,8 @@ export class Jobs {
         const index = core.indexThrottle !== undefined ? await core.indexThrottle.add(run) : await run()
         signal.throwIfAborted()
         // The index is stored while the download's last bytes are fsynced (the two are the
-        // tail of a register's time), full index first: top-level entries stay a subset.
-        persisted = (async () => {
-          await core.indexRepo.add(key, index)
-          await core.topLevelIndex.addMultihashesForShard(key, multihashesOf(index))
-        })()
+        // tail of a register's time).
+        persisted = storeShardIndices(core, key, index)
         persisted.catch(() => {})
         // Indexed bytes count only once the whole file is on disk: a download that fails after
         // the last block (a length mismatch, a failed fsync) fails the shard, and its index goes.
@@ -225,8 +222,7 @@ export class Jobs {
       const index = core.indexThrottle !== undefined ? await core.indexThrottle.add(run) : await run()
       signal.throwIfAborted()
       stored = true
-      await core.indexRepo.add(key, index)
-      await core.topLevelIndex.addMultihashesForShard(key, multihashesOf(index))
+      await storeShardIndices(core, key, index)
     } catch (err) {
       if (stored) {
         await removeShardIndices(core, key).catch((e: unknown) => { core.report(e, `dropping the index of failed shard ${JSON.stringify(key)}`) })
@@ -268,8 +264,7 @@ export class Jobs {
           const source = reader.closeWhenIdle ? streamOnly(reader) : reader
           const index = await this.measured(async () => await core.indexer(key, source, signal, context))
           if (core.shards.get(key) !== shard) throw new ShardUnknownError(`shard ${JSON.stringify(key)} was destroyed`)
-          await core.indexRepo.add(key, index)
-          await core.topLevelIndex.addMultihashesForShard(key, multihashesOf(index))
+          await storeShardIndices(core, key, index)
           return index
         })()
         await result.then(() => {}, () => {})

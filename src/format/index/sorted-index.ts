@@ -86,6 +86,20 @@ export class SortedIndex implements ShardIndex {
     return this.arena.byteLength + this.starts.byteLength + this.offsets.byteLength
   }
 
+  /**
+   * The index's memory, for encoders that would otherwise make a view per entry: multihash i
+   * is arena[starts[i], starts[i + 1]), its offset offsets[i]. Read only.
+   */
+  get layout (): { readonly arena: Uint8Array, readonly starts: Uint32Array, readonly offsets: Float64Array } {
+    return { arena: this.arena, starts: this.starts, offsets: this.offsets }
+  }
+
+  /** The multihashes in ascending order, each a view into the index's memory. */
+  * multihashes (): Iterable<Uint8Array> {
+    const { arena, starts } = this
+    for (let i = 0; i < this.size; i++) yield arena.subarray(starts[i], starts[i + 1])
+  }
+
   /** Entries in ascending multihash order; each `multihash` is a view into the index's memory. */
   * [Symbol.iterator] (): Iterator<IndexEntry> {
     const { arena, starts, offsets } = this

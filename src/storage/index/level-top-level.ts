@@ -7,9 +7,10 @@
  * never holds the byte 0xFF, so every key of one multihash sorts in [prefix, prefix‖0xFF),
  * and the length prefix keeps a multihash from matching another it is a prefix of.
  */
+import { setImmediate as yieldToLoop } from 'node:timers/promises'
 import type { AbstractLevel, AbstractSublevel } from 'abstract-level'
 import type { ShardKey } from '../../base/types.js'
-import type { TopLevelIndex } from '../../base/index-types.js'
+import type { AddMultihashesOptions, TopLevelIndex } from '../../base/index-types.js'
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyLevel = AbstractLevel<any, any, any>
@@ -20,6 +21,20 @@ const decoder = new TextDecoder()
 const EMPTY = new Uint8Array(0)
 /** Ops per LevelDB batch: bounds memory for shards with millions of blocks. */
 const BATCH = 8192
+/** Bytes of one slab that KeyBuilder cuts keys from. */
+const SLAB = 64 * 1024
+/**
+ * Options of every put and del: keys arrive prefixed and values are empty, so both pass
+ * through as they are. The encodings are inherited, not own properties: abstract-level
+ * spreads each op's options into a new object, and with own properties there V8 takes a slow
+ * path for that spread on every op (most of the top-level write's time when measured).
+ */
+const VIEW: { keyEncoding: 'view', valueEncoding: 'view' } = Object.create(Object.freeze({ keyEncoding: 'view', valueEncoding: 'view' }))
+type RootBatch = ReturnType<AnyLevel['batch']>
+/** Batches built ahead while an add waits for its `after`: bounds the memory a huge shard holds. */
+const MAX_HELD = 8
+/** Ops between turns of the event loop while an add waits for its `after` (a divisor of BATCH). */
+const YIELD_EVERY = 1024
 
 function keyFor (multihash: Uint8Array, shard: Uint8Array | undefined): Uint8Array {
   let n = multihash.length
@@ -33,6 +48,40 @@ function keyFor (multihash: Uint8Array, shard: Uint8Array | undefined): Uint8Arr
   out.set(multihash, i)
   if (shard !== undefined) out.set(shard, i + multihash.length)
   return out
+}
+
+/**
+ * Stored keys of one shard, each `prefix ‖ varint(len(multihash)) ‖ multihash ‖ shard`, cut
+ * from shared slabs: one allocation per slab instead of one per key.
+ */
+class KeyBuilder {
+  private slab = new Uint8Array(0)
+  private used = 0
+
+  constructor (private readonly prefix: Uint8Array, private readonly shard: Uint8Array) {}
+
+  next (multihash: Uint8Array): Uint8Array {
+    const { prefix, shard } = this
+    let n = multihash.length
+    let lenBytes = 1
+    while (n >= 0x80) { n >>>= 7; lenBytes++ }
+    const size = prefix.length + lenBytes + multihash.length + shard.length
+    if (this.used + size > this.slab.length) {
+      this.slab = new Uint8Array(Math.max(SLAB, size))
+      this.used = 0
+    }
+    const start = this.used
+    const out = this.slab
+    out.set(prefix, start)
+    let i = start + prefix.length
+    n = multihash.length
+    while (n >= 0x80) { out[i++] = (n & 0x7f) | 0x80; n >>>= 7 }
+    out[i++] = n
+    out.set(multihash, i)
+    out.set(shard, i + multihash.length)
+    this.used = start + size
+    return out.subarray(start, start + size)
+  }
 }
 
 /** Where the shard key starts in a stored key (after the length varint and the multihash). */
@@ -57,8 +106,9 @@ export class LevelTopLevelIndex implements TopLevelIndex {
     this.pairs = db.sublevel<Uint8Array, Uint8Array>(prefix, { keyEncoding: 'view', valueEncoding: 'view' })
   }
 
-  async addMultihashesForShard (key: ShardKey, multihashes: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<void> {
-    await this.write(key, multihashes, (batch, k) => { batch.put(k, EMPTY) })
+  async addMultihashesForShard (key: ShardKey, multihashes: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+    options?: AddMultihashesOptions): Promise<void> {
+    await this.write(key, multihashes, (batch, k) => { batch.put(k, EMPTY, VIEW) }, options?.after)
   }
 
   /**
@@ -68,7 +118,7 @@ export class LevelTopLevelIndex implements TopLevelIndex {
    */
   async removeShard (key: ShardKey, multihashes?: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<void> {
     if (multihashes !== undefined) {
-      await this.write(key, multihashes, (batch, k) => { batch.del(k) })
+      await this.write(key, multihashes, (batch, k) => { batch.del(k, VIEW) })
       return
     }
     const shard = encoder.encode(key)
@@ -97,41 +147,73 @@ export class LevelTopLevelIndex implements TopLevelIndex {
   }
 
   private async write (key: ShardKey, multihashes: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
-    op: (batch: ReturnType<Sub['batch']>, k: Uint8Array) => void): Promise<void> {
+    op: (batch: RootBatch, k: Uint8Array) => void, after?: Promise<unknown>): Promise<void> {
     const shard = encoder.encode(key)
+    const pairs = this.pairs
     // A sublevel made on an open database opens asynchronously, and chained batches (unlike
     // reads and array batches) do not wait for it.
-    if (this.pairs.status !== 'open') await this.pairs.open()
-    // The sublevel's own chained batch, not the root's with a `sublevel` option (which the
-    // state store uses for its string keys): feeding binary keys through that same root path
-    // made it polymorphic and slowed the durable acquire/release loop (bench/loop).
-    let batch = this.pairs.batch()
-    // One batch is written (on LevelDB's thread) while the next is built; the pairs are
-    // independent, so their order does not matter, and all are written before this returns.
-    let writing: Promise<void> = Promise.resolve()
+    if (pairs.status !== 'open') await pairs.open()
+    // A chained batch on the root database with the sublevel's prefix already in each key: a
+    // sublevel's own chained batch collects its ops and re-issues them as an array batch on
+    // the parent, which clones and normalises every op, and the native array batch then reads
+    // each op object's properties one by one.
+    const root = pairs.db
+    const keys = new KeyBuilder(pairs.prefixKey(EMPTY, 'view', false), shard)
+    let batch = root.batch()
+    // Batches filled before `after` fulfils wait here, unwritten (a bounded number of them).
+    let held: RootBatch[] = []
+    let gateOpen = after === undefined
+    after?.then(() => { gateOpen = true }, () => {})
+    // Once the gate is open, one batch is written (on LevelDB's thread) while the next is
+    // built; the pairs are independent, so their order does not matter, and all are written
+    // before this returns.
+    let writing: Promise<unknown> = Promise.resolve()
+    const openGate = async (): Promise<void> => {
+      await after
+      gateOpen = true
+      const ready = held
+      held = []
+      // Written at once: LevelDB groups concurrent writes into one log write.
+      writing = Promise.all(ready.map(async (b) => { await b.write() }))
+      writing.catch(() => {})
+    }
     const flush = async (): Promise<void> => {
+      if (!gateOpen || held.length > 0) {
+        held.push(batch)
+        batch = root.batch()
+        if (held.length >= MAX_HELD) await openGate()
+        return
+      }
       await writing
       writing = batch.write()
       // Handled when awaited; until then a failure must not count as unhandled.
       writing.catch(() => {})
-      batch = this.pairs.batch()
+      batch = root.batch()
+    }
+    // While the gate is closed, a turn of the event loop now and then: the write it waits for
+    // needs its I/O callbacks run, and they would otherwise wait for the whole shard.
+    const pause = async (): Promise<void> => {
+      if (batch.length >= BATCH) await flush()
+      else if (!gateOpen) await yieldToLoop()
     }
     try {
       // A sync iterable (the store passes the full index) is walked without `for await`, which
       // would cost a promise and a microtask per multihash.
       if (Symbol.iterator in multihashes) {
         for (const mh of multihashes) {
-          op(batch, keyFor(mh, shard))
-          if (batch.length >= BATCH) await flush()
+          op(batch, keys.next(mh))
+          if (batch.length % YIELD_EVERY === 0) await pause()
         }
       } else {
         for await (const mh of multihashes) {
-          op(batch, keyFor(mh, shard))
-          if (batch.length >= BATCH) await flush()
+          op(batch, keys.next(mh))
+          if (batch.length % YIELD_EVERY === 0) await pause()
         }
       }
+      if (held.length > 0 || !gateOpen) await openGate()
     } catch (err) {
       await writing.catch(() => {})
+      for (const b of held) await b.close()
       await batch.close()
       throw err
     }
