@@ -4,7 +4,7 @@
  * rewrites both when the data is sound and they disagree with it.
  */
 import { raiseBarrier, type Core } from './loop/core.js'
-import { multihashesOf, removeShardIndices } from './loop/cleanup.js'
+import { multihashesOf, removeShardIndices, storeShardIndices } from './loop/cleanup.js'
 import type { Shard } from './shard/shard.js'
 import type { ShardIndex } from '../base/index-types.js'
 import type { MountReader } from '../base/mount-types.js'
@@ -144,8 +144,7 @@ async function rewriteIndices (core: Core, shard: Shard, fromData: ShardIndex, i
       return
     }
     await removeShardIndices(core, key)
-    await core.indexRepo.add(key, fromData)
-    await core.topLevelIndex.addMultihashesForShard(key, multihashesOf(fromData))
+    await storeShardIndices(core, key, fromData)
     // Pooled readers keep the index they loaded: the next acquire loads the rewritten one.
     core.readers.invalidate(key)
   }).start()
