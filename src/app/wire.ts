@@ -3,7 +3,7 @@
  * mode): one definition for both sides, so that a command's output is the same whether it
  * went through a running server or opened the repo itself.
  */
-import type { CopyPolicy, ShardDescription, ShardInfo } from '../base/types.js'
+import type { CopyPolicy, ShardDescription, ShardInfo, VerifyReport } from '../base/types.js'
 import { CODE } from '../base/errors/codes.js'
 import { codeOf } from '../base/errors/inspect.js'
 import { redactUrl } from '../base/redact.js'
@@ -56,6 +56,22 @@ export interface FindJson { cid: string, shards: string[] }
 
 /** DELETE /shards/{key} */
 export interface DestroyedJson { key: string, destroyed: true }
+
+/** POST /shards/{key}/verify: DAGStore.verifyShard's report. */
+export interface VerifyJson {
+  key: string
+  ok: boolean
+  blocks: number
+  problems: Array<{ code: string, message: string }>
+  repaired: boolean
+}
+
+/** `dagstore verify --json` */
+export interface VerifyListJson { shards: VerifyJson[] }
+
+export function verifyJson (r: VerifyReport): VerifyJson {
+  return { key: r.key, ok: r.ok, blocks: r.blocks, problems: r.problems.map((p) => ({ code: p.code, message: p.message })), repaired: r.repaired }
+}
 
 /** `{code, message}` of any error; errors without a code get ERR_INTERNAL. */
 export function errorJson (err: unknown): ErrorJson {

@@ -68,6 +68,26 @@ export interface RegisterOpts {
 }
 export interface AcquireOpts { signal?: AbortSignal }
 export interface SignalOpts { signal?: AbortSignal }
+export interface VerifyOpts {
+  signal?: AbortSignal
+  /**
+   * When the shard's data is sound but its full index or top-level entries disagree with it,
+   * rewrite both from the data. Bad data is only reported: the store cannot make it right.
+   */
+  repair?: boolean
+}
+/** One thing verifyShard found wrong: a registered error code and what it is about. */
+export interface VerifyProblem { code: string, message: string }
+/** What verifyShard found. `ok`: no problem. */
+export interface VerifyReport {
+  key: ShardKey
+  ok: boolean
+  /** Blocks found in the shard's data (identity CIDs excluded, as in the index); 0 when it could not be read. */
+  blocks: number
+  problems: VerifyProblem[]
+  /** True when `repair` rewrote the full index and the top-level entries. */
+  repaired: boolean
+}
 export interface DestroyOpts {
   signal?: AbortSignal
   /**

@@ -27,8 +27,9 @@ import {
 import {
   SHARD_STATES, COPY_POLICIES, type AcquireOpts, type DestroyOpts, type GCResult, type RegisterOpts, type ResultCallback,
   type ShardAccessor, type ShardDescription, type ShardInfo, type ShardKey, type ShardResult, type ShardState,
-  type SignalOpts, type Trace, type ListShardsOptions, type ShardPage
+  type SignalOpts, type Trace, type ListShardsOptions, type ShardPage, type VerifyOpts, type VerifyReport
 } from '../base/types.js'
+import { verifyShard } from './verify.js'
 import { listShardsPage } from './list-shards.js'
 import { DEFAULT_EVENT_BUFFER_SIZE, type DAGStoreOptions, type GCOptions } from './options.js'
 import { defaultReport } from '../base/report.js'
@@ -318,6 +319,20 @@ export class DAGStore {
 
   async shardsContainingCid (cid: CID, opts?: SignalOpts): Promise<ShardKey[]> {
     return await this.shardsContainingMultihash(cid.multihash.bytes, opts)
+  }
+
+  /**
+   * Re-reads the shard (acquired meanwhile, so it cannot be destroyed under the check) with
+   * every block hashed against its CID, and compares the stored full index and the top-level
+   * entries with what the data holds. `repair` rewrites both when the data is sound and they
+   * disagree with it. A shard that cannot be read (errored) is a problem in the report;
+   * ShardUnknownError for an unknown key.
+   */
+  async verifyShard (key: ShardKey, opts: VerifyOpts = {}): Promise<VerifyReport> {
+    validateKey(key)
+    const core = this.running()
+    const shard = this.known(core, key)
+    return await verifyShard(core, shard, async (k, signal) => await this.acquire(k, signal === undefined ? {} : { signal }), opts)
   }
 
   /** @throws IndexNotFoundError when the shard has no index (yet). */

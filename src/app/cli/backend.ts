@@ -9,7 +9,9 @@ import { DAGStore } from '../../engine/store.js'
 import type { VerifyHashes } from '../../base/index-types.js'
 import { MountRegistry } from '../../storage/mount/registry.js'
 // One JSON shape in both modes: direct mode answers exactly as the admin API does.
-import { shardJson, type ErrorJson, type FindJson, type GcJson, type ShardJson, type ShardListJson } from '../wire.js'
+import {
+  shardJson, verifyJson, type ErrorJson, type FindJson, type GcJson, type ShardJson, type ShardListJson, type VerifyJson
+} from '../wire.js'
 import { CliError, UsageError, errorJson, isLevelLocked } from './errors.js'
 import { decodeCursor, encodeCursor } from '../cursor.js'
 import { observedMount, type ReadProgress } from './progress-mount.js'
@@ -38,6 +40,8 @@ export interface Backend {
   /** `drain`: a shard in use is destroyed once its accessors close, not refused. */
   destroy: (key: string, drain: boolean) => Promise<void>
   recover: (key: string) => Promise<ShardJson>
+  /** Re-reads the shard, hashing every block; `repair` rewrites indices that disagree with sound data. */
+  verify: (key: string, repair: boolean) => Promise<VerifyJson>
   gc: () => Promise<GcJson>
   find: (cid: CID) => Promise<string[]>
   get: (cid: CID) => Promise<Uint8Array>
@@ -122,6 +126,10 @@ class DirectBackend implements Backend {
   async recover (key: string): Promise<ShardJson> {
     await this.store.recover(key)
     return await this.info(key)
+  }
+
+  async verify (key: string, repair: boolean): Promise<VerifyJson> {
+    return verifyJson(await this.store.verifyShard(key, { repair }))
   }
 
   async gc (): Promise<GcJson> {
@@ -220,6 +228,10 @@ class ClientBackend implements Backend {
 
   async recover (key: string): Promise<ShardJson> {
     return await this.json<ShardJson>('POST', `/shards/${encodeURIComponent(key)}/recover`)
+  }
+
+  async verify (key: string, repair: boolean): Promise<VerifyJson> {
+    return await this.json<VerifyJson>('POST', `/shards/${encodeURIComponent(key)}/verify${repair ? '?repair=1' : ''}`)
   }
 
   async gc (): Promise<GcJson> {

@@ -20,7 +20,7 @@ import { streamTraces } from './sse.js'
 import { listQuery } from './list-query.js'
 import { encodeCursor } from '../cursor.js'
 import { unregistrable } from '../mount-policy.js'
-import { errorJson, shardJson, type DestroyedJson, type FindJson, type GcJson, type ShardJson, type ShardListJson } from '../wire.js'
+import { errorJson, shardJson, type DestroyedJson, type FindJson, type GcJson, type ShardJson, type ShardListJson, verifyJson } from '../wire.js'
 
 export interface AdminOptions {
   mounts: MountRegistry
@@ -68,6 +68,7 @@ export class AdminApi {
       { pattern: /^\/shards$/, methods: { GET: this.list, POST: this.register } },
       { pattern: /^\/shards\/([^/]+)$/, methods: { GET: this.describe, DELETE: this.destroy } },
       { pattern: /^\/shards\/([^/]+)\/recover$/, methods: { POST: this.recover } },
+      { pattern: /^\/shards\/([^/]+)\/verify$/, methods: { POST: this.verify } },
       { pattern: /^\/gc$/, methods: { POST: this.gc } },
       { pattern: /^\/find\/([^/]+)$/, methods: { GET: this.find } },
       { pattern: /^\/events$/, methods: { GET: this.events }, noHead: true }
@@ -148,7 +149,7 @@ export class AdminApi {
 
   private async destroy (req: IncomingMessage, res: ServerResponse, raw: string): Promise<void> {
     const key = keyParam(raw)
-    if (!drainParam(req)) {
+    if (!flagParam(req, 'drain')) {
       // Recent block requests leave the gateway holding the shard: that reference is ours to drop.
       await this.options.release(key)
       await this.store.destroy(key)
@@ -186,6 +187,25 @@ export class AdminApi {
     req.socket.setTimeout(0)
     await this.store.recover(key)
     sendJson(res, 200, shardJson(await this.store.describeShard(key)))
+  }
+
+  /** Re-reads the whole shard: as long as that takes, and a client that leaves stops it. */
+  private async verify (req: IncomingMessage, res: ServerResponse, raw: string): Promise<void> {
+    const key = keyParam(raw)
+    const repair = flagParam(req, 'repair')
+    req.socket.setTimeout(0)
+    const gaveUp = new AbortController()
+    const onClose = (): void => { if (!res.writableEnded) gaveUp.abort() }
+    res.once('close', onClose)
+    try {
+      const report = await this.store.verifyShard(key, { repair, signal: AbortSignal.any([gaveUp.signal, this.options.closing]) })
+      sendJson(res, 200, verifyJson(report))
+    } catch (err) {
+      if (gaveUp.signal.aborted) return
+      throw err
+    } finally {
+      res.off('close', onClose)
+    }
   }
 
   private async gc (_req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -256,10 +276,13 @@ function registerRequest (body: unknown): { key: string, url: string, opts: Regi
   return { key: b.key, url: b.url, opts }
 }
 
-/** `?drain`, `?drain=1` or `?drain=true`: destroy once the shard's accessors close. */
-function drainParam (req: IncomingMessage): boolean {
-  const value = new URL(req.url ?? '/', 'http://admin.invalid').searchParams.get('drain')
+/**
+ * A yes/no query parameter (`?drain`: destroy once the shard's accessors close; `?repair`):
+ * absent, `0` or `false` is no; present and empty, `1` or `true` is yes.
+ */
+function flagParam (req: IncomingMessage, name: string): boolean {
+  const value = new URL(req.url ?? '/', 'http://admin.invalid').searchParams.get(name)
   if (value === null || value === '0' || value === 'false') return false
   if (value === '' || value === '1' || value === 'true') return true
-  throw new HttpError(CODE.ERR_INVALID_REQUEST, `drain must be 1, true, 0 or false, not ${JSON.stringify(value)}`)
+  throw new HttpError(CODE.ERR_INVALID_REQUEST, `${name} must be 1, true, 0 or false, not ${JSON.stringify(value)}`)
 }

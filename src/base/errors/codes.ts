@@ -41,6 +41,8 @@ export const ERROR_CODES = Object.freeze([
   entry('ERR_HASH_MISMATCH', 502, 'a block read in place from a remote origin does not hash to its CID: the origin served other bytes than the shard was indexed from (the message names the CID and byte offset)'),
   entry('ERR_UNSUPPORTED_HASH', 422, 'hash verification met a block it cannot check: no hasher for its multihash function, or a digest truncated below 20 bytes (the message names the CID and byte offset)'),
   entry('ERR_INDEX_NOT_FOUND', 404, 'the index repo has no index for the shard'),
+  entry('ERR_INDEX_MISMATCH', null, 'verify: the shard\'s stored full index disagrees with its data (an entry missing, extra, or at another offset); `--repair` rewrites it'),
+  entry('ERR_TOP_LEVEL_MISSING', null, 'verify: a block of the shard is not mapped to it in the top-level index (find and the gateway miss it there); `--repair` rewrites the entries'),
   entry('ERR_TRANSIENT', 422, 'the local copy (transient) of the shard could not be produced'),
   entry('ERR_TRANSIENTS_FULL', 422, 'automated GC found no room under gc.maxTransientsBytes: all that is left is in use, downloading or within its grace period'),
   entry('ABORT_ERR', null, 'the operation\'s AbortSignal fired before it finished'),

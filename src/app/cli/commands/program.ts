@@ -21,6 +21,7 @@ import { addLs } from './ls.js'
 import { addRecover } from './recover.js'
 import { addRegister } from './register.js'
 import { addServe } from './serve.js'
+import { addVerify } from './verify.js'
 
 function packageVersion (): string {
   try {
@@ -70,6 +71,7 @@ Environment: DAGSTORE_DIR (--dir), DAGSTORE_LISTEN (serve --listen), DAGSTORE_TO
   addGet(program, ctx)
   addGc(program, ctx)
   addRecover(program, ctx)
+  addVerify(program, ctx)
   addDestroy(program, ctx)
   return program
 }
