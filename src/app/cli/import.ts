@@ -90,6 +90,8 @@ export async function importDir (backend: Backend, root: string, options: Import
   try {
     await Promise.all(Array.from({ length: Math.max(1, Math.min(options.concurrency, cars.length)) }, worker))
   } finally {
+    // Logged lines wait for the next redraw, and stop() clears without one: flush them first.
+    bar?.update()
     bar?.stop()
   }
   if (fatal !== undefined) throw fatal
