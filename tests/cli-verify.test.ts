@@ -2,7 +2,7 @@
 // real repos in temp dirs, copies of sample-v1.car damaged behind the store, real servers on
 // 127.0.0.1.
 import * as assert from 'uvu/assert'
-import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises'
+import { copyFile, mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { CarIndexer } from '@ipld/car/indexer'
@@ -12,7 +12,7 @@ import { LevelTopLevelIndex } from '../src/storage/index/level-top-level.js'
 import { FileMount } from '../src/storage/mount/file.js'
 import { startServer } from '../src/app/server/index.js'
 import type { VerifyJson, VerifyListJson } from '../src/app/wire.js'
-import { fixture } from './helpers/fixtures.js'
+import { fixture, flipBlockByte } from './helpers/fixtures.js'
 import { dirSuite, openStore } from './helpers/store.js'
 import { cli, startServe, type CliResult } from './helpers/cli.js'
 import { runCli } from '../src/app/cli/commands/program.js'
@@ -29,19 +29,6 @@ async function cars (dir: string): Promise<{ good: string, bad: string }> {
   await copyFile(fixture('sample-v1.car'), good)
   await copyFile(fixture('sample-v1.car'), bad)
   return { good, bad }
-}
-
-/** Flips a data byte of a block in the middle of the CAR at `path`; that block's CID. */
-async function flipBlockByte (path: string): Promise<string> {
-  const bytes = await readFile(path)
-  const entries = []
-  for await (const e of await CarIndexer.fromBytes(bytes)) if (e.blockLength > 0 && e.cid.multihash.code !== 0) entries.push(e)
-  const e = entries[Math.floor(entries.length / 2)]
-  if (e === undefined) throw new Error('sample-v1.car has blocks')
-  const at = e.blockOffset + Math.floor(e.blockLength / 2)
-  bytes[at] = (bytes[at] as number) ^ 0x01
-  await writeFile(path, bytes)
-  return e.cid.toString()
 }
 
 /** Replaces the stored full index of `key` by one without its first entry (the store is not running). */
@@ -76,7 +63,7 @@ test('direct mode: healthy and corrupted shards, an unknown key; lines, JSON and
   const repo = join(dir, 'repo')
   const d = ['--dir', repo]
   exits(await cli(['register', good, bad, ...d]), 0, 'register')
-  const cid = await flipBlockByte(bad)
+  const { cid } = await flipBlockByte(bad)
   const blocks = await BLOCKS()
 
   const healthy = await cli(['verify', 'good', ...d])
@@ -126,7 +113,7 @@ test('through a running serve: the same reports; --repair goes through the route
   const repo = join(dir, 'repo')
   const d = ['--dir', repo]
   exits(await cli(['register', good, bad, ...d]), 0, 'register')
-  const cid = await flipBlockByte(bad)
+  const { cid } = await flipBlockByte(bad)
   await dropFirstIndexEntry(repo, 'good')
   const { serve } = await startServe(repo)
   try {

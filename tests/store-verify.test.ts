@@ -2,16 +2,15 @@
 // full index and top-level entries; `repair` rewrites the indices of sound data. Real LevelDB
 // and index files in a temp dir; damage is done behind the store, between two runs of it.
 import * as assert from 'uvu/assert'
-import { copyFile, readFile, rm, writeFile } from 'node:fs/promises'
+import { copyFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Level } from 'level'
-import { CarIndexer } from '@ipld/car/indexer'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { FileMount } from '../src/storage/mount/file.js'
 import { FsIndexRepo } from '../src/storage/index/fs-repo.js'
 import { LevelTopLevelIndex } from '../src/storage/index/level-top-level.js'
 import type { IndexEntry, ShardIndex } from '../src/base/index-types.js'
-import { carBlocks, fixture } from './helpers/fixtures.js'
+import { carBlocks, fixture, flipBlockByte } from './helpers/fixtures.js'
 import { codeOf } from './helpers/assert.js'
 import { dirSuite, openStore } from './helpers/store.js'
 
@@ -22,19 +21,6 @@ async function sampleCopy (dir: string): Promise<string> {
   const path = join(dir, 'sample.car')
   await copyFile(fixture('sample-v1.car'), path)
   return path
-}
-
-/** Flips a data byte of a block in the middle of the CAR at `path`; the block's CID and section offset. */
-async function flipBlockByte (path: string): Promise<{ cid: string, offset: number }> {
-  const bytes = await readFile(path)
-  const entries = []
-  for await (const e of await CarIndexer.fromBytes(bytes)) if (e.blockLength > 0 && e.cid.multihash.code !== 0) entries.push(e)
-  const e = entries[Math.floor(entries.length / 2)]
-  if (e === undefined) throw new Error('sample-v1.car has blocks')
-  const at = e.blockOffset + Math.floor(e.blockLength / 2)
-  bytes[at] = (bytes[at] as number) ^ 0x01
-  await writeFile(path, bytes)
-  return { cid: e.cid.toString(), offset: e.offset }
 }
 
 function indexOf (entries: IndexEntry[]): ShardIndex {

@@ -1,9 +1,10 @@
 import { fileURLToPath } from 'node:url'
 import { createHash } from 'node:crypto'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CarReader } from '@ipld/car/reader'
+import { CarIndexer } from '@ipld/car/indexer'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 
@@ -30,3 +31,19 @@ export async function carBlocks (name: string): Promise<Array<{ cid: CID, bytes:
 
 /** A raw sha2-256 CID that no fixture holds. */
 export const unknownCid = CID.createV1(0x55, Digest.create(0x12, createHash('sha256').update('not in any shard').digest()))
+
+/**
+ * Flips one data byte of a block in the middle of the CAR at `path` (identity and empty blocks
+ * skipped): that block no longer hashes to its CID. Its CID and section offset.
+ */
+export async function flipBlockByte (path: string): Promise<{ cid: string, offset: number }> {
+  const bytes = await readFile(path)
+  const entries = []
+  for await (const e of await CarIndexer.fromBytes(bytes)) if (e.blockLength > 0 && e.cid.multihash.code !== 0) entries.push(e)
+  const e = entries[Math.floor(entries.length / 2)]
+  if (e === undefined) throw new Error(`${path} has no block to damage`)
+  const at = e.blockOffset + Math.floor(e.blockLength / 2)
+  bytes[at] = (bytes[at] as number) ^ 0x01
+  await writeFile(path, bytes)
+  return { cid: e.cid.toString(), offset: e.offset }
+}

@@ -11,19 +11,7 @@ import type { ServerResponse } from 'node:http'
 import { CarWriter } from '@ipld/car/writer'
 import type { CID } from 'multiformats/cid'
 import type { Block } from '../../read/dag-decode.js'
-
-/** Resolves on 'drain', or on 'close' (a response that will never drain). */
-async function drained (res: ServerResponse): Promise<void> {
-  await new Promise<void>((resolve) => {
-    const done = (): void => {
-      res.off('drain', done)
-      res.off('close', done)
-      resolve()
-    }
-    res.on('drain', done)
-    res.on('close', done)
-  })
-}
+import { drained } from './http-util.js'
 
 /**
  * Writes the CAR (header with `roots`, then `blocks`) to `res`, whose head is already set. Rejects

@@ -111,3 +111,22 @@ export function etagMatches (header: string, etag: string): boolean {
   }
   return false
 }
+
+/**
+ * Resolves when `res` may be written again: on 'drain', on 'close' (a response that will never
+ * drain), or when `signal` aborts (the writer gives up).
+ */
+export async function drained (res: ServerResponse, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted === true || res.destroyed) return
+  await new Promise<void>((resolve) => {
+    const done = (): void => {
+      res.off('drain', done)
+      res.off('close', done)
+      signal?.removeEventListener('abort', done)
+      resolve()
+    }
+    res.on('drain', done)
+    res.on('close', done)
+    signal?.addEventListener('abort', done)
+  })
+}

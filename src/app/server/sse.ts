@@ -7,6 +7,7 @@ import type { Trace } from '../../base/types.js'
 import { errorJson, infoJson, type ShardInfoJson } from '../wire.js'
 import { CODE } from '../../base/errors/codes.js'
 import { codeOf } from '../../base/errors/inspect.js'
+import { drained } from './http-util.js'
 
 function frame (event: string, data: unknown): string {
   // JSON.stringify never emits a raw newline, so one data: line always holds the whole event.
@@ -66,17 +67,4 @@ export async function streamTraces (store: DAGStore, req: IncomingMessage, res: 
 
 function traceJson (t: Trace): { key: string, op: string, after: ShardInfoJson } {
   return { key: t.key, op: t.op, after: infoJson(t.after) }
-}
-
-async function drained (res: ServerResponse, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return
-  await new Promise<void>((resolve) => {
-    const done = (): void => {
-      res.off('drain', done)
-      signal.removeEventListener('abort', done)
-      resolve()
-    }
-    res.on('drain', done)
-    signal.addEventListener('abort', done)
-  })
 }
