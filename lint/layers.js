@@ -28,6 +28,7 @@ const FOLDERS = [
   'src/engine/accessor',
   'src/engine/loop',
   'src/engine/gc',
+  'src/engine/cluster',
   'src/engine',
   'src/app',
   'src/app/server',

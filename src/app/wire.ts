@@ -7,6 +7,7 @@ import type { CopyPolicy, ShardDescription, ShardInfo, VerifyReport } from '../b
 import { CODE } from '../base/errors/codes.js'
 import { codeOf } from '../base/errors/inspect.js'
 import { redactUrl } from '../base/redact.js'
+import type { ClusterNode } from '../storage/state/cluster.js'
 
 /** A failure: `{ "error": ErrorJson }` in an API answer, `error` fields in listings. */
 export interface ErrorJson {
@@ -36,6 +37,8 @@ export interface ShardJson extends ShardInfoJson {
   placement?: 'local' | 'copy' | 'in-place'
   /** The shard's own copy policy, when registered with one. */
   copy?: CopyPolicy
+  /** The node owning the shard, when the store is part of a cluster (serve --db). */
+  node?: string
 }
 
 /** GET /shards (a page) and `dagstore ls --json`. */
@@ -50,6 +53,33 @@ export interface GcJson {
   reclaimedBytes: number
   shards: Record<string, ErrorJson | null>
 }
+
+/** GET /nodes and `dagstore nodes --json`: the cluster's nodes (DAGStore.nodes()). */
+export interface NodesJson {
+  nodes: Array<{
+    name: string
+    advertise?: string
+    /** ISO 8601, by the database's clock. */
+    heartbeatAt?: string
+    alive: boolean
+    /** Shards the node owns, by state. */
+    shards: Record<string, number>
+  }>
+}
+
+export function nodesJson (nodes: ClusterNode[]): NodesJson {
+  return {
+    nodes: nodes.map((n) => {
+      const out: NodesJson['nodes'][number] = { name: n.name, alive: n.alive, shards: n.shards }
+      if (n.advertise !== undefined) out.advertise = redactUrl(n.advertise)
+      if (n.heartbeatAt !== undefined) out.heartbeatAt = n.heartbeatAt
+      return out
+    })
+  }
+}
+
+/** POST /adopt?from=<node>: the keys of the shards this node took over. */
+export interface AdoptedJson { from: string, node: string, shards: string[] }
 
 /** GET /find/{cid} */
 export interface FindJson { cid: string, shards: string[] }
@@ -101,5 +131,6 @@ export function shardJson (d: ShardDescription): ShardJson {
   if (d.blocks !== undefined) out.blocks = d.blocks
   if (d.placement !== undefined) out.placement = d.placement
   if (d.copy !== undefined) out.copy = d.copy
+  if (d.node !== undefined) out.node = d.node
   return out
 }

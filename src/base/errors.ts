@@ -69,6 +69,28 @@ export class TransientsFullError extends defineError(CODE.ERR_TRANSIENTS_FULL, '
 /** The database's dagstore schema is newer than the code (another node was upgraded first). */
 export class SchemaVersionError extends defineError(CODE.ERR_SCHEMA_VERSION, 'database schema too new') {}
 
+/** adopt --from a node whose lease is current. */
+export class NodeAliveError extends defineError(CODE.ERR_NODE_ALIVE, 'the node is alive') {}
+/** adopt --from a name no node row has. */
+export class NodeUnknownError extends defineError(CODE.ERR_NODE_UNKNOWN, 'no such node') {}
+/** A cluster operation on a store whose backend is not shared. */
+export class NotClusteredError extends defineError(CODE.ERR_NOT_CLUSTERED, 'the store is not part of a cluster') {}
+
+/** Where a shard of another node is, for a hop to it: its owner and how to reach it. */
+export interface OwnerWhereabouts {
+  owner: string
+  advertise: string | undefined
+  alive: boolean
+}
+
+/**
+ * The shard is another node's and this node cannot read its bytes itself (a local file of that
+ * node): the request must go to the owner. `where` says who it is and whether it is alive.
+ */
+export class ShardElsewhereError extends defineError(CODE.ERR_SHARD_ELSEWHERE, 'the shard is held by another node') {
+  where: OwnerWhereabouts | undefined
+}
+
 /** A shard error restored from the state DB after a restart: the original class is gone, its code is kept. */
 export class RestoredShardError extends DAGStoreError {}
 

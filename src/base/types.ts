@@ -140,4 +140,6 @@ export interface ShardDescription extends ShardInfo {
   placement?: 'local' | 'copy' | 'in-place'
   /** The shard's own copy policy, when it was registered with one. */
   copy?: CopyPolicy
+  /** The node owning the shard (this store's node), when the store is part of a cluster. */
+  node?: string
 }

@@ -21,6 +21,7 @@ import { finishDestroys, removeOrphanIndices } from './leftovers.js'
 import { Tombstones } from './loop/tombstones.js'
 import { LevelStateStore, type AnyLevel, type StateStore } from '../storage/state/state-store.js'
 import type { BackendSeams, StoreBackend } from '../storage/state/backend.js'
+import type { ClusterDirectory } from '../storage/state/cluster.js'
 import type { TransientBudget } from '../storage/transients/budget.js'
 import type { SectionCache } from '../storage/remote/section-cache.js'
 import { Transients } from '../storage/transients/transients.js'
@@ -39,6 +40,8 @@ export interface StoreParts {
   ownsDb: boolean
   /** The options' backend once opened: closed with the store. */
   backend: StoreBackend | undefined
+  /** The backend's view of the other nodes, when it is shared by several. */
+  cluster?: ClusterDirectory | undefined
   core: Core | undefined
   jobs: Jobs | undefined
 }
@@ -64,6 +67,7 @@ export async function boot (o: DAGStoreOptions, parts: StoreParts, deps: BootDep
     parts.backend = o.backend
     seams = await o.backend.open(signal !== undefined ? { signal } : {})
     stateStore = seams.stateStore
+    parts.cluster = seams.cluster
   } else {
     if (o.datastore !== undefined) {
       parts.db = o.datastore

@@ -33,6 +33,11 @@ import { verifyShard } from './verify.js'
 import { listShardsPage } from './list-shards.js'
 import { DEFAULT_EVENT_BUFFER_SIZE, type DAGStoreOptions, type GCOptions } from './options.js'
 import { defaultReport } from '../base/report.js'
+import { NotClusteredError } from '../base/errors.js'
+import type { ClusterDirectory, ClusterNode } from '../storage/state/cluster.js'
+import { ClusterShardSource } from './cluster/cluster-source.js'
+import { ForeignShards } from './cluster/foreign-shards.js'
+import { adoptShards } from './cluster/adopt.js'
 
 type Phase = 'created' | 'starting' | 'started' | 'closing' | 'closed'
 
@@ -294,6 +299,7 @@ export class DAGStore {
     else if (shard.inPlace === true) out.placement = 'in-place'
     else if (shard.transient !== undefined || shard.inPlace === false) out.placement = 'copy'
     if (shard.copy !== undefined) out.copy = shard.copy
+    if (this.parts.cluster !== undefined) out.node = this.parts.cluster.node
     const indexed = await core.indexRepo.stat(key).catch(() => undefined)
     if (indexed?.exists === true) out.blocks = indexed.size
     return out
@@ -353,7 +359,46 @@ export class DAGStore {
    * a cached shard counts as in use, so `evict(key)` it before destroying it.
    */
   blockstore (opts: AllShardsBlockstoreOptions = {}): AllShardsBlockstore {
-    return new AllShardsBlockstore(this, { onError: this.options.onError ?? defaultReport, ...opts })
+    const options = { onError: this.options.onError ?? defaultReport, ...opts }
+    const cluster = this.parts.cluster
+    if (cluster === undefined) return new AllShardsBlockstore(this, options)
+    // In a cluster: own shards first, then other nodes' shards read in place, then ShardElsewhereError.
+    const core = this.running()
+    const local = {
+      has: (key: ShardKey) => core.shards.has(key),
+      acquire: async (key: ShardKey) => await this.acquire(key),
+      getShardInfo: (key: ShardKey) => this.getShardInfo(key),
+      allShardsInfo: () => this.allShardsInfo(),
+      getIterableIndex: async (key: ShardKey) => await this.getIterableIndex(key)
+    }
+    return new AllShardsBlockstore(new ClusterShardSource(local, cluster, new ForeignShards(this.sections, core.indexRepo)), options)
+  }
+
+  /** This node's name when the store's backend is shared by a cluster (DESIGN §12); undefined otherwise. */
+  get node (): string | undefined {
+    return this.parts.cluster?.node
+  }
+
+  /** The cluster's nodes, with their leases and shard counts. @throws NotClusteredError without a shared backend. */
+  async nodes (): Promise<ClusterNode[]> {
+    this.running()
+    return await this.clusterOf().nodes()
+  }
+
+  /**
+   * Takes over the http/https-mounted shards of a dead node (docs/CLUSTER.md): they are owned
+   * and served here from now on. Returns their keys. @throws NodeAliveError while that node's
+   * lease is current; NodeUnknownError; NotClusteredError without a shared backend.
+   */
+  async adopt (from: string): Promise<ShardKey[]> {
+    const core = this.running()
+    return await adoptShards(core, this.clusterOf(), from)
+  }
+
+  private clusterOf (): ClusterDirectory {
+    const cluster = this.parts.cluster
+    if (cluster === undefined) throw new NotClusteredError('this store has no shared database (backend): it is not part of a cluster')
+    return cluster
   }
 
   /** Reclaims transients of idle shards (available or errored, refs 0, nobody parked, past graceMs). */

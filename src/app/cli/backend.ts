@@ -10,7 +10,8 @@ import type { VerifyHashes } from '../../base/index-types.js'
 import { MountRegistry } from '../../storage/mount/registry.js'
 // One JSON shape in both modes: direct mode answers exactly as the admin API does.
 import {
-  shardJson, verifyJson, type ErrorJson, type FindJson, type GcJson, type ShardJson, type ShardListJson, type VerifyJson
+  shardJson, verifyJson, nodesJson, type AdoptedJson, type NodesJson,
+  type ErrorJson, type FindJson, type GcJson, type ShardJson, type ShardListJson, type VerifyJson
 } from '../wire.js'
 import { CliError, UsageError, errorJson, isLevelLocked } from './errors.js'
 import { decodeCursor, encodeCursor } from '../cursor.js'
@@ -45,6 +46,10 @@ export interface Backend {
   gc: () => Promise<GcJson>
   find: (cid: CID) => Promise<string[]>
   get: (cid: CID) => Promise<Uint8Array>
+  /** The cluster's nodes (ERR_NOT_CLUSTERED for a store without a shared database). */
+  nodes: () => Promise<NodesJson>
+  /** Takes over a dead node's http-mounted shards (ERR_NODE_ALIVE while it is alive). */
+  adopt: (from: string) => Promise<AdoptedJson>
   close: () => Promise<void>
 }
 
@@ -121,6 +126,15 @@ class DirectBackend implements Backend {
 
   async destroy (key: string, drain: boolean): Promise<void> {
     await this.store.destroy(key, { drain })
+  }
+
+  async nodes (): Promise<NodesJson> {
+    return nodesJson(await this.store.nodes())
+  }
+
+  async adopt (from: string): Promise<AdoptedJson> {
+    const shards = await this.store.adopt(from)
+    return { from, node: this.store.node as string, shards }
   }
 
   async recover (key: string): Promise<ShardJson> {
@@ -236,6 +250,14 @@ class ClientBackend implements Backend {
 
   async gc (): Promise<GcJson> {
     return await this.json<GcJson>('POST', '/gc')
+  }
+
+  async nodes (): Promise<NodesJson> {
+    return await this.json<NodesJson>('GET', '/nodes')
+  }
+
+  async adopt (from: string): Promise<AdoptedJson> {
+    return await this.json<AdoptedJson>('POST', `/adopt?from=${encodeURIComponent(from)}`)
   }
 
   async find (cid: CID): Promise<string[]> {

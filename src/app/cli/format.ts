@@ -1,5 +1,5 @@
 /** Human output: tables, sizes, one-line shard summaries. */
-import type { ShardJson } from '../wire.js'
+import type { NodesJson, ShardJson } from '../wire.js'
 
 export function formatBytes (n: number | undefined): string {
   if (n === undefined) return '-'
@@ -25,9 +25,15 @@ function table (header: string[], rows: string[][], widths = columnWidths(header
 }
 
 const SHARD_COLUMNS = ['KEY', 'STATE', 'REFS', 'SIZE', 'ERROR']
+/** In a cluster, which node owns each shard. */
+const CLUSTER_COLUMNS = ['KEY', 'STATE', 'REFS', 'SIZE', 'NODE', 'ERROR']
 
-function shardRow (s: ShardJson): string[] {
-  return [s.key, s.state, String(s.refs), formatBytes(s.size), s.error === undefined ? '' : `${s.error.code}: ${s.error.message}`]
+function shardRow (s: ShardJson, withNode: boolean): string[] {
+  const error = s.error === undefined ? '' : `${s.error.code}: ${s.error.message}`
+  const row = [s.key, s.state, String(s.refs), formatBytes(s.size)]
+  if (withNode) row.push(s.node ?? '-')
+  row.push(error)
+  return row
 }
 
 /**
@@ -36,13 +42,16 @@ function shardRow (s: ShardJson): string[] {
  */
 export class ShardTableStream {
   private widths: number[] | undefined
+  private columns: string[] | undefined
 
   page (shards: ShardJson[]): string {
-    const rows = shards.map(shardRow)
+    this.columns ??= shards.some((s) => s.node !== undefined) ? CLUSTER_COLUMNS : SHARD_COLUMNS
+    const columns = this.columns
+    const rows = shards.map((s) => shardRow(s, columns === CLUSTER_COLUMNS))
     const first = this.widths === undefined
-    const widths = SHARD_COLUMNS.map((h, i) => Math.max(this.widths?.[i] ?? h.length, ...rows.map((r) => (r[i] ?? '').length)))
+    const widths = columns.map((h, i) => Math.max(this.widths?.[i] ?? h.length, ...rows.map((r) => (r[i] ?? '').length)))
     this.widths = widths
-    const text = table(SHARD_COLUMNS, rows, widths)
+    const text = table(columns, rows, widths)
     return first ? text : text.slice(text.indexOf('\n') + 1)
   }
 }
@@ -87,8 +96,22 @@ export function shardDetails (s: ShardJson): string {
     // Where its bytes are read from: local file, a copy, or the origin in place (ranged reads).
     ['read', s.placement === undefined ? '-' : s.placement + (s.copy === undefined ? '' : ` (copy ${s.copy})`)]
   ]
+  if (s.node !== undefined) rows.push(['node', s.node])
   if (s.error !== undefined) rows.push(['error', `${s.error.code}: ${s.error.message}`])
   return rows.map(([k, v]) => `${k.padEnd(7)} ${v}`).join('\n') + '\n'
+}
+
+/** `dagstore nodes`: one row per node, its shards by state. */
+export function nodesTable (body: NodesJson): string {
+  if (body.nodes.length === 0) return 'no nodes\n'
+  const rows = body.nodes.map((n) => [
+    n.name,
+    n.alive ? 'yes' : 'no',
+    n.heartbeatAt ?? '-',
+    n.advertise ?? '-',
+    Object.entries(n.shards).map(([state, count]) => `${state}=${count}`).join(' ') || '-'
+  ])
+  return table(['NODE', 'ALIVE', 'HEARTBEAT', 'ADVERTISE', 'SHARDS'], rows)
 }
 
 export function json (value: unknown): string {

@@ -20,7 +20,10 @@ import { streamTraces } from './sse.js'
 import { listQuery } from './list-query.js'
 import { encodeCursor } from '../cursor.js'
 import { unregistrable } from '../mount-policy.js'
-import { errorJson, shardJson, type DestroyedJson, type FindJson, type GcJson, type ShardJson, type ShardListJson, verifyJson } from '../wire.js'
+import {
+  errorJson, nodesJson, shardJson, verifyJson,
+  type AdoptedJson, type NodesJson, type DestroyedJson, type FindJson, type GcJson, type ShardJson, type ShardListJson
+} from '../wire.js'
 
 export interface AdminOptions {
   mounts: MountRegistry
@@ -71,7 +74,9 @@ export class AdminApi {
       { pattern: /^\/shards\/([^/]+)\/verify$/, methods: { POST: this.verify } },
       { pattern: /^\/gc$/, methods: { POST: this.gc } },
       { pattern: /^\/find\/([^/]+)$/, methods: { GET: this.find } },
-      { pattern: /^\/events$/, methods: { GET: this.events }, noHead: true }
+      { pattern: /^\/events$/, methods: { GET: this.events }, noHead: true },
+      { pattern: /^\/nodes$/, methods: { GET: this.nodes } },
+      { pattern: /^\/adopt$/, methods: { POST: this.adopt } }
     ]
   }
 
@@ -225,6 +230,18 @@ export class AdminApi {
     }
     const shards = await this.store.shardsContainingCid(cid)
     sendJson(res, 200, { cid: cid.toString(), shards } satisfies FindJson)
+  }
+
+  private async nodes (_req: IncomingMessage, res: ServerResponse): Promise<void> {
+    sendJson(res, 200, nodesJson(await this.store.nodes()) satisfies NodesJson)
+  }
+
+  /** Done by the running node itself, so the adopted shards enter its loop and are served at once. */
+  private async adopt (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const from = new URL(req.url ?? '/', 'http://admin.invalid').searchParams.get('from')
+    if (from === null || from === '') throw new HttpError(CODE.ERR_INVALID_REQUEST, 'adopt needs ?from=<node>')
+    const shards = await this.store.adopt(from)
+    sendJson(res, 200, { from, node: this.store.node as string, shards } satisfies AdoptedJson)
   }
 
   private async events (req: IncomingMessage, res: ServerResponse): Promise<void> {

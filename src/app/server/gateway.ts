@@ -61,6 +61,7 @@ import { streamCar } from './car-stream.js'
 import { resolvePath } from '../../read/dag-path.js'
 import { dagWalk } from '../../read/dag-walk.js'
 import type { GetBlock } from '../../read/dag-decode.js'
+import { isProxied, ownerToAsk, ownerUnavailable, proxyToOwner, type OwnerProxyOptions } from './owner-proxy.js'
 
 export interface GatewayOptions {
   /** Where `dagstore_block_requests_total{status}` is registered (reused if already there). */
@@ -69,6 +70,8 @@ export interface GatewayOptions {
   blockstore?: AllShardsBlockstoreOptions
   /** A `dups=y` CAR is cut after this many repeated blocks (shared subtrees repeat exponentially). Default 1,000,000. */
   maxDuplicates?: number
+  /** Timeouts of the hop to a block's owner node (a store in a cluster only). */
+  proxy?: Omit<OwnerProxyOptions, 'node'>
 }
 
 export interface Gateway {
@@ -106,7 +109,9 @@ const ANY_BASE: MultibaseDecoder<string> = {
 }
 
 export function createGateway (store: DAGStore, options: GatewayOptions = {}): Gateway {
-  return new TrustlessGateway(store.blockstore(options.blockstore), options.registry ?? new Registry(), options.maxDuplicates)
+  const node = store.node
+  const proxy = node === undefined ? undefined : { ...options.proxy, node }
+  return new TrustlessGateway(store.blockstore(options.blockstore), options.registry ?? new Registry(), options.maxDuplicates, proxy)
 }
 
 function requestCounter (registry: Registry): Counter<'status'> {
@@ -134,11 +139,13 @@ class TrustlessGateway implements Gateway {
   readonly #children = new Map<number, { inc: () => void }>()
   readonly #get: GetBlock
   readonly #maxDuplicates: number | undefined
+  readonly #proxy: OwnerProxyOptions | undefined
   #closed = false
   #closing: Promise<void> | undefined
 
-  constructor (bs: AllShardsBlockstore, registry: Registry, maxDuplicates: number | undefined) {
+  constructor (bs: AllShardsBlockstore, registry: Registry, maxDuplicates: number | undefined, proxy: OwnerProxyOptions | undefined) {
     this.#bs = bs
+    this.#proxy = proxy
     this.#get = async (cid) => await bs.get(cid)
     this.#requests = requestCounter(registry)
     this.#maxDuplicates = maxDuplicates
@@ -152,7 +159,16 @@ class TrustlessGateway implements Gateway {
     try {
       await this.#serve(req, res, url)
     } catch (err) {
-      this.#fail(req, res, err)
+      const where = res.headersSent || this.#proxy === undefined ? undefined : ownerToAsk(err)
+      if (where === undefined) {
+        this.#fail(req, res, err)
+      } else if (isProxied(req)) {
+        // The loop guard: a request another node sent here is answered here, never sent on.
+        this.#fail(req, res, ownerUnavailable(where, 'and this request was proxied here already', err))
+      } else {
+        await proxyToOwner(req, res, where, this.#proxy as OwnerProxyOptions, (status) => { this.#count(status) })
+          .catch((proxyErr: unknown) => { this.#fail(req, res, proxyErr) })
+      }
     }
     return true
   }

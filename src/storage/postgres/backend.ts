@@ -11,6 +11,9 @@ import { openPool, type PoolOptions } from './pool.js'
 import { migrate, type MigrateResult } from './schema.js'
 import { PgStateStore } from './state-store.js'
 import { PgIndexRepo, PgTopLevelIndex, type BlockLocation } from './blocks.js'
+import { PgClusterDirectory } from './directory.js'
+import { DEFAULT_HEARTBEAT_MS, DEFAULT_LEASE_MS, NodeLease } from './nodes.js'
+import { defaultReport } from '../../base/report.js'
 
 export interface PostgresBackendOptions extends PoolOptions {
   /** This node's name: unique in the cluster, the same across its restarts. */
@@ -19,6 +22,16 @@ export interface PostgresBackendOptions extends PoolOptions {
   advertise?: string
   /** Bring the schema up to date when opening (default true); false: `dagstore migrate` does it. */
   migrate?: boolean
+  /** How often the node's heartbeat_at is set to the database's now(). Default 3,000 ms. */
+  heartbeatMs?: number
+  /**
+   * How long after its last heartbeat the node counts as alive (by the database's clock). Other
+   * nodes stop proxying to it and `adopt --from` it is allowed once it runs out. Default
+   * 15,000 ms; at least twice heartbeatMs, so one late heartbeat does not kill the node.
+   */
+  leaseMs?: number
+  /** A failed heartbeat (the database is away; the next one tries again). Default: one line on stderr. */
+  onError?: (err: unknown, context: string) => void
 }
 
 const MAX_NODE_NAME = 255
@@ -37,9 +50,12 @@ function validate (o: PostgresBackendOptions): void {
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InvalidArgumentError('advertise must be an http: or https: URL')
   }
-  for (const name of ['max', 'connectTimeoutMs', 'statementTimeoutMs'] as const) {
+  for (const name of ['max', 'connectTimeoutMs', 'statementTimeoutMs', 'heartbeatMs', 'leaseMs'] as const) {
     const v = o[name]
     if (v !== undefined && (!Number.isInteger(v) || v <= 0)) throw new InvalidArgumentError(`${name} must be a positive integer`)
+  }
+  if ((o.leaseMs ?? DEFAULT_LEASE_MS) < 2 * (o.heartbeatMs ?? DEFAULT_HEARTBEAT_MS)) {
+    throw new InvalidArgumentError('leaseMs must be at least twice heartbeatMs')
   }
 }
 
@@ -48,6 +64,7 @@ export class PostgresBackend implements StoreBackend {
   readonly advertise: string | undefined
   private pool: pg.Pool | undefined
   private topLevel: PgTopLevelIndex | undefined
+  private lease: NodeLease | undefined
 
   constructor (private readonly options: PostgresBackendOptions) {
     validate(options)
@@ -61,10 +78,12 @@ export class PostgresBackend implements StoreBackend {
     this.pool = pool
     try {
       if (this.options.migrate !== false) await migrate(pool)
-      await pool.query(
-        `INSERT INTO dagstore_nodes (name, advertise, started_at, heartbeat_at) VALUES ($1, $2, now(), now())
-         ON CONFLICT (name) DO UPDATE SET advertise = excluded.advertise, started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at`,
-        [this.node, this.advertise ?? null])
+      this.lease = new NodeLease(pool, this.node, this.advertise, {
+        heartbeatMs: this.options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
+        leaseMs: this.options.leaseMs ?? DEFAULT_LEASE_MS,
+        report: this.options.onError ?? defaultReport
+      })
+      await this.lease.start()
     } catch (err) {
       await this.close()
       throw err
@@ -73,7 +92,8 @@ export class PostgresBackend implements StoreBackend {
     return {
       stateStore: new PgStateStore(pool, this.node),
       indexRepo: new PgIndexRepo(pool, this.node),
-      topLevelIndex: this.topLevel
+      topLevelIndex: this.topLevel,
+      cluster: new PgClusterDirectory(pool, this.node)
     }
   }
 
@@ -87,6 +107,9 @@ export class PostgresBackend implements StoreBackend {
     const pool = this.pool
     this.pool = undefined
     this.topLevel = undefined
+    const lease = this.lease
+    this.lease = undefined
+    await lease?.stop()
     await pool?.end()
   }
 }

@@ -61,6 +61,14 @@ const MIGRATIONS: readonly Migration[] = [{
     )`,
     'CREATE INDEX IF NOT EXISTS dagstore_blocks_multihash ON dagstore_blocks (multihash)'
   ]
+}, {
+  version: 2,
+  statements: [
+    // A node's lease is its own (each node may be given another), and a node that closed
+    // cleanly says so: others stop sending it requests at once instead of when its lease ends.
+    'ALTER TABLE dagstore_nodes ADD COLUMN IF NOT EXISTS lease_ms integer',
+    'ALTER TABLE dagstore_nodes ADD COLUMN IF NOT EXISTS stopped_at timestamptz'
+  ]
 }]
 
 export const SCHEMA_VERSION = MIGRATIONS.reduce((v, m) => Math.max(v, m.version), 0)

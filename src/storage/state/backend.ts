@@ -6,11 +6,14 @@
  */
 import type { FullIndexRepo, TopLevelIndex } from '../../base/index-types.js'
 import type { StateStore } from './state-store.js'
+import type { ClusterDirectory } from './cluster.js'
 
 export interface BackendSeams {
   stateStore: StateStore
   indexRepo: FullIndexRepo
   topLevelIndex: TopLevelIndex
+  /** Present when the backend is shared by several nodes: where blocks are, who is alive. */
+  cluster?: ClusterDirectory
 }
 
 export interface StoreBackend {

@@ -18,6 +18,7 @@ import { addGet } from './get.js'
 import { addImport } from './import.js'
 import { addInfo } from './info.js'
 import { addLs } from './ls.js'
+import { addAdopt, addNodes } from './nodes.js'
 import { addRecover } from './recover.js'
 import { addRegister } from './register.js'
 import { addServe } from './serve.js'
@@ -73,6 +74,8 @@ Environment: DAGSTORE_DIR (--dir), DAGSTORE_LISTEN (serve --listen), DAGSTORE_TO
   addRecover(program, ctx)
   addVerify(program, ctx)
   addDestroy(program, ctx)
+  addNodes(program, ctx)
+  addAdopt(program, ctx)
   return program
 }
 

@@ -1,0 +1,85 @@
+/**
+ * The all-shards blockstore's view of a cluster (DESIGN §12): a CID's holders come from the
+ * shared database in one query, ordered this node's shards first, then other nodes' shards it
+ * can read itself (http/https mounts, in place), then the rest, which only their owner can
+ * serve: acquiring one of those throws ShardElsewhereError naming the owner and whether it is
+ * alive, for the gateway's one proxied hop.
+ */
+import type { CID } from 'multiformats/cid'
+import type { ShardIndex } from '../../base/index-types.js'
+import type { ShardAccessor, ShardInfo, ShardKey } from '../../base/types.js'
+import { ShardUnknownError } from '../../base/errors.js'
+import type { ShardSource } from '../../read/all-shards.js'
+import type { BlockHolder, ClusterDirectory } from '../../storage/state/cluster.js'
+import { elsewhere, type ForeignShards } from './foreign-shards.js'
+
+/** Other nodes' holders remembered between a lookup and the acquire that follows it. */
+const MAX_REMEMBERED = 4096
+
+/** What the cluster source needs of the local store (DAGStore provides it). */
+export interface LocalShards {
+  has: (key: ShardKey) => boolean
+  acquire: (key: ShardKey) => Promise<ShardAccessor>
+  getShardInfo: (key: ShardKey) => ShardInfo
+  allShardsInfo: () => Map<ShardKey, ShardInfo>
+  getIterableIndex: (key: ShardKey) => Promise<ShardIndex>
+}
+
+function rank (holder: BlockHolder, self: string): number {
+  if (holder.owner === self) return 0
+  return isReachable(holder.url) ? 1 : 2
+}
+
+function isReachable (url: string | undefined): boolean {
+  return url !== undefined && (url.startsWith('http:') || url.startsWith('https:'))
+}
+
+export class ClusterShardSource implements ShardSource {
+  private readonly foreignHolders = new Map<ShardKey, BlockHolder>()
+  private readonly foreignIndices = new Map<ShardKey, ShardIndex>()
+
+  constructor (private readonly local: LocalShards, private readonly cluster: ClusterDirectory, private readonly foreign: ForeignShards) {}
+
+  async shardsContainingCid (cid: CID): Promise<ShardKey[]> {
+    const holders = (await this.cluster.locate(cid.multihash.bytes)).filter((h) => h.owner !== undefined)
+    const self = this.cluster.node
+    holders.sort((a, b) => rank(a, self) - rank(b, self))
+    for (const h of holders) {
+      if (h.owner === self) continue
+      this.foreignHolders.delete(h.shard)
+      if (this.foreignHolders.size >= MAX_REMEMBERED) this.foreignHolders.delete(this.foreignHolders.keys().next().value as string)
+      this.foreignHolders.set(h.shard, h)
+    }
+    return holders.map((h) => h.shard)
+  }
+
+  async acquire (key: ShardKey): Promise<ShardAccessor> {
+    if (this.local.has(key)) return await this.local.acquire(key)
+    const holder = this.foreignHolders.get(key)
+    if (holder === undefined) throw new ShardUnknownError(`shard ${JSON.stringify(key)} not found`)
+    if (!isReachable(holder.url)) throw elsewhere(holder)
+    const accessor = await this.foreign.open(holder)
+    // The blockstore's cache asks for the index right after the acquire: it is the one in hand.
+    this.foreignIndices.set(key, accessor.index)
+    const close = async (): Promise<void> => {
+      if (this.foreignIndices.get(key) === accessor.index) this.foreignIndices.delete(key)
+      await accessor.close()
+    }
+    return { key, blockstore: () => accessor.blockstore(), reader: (start) => accessor.reader(start), close, [Symbol.asyncDispose]: close }
+  }
+
+  getShardInfo (key: ShardKey): ShardInfo {
+    return this.local.getShardInfo(key)
+  }
+
+  allShardsInfo (): Map<ShardKey, ShardInfo> {
+    return this.local.allShardsInfo()
+  }
+
+  async getIterableIndex (key: ShardKey): Promise<ShardIndex> {
+    if (this.local.has(key)) return await this.local.getIterableIndex(key)
+    const index = this.foreignIndices.get(key)
+    if (index === undefined) throw new ShardUnknownError(`shard ${JSON.stringify(key)} is not read here`)
+    return index
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * Shards another node owns, read by this node itself (DESIGN §12): an http/https-mounted shard
+ * is read in place through this store's section cache (docs/REMOTE.md), with its full index
+ * from the shared database, so it stays served while its owner is down. Every block is
+ * hash-verified (a located read always is). Nothing here changes the shard's state: a failing
+ * read fails the get, never the shard, which is its owner's alone to change.
+ */
+import type { FullIndexRepo, ShardIndex } from '../../base/index-types.js'
+import type { ShardAccessor, ShardKey } from '../../base/types.js'
+import type { MountReader } from '../../base/mount-types.js'
+import { ShardElsewhereError, type OwnerWhereabouts } from '../../base/errors.js'
+import { HttpMount, type RangeProbe } from '../../storage/mount/http.js'
+import type { SectionCache } from '../../storage/remote/section-cache.js'
+import type { BlockHolder } from '../../storage/state/cluster.js'
+import { readCarLayout } from '../../format/car/layout.js'
+import { SectionLengths } from '../../format/index/section-lengths.js'
+import { ShardBlockstore } from '../accessor/blockstore.js'
+
+/** How long what an origin answered to the range probe is trusted before it is asked again. */
+const PROBE_TTL_MS = 30_000
+/** Probes remembered at most (one per origin URL). */
+const MAX_PROBES = 1024
+
+export function whereabouts (holder: BlockHolder): OwnerWhereabouts {
+  return { owner: holder.owner ?? '', advertise: holder.advertise, alive: holder.alive }
+}
+
+export function elsewhere (holder: BlockHolder, cause?: unknown): ShardElsewhereError {
+  const err = new ShardElsewhereError(`shard ${JSON.stringify(holder.shard)} is held by node ${JSON.stringify(holder.owner)}` +
+    (cause === undefined ? '' : ', whose origin this node cannot read in place'), cause === undefined ? undefined : { cause })
+  err.where = whereabouts(holder)
+  return err
+}
+
+export class ForeignShards {
+  private readonly probes = new Map<string, { probe: RangeProbe, at: number }>()
+
+  constructor (private readonly sections: SectionCache, private readonly indexRepo: FullIndexRepo) {}
+
+  /**
+   * An accessor of another node's http-mounted shard, read in place. @throws ShardElsewhereError
+   * (with `cause`) when the origin cannot be read in place: the owner has to answer.
+   */
+  async open (holder: BlockHolder): Promise<ForeignAccessor> {
+    const url = holder.url as string
+    let reader: MountReader | undefined
+    try {
+      const mount = new HttpMount(url)
+      const probe = await this.probe(mount, url)
+      if (!probe.ranged) throw new Error(`the origin cannot be read in place (${probe.reason})`)
+      reader = mount.openInPlace(this.sections, probe)
+      const index = await this.indexRepo.get(holder.shard)
+      return await accessor(holder.shard, reader, index)
+    } catch (err) {
+      await reader?.close().catch(() => {})
+      throw elsewhere(holder, err)
+    }
+  }
+
+  private async probe (mount: HttpMount, url: string): Promise<RangeProbe> {
+    const known = this.probes.get(url)
+    if (known !== undefined && Date.now() - known.at < PROBE_TTL_MS) return known.probe
+    const probe = await mount.probeRange()
+    if (this.probes.size >= MAX_PROBES) this.probes.delete(this.probes.keys().next().value as string)
+    this.probes.set(url, { probe, at: Date.now() })
+    return probe
+  }
+}
+
+/** An accessor of another node's shard, with the index it reads by. */
+export interface ForeignAccessor extends ShardAccessor {
+  readonly index: ShardIndex
+}
+
+async function accessor (key: ShardKey, reader: MountReader, index: ShardIndex): Promise<ForeignAccessor> {
+  const layout = await readCarLayout(reader, undefined, { size: reader.size })
+  const payloadSize = layout.payloadSize ?? (reader.size as number) - layout.payloadOffset
+  const store = new ShardBlockstore({
+    reader,
+    index,
+    payloadOffset: layout.payloadOffset,
+    payloadSize: layout.payloadSize,
+    located: new SectionLengths(index, payloadSize, layout.payloadOffset)
+  })
+  let closing: Promise<void> | undefined
+  const close = async (): Promise<void> => {
+    closing ??= reader.close()
+    await closing
+  }
+  return {
+    key,
+    index,
+    blockstore: () => store,
+    reader: (start = 0) => reader.stream(start),
+    close,
+    [Symbol.asyncDispose]: close
+  }
+}
