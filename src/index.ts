@@ -22,7 +22,8 @@ export {
   InvalidShardKeyError, UnknownMountSchemeError, SubscriptionLaggedError, InvalidCarError,
   UnsupportedHashError, HashMismatchError, RangeNotSupportedError, IndexNotFoundError, InvalidArgumentError, InvalidMountError,
   TransientError, TransientsFullError,
-  RestoredShardError, AbortError
+  RestoredShardError, AbortError,
+  NodeAliveError, NodeUnknownError, NotClusteredError, ShardElsewhereError, type OwnerWhereabouts
 } from './base/errors.js'
 
 // Mounts.

@@ -51,7 +51,8 @@ if (postgresAvailable('PostgreSQL store')) {
     const url = await fresh('migrate')
     const results = await Promise.all(Array.from({ length: 4 }, async () => await migrateDatabase({ url })))
     for (const r of results) assert.is(r.version, SCHEMA_VERSION)
-    assert.equal(results.flatMap((r) => r.applied).sort(), Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1), 'exactly one migrator applied each version')
+    const every = Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1)
+    assert.equal(results.flatMap((r) => r.applied).sort(), every, 'exactly one migrator applied each version')
     assert.equal((await migrateDatabase({ url })).applied, [])
     const tables = (await query<{ table_name: string }>(url,
       "SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'dagstore_%' ORDER BY table_name")).map((r) => r.table_name)

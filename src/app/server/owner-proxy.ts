@@ -11,7 +11,7 @@ import { ShardElsewhereError, type OwnerWhereabouts } from '../../base/errors.js
 import { CODE } from '../../base/errors/codes.js'
 import { HttpError } from './http-util.js'
 
-export const PROXIED_HEADER = 'x-dagstore-proxied-by'
+const PROXIED_HEADER = 'x-dagstore-proxied-by'
 
 export interface OwnerProxyOptions {
   /** This node's name, sent in PROXIED_HEADER. */

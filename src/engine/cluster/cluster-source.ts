@@ -10,7 +10,7 @@ import type { ShardIndex } from '../../base/index-types.js'
 import type { ShardAccessor, ShardInfo, ShardKey } from '../../base/types.js'
 import { ShardUnknownError } from '../../base/errors.js'
 import type { ShardSource } from '../../read/all-shards.js'
-import type { BlockHolder, ClusterDirectory } from '../../storage/state/cluster.js'
+import { isReachableUrl, type BlockHolder, type ClusterDirectory } from '../../storage/state/cluster.js'
 import { elsewhere, type ForeignShards } from './foreign-shards.js'
 
 /** Other nodes' holders remembered between a lookup and the acquire that follows it. */
@@ -27,16 +27,11 @@ export interface LocalShards {
 
 function rank (holder: BlockHolder, self: string): number {
   if (holder.owner === self) return 0
-  return isReachable(holder.url) ? 1 : 2
-}
-
-function isReachable (url: string | undefined): boolean {
-  return url !== undefined && (url.startsWith('http:') || url.startsWith('https:'))
+  return isReachableUrl(holder.url) ? 1 : 2
 }
 
 export class ClusterShardSource implements ShardSource {
   private readonly foreignHolders = new Map<ShardKey, BlockHolder>()
-  private readonly foreignIndices = new Map<ShardKey, ShardIndex>()
 
   constructor (private readonly local: LocalShards, private readonly cluster: ClusterDirectory, private readonly foreign: ForeignShards) {}
 
@@ -57,15 +52,8 @@ export class ClusterShardSource implements ShardSource {
     if (this.local.has(key)) return await this.local.acquire(key)
     const holder = this.foreignHolders.get(key)
     if (holder === undefined) throw new ShardUnknownError(`shard ${JSON.stringify(key)} not found`)
-    if (!isReachable(holder.url)) throw elsewhere(holder)
-    const accessor = await this.foreign.open(holder)
-    // The blockstore's cache asks for the index right after the acquire: it is the one in hand.
-    this.foreignIndices.set(key, accessor.index)
-    const close = async (): Promise<void> => {
-      if (this.foreignIndices.get(key) === accessor.index) this.foreignIndices.delete(key)
-      await accessor.close()
-    }
-    return { key, blockstore: () => accessor.blockstore(), reader: (start) => accessor.reader(start), close, [Symbol.asyncDispose]: close }
+    if (!isReachableUrl(holder.url)) throw elsewhere(holder)
+    return await this.foreign.open(holder)
   }
 
   getShardInfo (key: ShardKey): ShardInfo {
@@ -76,10 +64,13 @@ export class ClusterShardSource implements ShardSource {
     return this.local.allShardsInfo()
   }
 
+  /**
+   * Only this node's shards: the blockstore then finds a block in a cached shard without asking
+   * the database. Another node's shard may be destroyed there at any time, so its cached
+   * accessor is used only for blocks the database still lists it for.
+   */
   async getIterableIndex (key: ShardKey): Promise<ShardIndex> {
     if (this.local.has(key)) return await this.local.getIterableIndex(key)
-    const index = this.foreignIndices.get(key)
-    if (index === undefined) throw new ShardUnknownError(`shard ${JSON.stringify(key)} is not read here`)
-    return index
+    throw new ShardUnknownError(`shard ${JSON.stringify(key)} is another node's`)
   }
 }

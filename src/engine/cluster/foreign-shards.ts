@@ -21,7 +21,7 @@ const PROBE_TTL_MS = 30_000
 /** Probes remembered at most (one per origin URL). */
 const MAX_PROBES = 1024
 
-export function whereabouts (holder: BlockHolder): OwnerWhereabouts {
+function whereabouts (holder: BlockHolder): OwnerWhereabouts {
   return { owner: holder.owner ?? '', advertise: holder.advertise, alive: holder.alive }
 }
 
@@ -41,7 +41,7 @@ export class ForeignShards {
    * An accessor of another node's http-mounted shard, read in place. @throws ShardElsewhereError
    * (with `cause`) when the origin cannot be read in place: the owner has to answer.
    */
-  async open (holder: BlockHolder): Promise<ForeignAccessor> {
+  async open (holder: BlockHolder): Promise<ShardAccessor> {
     const url = holder.url as string
     let reader: MountReader | undefined
     try {
@@ -67,12 +67,7 @@ export class ForeignShards {
   }
 }
 
-/** An accessor of another node's shard, with the index it reads by. */
-export interface ForeignAccessor extends ShardAccessor {
-  readonly index: ShardIndex
-}
-
-async function accessor (key: ShardKey, reader: MountReader, index: ShardIndex): Promise<ForeignAccessor> {
+async function accessor (key: ShardKey, reader: MountReader, index: ShardIndex): Promise<ShardAccessor> {
   const layout = await readCarLayout(reader, undefined, { size: reader.size })
   const payloadSize = layout.payloadSize ?? (reader.size as number) - layout.payloadOffset
   const store = new ShardBlockstore({
@@ -89,7 +84,6 @@ async function accessor (key: ShardKey, reader: MountReader, index: ShardIndex):
   }
   return {
     key,
-    index,
     blockstore: () => store,
     reader: (start = 0) => reader.stream(start),
     close,

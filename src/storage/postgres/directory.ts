@@ -5,15 +5,10 @@
  */
 import type pg from 'pg'
 import { InvalidArgumentError, NodeAliveError, NodeUnknownError } from '../../base/errors.js'
-import type { BlockHolder, ClusterDirectory, ClusterNode } from '../state/cluster.js'
+import { isReachableUrl, type BlockHolder, type ClusterDirectory, type ClusterNode } from '../state/cluster.js'
 import { decodeRecord, encodeRecord, type ShardRecord } from '../state/record.js'
 import { transaction } from './pool.js'
 import { ALIVE } from './nodes.js'
-
-/** Mounts any node can read by itself: the shard's bytes are not on its owner's disk. */
-export function isReachableUrl (url: string | undefined): boolean {
-  return url !== undefined && (url.startsWith('http:') || url.startsWith('https:'))
-}
 
 function urlOf (record: string | null): string | undefined {
   if (record === null) return undefined

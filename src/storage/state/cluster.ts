@@ -6,6 +6,11 @@
 import type { ShardKey } from '../../base/types.js'
 import type { ShardRecord } from './record.js'
 
+/** Mounts any node can read by itself (http/https): the shard's bytes are not on its owner's disk. */
+export function isReachableUrl (url: string | undefined): boolean {
+  return url !== undefined && (url.startsWith('http:') || url.startsWith('https:'))
+}
+
 /** One shard holding a block, with what a node needs to serve it without the shard's owner. */
 export interface BlockHolder {
   shard: ShardKey
