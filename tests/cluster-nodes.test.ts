@@ -34,7 +34,8 @@ if (postgresAvailable('cluster nodes')) {
     try {
       await store.start()
       assert.is(store.node, 'n1')
-      const first = (await sql<{ heartbeat_at: Date, lease_ms: number }>(url, "SELECT heartbeat_at, lease_ms FROM dagstore_nodes WHERE name = 'n1'"))[0]
+      const first = (await sql<{ heartbeat_at: Date, lease_ms: number }>(url,
+        "SELECT heartbeat_at, lease_ms FROM dagstore_nodes WHERE name = 'n1'"))[0]
       assert.is(first?.lease_ms, 1000)
       // The heartbeat moves heartbeat_at forward (the database's now(), not this process's clock).
       for (let i = 0; ; i++) {
