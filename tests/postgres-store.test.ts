@@ -178,7 +178,7 @@ if (postgresAvailable('PostgreSQL store')) {
     await Promise.all([a.cleanup(), b.cleanup()])
   })
 
-  store('a commit the database refuses delivers no result; the retry that lands does', async () => {
+  store('a commit the database refuses delivers no result; the retry that lands does; dropped connections are replaced', async () => {
     const url = await fresh('failing')
     const a = await startNode(url, 'node-a')
     await query(url, 'ALTER TABLE dagstore_shards RENAME TO dagstore_shards_away')
@@ -189,6 +189,12 @@ if (postgresAvailable('PostgreSQL store')) {
     await query(url, 'ALTER TABLE dagstore_shards_away RENAME TO dagstore_shards')
     await registered
     assert.equal(await query(url, "SELECT owner FROM dagstore_shards WHERE key = 'held'"), [{ owner: 'node-a' }])
+    // The server drops every connection of the store's pool (as a restart would): the next
+    // commits go through on new ones.
+    const dropped = await query(url, 'SELECT pg_terminate_backend(pid) AS gone FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()')
+    assert.ok(dropped.length > 0, 'the store had connections open')
+    await a.store.register('after-drop', new FileMount(fixture(SAMPLE)))
+    assert.equal(await query(url, "SELECT state FROM dagstore_shards WHERE key = 'after-drop'"), [{ state: 'available' }])
     await a.store.close()
     await a.cleanup()
   })
