@@ -10,6 +10,7 @@ import { FileMount } from '../src/storage/mount/file.js'
 import { migrateDatabase, postgresBackend, SCHEMA_VERSION } from '../src/postgres.js'
 import { CODE } from '../src/base/errors/codes.js'
 import type { ShardIndex } from '../src/base/index-types.js'
+import { SortedIndex } from '../src/format/index/sorted-index.js'
 import { carBlocks, fixture, tempDir } from './helpers/fixtures.js'
 import { until, type Reported } from './helpers/store.js'
 import { postgresAvailable, postgresServer } from './helpers/postgres.js'
@@ -78,6 +79,28 @@ if (postgresAvailable('PostgreSQL store')) {
     const { MemoryIndexRepo } = await import('../src/storage/index/memory-repo.js')
     assert.throws(() => new DAGStore({ dir: '/tmp/x', backend: postgresBackend({ url: 'postgres://x/y', node: 'a' }), indexRepo: new MemoryIndexRepo() }),
       /backend/)
+  })
+
+  schema('one table for both indices: the top-level add after a full index writes only the pairs it lacks', async () => {
+    const url = await fresh('one_table')
+    const backend = postgresBackend({ url, node: 'node-a' })
+    const { indexRepo, topLevelIndex } = await backend.open()
+    try {
+      const mh = (i: number): Uint8Array => Uint8Array.of(0x12, 0x02, i, i)
+      await indexRepo.add('k', SortedIndex.from([0, 1, 2].map((i) => ({ multihash: mh(i), offset: 100 * i }))))
+      await topLevelIndex.addMultihashesForShard('k', [mh(0), mh(1), mh(2), mh(9)])
+      const rows = await query<{ mh: string, pos: number }>(url, "SELECT encode(multihash, 'hex') AS mh, pos::int AS pos FROM dagstore_blocks WHERE shard = 'k' ORDER BY multihash")
+      assert.equal(rows, [{ mh: '12020000', pos: 0 }, { mh: '12020101', pos: 100 }, { mh: '12020202', pos: 200 }, { mh: '12020909', pos: -1 }])
+      assert.equal(await topLevelIndex.shardsForMultihash(mh(9)), ['k'])
+      assert.equal([...await indexRepo.get('k')].map((e) => e.offset), [0, 100, 200], 'a top-level-only pair is no full-index entry')
+      assert.equal(await backend.locate(mh(1)), [{ shard: 'k', offset: 100, owner: undefined }])
+      await topLevelIndex.removeShard('k')
+      assert.equal(await topLevelIndex.shardsForMultihash(mh(1)), [])
+      assert.is(await indexRepo.drop('k'), true)
+      assert.equal((await indexRepo.stat('k')).exists, false)
+    } finally {
+      await backend.close()
+    }
   })
 
   schema.run()
@@ -179,7 +202,7 @@ if (postgresAvailable('PostgreSQL store')) {
     await Promise.all([a.cleanup(), b.cleanup()])
   })
 
-  store('a commit the database refuses delivers no result; the retry that lands does', async () => {
+  store('a commit the database refuses delivers no result; the retry that lands does; dropped connections are replaced', async () => {
     const url = await fresh('failing')
     const a = await startNode(url, 'node-a')
     await query(url, 'ALTER TABLE dagstore_shards RENAME TO dagstore_shards_away')
@@ -190,6 +213,12 @@ if (postgresAvailable('PostgreSQL store')) {
     await query(url, 'ALTER TABLE dagstore_shards_away RENAME TO dagstore_shards')
     await registered
     assert.equal(await query(url, "SELECT owner FROM dagstore_shards WHERE key = 'held'"), [{ owner: 'node-a' }])
+    // The server drops every connection of the store's pool (as a restart would): the next
+    // commits go through on new ones.
+    const dropped = await query(url, 'SELECT pg_terminate_backend(pid) AS gone FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()')
+    assert.ok(dropped.length > 0, 'the store had connections open')
+    await a.store.register('after-drop', new FileMount(fixture(SAMPLE)))
+    assert.equal(await query(url, "SELECT state FROM dagstore_shards WHERE key = 'after-drop'"), [{ state: 'available' }])
     await a.store.close()
     await a.cleanup()
   })

@@ -10,7 +10,7 @@ import type { BackendSeams, StoreBackend } from '../state/backend.js'
 import { openPool, type PoolOptions } from './pool.js'
 import { migrate, type MigrateResult } from './schema.js'
 import { PgStateStore } from './state-store.js'
-import { PgIndexRepo, PgTopLevelIndex, type BlockLocation } from './blocks.js'
+import { PgIndexRepo, PgTopLevelIndex, StoredIndices, type BlockLocation } from './blocks.js'
 import { PgClusterDirectory } from './directory.js'
 import { DEFAULT_HEARTBEAT_MS, DEFAULT_LEASE_MS, NodeLease } from './nodes.js'
 import { defaultReport } from '../../base/report.js'
@@ -88,10 +88,12 @@ export class PostgresBackend implements StoreBackend {
       await this.close()
       throw err
     }
-    this.topLevel = new PgTopLevelIndex(pool, this.node)
+    // The two indices are one table: the top-level index learns which full indices were just stored.
+    const stored = new StoredIndices()
+    this.topLevel = new PgTopLevelIndex(pool, this.node, stored)
     return {
       stateStore: new PgStateStore(pool, this.node),
-      indexRepo: new PgIndexRepo(pool, this.node),
+      indexRepo: new PgIndexRepo(pool, this.node, stored),
       topLevelIndex: this.topLevel,
       cluster: new PgClusterDirectory(pool, this.node)
     }

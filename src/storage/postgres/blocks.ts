@@ -6,7 +6,7 @@
  *
  * What that makes of the TopLevelIndex calls (docs/CLUSTER.md): addMultihashesForShard writes
  * only the pairs that have no row yet (`ON CONFLICT DO NOTHING`, pos -1) — after the store
- * stored the shard's full index, none; removeShard deletes the pairs' rows, which are the full
+ * stored the shard's full index, none, and it knows that without asking (StoredIndices); removeShard deletes the pairs' rows, which are the full
  * index's rows too (the store drops the full index right after, and the full index's size is
  * kept apart, in dagstore_indices). Neither index writes or deletes rows of a key another node
  * holds.
@@ -24,6 +24,34 @@ const ROWS = 5000
 const PAGE = 50_000
 
 type Queryable = pg.Pool | pg.PoolClient
+
+/** Stored indices remembered for the top-level add that follows (see StoredIndices). */
+const REMEMBERED = 64
+
+/**
+ * The full indices this backend stored last, whose rows are committed and have not been
+ * removed since: the top-level add that follows a full index's (the store's order) checks its
+ * multihashes against it in memory and writes only those it lacks — none — instead of sending
+ * every pair for the database to find present. Forgotten on drop and removeShard, and taken
+ * by the top-level add; a few at most (the oldest go first).
+ */
+export class StoredIndices {
+  private readonly byKey = new Map<ShardKey, ShardIndex>()
+
+  remember (key: ShardKey, index: ShardIndex): void {
+    this.byKey.delete(key)
+    this.byKey.set(key, index)
+    if (this.byKey.size > REMEMBERED) this.byKey.delete(this.byKey.keys().next().value as ShardKey)
+  }
+
+  forget (key: ShardKey): void { this.byKey.delete(key) }
+
+  take (key: ShardKey): ShardIndex | undefined {
+    const index = this.byKey.get(key)
+    this.byKey.delete(key)
+    return index
+  }
+}
 
 /** Rejects a write under a key another node holds (the caller lost it, or never had it). */
 async function assertNotForeign (db: Queryable, key: ShardKey, node: string): Promise<void> {
@@ -45,10 +73,11 @@ async function insertRows (client: pg.PoolClient, key: ShardKey, multihashes: Ui
 }
 
 export class PgIndexRepo implements FullIndexRepo {
-  constructor (private readonly pool: pg.Pool, private readonly node: string) {}
+  constructor (private readonly pool: pg.Pool, private readonly node: string, private readonly stored = new StoredIndices()) {}
 
   /** One transaction: the old rows go, the new ones come, and the size is recorded. */
   async add (key: ShardKey, index: ShardIndex): Promise<void> {
+    this.stored.forget(key)
     await transaction(this.pool, async (client) => {
       await assertNotForeign(client, key, this.node)
       await client.query('DELETE FROM dagstore_blocks WHERE shard = $1', [key])
@@ -68,6 +97,7 @@ export class PgIndexRepo implements FullIndexRepo {
       }
       if (multihashes.length > 0) await insertRows(client, key, multihashes, offsets)
     })
+    this.stored.remember(key, index)
   }
 
   async get (key: ShardKey): Promise<ShardIndex> {
@@ -89,6 +119,7 @@ export class PgIndexRepo implements FullIndexRepo {
   }
 
   async drop (key: ShardKey): Promise<boolean> {
+    this.stored.forget(key)
     return await transaction(this.pool, async (client) => {
       await client.query(`DELETE FROM dagstore_blocks WHERE shard = $1 AND ${NOT_FOREIGN}`, [key, this.node])
       const r = await client.query(`DELETE FROM dagstore_indices WHERE shard = $1 AND ${NOT_FOREIGN}`, [key, this.node])
@@ -126,7 +157,10 @@ export interface BlockLocation {
 }
 
 export class PgTopLevelIndex implements TopLevelIndex {
-  constructor (private readonly pool: pg.Pool, private readonly node: string) {}
+  /** removeShard(key) without the multihashes is one statement here: the store need not read the full index to list them. */
+  readonly removesByShard = true
+
+  constructor (private readonly pool: pg.Pool, private readonly node: string, private readonly stored = new StoredIndices()) {}
 
   async addMultihashesForShard (key: ShardKey, multihashes: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
     options: AddMultihashesOptions = {}): Promise<void> {
@@ -140,16 +174,22 @@ export class PgTopLevelIndex implements TopLevelIndex {
       all.push(mh)
     }
     await after
+    // After the shard's full index (stored by this backend, untouched since): its rows are
+    // these pairs; only what it lacks is written.
+    const stored = this.stored.take(key)
+    const missing = stored === undefined ? all : all.filter((mh) => stored.get(mh) === undefined)
+    if (missing.length === 0) return
     await transaction(this.pool, async (client) => {
       await assertNotForeign(client, key, this.node)
-      for (let i = 0; i < all.length; i += ROWS) {
-        const batch = all.slice(i, i + ROWS)
+      for (let i = 0; i < missing.length; i += ROWS) {
+        const batch = missing.slice(i, i + ROWS)
         await insertRows(client, key, batch, new Array<number>(batch.length).fill(-1))
       }
     })
   }
 
   async removeShard (key: ShardKey, multihashes?: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<void> {
+    this.stored.forget(key)
     if (multihashes === undefined) {
       await this.pool.query(`DELETE FROM dagstore_blocks WHERE shard = $1 AND ${NOT_FOREIGN}`, [key, this.node])
       return
