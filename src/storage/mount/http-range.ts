@@ -136,10 +136,10 @@ export function rangeTransport (target: RequestTarget, policy: RetryPolicy, prob
   const pooled: RequestTarget = { ...target, agent }
   const slots = new Slots(MAX_CONNECTIONS)
   return {
-    read: async (position, length, signal) => await withRetries(policy, signal, async () => {
+    read: async (position, length, pieceBytes, signal) => await withRetries(policy, signal, async () => {
       await slots.take(signal)
       try {
-        return await readOnce(pooled, probe, position, length, signal)
+        return await readOnce(pooled, probe, position, length, pieceBytes, signal)
       } finally {
         slots.give()
       }
@@ -189,7 +189,9 @@ class Slots {
   }
 }
 
-async function readOnce (target: RequestTarget, probe: RangedProbe, position: number, length: number, signal: AbortSignal): Promise<Uint8Array> {
+async function readOnce (
+  target: RequestTarget, probe: RangedProbe, position: number, length: number, pieceBytes: number, signal: AbortSignal
+): Promise<Uint8Array[]> {
   const href = target.shown
   const last = position + length - 1
   const asked = `bytes=${position}-${last}`
@@ -214,14 +216,13 @@ async function readOnce (target: RequestTarget, probe: RangedProbe, position: nu
     if (declared !== undefined && declared !== length) {
       throw new HttpLengthMismatchError(`HTTP GET ${href}: Content-Length ${declared} for ${asked}`)
     }
-    // Not from Buffer's shared pool: a small block would pin a pool slab while it is cached.
-    const out = Buffer.allocUnsafeSlow(length)
+    const pieces = new Pieces(length, pieceBytes)
     let at = 0
     try {
       for await (const chunk of res as AsyncIterable<Buffer>) {
         ex.received(chunk.byteLength)
         if (at + chunk.byteLength > length) throw new HttpLengthMismatchError(`HTTP GET ${href}: body longer than the ${length} bytes of ${asked}`)
-        out.set(chunk, at)
+        pieces.write(chunk, at)
         at += chunk.byteLength
       }
     } catch (err) {
@@ -234,9 +235,40 @@ async function readOnce (target: RequestTarget, probe: RangedProbe, position: nu
     }
     if (at < length) throw retryable(new HttpLengthMismatchError(`HTTP GET ${href}: body ended after ${at} of ${length} bytes of ${asked}`))
     complete = true
-    return out
+    return pieces.list
   } finally {
     if (complete) ex.release()
     else ex.destroy()
+  }
+}
+
+/** A body of `length` bytes written into buffers of `pieceBytes` each (the last one shorter), allocated as the bytes arrive. */
+class Pieces {
+  readonly list: Uint8Array[] = []
+  readonly #length: number
+  readonly #pieceBytes: number
+
+  constructor (length: number, pieceBytes: number) {
+    this.#length = length
+    this.#pieceBytes = pieceBytes
+  }
+
+  /** `chunk` goes at offset `at` of the body; bodies arrive in order, so `at` is where the last write ended. */
+  write (chunk: Uint8Array, at: number): void {
+    const size = this.#pieceBytes
+    for (let done = 0; done < chunk.byteLength;) {
+      const offset = at + done
+      const k = Math.floor(offset / size)
+      let piece = this.list[k]
+      if (piece === undefined) {
+        // Not from Buffer's shared pool: a small block would pin a pool slab while it is cached.
+        piece = Buffer.allocUnsafeSlow(Math.min(size, this.#length - k * size))
+        this.list.push(piece)
+      }
+      const within = offset - k * size
+      const n = Math.min(chunk.byteLength - done, piece.byteLength - within)
+      piece.set(chunk.subarray(done, done + n), within)
+      done += n
+    }
   }
 }

@@ -98,23 +98,23 @@ export class InPlaceReader implements MountReader {
           i += got.count
         }
         let data: Uint8Array
-        let base = index * sectionBytes
+        const base = index * sectionBytes
         if ('data' in answer) {
           data = answer.data
         } else {
           try {
-            data = await waitFor(answer.flight, signal)
-            base = answer.flight.start
+            // A request may have brought several sections: this step yields the one `pos` is in.
+            const { flight } = answer
+            const pieces = await waitFor(flight, signal)
+            data = pieces[(base - flight.start) / flight.pieceBytes] as Uint8Array
           } finally {
             answer.flight.leave()
           }
         }
         ahead.get(index)?.leave()
         ahead.delete(index)
-        // A request may have brought several sections: this step yields the one `pos` is in.
-        const to = Math.min(data.byteLength, (index + 1) * sectionBytes - base)
-        const chunk = data.subarray(pos - base, to)
-        pos = base + to
+        const chunk = data.subarray(pos - base)
+        pos = base + data.byteLength
         readAhead.grow()
         this.#cache.readAheadChanged(readAhead.sections * sectionBytes - counted)
         counted = readAhead.sections * sectionBytes

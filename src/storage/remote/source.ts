@@ -101,10 +101,13 @@ export class Source {
     try {
       const out = new Uint8Array(n)
       for (const p of pieces) {
-        const data = p.data ?? await waitFor(p.flight as Flight, signal)
-        const from = Math.max(position, p.start)
-        const to = Math.min(end, p.start + data.byteLength)
-        out.set(data.subarray(from - p.start, to - p.start), from - position)
+        if (p.data !== undefined) {
+          copyInto(out, position, end, p.start, p.data)
+          continue
+        }
+        const flight = p.flight as Flight
+        const got = await waitFor(flight, signal)
+        for (let k = 0; k < got.length; k++) copyInto(out, position, end, flight.start + k * flight.pieceBytes, got[k] as Uint8Array)
       }
       return out
     } finally {
@@ -203,7 +206,10 @@ export class Source {
   #fly (start: number, end: number, slot: number | string, reserved: boolean): Flight {
     const core = this.#core
     const n = end - start
-    const flight = new Flight(start, end, slot, async (signal) => {
+    const section = core.sectionBytes
+    // Section requests come in one buffer per section; an exact random get in one piece.
+    const pieceBytes = typeof slot === 'number' ? section : n
+    const flight = new Flight(start, end, slot, pieceBytes, async (signal) => {
       let held = reserved
       try {
         // Nothing below may run before the constructor returns and the flight is registered.
@@ -216,25 +222,20 @@ export class Source {
         if (transport === undefined) throw new ReaderClosedError(`${this.label}: every reader is closed`)
         this.rangedRequests++
         core.requestStarted()
-        let data: Uint8Array
+        let pieces: Uint8Array[]
         try {
-          data = await transport.read(start, n, signal)
+          pieces = await transport.read(start, n, pieceBytes, signal)
         } finally {
           core.requestEnded()
         }
-        if (data.byteLength !== n) throw new DAGStoreError(`${this.label}: the transport returned ${data.byteLength} bytes for a read of ${n}`, CODE.ERR_HTTP_LENGTH_MISMATCH)
+        checkPieces(this.label, pieces, n, pieceBytes)
         this.bytesFetched += n
         held = false
-        const section = core.sectionBytes
-        if (typeof slot === 'number' && n > section) {
-          // Several sections: each cached on its own (a copy, so evicting one frees its bytes).
-          for (let k = 0; k * section < n; k++) {
-            core.store({ source: this, start: start + k * section, data: data.slice(k * section, Math.min(n, (k + 1) * section)), slot: slot + k })
-          }
-        } else {
-          core.store({ source: this, start, data, slot })
+        // Each piece is its own buffer: evicting one section frees its bytes.
+        for (let k = 0; k < pieces.length; k++) {
+          core.store({ source: this, start: start + k * pieceBytes, data: pieces[k] as Uint8Array, slot: typeof slot === 'number' ? slot + k : slot })
         }
-        return data
+        return pieces
       } finally {
         if (held) core.release(n)
         this.flights.delete(flight)
@@ -244,4 +245,22 @@ export class Source {
     this.flights.add(flight)
     return flight
   }
+}
+
+/** Copies the part of `data` (which starts at `start`) that falls in [position, end) into `out` (which starts at `position`). */
+function copyInto (out: Uint8Array, position: number, end: number, start: number, data: Uint8Array): void {
+  const from = Math.max(position, start)
+  const to = Math.min(end, start + data.byteLength)
+  if (to > from) out.set(data.subarray(from - start, to - start), from - position)
+}
+
+/** A transport's answer must be exactly the pieces asked for. */
+function checkPieces (label: string, pieces: Uint8Array[], n: number, pieceBytes: number): void {
+  let total = 0
+  for (let k = 0; k < pieces.length; k++) {
+    const len = (pieces[k] as Uint8Array).byteLength
+    if (len !== Math.min(pieceBytes, n - k * pieceBytes)) total = -1
+    if (total >= 0) total += len
+  }
+  if (total !== n) throw new DAGStoreError(`${label}: the transport returned ${pieces.length} pieces that do not make the ${n} bytes asked for`, CODE.ERR_HTTP_LENGTH_MISMATCH)
 }

@@ -3,8 +3,13 @@
  * HttpMount provides one per source (ranged GETs checked against the validator it probed).
  */
 export interface RangeTransport {
-  /** Exactly `length` bytes at `position`; the cache never asks past the end it was given. */
-  read: (position: number, length: number, signal: AbortSignal) => Promise<Uint8Array>
+  /**
+   * Exactly `length` bytes at `position`, in pieces of `pieceBytes` (the last one shorter when
+   * the length is not a multiple): a request for several sections lands in one buffer per
+   * section, so each is cached on its own without a second copy. The cache never asks past the
+   * end it was given.
+   */
+  read: (position: number, length: number, pieceBytes: number, signal: AbortSignal) => Promise<Uint8Array[]>
   /** Lets go of connections: called once the source's last reader has closed. */
   close: () => Promise<void>
 }
