@@ -6,6 +6,7 @@ import { Agent as HttpsAgent } from 'node:https'
 import type { Socket } from 'node:net'
 import { abortErrorFrom } from '../../base/errors.js'
 import type { RangeTransport } from '../remote/types.js'
+import { PieceCutter, type Chunks } from '../remote/chunks.js'
 import {
   HttpChangedError, HttpLengthMismatchError, HttpRangeError, HttpStatusError, HttpTimeoutError, networkError, retryable, statusError
 } from './http-errors.js'
@@ -191,7 +192,7 @@ class Slots {
 
 async function readOnce (
   target: RequestTarget, probe: RangedProbe, position: number, length: number, pieceBytes: number, signal: AbortSignal
-): Promise<Uint8Array[]> {
+): Promise<Chunks[]> {
   const href = target.shown
   const last = position + length - 1
   const asked = `bytes=${position}-${last}`
@@ -216,13 +217,13 @@ async function readOnce (
     if (declared !== undefined && declared !== length) {
       throw new HttpLengthMismatchError(`HTTP GET ${href}: Content-Length ${declared} for ${asked}`)
     }
-    const pieces = new Pieces(length, pieceBytes)
+    const pieces = new PieceCutter(pieceBytes)
     let at = 0
     try {
       for await (const chunk of res as AsyncIterable<Buffer>) {
         ex.received(chunk.byteLength)
         if (at + chunk.byteLength > length) throw new HttpLengthMismatchError(`HTTP GET ${href}: body longer than the ${length} bytes of ${asked}`)
-        pieces.write(chunk, at)
+        pieces.push(chunk)
         at += chunk.byteLength
       }
     } catch (err) {
@@ -235,40 +236,9 @@ async function readOnce (
     }
     if (at < length) throw retryable(new HttpLengthMismatchError(`HTTP GET ${href}: body ended after ${at} of ${length} bytes of ${asked}`))
     complete = true
-    return pieces.list
+    return pieces.finish()
   } finally {
     if (complete) ex.release()
     else ex.destroy()
-  }
-}
-
-/** A body of `length` bytes written into buffers of `pieceBytes` each (the last one shorter), allocated as the bytes arrive. */
-class Pieces {
-  readonly list: Uint8Array[] = []
-  readonly #length: number
-  readonly #pieceBytes: number
-
-  constructor (length: number, pieceBytes: number) {
-    this.#length = length
-    this.#pieceBytes = pieceBytes
-  }
-
-  /** `chunk` goes at offset `at` of the body; bodies arrive in order, so `at` is where the last write ended. */
-  write (chunk: Uint8Array, at: number): void {
-    const size = this.#pieceBytes
-    for (let done = 0; done < chunk.byteLength;) {
-      const offset = at + done
-      const k = Math.floor(offset / size)
-      let piece = this.list[k]
-      if (piece === undefined) {
-        // Not from Buffer's shared pool: a small block would pin a pool slab while it is cached.
-        piece = Buffer.allocUnsafeSlow(Math.min(size, this.#length - k * size))
-        this.list.push(piece)
-      }
-      const within = offset - k * size
-      const n = Math.min(chunk.byteLength - done, piece.byteLength - within)
-      piece.set(chunk.subarray(done, done + n), within)
-      done += n
-    }
   }
 }

@@ -3,12 +3,13 @@ import { CODE } from '../../base/errors/codes.js'
 import { ReaderClosedError, RemoteReadTooLargeError } from './errors.js'
 import { Flight, waitFor } from './flight.js'
 import type { RangeTransport, SourceSpec, SourceStats } from './types.js'
+import { copyChunks, joinChunks, type Chunks } from './chunks.js'
 
 /** Bytes of a source the cache holds: an aligned section (slot = its index) or an exact random get (slot = `${start}:${length}`). */
 export interface Entry {
   readonly source: Source
   readonly start: number
-  readonly data: Uint8Array
+  readonly data: Chunks
   readonly slot: number | string
 }
 
@@ -33,7 +34,7 @@ export interface CacheCore {
 }
 
 /** A section a stream asked for: its bytes when cached, else a flight it has joined (and must leave). */
-export type SectionAnswer = { data: Uint8Array } | { flight: Flight }
+export type SectionAnswer = { data: Chunks } | { flight: Flight }
 
 /**
  * One version of one origin (URL + validator): its cached entries and its requests in flight,
@@ -76,9 +77,9 @@ export class Source {
     if (exact !== undefined) {
       core.touch(exact)
       core.counted(true)
-      return exact.data.slice()
+      return joinChunks(exact.data)
     }
-    const pieces: Array<{ start: number, data?: Uint8Array, flight?: Flight }> = []
+    const pieces: Array<{ start: number, data?: Chunks, flight?: Flight }> = []
     for (let x = position; x < end;) {
       const section = this.sections.get(Math.floor(x / core.sectionBytes))
       if (section !== undefined) {
@@ -102,12 +103,12 @@ export class Source {
       const out = new Uint8Array(n)
       for (const p of pieces) {
         if (p.data !== undefined) {
-          copyInto(out, position, end, p.start, p.data)
+          copyChunks(p.data, p.start, out, position, end)
           continue
         }
         const flight = p.flight as Flight
         const got = await waitFor(flight, signal)
-        for (let k = 0; k < got.length; k++) copyInto(out, position, end, flight.start + k * flight.pieceBytes, got[k] as Uint8Array)
+        for (let k = 0; k < got.length; k++) copyChunks(got[k] as Chunks, flight.start + k * flight.pieceBytes, out, position, end)
       }
       return out
     } finally {
@@ -222,7 +223,7 @@ export class Source {
         if (transport === undefined) throw new ReaderClosedError(`${this.label}: every reader is closed`)
         this.rangedRequests++
         core.requestStarted()
-        let pieces: Uint8Array[]
+        let pieces: Chunks[]
         try {
           pieces = await transport.read(start, n, pieceBytes, signal)
         } finally {
@@ -231,9 +232,9 @@ export class Source {
         checkPieces(this.label, pieces, n, pieceBytes)
         this.bytesFetched += n
         held = false
-        // Each piece is its own buffer: evicting one section frees its bytes.
+        // Each section is cached (and evicted) on its own.
         for (let k = 0; k < pieces.length; k++) {
-          core.store({ source: this, start: start + k * pieceBytes, data: pieces[k] as Uint8Array, slot: typeof slot === 'number' ? slot + k : slot })
+          core.store({ source: this, start: start + k * pieceBytes, data: pieces[k] as Chunks, slot: typeof slot === 'number' ? slot + k : slot })
         }
         return pieces
       } finally {
@@ -247,18 +248,11 @@ export class Source {
   }
 }
 
-/** Copies the part of `data` (which starts at `start`) that falls in [position, end) into `out` (which starts at `position`). */
-function copyInto (out: Uint8Array, position: number, end: number, start: number, data: Uint8Array): void {
-  const from = Math.max(position, start)
-  const to = Math.min(end, start + data.byteLength)
-  if (to > from) out.set(data.subarray(from - start, to - start), from - position)
-}
-
 /** A transport's answer must be exactly the pieces asked for. */
-function checkPieces (label: string, pieces: Uint8Array[], n: number, pieceBytes: number): void {
+function checkPieces (label: string, pieces: Chunks[], n: number, pieceBytes: number): void {
   let total = 0
   for (let k = 0; k < pieces.length; k++) {
-    const len = (pieces[k] as Uint8Array).byteLength
+    const len = (pieces[k] as Chunks).byteLength
     if (len !== Math.min(pieceBytes, n - k * pieceBytes)) total = -1
     if (total >= 0) total += len
   }
