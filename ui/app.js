@@ -3,7 +3,7 @@
 import { api, ApiError, forgetToken, shardPath, storedToken, storeToken, Unauthorized } from './api.js'
 import { readEvents } from './events.js'
 import { drawPlot } from './plot.js'
-import { bytes, clock, count, rate } from './format.js'
+import { bytes, clock, count, duration, rate } from './format.js'
 
 const PAGE_SIZE = 50
 const MAX_FAILURES = 100
@@ -12,6 +12,8 @@ const MAX_FAILURES = 100
 const MAX_FAILURE_PAGES = 20
 const MAX_TRACES = 200
 const RECONNECT_MS = 2000
+// The length of the server's rate series (RATE_POINTS in src/app/server/status.ts).
+const RATE_POINTS = 150
 
 const $ = (id) => document.getElementById(id)
 
@@ -140,8 +142,11 @@ const PLOTS = [
 
 function renderRates (status) {
   const { intervalMs, points } = status.rates
-  const windowMs = intervalMs * 150
-  $('rates-window').textContent = `last ${Math.round(windowMs / 60000)} min, every ${intervalMs / 1000} s`
+  // The server keeps RATE_POINTS samples; a server started a moment ago has fewer, and its
+  // plots span what it has (at least ten samples' worth) rather than a mostly empty window.
+  const fullMs = intervalMs * RATE_POINTS
+  const windowMs = points.length === 0 ? fullMs : Math.min(fullMs, Math.max(10 * intervalMs, status.time - points[0].t))
+  $('rates-window').textContent = `last ${duration(windowMs)}, a sample every ${intervalMs / 1000} s`
   for (const { id, label } of PLOTS) {
     const series = points.map((p) => ({ t: p.t, v: p[id] }))
     drawPlot($(`plot-${id}`), series, windowMs, status.time, label)

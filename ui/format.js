@@ -27,3 +27,9 @@ export function rate (n) {
 export function clock (ms) {
   return new Date(ms).toLocaleTimeString('en-GB', { hour12: false })
 }
+
+/** A span of time, to the second under a minute and a half, else to the minute. */
+export function duration (ms) {
+  const s = Math.round(ms / 1000)
+  return s < 90 ? `${s} s` : `${Math.round(s / 60)} min`
+}

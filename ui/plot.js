@@ -25,6 +25,9 @@ export function drawPlot (canvas, points, windowMs, now, label) {
   const top = 16
   const bottom = height - 4
   const peak = Math.max(0, ...points.map((p) => p.v))
+  // What the picture shows, for screen readers (and tests).
+  canvas.dataset.peak = String(peak)
+  canvas.setAttribute('aria-label', points.length === 0 ? 'no samples yet' : `now ${label(points.at(-1).v)}, peak ${label(peak)}`)
   const scale = peak > 0 ? peak * 1.1 : 1
   const x = (t) => width - ((now - t) / windowMs) * width
   const y = (v) => bottom - (v / scale) * (bottom - top)
