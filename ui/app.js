@@ -12,6 +12,10 @@ const MAX_FAILURES = 100
 const MAX_FAILURE_PAGES = 20
 const MAX_TRACES = 200
 const RECONNECT_MS = 2000
+// A busy store publishes traces by the thousand per second: they are drawn in batches, and the
+// tables they change are reloaded at most this often.
+const TRACE_FLUSH_MS = 200
+const TRACE_REFRESH_MS = 500
 // The length of the server's rate series (RATE_POINTS in src/app/server/status.ts).
 const RATE_POINTS = 150
 
@@ -83,13 +87,13 @@ async function open () {
   $('sign-out').hidden = storedToken() === null
   renderStatus(status)
   buildStateFilter(Object.keys(status.counts))
-  await Promise.all([loadShards(), loadFailures()]).catch(failed)
+  await Promise.all([loadShards(), refreshFailures()]).catch(failed)
   void followEvents(ac.signal)
   pollStatus(ac.signal, status.rates.intervalMs)
 }
 
 function pollStatus (signal, intervalMs) {
-  const timer = setInterval(() => { refreshStatus().catch(failed) }, Math.max(1000, intervalMs))
+  const timer = setInterval(() => { refreshStatus().then(refreshFailures).catch(failed) }, Math.max(1000, intervalMs))
   signal.addEventListener('abort', () => { clearInterval(timer) })
 }
 
@@ -218,16 +222,29 @@ async function loadShards () {
     : `page ${view.page + 1}${filtered ? ' (filtered)' : ''}`
 }
 
-async function loadFailures () {
+/** The failures listing is reloaded only when it may have changed: the errored count moved, or a trace touched a failure. */
+const failures = { dirty: true, erroredCount: undefined, keys: new Set() }
+
+async function refreshFailures () {
+  const errored = view.status?.counts.errored
+  if (!failures.dirty && errored === failures.erroredCount) return
+  failures.dirty = false
+  failures.erroredCount = errored
+  await loadFailures(errored === 0 ? 0 : MAX_FAILURE_PAGES)
+}
+
+/** Follows the errored listing for at most `maxPages` pages (none when nothing is errored). */
+async function loadFailures (maxPages) {
   const found = []
   let cursor
-  for (let pages = 0; pages < MAX_FAILURE_PAGES && found.length < MAX_FAILURES; pages++) {
+  for (let pages = 0; pages < maxPages && found.length < MAX_FAILURES; pages++) {
     const page = await api('GET', listPath({ limit: MAX_FAILURES, cursor, state: 'errored', prefix: '' }), { signal: session?.signal })
     found.push(...page.shards)
     cursor = page.next
     if (cursor === undefined) break
   }
   const shown = found.slice(0, MAX_FAILURES)
+  failures.keys = new Set(shown.map((s) => s.key))
   $('failures').tBodies[0].replaceChildren(...shown.map((s) => {
     const tr = document.createElement('tr')
     tr.dataset.key = s.key
@@ -251,6 +268,7 @@ async function recover (button) {
     if (err instanceof ApiError) notice(`Recover ${key}: ${err.code ?? err.status} — ${err.message}`)
     else failed(err)
   }
+  failures.dirty = true
   await refreshAll()
 }
 
@@ -263,7 +281,11 @@ async function refreshAll () {
     refreshQueued = true
     return await refreshing
   }
-  refreshing = Promise.all([refreshStatus(), loadShards(), loadFailures()]).catch(failed)
+  refreshing = (async () => {
+    // The status first: the failures listing depends on its errored count.
+    await refreshStatus()
+    await Promise.all([loadShards(), refreshFailures()])
+  })().catch(failed)
   await refreshing
   refreshing = undefined
   if (refreshQueued) {
@@ -272,14 +294,41 @@ async function refreshAll () {
   }
 }
 
+let refreshTimer
+
+function refreshSoon () {
+  if (refreshTimer !== undefined) return
+  refreshTimer = setTimeout(() => {
+    refreshTimer = undefined
+    void refreshAll()
+  }, TRACE_REFRESH_MS)
+}
+
+/** Traces not drawn yet, oldest first (at most MAX_TRACES: older ones would be trimmed anyway). */
+let pendingTraces = []
+let flushTimer
+
 function addTrace (trace) {
-  const li = el('li')
-  li.dataset.key = trace.key
-  li.dataset.op = trace.op
-  li.append(el('span', clock(Date.now()), 't'), el('span', trace.op, 'op'), el('span', `${trace.key} → `, 'key'), stateBadge(trace.after.state))
-  if (trace.after.error !== undefined) li.append(el('span', ` ${trace.after.error.code}`, 'code error'))
+  pendingTraces.push({ trace, at: Date.now() })
+  if (pendingTraces.length > MAX_TRACES) pendingTraces.shift()
+  if (trace.after.state === 'errored' || failures.keys.has(trace.key)) failures.dirty = true
+  flushTimer ??= setTimeout(flushTraces, TRACE_FLUSH_MS)
+  refreshSoon()
+}
+
+function flushTraces () {
+  flushTimer = undefined
+  const items = pendingTraces.reverse().map(({ trace, at }) => {
+    const li = el('li')
+    li.dataset.key = trace.key
+    li.dataset.op = trace.op
+    li.append(el('span', clock(at), 't'), el('span', trace.op, 'op'), el('span', `${trace.key} → `, 'key'), stateBadge(trace.after.state))
+    if (trace.after.error !== undefined) li.append(el('span', ` ${trace.after.error.code}`, 'code error'))
+    return li
+  })
+  pendingTraces = []
   const list = $('traces')
-  list.prepend(li)
+  list.prepend(...items)
   while (list.children.length > MAX_TRACES) list.lastElementChild.remove()
 }
 
@@ -290,7 +339,6 @@ async function followEvents (signal) {
       await readEvents(signal, () => { status.textContent = 'connected' }, (name, data) => {
         if (name === 'trace') {
           addTrace(data)
-          void refreshAll()
         } else if (name === 'lagged') {
           status.textContent = 'fell behind; reconnecting'
         }
