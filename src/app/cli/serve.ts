@@ -187,6 +187,7 @@ async function serveRepo (
     await publishServeFile(dir, { pid: process.pid, url, auth, startedAt: new Date().toISOString() })
     o.out(`dagstore serving ${dir} at ${server.url} (pid ${process.pid})`)
     o.out(auth === 'file' ? `admin API token: ${dir}/token` : auth === 'token' ? 'admin API token: as given' : 'admin API: no auth (loopback only)')
+    o.out(`status page: ${url}/`)
     const db = o.database
     if (backend !== undefined && db?.db !== undefined) o.out(`shard records and indices: ${redactUrl(db.db)}, as node ${JSON.stringify(db.node)}`)
     if (o.importSample && stopping === undefined) {
