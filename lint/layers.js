@@ -21,6 +21,7 @@ const FOLDERS = [
   'src/storage/remote',
   'src/storage/mount',
   'src/storage/index',
+  'src/storage/postgres',
   'src/read',
   'src/engine/observe',
   'src/engine/shard',

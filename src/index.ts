@@ -35,6 +35,7 @@ export {
   HttpNetworkError, HttpChangedError, type HttpMountOptions, type RangeProbe, type RangedProbe
 } from './storage/mount/http.js'
 export { SectionCache } from './storage/remote/section-cache.js'
+export type { StoreBackend, BackendSeams } from './storage/state/backend.js'
 export type { SectionCacheOptions } from './storage/remote/options.js'
 export type { SectionCacheStats, SourceStats } from './storage/remote/types.js'
 // Showing a mount URL: credentials and token-like query parameters hidden.

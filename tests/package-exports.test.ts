@@ -6,12 +6,17 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { readFile } from 'node:fs/promises'
 import { Readable } from 'node:stream'
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
+import { fileURLToPath } from 'node:url'
 import { fixture } from './helpers/fixtures.js'
 
 // Specifiers in variables: the compiler must not resolve them (dist may not exist while it runs).
 const ROOT = 'dagstore'
 const FORMAT = 'dagstore/format'
+const POSTGRES = 'dagstore/postgres'
 type Module = Record<string, unknown>
+const execFileAsync = promisify(execFile)
 
 const test = suite('package exports')
 
@@ -89,6 +94,24 @@ test('dagstore/format: indexCar, the go-car index codec and its zero-copy view a
     assert.is(view.get(multihash), offset)
     assert.is(decoded.get(multihash), offset)
   }
+})
+
+test('dagstore/postgres: the backend entry; importing the root never loads the database driver', async () => {
+  const entry = await import(POSTGRES) as Module
+  for (const name of ['postgresBackend', 'migrateDatabase', 'PostgresBackend', 'SchemaVersionError']) assert.type(entry[name], 'function', name)
+  assert.type(entry.SCHEMA_VERSION, 'number')
+  // A fresh process (this one has pg loaded by other suites): pg is CommonJS, so a load shows in require.cache.
+  const loadsPg = async (specifier: string): Promise<string> => {
+    const script = `await import(${JSON.stringify(specifier)})
+      const { createRequire } = await import('node:module')
+      const cache = createRequire(import.meta.url).cache
+      process.stdout.write(String(Object.keys(cache).some((p) => /[\\/]node_modules[\\/]pg[\\/]/.test(p))))`
+    const cwd = fileURLToPath(new URL('../../', import.meta.url))
+    const { stdout } = await execFileAsync(process.execPath, ['--input-type=module', '-e', script], { cwd })
+    return stdout.trim()
+  }
+  assert.is(await loadsPg(ROOT), 'false', 'import "dagstore" loads no pg')
+  assert.is(await loadsPg(POSTGRES), 'true', 'the check sees pg when it is loaded')
 })
 
 test.run()

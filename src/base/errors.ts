@@ -66,6 +66,9 @@ export class TransientError extends defineError(CODE.ERR_TRANSIENT, 'transient f
 export class InvalidArgumentError extends defineError(CODE.ERR_INVALID_ARGUMENT, 'invalid argument') {}
 export class TransientsFullError extends defineError(CODE.ERR_TRANSIENTS_FULL, 'transients dir full') {}
 
+/** The database's dagstore schema is newer than the code (another node was upgraded first). */
+export class SchemaVersionError extends defineError(CODE.ERR_SCHEMA_VERSION, 'database schema too new') {}
+
 /** A shard error restored from the state DB after a restart: the original class is gone, its code is kept. */
 export class RestoredShardError extends DAGStoreError {}
 

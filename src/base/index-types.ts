@@ -35,6 +35,11 @@ export interface TopLevelIndex {
   addMultihashesForShard: (key: ShardKey, multihashes: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
     options?: AddMultihashesOptions) => Promise<void>
   removeShard: (key: ShardKey, multihashes?: AsyncIterable<Uint8Array> | Iterable<Uint8Array>) => Promise<void>
+  /**
+   * True when removeShard(key) without the multihashes costs no more than with them (entries
+   * stored by shard): the store then does not read the shard's full index to list them.
+   */
+  readonly removesByShard?: boolean
   shardsForMultihash: (multihash: Uint8Array) => Promise<ShardKey[]>
 }
 

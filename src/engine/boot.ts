@@ -19,7 +19,8 @@ import { evictTransients } from './gc/gc.js'
 import { restore } from './restore.js'
 import { finishDestroys, removeOrphanIndices } from './leftovers.js'
 import { Tombstones } from './loop/tombstones.js'
-import { LevelStateStore, type AnyLevel } from '../storage/state/state-store.js'
+import { LevelStateStore, type AnyLevel, type StateStore } from '../storage/state/state-store.js'
+import type { BackendSeams, StoreBackend } from '../storage/state/backend.js'
 import type { TransientBudget } from '../storage/transients/budget.js'
 import type { SectionCache } from '../storage/remote/section-cache.js'
 import { Transients } from '../storage/transients/transients.js'
@@ -36,6 +37,8 @@ import { ShardMap } from './shard/shard-map.js'
 export interface StoreParts {
   db: AnyLevel | undefined
   ownsDb: boolean
+  /** The options' backend once opened: closed with the store. */
+  backend: StoreBackend | undefined
   core: Core | undefined
   jobs: Jobs | undefined
 }
@@ -54,16 +57,25 @@ export async function boot (o: DAGStoreOptions, parts: StoreParts, deps: BootDep
   const dir = o.dir !== undefined ? resolvePath(o.dir) : undefined
   if (dir !== undefined) await mkdir(dir, { recursive: true })
   const report = o.onError ?? defaultReport
-  if (o.datastore !== undefined) {
-    parts.db = o.datastore
+  let seams: BackendSeams | undefined
+  let stateStore: StateStore
+  let db: AnyLevel | undefined
+  if (o.backend !== undefined) {
+    parts.backend = o.backend
+    seams = await o.backend.open(signal !== undefined ? { signal } : {})
+    stateStore = seams.stateStore
   } else {
-    parts.db = new Level(join(dir as string, 'state')) as unknown as AnyLevel
-    parts.ownsDb = true
+    if (o.datastore !== undefined) {
+      parts.db = o.datastore
+    } else {
+      parts.db = new Level(join(dir as string, 'state')) as unknown as AnyLevel
+      parts.ownsDb = true
+    }
+    db = parts.db
+    await db.open()
+    stateStore = new LevelStateStore(db)
   }
-  const db = parts.db
-  await db.open()
   signal?.throwIfAborted()
-  const stateStore = new LevelStateStore(db)
   const { budget, metrics } = deps
   const readyFetches = o.maxConcurrentReadyFetches ?? 0
   const maxIndexing = o.maxConcurrentIndex ?? 0
@@ -74,7 +86,7 @@ export async function boot (o: DAGStoreOptions, parts: StoreParts, deps: BootDep
     onDownload: (bytes, seconds, ok) => { metrics.fetched(bytes, seconds, ok) }
   })
   await transients.init()
-  const indexRepo = o.indexRepo ?? new FsIndexRepo(join(dir as string, 'index'))
+  const indexRepo = seams?.indexRepo ?? o.indexRepo ?? new FsIndexRepo(join(dir as string, 'index'))
   // Only an index repo the store made is its own to sweep for orphans.
   const ownIndexRepo = o.indexRepo === undefined && indexRepo instanceof FsIndexRepo ? indexRepo : undefined
   const counts = Object.fromEntries(SHARD_STATES.map((s) => [s, 0])) as Record<ShardState, number>
@@ -83,7 +95,8 @@ export async function boot (o: DAGStoreOptions, parts: StoreParts, deps: BootDep
     process: (task, tx) => { interpreter?.process(task, tx) },
     store: stateStore,
     report,
-    abandon: deps.abandon
+    abandon: deps.abandon,
+    refused: (shard, waiters) => { interpreter?.refuse(shard, waiters) }
   })
   const core: Core = {
     shards: new ShardMap(),
@@ -93,7 +106,7 @@ export async function boot (o: DAGStoreOptions, parts: StoreParts, deps: BootDep
     failures: deps.failures,
     transients,
     indexRepo,
-    topLevelIndex: o.topLevelIndex ?? new LevelTopLevelIndex(db),
+    topLevelIndex: seams?.topLevelIndex ?? o.topLevelIndex ?? new LevelTopLevelIndex(db as AnyLevel),
     indexer: o.shardIndexer ?? defaultShardIndexer,
     verifyHashes: o.verifyHashes ?? 'remote',
     indexThrottle: maxIndexing > 0 ? new PQueue({ concurrency: maxIndexing }) : undefined,

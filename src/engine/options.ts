@@ -4,6 +4,7 @@ import type { MountRegistry } from '../storage/mount/registry.js'
 import type { Registry } from 'prom-client'
 import type { SectionCacheOptions } from '../storage/remote/options.js'
 import type { CopyPolicy } from '../base/types.js'
+import type { StoreBackend } from '../storage/state/backend.js'
 
 export type RecoverOnStart = 'none' | 'on-acquire' | 'now'
 
@@ -44,7 +45,7 @@ export interface RemoteOptions extends SectionCacheOptions {
 }
 
 export interface DAGStoreOptions {
-  /** Root for the defaults below. Required unless transientsDir, datastore and indexRepo are all given. */
+  /** Root for the defaults below. Required unless transientsDir and a backend, or transientsDir, datastore and indexRepo, are given. */
   dir?: string
   /** Default `<dir>/transients`. */
   transientsDir?: string
@@ -54,6 +55,13 @@ export interface DAGStoreOptions {
   indexRepo?: FullIndexRepo
   /** Default: LevelTopLevelIndex in the state datastore. */
   topLevelIndex?: TopLevelIndex
+  /**
+   * Where shard records, full indices and the top-level index live instead of LevelDB and index
+   * files under `dir` (which then holds the transients only): e.g. `postgresBackend()` of
+   * `dagstore/postgres`, a database shared by many nodes. Opened by start(), closed by close().
+   * Excludes `datastore`, `indexRepo` and `topLevelIndex`.
+   */
+  backend?: StoreBackend
   /** Default: `new MountRegistry()` (file:, bytes: and the other built-ins). */
   mounts?: MountRegistry
   /** Concurrent indexing jobs; 0 (default) = unlimited. */

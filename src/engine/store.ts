@@ -46,7 +46,7 @@ function settle<T> (resolve: (value: T) => void, reject: (err: Error) => void, p
 export class DAGStore {
   private readonly options: DAGStoreOptions
   private phase: Phase = 'created'
-  private readonly parts: StoreParts = { db: undefined, ownsDb: false, core: undefined, jobs: undefined }
+  private readonly parts: StoreParts = { db: undefined, ownsDb: false, backend: undefined, core: undefined, jobs: undefined }
   private closing: Promise<void> | undefined
   private gcTimer: NodeJS.Timeout | undefined
   private readonly budget: TransientBudget | undefined
@@ -59,7 +59,12 @@ export class DAGStore {
 
   constructor (options: DAGStoreOptions) {
     const o = options ?? {}
-    if (o.dir === undefined && (o.transientsDir === undefined || o.datastore === undefined || o.indexRepo === undefined)) {
+    if (o.backend !== undefined) {
+      if (o.datastore !== undefined || o.indexRepo !== undefined || o.topLevelIndex !== undefined) {
+        throw new TypeError('DAGStore: `backend` provides the datastore, index repo and top-level index; give none of them with it')
+      }
+      if (o.dir === undefined && o.transientsDir === undefined) throw new TypeError('DAGStore needs `dir` or `transientsDir` for the transients')
+    } else if (o.dir === undefined && (o.transientsDir === undefined || o.datastore === undefined || o.indexRepo === undefined)) {
       throw new TypeError('DAGStore needs `dir`, or `transientsDir` + `datastore` + `indexRepo`')
     }
     for (const name of ['maxConcurrentIndex', 'maxConcurrentReadyFetches', 'maxIdleReaders', 'readerRevalidateMs'] as const) {
@@ -181,6 +186,7 @@ export class DAGStore {
     this.traceBuffer.close()
     this.failureBuffer.close()
     if (this.parts.ownsDb) await this.parts.db?.close()
+    await this.parts.backend?.close().catch((err: unknown) => { (this.options.onError ?? defaultReport)(err, 'closing the storage backend failed') })
     this.phase = 'closed'
   }
 

@@ -8,17 +8,22 @@ import { mkdir, stat } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { CODE } from '../../base/errors/codes.js'
 import { codeOf } from '../../base/errors/inspect.js'
+import { redactUrl } from '../../base/redact.js'
 import { DAGStore } from '../../engine/store.js'
 import type { VerifyHashes } from '../../base/index-types.js'
 import type { CopyPolicy } from '../../base/types.js'
+import type { StoreBackend } from '../../storage/state/backend.js'
 import { startServer, type DagstoreServer } from '../server/index.js'
 import { isLoopback } from '../loopback.js'
 import { CliError, EXIT_OK, UsageError, isLevelLocked } from './errors.js'
 import { lockedError } from './backend.js'
 import { claimServeFile, ensureRepoToken, probeServer, publishServeFile, removeServeFileSync, type AuthMode, type ServerProbe } from './repo.js'
 import { ensureSample } from './sample.js'
+import { backendFrom, type DatabaseOpts } from './database.js'
 
 export interface ServeCommandOptions {
+  /** --db, --node, --advertise: the PostgreSQL backend instead of LevelDB under `dir`. */
+  database?: DatabaseOpts
   /** Relative paths (--dir, --allow-root) are relative to this. */
   cwd: string
   dir: string
@@ -77,6 +82,7 @@ function localUrl (server: DagstoreServer): string {
 export async function serve (o: ServeCommandOptions): Promise<number> {
   const dir = resolve(o.cwd, o.dir)
   const { host, port } = parseListen(o.listen)
+  const backend = await backendFrom(o.database ?? {})
   if (!o.auth && !isLoopback(host)) {
     throw new UsageError(`--no-auth is only allowed on a loopback address, not ${host}`,
       'drop --no-auth (clients then use the repo token) or listen on 127.0.0.1')
@@ -97,21 +103,24 @@ export async function serve (o: ServeCommandOptions): Promise<number> {
   // behind; the removal checks the pid, so it never takes another server's file.
   const dropExitHook = o.onExit(() => { removeServeFileSync(dir) })
   try {
-    return await serveRepo(o, dir, host, port, allowRoots, probe)
+    return await serveRepo(o, dir, host, port, allowRoots, probe, backend)
   } finally {
     dropExitHook()
   }
 }
 
 async function serveRepo (
-  o: ServeCommandOptions, dir: string, host: string, port: number, allowRoots: string[], probe: ServerProbe
+  o: ServeCommandOptions, dir: string, host: string, port: number, allowRoots: string[], probe: ServerProbe,
+  backend: StoreBackend | undefined
 ): Promise<number> {
   // A file whose process lives but does not answer is not ours to delete: if that process
   // still holds LevelDB, opening the store fails below; if not, publishing replaces it.
   await mkdir(dir, { recursive: true })
   if (!(probe.kind === 'stale' && probe.pidAlive)) await claimServeFile(dir)
 
-  const store = new DAGStore({ dir, onError: o.onError, verifyHashes: o.verifyHashes, remote: { copy: o.copy ?? 'auto' } })
+  const store = new DAGStore({
+    dir, onError: o.onError, verifyHashes: o.verifyHashes, remote: { copy: o.copy ?? 'auto' }, ...(backend !== undefined ? { backend } : {})
+  })
   try {
     await store.start()
   } catch (err) {
@@ -179,6 +188,8 @@ async function serveRepo (
     o.out(`dagstore serving ${dir} at ${server.url} (pid ${process.pid})`)
     o.out(auth === 'file' ? `admin API token: ${dir}/token` : auth === 'token' ? 'admin API token: as given' : 'admin API: no auth (loopback only)')
     o.out(`status page: ${url}/`)
+    const db = o.database
+    if (backend !== undefined && db?.db !== undefined) o.out(`shard records and indices: ${redactUrl(db.db)}, as node ${JSON.stringify(db.node)}`)
     if (o.importSample && stopping === undefined) {
       const sample = await ensureSample(store)
       o.out(`sample shard ${JSON.stringify(sample.key)} ${sample.action}: ${sample.blocks ?? '?'} blocks; one of them:`)

@@ -46,6 +46,8 @@ export const ERROR_CODES = Object.freeze([
   entry('ERR_TRANSIENT', 422, 'the local copy (transient) of the shard could not be produced'),
   entry('ERR_TRANSIENTS_FULL', 422, 'automated GC found no room under gc.maxTransientsBytes: all that is left is in use, downloading or within its grace period'),
   entry('ABORT_ERR', null, 'the operation\'s AbortSignal fired before it finished'),
+  // The PostgreSQL backend (storage/postgres/).
+  entry('ERR_SCHEMA_VERSION', 503, 'the database holds a dagstore schema newer than this dagstore knows: upgrade the dagstore before pointing it at the database'),
   // Reading blocks (read/, engine/accessor/).
   entry('ERR_BLOCKSTORE_CLOSED', 503, 'a call on an all-shards blockstore after its close()'),
   entry('ERR_READ_ONLY', 405, 'a write on the read-only interface-blockstore adapter'),

@@ -35,8 +35,13 @@ export async function storeShardIndices (core: Core, key: ShardKey, index: Shard
  * a subset of the full index: it names every pair to delete, and a shard without one has none.
  */
 export async function removeShardIndices (core: Core, key: ShardKey): Promise<void> {
-  const index = await core.indexRepo.get(key).catch(() => undefined)
-  if (index !== undefined) await core.topLevelIndex.removeShard(key, multihashesOf(index))
+  if (core.topLevelIndex.removesByShard === true) {
+    // Its entries are a subset of the full index's, so all of the shard's entries are exactly those.
+    await core.topLevelIndex.removeShard(key)
+  } else {
+    const index = await core.indexRepo.get(key).catch(() => undefined)
+    if (index !== undefined) await core.topLevelIndex.removeShard(key, multihashesOf(index))
+  }
   await core.indexRepo.drop(key)
 }
 

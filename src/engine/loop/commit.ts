@@ -1,6 +1,6 @@
 import type { ShardKey } from '../../base/types.js'
 import type { Shard } from '../shard/shard.js'
-import type { Drain } from './drain.js'
+import type { Drain, Effect } from './drain.js'
 
 /**
  * One group commit: the restart forms of the shards written by one or more drains, and the
@@ -14,7 +14,7 @@ export class Commit {
   readonly tombstones = new Map<ShardKey, boolean>()
   /** Every shard written or deleted here: its later effects wait for this commit. */
   readonly shards = new Set<Shard>()
-  readonly effects: Array<() => void> = []
+  effects: Effect[] = []
 
   /** Takes a drain's writes: they are newer than everything already here. */
   absorb (tx: Drain): void {
@@ -29,14 +29,30 @@ export class Commit {
   }
 
   /**
-   * Takes back the writes of an older commit that failed, to retry them with this one. What
-   * this commit did to a shard since is newer and wins; the older deletes still run first.
+   * Takes back the writes of an older commit that failed, to retry them with this one, and the
+   * effects that wait for them (ahead of this commit's own, which are newer). What this commit
+   * did to a shard since is newer and wins; the older deletes still run first.
    */
   retry (older: Commit): void {
     for (const key of older.deletes) this.deletes.add(key)
     for (const shard of older.dirty) if (!this.shards.has(shard)) this.put(shard)
     for (const shard of older.shards) this.shards.add(shard)
     for (const [key, set] of older.tombstones) if (!this.tombstones.has(key)) this.tombstones.set(key, set)
+    this.effects = older.effects.concat(this.effects)
+  }
+
+  /**
+   * Takes out a shard whose put the store refused (its key belongs to another node): its write
+   * and the effects waiting for it here. Returns those effects.
+   */
+  withdraw (shard: Shard): Effect[] {
+    this.dirty.delete(shard)
+    this.shards.delete(shard)
+    const kept: Effect[] = []
+    const withdrawn: Effect[] = []
+    for (const effect of this.effects) (effect.shard === shard ? withdrawn : kept).push(effect)
+    this.effects = kept
+    return withdrawn
   }
 
   private put (shard: Shard): void {

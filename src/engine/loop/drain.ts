@@ -1,11 +1,14 @@
 import type { ShardKey } from '../../base/types.js'
 import type { Shard } from '../shard/shard.js'
+import type { Waiter } from '../shard/waiter.js'
 
 /** An effect (result, trace, job start) and the shard whose durable state it reports, if one. */
 export interface Effect {
   readonly run: () => void
   /** Undefined: it may depend on any write made so far (e.g. a GC run over many shards). */
   readonly shard: Shard | undefined
+  /** The caller `run` delivers a result to, if any: it is told otherwise when the write is refused. */
+  readonly waiter?: Waiter | undefined
 }
 
 /**
@@ -28,7 +31,7 @@ export class Drain {
   }
 
   /** Runs `run` once `shard`'s state as of this drain is durable (at once if nothing of it is pending). */
-  afterCommit (run: () => void, shard?: Shard): void { this.effects.push({ run, shard }) }
+  afterCommit (run: () => void, shard?: Shard, waiter?: Waiter): void { this.effects.push({ run, shard, waiter }) }
 
   get hasWrites (): boolean { return this.dirty.size > 0 || this.deleted.size > 0 || this.tombstones.size > 0 }
 }

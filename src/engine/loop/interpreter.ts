@@ -18,7 +18,7 @@ import { forgetOrigin } from './placement.js'
 import type { ShardState } from '../../base/types.js'
 import {
   ShardDrainingError, ShardErroredError, ShardInitializationFailedError, ShardInUseError,
-  ShardNotErroredError, ShardUnknownError
+  ShardExistsError, ShardNotErroredError, ShardUnknownError
 } from '../../base/errors.js'
 
 interface Step { shard: Shard, task: OpTask, tx: Drain }
@@ -107,7 +107,7 @@ export class Interpreter {
     }
     if (task.op === 'release' && task.waiter !== undefined) {
       const waiter = task.waiter
-      tx.afterCommit(() => { waiter.deliver({ key: shard.key }) }, shard)
+      tx.afterCommit(() => { waiter.deliver({ key: shard.key }) }, shard, waiter)
     }
     // Nobody subscribed: the trace would be dropped on publish, so none is built (hot path).
     if (core.traces.wanted) {
@@ -125,7 +125,28 @@ export class Interpreter {
   private reply (step: Step, waiter: Waiter | undefined, error?: Error): void {
     if (waiter === undefined) return
     const key = step.shard.key
-    step.tx.afterCommit(() => { waiter.deliver(error === undefined ? { key } : { key, error }) }, step.shard)
+    step.tx.afterCommit(() => { waiter.deliver(error === undefined ? { key } : { key, error }) }, step.shard, waiter)
+  }
+
+  /**
+   * The store refused the shard's record: its key is held by another node (a register that lost
+   * the race for it, decided by the database). The shard leaves memory as if never registered,
+   * and every caller waiting on it learns that the key exists.
+   */
+  readonly refuse = (shard: Shard, waiters: Waiter[]): void => {
+    const { core } = this
+    const held = new ShardExistsError(`${JSON.stringify(shard.key)}: shard already exists (registered on another node)`)
+    if (core.shards.get(shard.key) === shard) {
+      core.shards.delete(shard.key)
+      core.counts[shard.state]--
+      core.readers.invalidate(shard.key)
+    }
+    const extra = shard.extra
+    shard.extra = undefined
+    extra?.job?.controller.abort(held)
+    const told = [...waiters, ...extra?.register ?? [], ...extra?.parked ?? [], ...extra?.drain ?? []]
+    if (extra?.recover !== undefined) told.push(extra.recover)
+    for (const w of told) w.deliver({ key: shard.key, error: held })
   }
 
   private defineActions (): Record<ActionName, ActionImpl> {
@@ -162,7 +183,7 @@ export class Interpreter {
         for (const w of parked) {
           if (w.done) continue
           shard.refs++
-          tx.afterCommit(() => { jobs.openAccessor(shard, w) }, shard)
+          tx.afterCommit(() => { jobs.openAccessor(shard, w) }, shard, w)
         }
       },
       incRef: ({ shard }) => {
@@ -172,7 +193,7 @@ export class Interpreter {
       openAccessor: ({ shard, task, tx }) => {
         const waiter = task.waiter
         if (waiter === undefined) return
-        tx.afterCommit(() => { jobs.openAccessor(shard, waiter) }, shard)
+        tx.afterCommit(() => { jobs.openAccessor(shard, waiter) }, shard, waiter)
       },
       decRef: ({ shard }) => { shard.refs-- },
       markReleased: ({ shard }) => {

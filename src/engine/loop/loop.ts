@@ -13,9 +13,10 @@ import { Queue } from './queue.js'
 import { Drain } from './drain.js'
 import { Commit } from './commit.js'
 import type { Shard } from '../shard/shard.js'
+import type { ShardKey } from '../../base/types.js'
 import { isControl, type OpTask, type Task } from './tasks.js'
-import type { StateStore } from '../../storage/state/state-store.js'
-import type { ErrorReporter } from '../shard/waiter.js'
+import type { BatchOutcome, StateStore } from '../../storage/state/state-store.js'
+import type { ErrorReporter, Waiter } from '../shard/waiter.js'
 
 export interface LoopHooks {
   process: (task: OpTask, tx: Drain) => void
@@ -23,10 +24,18 @@ export interface LoopHooks {
   report: ErrorReporter
   /** Tasks left queued when the loop stops: their waiters get StoreClosedError. */
   abandon: (task: Task) => void
+  /**
+   * The store refused the shard's record: another node holds its key. The shard's effects
+   * waiting for that commit are dropped; `waiters` are the callers they would have answered.
+   */
+  refused: (shard: Shard, waiters: Waiter[]) => void
 }
 
 /** Bounds one drain so a flood of calls cannot starve result delivery. */
 const MAX_TASKS_PER_DRAIN = 8192
+/** A failed commit is tried again after this long (doubling per failure, up to the max) unless a drain writes first. */
+const RETRY_MIN_MS = 50
+const RETRY_MAX_MS = 5000
 
 export class EventLoop {
   private readonly internal = new Queue<Task>()
@@ -43,6 +52,8 @@ export class EventLoop {
   /** The latest commit holding each shard's pending writes. */
   private readonly pending = new Map<Shard, Commit>()
   private lastWriteFailed = false
+  private failures = 0
+  private retryTimer: NodeJS.Timeout | undefined
 
   constructor (private readonly hooks: LoopHooks) {}
 
@@ -60,6 +71,7 @@ export class EventLoop {
   /** Finishes the drain in progress, then stops; tasks still queued are abandoned. */
   async stop (): Promise<void> {
     this.stopping = true
+    clearTimeout(this.retryTimer)
     this.kick()
     await this.running
     for (const q of [this.internal, this.completion, this.external]) {
@@ -102,7 +114,7 @@ export class EventLoop {
         if (this.stopping && this.writing === undefined) {
           if (!this.next.hasWrites || this.lastWriteFailed) {
             // Writes that keep failing are given up at stop; their results still go out.
-            for (const run of this.next.effects.splice(0)) this.runEffect(run)
+            for (const effect of this.next.effects.splice(0)) this.runEffect(effect.run)
             return
           }
           this.flush()
@@ -138,7 +150,7 @@ export class EventLoop {
     }
     for (const effect of tx.effects) {
       const commit = effect.shard !== undefined ? this.pending.get(effect.shard) : (next.hasWrites ? next : this.writing)
-      if (commit !== undefined) commit.effects.push(effect.run)
+      if (commit !== undefined) commit.effects.push(effect)
       else this.runEffect(effect.run)
     }
     this.flush()
@@ -147,29 +159,53 @@ export class EventLoop {
   /** Starts writing `next` unless a commit is already being written. */
   private flush (): void {
     if (this.writing !== undefined || !this.next.hasWrites) return
+    clearTimeout(this.retryTimer)
+    this.retryTimer = undefined
     const commit = this.next
     this.writing = commit
     this.next = new Commit()
     this.hooks.store.writeBatch(Array.from(commit.dirty, (s) => s.record()), commit.deletes, commit.tombstones).then(
-      () => { this.committed(commit, undefined) },
-      (err: unknown) => { this.committed(commit, err) })
+      (outcome) => { this.committed(commit, undefined, outcome) },
+      (err: unknown) => { this.committed(commit, err, undefined) })
   }
 
-  private committed (commit: Commit, err: unknown): void {
+  private committed (commit: Commit, err: unknown, outcome: BatchOutcome | void): void {
     this.writing = undefined
     this.lastWriteFailed = err !== undefined
     if (err !== undefined) {
-      // Retried with the next drain's batch (not at once: a failing disk would spin). The
-      // results still go out: the in-memory state is authoritative for this process.
+      // Retried with the next drain's batch, or after a pause if none comes first (not at once:
+      // a failing disk or an unreachable database would spin). The effects wait for the retry:
+      // no result is delivered for a write that did not commit.
       this.hooks.report(err, 'persisting shard state failed')
       this.next.retry(commit)
       for (const shard of commit.shards) if (this.pending.get(shard) === commit) this.pending.set(shard, this.next)
-    } else {
-      for (const shard of commit.shards) if (this.pending.get(shard) === commit) this.pending.delete(shard)
+      this.failures++
+      if (!this.stopping) {
+        const delay = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(this.failures - 1, 16))
+        clearTimeout(this.retryTimer)
+        this.retryTimer = setTimeout(() => { this.retryTimer = undefined; this.flush() }, delay)
+      }
+      this.kick()
+      return
     }
-    for (const run of commit.effects) this.runEffect(run)
-    if (err === undefined) this.flush()
+    this.failures = 0
+    if (outcome !== undefined && outcome.refused.length > 0) this.withdrawRefused(commit, outcome.refused)
+    for (const shard of commit.shards) if (this.pending.get(shard) === commit) this.pending.delete(shard)
+    for (const effect of commit.effects) this.runEffect(effect.run)
+    this.flush()
     this.kick()
+  }
+
+  /** Shards whose record the store refused: their effects here are dropped and their callers told. */
+  private withdrawRefused (commit: Commit, keys: ShardKey[]): void {
+    const refused = new Set(keys)
+    for (const shard of [...commit.dirty]) {
+      if (!refused.has(shard.key)) continue
+      const waiters: Waiter[] = []
+      for (const effect of commit.withdraw(shard)) if (effect.waiter !== undefined) waiters.push(effect.waiter)
+      if (this.pending.get(shard) === commit) this.pending.delete(shard)
+      this.hooks.refused(shard, waiters)
+    }
   }
 
   private runEffect (run: () => void): void {

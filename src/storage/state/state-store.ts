@@ -8,13 +8,24 @@ import type { AbstractLevel, AbstractSublevel } from 'abstract-level'
 import { decodeRecord, encodeRecord, type ShardRecord } from './record.js'
 import type { ShardKey } from '../../base/types.js'
 
+/** What a batch did not write although it committed. */
+export interface BatchOutcome {
+  /**
+   * Keys whose put was refused because the record belongs to someone else: another node of a
+   * shared database holds the key (a register that lost the race for it). The rest of the
+   * batch committed.
+   */
+  refused: ShardKey[]
+}
+
 export interface StateStore {
   /**
    * One atomic, durable write: the group commit of one drain. `tombstones` sets (true) or
    * clears (false) the tombstone of a key, kept apart from the records: a destroy deletes the
-   * record and sets the tombstone in one batch, and clears it once its cleanup is done.
+   * record and sets the tombstone in one batch, and clears it once its cleanup is done. A store
+   * whose keys are shared with others (the PostgreSQL backend) reports the puts it refused.
    */
-  writeBatch: (puts: Iterable<ShardRecord>, deletes: Iterable<ShardKey>, tombstones?: Iterable<[ShardKey, boolean]>) => Promise<void>
+  writeBatch: (puts: Iterable<ShardRecord>, deletes: Iterable<ShardKey>, tombstones?: Iterable<[ShardKey, boolean]>) => Promise<BatchOutcome | void>
   /** Every record, in pages. Undecodable records are passed to `onBad` and skipped. */
   loadAll: (onBad: (key: string, err: Error) => void) => AsyncIterable<ShardRecord[]>
   /** The keys whose tombstone is set: destroys a restart must finish. */

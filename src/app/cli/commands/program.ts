@@ -18,6 +18,7 @@ import { addGet } from './get.js'
 import { addImport } from './import.js'
 import { addInfo } from './info.js'
 import { addLs } from './ls.js'
+import { addMigrate } from './migrate.js'
 import { addRecover } from './recover.js'
 import { addRegister } from './register.js'
 import { addServe } from './serve.js'
@@ -60,7 +61,8 @@ function buildProgram (io: CliIo): Command {
   program.addHelpText('after', `
 Every command but serve goes through the repo's running server (see <dir>/serve.json) when
 there is one, else opens the repo itself. Exit codes: 0 ok, 1 failed, 2 usage.
-Environment: DAGSTORE_DIR (--dir), DAGSTORE_LISTEN (serve --listen), DAGSTORE_TOKEN (admin token).`)
+Environment: DAGSTORE_DIR (--dir), DAGSTORE_LISTEN (serve --listen), DAGSTORE_TOKEN (admin token),
+DAGSTORE_DB, DAGSTORE_NODE, DAGSTORE_ADVERTISE (serve --db/--node/--advertise; migrate --db).`)
 
   addServe(program, ctx, env)
   addRegister(program, ctx)
@@ -73,6 +75,7 @@ Environment: DAGSTORE_DIR (--dir), DAGSTORE_LISTEN (serve --listen), DAGSTORE_TO
   addRecover(program, ctx)
   addVerify(program, ctx)
   addDestroy(program, ctx)
+  addMigrate(program, ctx, env)
   return program
 }
 

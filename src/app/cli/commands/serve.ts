@@ -5,10 +5,11 @@ import { CommandFailed, EXIT_OK } from '../errors.js'
 import { copyOption, intArg, verifyHashesOption, type EnvOptions } from '../options.js'
 import type { CopyPolicy } from '../../../base/types.js'
 import type { VerifyHashes } from '../../../base/index-types.js'
+import { advertiseOption, dbOption, nodeOption, type DatabaseOpts } from '../database.js'
 
 const DEFAULT_LISTEN = '127.0.0.1:8080'
 
-interface ServeOpts {
+interface ServeOpts extends DatabaseOpts {
   listen: string
   token?: string
   auth: boolean
@@ -33,11 +34,15 @@ export function addServe (program: Command, ctx: CliContext, env: EnvOptions): v
     .addOption(verifyHashesOption(true))
     .addOption(env.add(copyOption('remote shards: auto (read in place when the origin honours Range, else copy), always (copy), never (in place or fail)')
       .default('auto'), 'DAGSTORE_COPY'))
+    .addOption(dbOption(env, 'keep shard records and indices in this PostgreSQL-protocol database (postgres://…), shared by the nodes of a cluster'))
+    .addOption(nodeOption(env))
+    .addOption(advertiseOption(env))
     .action(async (opts: ServeOpts, cmd: Command) => {
       const g = ctx.globals(cmd)
       // Loaded here: the server (and gateway) code is for serve only; the other commands start faster without it.
       const { serve } = await import('../serve.js')
       const code = await serve({
+        database: { db: opts.db, node: opts.node, advertise: opts.advertise },
         cwd: ctx.io.cwd,
         dir: g.dir,
         listen: opts.listen,
