@@ -121,7 +121,6 @@ export interface ShardPage {
   next?: ShardKey
 }
 
-/** DAGStore.describeShard: ShardInfo plus where the shard's bytes are and how big it is. */
 /** How far the fetch and index of a shard has read its CAR (describeShard, while they run). */
 export interface ShardProgress {
   /** Bytes of the CAR read and indexed so far. */
@@ -130,6 +129,7 @@ export interface ShardProgress {
   size?: number
 }
 
+/** DAGStore.describeShard: ShardInfo plus where the shard's bytes are and how big it is. */
 export interface ShardDescription extends ShardInfo {
   key: ShardKey
   /** The mount URL the shard is persisted with, secrets included: show it as `redactUrl(url)`. */
