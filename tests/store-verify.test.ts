@@ -155,6 +155,11 @@ test('an index file replaced while the store runs (the store holds it in memory)
     assert.equal(await store.verifyShard('a'), { key: 'a', ok: true, blocks: good.length, problems: [], repaired: false })
     // The file itself holds the data's index again, as a repo without a cache reads it.
     assert.equal([...await new FsIndexRepo(join(dir, 'index')).get('a')], good)
+    // A file deleted while the store runs (and still holds the index): seen, and written back.
+    await rm(behind.pathOf('a'))
+    const gone = await store.verifyShard('a', { repair: true })
+    assert.equal([gone.ok, gone.repaired, gone.problems.map((p) => p.code)], [false, true, ['ERR_INDEX_NOT_FOUND']])
+    assert.equal([...await new FsIndexRepo(join(dir, 'index')).get('a')], good)
   } finally {
     await store.close()
   }
