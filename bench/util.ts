@@ -33,6 +33,13 @@ export async function sleep (ms: number): Promise<void> {
 }
 
 /** 1234567.8 → "1,234,568"; small values keep `digits` significant decimals. */
+/** The median of `values` (the mean of the middle two for an even count). */
+export function median (values: number[]): number {
+  const s = values.slice().sort((a, b) => a - b)
+  const mid = s.length >> 1
+  return s.length % 2 === 1 ? s[mid] as number : ((s[mid - 1] as number) + (s[mid] as number)) / 2
+}
+
 export function fmt (value: number, digits = 0): string {
   if (!Number.isFinite(value)) return String(value)
   const d = Math.abs(value) >= 1000 ? 0 : digits

@@ -161,6 +161,42 @@ skipping('a reader without a size: CARv2 index read in pieces', async () => {
   assert.equal(indexMap(result.index), await oracleIndex(car.v1))
 })
 
+skipping('a reader that answers probes now (a local file): the same index, probes answered without waiting', async () => {
+  const car = encodeCar([makeBlock('raw', patterned(100, 1)), ...bigBlocks(200, 70_000, 2)])
+  const { dir, cleanup } = await tempDir()
+  try {
+    const path = join(dir, 'big-blocks.car')
+    await writeFile(path, car.bytes)
+    const reader = await openFileReader(path)
+    try {
+      const readNow = reader.readNow as NonNullable<MountReader['readNow']>
+      let answered = 0
+      const counted: MountReader = {
+        size: reader.size,
+        stream: reader.stream,
+        read: reader.read,
+        close: reader.close,
+        readNow: (position, length) => {
+          const got = readNow(position, length)
+          if (got !== undefined) answered++
+          return got
+        }
+      }
+      const withNow = await indexCar(counted, { skipThreshold: 1024 })
+      const without = await indexCar({ ...counted, readNow: undefined }, { skipThreshold: 1024 })
+      assert.equal(indexMap(withNow.index), indexMap(without.index))
+      assert.equal(indexMap(withNow.index), await oracleIndex(car.v1))
+      // Not an exact count: a reader stops answering now after slow reads (a loaded machine).
+      assert.ok(answered > 0, 'the scan probes through readNow')
+      assert.is(withNow.reads, without.reads, 'every probe counted as a read')
+    } finally {
+      await reader.close()
+    }
+  } finally {
+    await cleanup()
+  }
+})
+
 /** `inner` (stream, close, size) with its positional reads going through `read`. */
 function withRead (
   inner: TestReader, read: (innerRead: NonNullable<MountReader['read']>, position: number, length: number) => Promise<Uint8Array>

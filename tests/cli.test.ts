@@ -493,6 +493,10 @@ test('npm start: serves, imports the sample (idempotently), prints a curl-able b
       const res = await fetchBytes(url)
       assert.is(res.status, 200)
       assert.ok(res.body.equals(first.bytes), 'the block bytes')
+      // The status page is where it says.
+      const page = await fetchBytes(at(await start.waitFor(/^status page: (http:\/\/127\.0\.0\.1:\d+\/)$/m), 1))
+      assert.is(page.status, 200)
+      assert.match(page.body.toString('utf8'), /<title>dagstore status<\/title>/)
       assert.equal(await start.stop('SIGTERM'), { code: 0, signal: null })
     } finally {
       await start.kill()

@@ -17,7 +17,7 @@ function series (text: string, name: string): number | undefined {
   return line === undefined ? undefined : Number(line.slice(name.length + 1))
 }
 
-test('ops by type and outcome, shards by state, fetch bytes, indexed blocks, transients bytes', async (ctx) => {
+test('ops by type and outcome, shards by state, fetch bytes, indexed blocks, transients bytes and budget', async (ctx) => {
   const { store } = await openStore(ctx.dir, { gc: { maxTransientsBytes: 10 * sampleBytes.byteLength } })
   try {
     await store.register('local', new FileMount(SAMPLE))
@@ -38,6 +38,7 @@ test('ops by type and outcome, shards by state, fetch bytes, indexed blocks, tra
     assert.is(series(text, 'dagstore_index_duration_seconds_count{outcome="ok"}'), 2)
     assert.is(series(text, 'dagstore_transients_bytes'), sampleBytes.byteLength)
     assert.is(series(text, 'dagstore_transients_reserved_bytes'), 0)
+    assert.is(series(text, 'dagstore_transients_limit_bytes'), 10 * sampleBytes.byteLength)
   } finally {
     await store.close()
   }

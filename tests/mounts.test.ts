@@ -181,6 +181,24 @@ reader('rejects bad ranges and directories', async () => {
   }
 })
 
+reader('readNow answers small reads of a finished file synchronously, with read()\'s bytes', async () => {
+  const r = await openFileReader(SAMPLE)
+  try {
+    const readNow = r.readNow as NonNullable<typeof r.readNow>
+    for (const [position, length] of [[0, 1], [11, 4096], [sampleBytes.byteLength - 10, 100], [sampleBytes.byteLength + 5, 10]] as const) {
+      const now = readNow(position, length)
+      assert.ok(now !== undefined, `readNow(${position}, ${length})`)
+      assert.equal(Buffer.from(now), Buffer.from(await r.read!(position, length)))
+    }
+    // Block data is read() work: only header-sized reads are answered now.
+    assert.is(readNow(0, 1024 * 1024), undefined)
+    assert.throws(() => readNow(-1, 1), RangeError)
+  } finally {
+    await r.close()
+  }
+  assert.is(r.readNow?.(0, 10), undefined, 'a closed reader answers nothing now')
+})
+
 reader.run()
 
 // ---------------------------------------------------------------------------------------------

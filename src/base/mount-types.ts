@@ -19,6 +19,14 @@ export interface MountReader {
   stream: (start?: number) => AsyncIterable<Uint8Array>
   /** Exactly `length` bytes at `position`, fewer only at end of data. Present when the mount's info().random. */
   read?: ((position: number, length: number) => Promise<Uint8Array>) | undefined
+  /**
+   * Optional: the bytes `read` would give, now and without waiting, when the reader can answer
+   * at once (a local file whose pages are in memory); `undefined` when it cannot — then use
+   * `read`. An indexer probing thousands of section headers uses it to avoid a thread-pool round
+   * trip per header. An implementation must never block for long: a read that would wait for a
+   * device answers `undefined`.
+   */
+  readNow?: ((position: number, length: number) => Uint8Array | undefined) | undefined
   close: () => Promise<void>
 }
 

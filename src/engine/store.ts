@@ -85,7 +85,7 @@ export class DAGStore {
       stats: () => this.phase === 'started' ? this.stats() : Object.fromEntries(SHARD_STATES.map((s) => [s, 0])) as Record<ShardState, number>,
       transients: () => this.budget === undefined
         ? undefined
-        : { bytes: this.budget.usedBytes - this.budget.reservedBytes, reserved: this.budget.reservedBytes },
+        : { bytes: this.budget.usedBytes - this.budget.reservedBytes, reserved: this.budget.reservedBytes, limit: this.budget.maxBytes },
       sections: () => this.sections.stats()
     })
   }

@@ -98,6 +98,20 @@ export function mountConformance (test: RegisterTest, make: () => Promise<MountU
     })
   }))
 
+  test('readNow(position, length), when offered, gives read()\'s bytes or undefined', () => using(async ({ mount, expected }) => {
+    await withReader(mount, async (reader) => {
+      if (reader.readNow === undefined) return
+      const readNow = reader.readNow.bind(reader)
+      const n = expected.byteLength
+      const mid = Math.floor(n / 2)
+      const cases = [[0, Math.min(64, n), 'start'], [mid, Math.min(100, n - mid), 'middle'], [n + 10, 10, 'past the end']] as const
+      for (const [position, length, what] of cases) {
+        const got = readNow(position, length)
+        if (got !== undefined) assertSameBytes(got, expected.subarray(Math.min(position, n), Math.min(n, position + length)), what)
+      }
+    })
+  }))
+
   test('reader close() is idempotent', () => using(async ({ mount }) => {
     const reader = await mount.fetch()
     await reader.close()

@@ -178,6 +178,7 @@ async function serveRepo (
     await publishServeFile(dir, { pid: process.pid, url, auth, startedAt: new Date().toISOString() })
     o.out(`dagstore serving ${dir} at ${server.url} (pid ${process.pid})`)
     o.out(auth === 'file' ? `admin API token: ${dir}/token` : auth === 'token' ? 'admin API token: as given' : 'admin API: no auth (loopback only)')
+    o.out(`status page: ${url}/`)
     if (o.importSample && stopping === undefined) {
       const sample = await ensureSample(store)
       o.out(`sample shard ${JSON.stringify(sample.key)} ${sample.action}: ${sample.blocks ?? '?'} blocks; one of them:`)

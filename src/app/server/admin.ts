@@ -1,5 +1,5 @@
 /**
- * The admin JSON API: shards (list, describe, register, destroy, recover), gc, find, events.
+ * The admin JSON API: shards (list, describe, register, destroy, recover), gc, find, events, status.
  * Routing only: index.ts authenticates before any handler here runs.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
@@ -17,6 +17,7 @@ import { CODE } from '../../base/errors/codes.js'
 import { codeOf } from '../../base/errors/inspect.js'
 import { localFile, type AllowRoots } from './allow-roots.js'
 import { streamTraces } from './sse.js'
+import type { StatusJson } from './status.js'
 import { listQuery } from './list-query.js'
 import { gatherPage } from './list-page.js'
 import { encodeCursor } from '../cursor.js'
@@ -38,6 +39,8 @@ export interface AdminOptions {
   onError: (err: unknown, context: string) => void
   /** Called before a destroy: drops references the server itself holds (the gateway's cached accessor). */
   release: (key: string) => Promise<void>
+  /** GET /status: the status page's counts, transients and rates. */
+  status: () => Promise<StatusJson>
 }
 
 /** `param` is the path segment the route's pattern captures ('' for routes without one). */
@@ -72,7 +75,8 @@ export class AdminApi {
       { pattern: /^\/shards\/([^/]+)\/verify$/, methods: { POST: this.verify } },
       { pattern: /^\/gc$/, methods: { POST: this.gc } },
       { pattern: /^\/find\/([^/]+)$/, methods: { GET: this.find } },
-      { pattern: /^\/events$/, methods: { GET: this.events }, noHead: true }
+      { pattern: /^\/events$/, methods: { GET: this.events }, noHead: true },
+      { pattern: /^\/status$/, methods: { GET: this.status } }
     ]
   }
 
@@ -226,6 +230,10 @@ export class AdminApi {
     }
     const shards = await this.store.shardsContainingCid(cid)
     sendJson(res, 200, { cid: cid.toString(), shards } satisfies FindJson)
+  }
+
+  private async status (_req: IncomingMessage, res: ServerResponse): Promise<void> {
+    sendJson(res, 200, await this.options.status())
   }
 
   private async events (req: IncomingMessage, res: ServerResponse): Promise<void> {

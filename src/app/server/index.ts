@@ -1,6 +1,7 @@
 /**
  * `dagstore serve`'s HTTP server: the block gateway (/ipfs/…), whole shards (/car/…), /metrics,
- * /healthz and the admin JSON API on one node:http server, with request limits and a graceful close.
+ * /healthz, the status page (/) and the admin JSON API on one node:http server, with request
+ * limits and a graceful close.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
@@ -17,6 +18,8 @@ import { isLoopback } from '../loopback.js'
 import { HttpError, sendError, sendJson } from './http-util.js'
 import { CODE, httpStatusOf } from '../../base/errors/codes.js'
 import { codeOf } from '../../base/errors/inspect.js'
+import { serveStatusPage, statusPageFile } from './status-page.js'
+import { StatusSampler } from './status.js'
 
 export interface ServeLimits {
   /** Request bodies above this get 413. Default 1 MiB. */
@@ -59,6 +62,8 @@ export interface ServeOptions {
   shutdownTimeoutMs?: number
   /** Comment line sent on every /events stream this often. Default 15 s (at most half of limits.idleTimeoutMs). */
   sseHeartbeatMs?: number
+  /** How often the server samples its rates (ops/s, requests/s, bytes/s) for GET /status and the status page. Default 2000 ms. */
+  rateSampleMs?: number
   /** Errors no response can carry (a failing handler after its headers went out, ...). Default: one line on stderr. */
   onError?: (err: unknown, context: string) => void
 }
@@ -123,10 +128,21 @@ export async function startServer (store: DAGStore, options: ServeOptions = {}):
   // Heartbeats are what keep an /events stream inside the idle timeout.
   const defaultHeartbeatMs = limits.idleTimeoutMs > 0 ? Math.max(1, Math.min(15_000, Math.floor(limits.idleTimeoutMs / 2))) : 15_000
   const heartbeatMs = positiveMs(options.sseHeartbeatMs, defaultHeartbeatMs, 'sseHeartbeatMs')
+  const rateSampleMs = positiveMs(options.rateSampleMs, 2000, 'rateSampleMs')
   const allowRoots = await AllowRoots.resolve(options.allowRoots ?? [])
   const onError = options.onError ?? defaultReport
   const authorize = token === null ? loopbackCheck() : bearerCheck(token)
   const closing = new AbortController()
+  // What the status page plots: requests answered, and bytes sent (closed connections' plus the open ones' so far).
+  let requests = 0
+  let bytesOfClosed = 0
+  const sockets = new Set<Socket>()
+  const bytesSent = (): number => {
+    let n = bytesOfClosed
+    for (const socket of sockets) n += socket.bytesWritten
+    return n
+  }
+  const sampler = new StatusSampler(store, { requests: () => requests, bytesSent }, rateSampleMs, onError)
   const admin = new AdminApi(store, {
     mounts: options.mounts ?? new MountRegistry(),
     allowRoots,
@@ -135,7 +151,8 @@ export async function startServer (store: DAGStore, options: ServeOptions = {}):
     heartbeatMs,
     closing: closing.signal,
     onError,
-    release: async (key) => { await gateway.evict(key) }
+    release: async (key) => { await gateway.evict(key) },
+    status: async () => await sampler.status()
   })
   // One registry: /metrics shows the store's series and the gateway's together.
   const gateway: Gateway = createGateway(store, { registry: store.metrics })
@@ -167,6 +184,12 @@ export async function startServer (store: DAGStore, options: ServeOptions = {}):
       }
       return
     }
+    const pageFile = statusPageFile(path)
+    if (pageFile !== undefined) {
+      if (method !== 'GET' && method !== 'HEAD') throw notAllowed(method, path, ['GET', 'HEAD'])
+      await serveStatusPage(req, res, pageFile)
+      return
+    }
     if (isCarPath(path)) {
       await serveCar(store, req, res, path)
       return
@@ -192,6 +215,7 @@ export async function startServer (store: DAGStore, options: ServeOptions = {}):
     // rather than node's 431 (which still answers a request line + headers past this size).
     maxHeaderSize: Math.max(16 * 1024, limits.maxUrlLength + 16 * 1024)
   }, (req, res) => {
+    requests++
     res.once('close', () => {
       // A response finished during close() leaves its kept-alive connection idle: close it now.
       if (closing.signal.aborted) setImmediate(() => { server.closeIdleConnections() })
@@ -207,10 +231,12 @@ export async function startServer (store: DAGStore, options: ServeOptions = {}):
   server.keepAliveTimeout = limits.keepAliveTimeoutMs
   server.maxConnections = limits.maxConnections
   server.timeout = limits.idleTimeoutMs
-  const sockets = new Set<Socket>()
   server.on('connection', (socket: Socket) => {
     sockets.add(socket)
-    socket.once('close', () => { sockets.delete(socket) })
+    socket.once('close', () => {
+      bytesOfClosed += socket.bytesWritten
+      sockets.delete(socket)
+    })
   })
 
   try {
@@ -226,6 +252,7 @@ export async function startServer (store: DAGStore, options: ServeOptions = {}):
     throw err
   }
   server.on('error', (err) => { onError(err, 'http server') })
+  sampler.start()
   const address = server.address() as AddressInfo
   const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address
 
@@ -233,6 +260,7 @@ export async function startServer (store: DAGStore, options: ServeOptions = {}):
   const close = async (): Promise<void> => {
     closed ??= (async () => {
       closing.abort()
+      sampler.stop()
       const drained = new Promise<void>((resolve) => { server.close(() => { resolve() }) })
       server.closeIdleConnections()
       let timer: NodeJS.Timeout | undefined

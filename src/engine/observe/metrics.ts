@@ -20,8 +20,8 @@ export type OpOutcome = 'applied' | 'rejected'
 
 export interface MetricsSources {
   stats: () => Record<ShardState, number>
-  /** Bytes of store-owned transients (plus reservations), when automated GC keeps count. */
-  transients: () => { bytes: number, reserved: number } | undefined
+  /** Bytes of store-owned transients, reservations and the budget, when automated GC keeps count. */
+  transients: () => { bytes: number, reserved: number, limit: number } | undefined
   /** The section cache of shards read in place. */
   sections: () => SectionCacheStats
 }
@@ -99,6 +99,15 @@ export class StoreMetrics {
       collect () {
         const t = sources.transients()
         if (t !== undefined) this.set(t.reserved)
+      }
+    })
+    new Gauge({ // eslint-disable-line no-new
+      name: 'dagstore_transients_limit_bytes',
+      help: 'The transients budget, gc.maxTransientsBytes (when set).',
+      registers,
+      collect () {
+        const t = sources.transients()
+        if (t !== undefined) this.set(t.limit)
       }
     })
     this.remoteMetrics(registers, sources.sections)

@@ -290,6 +290,17 @@ async function indexPositional (reader: MountReader, options: IndexOptions): Pro
     bytesRead += got.length
     return got
   }
+  const readNowFn = reader.readNow?.bind(reader)
+  const readNow = readNowFn === undefined
+    ? undefined
+    : (position: number, length: number): Uint8Array | undefined => {
+        const got = readNowFn(position, length)
+        if (got !== undefined) {
+          reads++
+          bytesRead += got.length
+        }
+        return got
+      }
   // A read that stalls (a slow or hung device) must not pin an aborted job: one listener fails
   // whichever read is being waited for, as StreamSource does for a stalled stream.
   let rejectWait: ((err: Error) => void) | undefined
@@ -304,19 +315,29 @@ async function indexPositional (reader: MountReader, options: IndexOptions): Pro
     }).finally(() => { rejectWait = undefined })
   }
   try {
-    return await scanPositional(reader, options, read, wait, () => ({ reads, bytesRead }))
+    return await scanPositional(reader, options, { read, readNow, wait }, () => ({ reads, bytesRead }))
   } finally {
     signal?.removeEventListener('abort', onAbort)
   }
 }
 
+/** How the positional scan reads: `read` + `wait` always; `readNow` when the reader can answer small reads synchronously. */
+interface PositionalReads {
+  read: (position: number, length: number) => Promise<Uint8Array>
+  readNow: ((position: number, length: number) => Uint8Array | undefined) | undefined
+  wait: (bytes: Promise<Uint8Array>) => Promise<Uint8Array>
+}
+
+/** Synchronous probing hands the event loop back this often. */
+const READ_NOW_SLICE_MS = 2
+
 async function scanPositional (
   reader: MountReader,
   options: IndexOptions,
-  read: (position: number, length: number) => Promise<Uint8Array>,
-  wait: (bytes: Promise<Uint8Array>) => Promise<Uint8Array>,
+  reads: PositionalReads,
   counts: () => { reads: number, bytesRead: number }
 ): Promise<CarIndexResult> {
+  const { read, readNow, wait } = reads
   const signal = options.signal
   const windowSize = positiveInt('windowSize', options.windowSize, DEFAULT_WINDOW_SIZE)
   const probeSize = positiveInt('probeSize', options.probeSize, DEFAULT_PROBE_SIZE)
@@ -342,6 +363,10 @@ async function scanPositional (
   // few are issued at once, at the positions that length predicts. A wrong guess costs one
   // small read.
   const guesses = new Map<number, Promise<Uint8Array>>()
+  // Probes answered synchronously (a file in the page cache) need no guesses; the scan still
+  // yields to the event loop every slice, so other work is never held up for long.
+  let answeredNow = false
+  let sliceStart = performance.now()
   while (!parser.done) {
     checkAborted(signal)
     const position = parser.position
@@ -365,7 +390,18 @@ async function scanPositional (
       chunk = await wait(ahead.bytes)
       if (skipped > 0) chunk = chunk.subarray(Math.min(skipped, chunk.length))
     } else {
-      chunk = await wait(read(base + position, size))
+      const now = probing ? readNow?.(base + position, size) : undefined
+      answeredNow = now !== undefined
+      if (now !== undefined) {
+        chunk = now
+        if (performance.now() - sliceStart > READ_NOW_SLICE_MS) {
+          await new Promise<void>((resolve) => { setImmediate(resolve) })
+          sliceStart = performance.now()
+        }
+      } else {
+        chunk = await wait(read(base + position, size))
+        sliceStart = performance.now()
+      }
     }
     ahead = undefined
     for (const p of guesses.keys()) if (p <= position) guesses.delete(p)
@@ -392,7 +428,7 @@ async function scanPositional (
     // what tells a truncated file from a complete one.
     if (skip >= skipThreshold || (probing && skip > 1)) parser.skipAhead(skip - 1)
     const length = scan.lastLength
-    if (probing && parser.pendingSkip === 1 && length === scan.previousLength) {
+    if (probing && !answeredNow && parser.pendingSkip === 1 && length === scan.previousLength) {
       // Now at the last byte of a section of `length`: if the next ones are as long, the
       // probe after each starts `length` further on.
       for (let k = 1, p = parser.position + length; k <= GUESS_DEPTH && p < limit; k++, p += length) {

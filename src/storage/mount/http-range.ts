@@ -6,6 +6,7 @@ import { Agent as HttpsAgent } from 'node:https'
 import type { Socket } from 'node:net'
 import { abortErrorFrom } from '../../base/errors.js'
 import type { RangeTransport } from '../remote/types.js'
+import { PieceCutter, type Chunks } from '../remote/chunks.js'
 import {
   HttpChangedError, HttpLengthMismatchError, HttpRangeError, HttpStatusError, HttpTimeoutError, networkError, retryable, statusError
 } from './http-errors.js'
@@ -136,10 +137,10 @@ export function rangeTransport (target: RequestTarget, policy: RetryPolicy, prob
   const pooled: RequestTarget = { ...target, agent }
   const slots = new Slots(MAX_CONNECTIONS)
   return {
-    read: async (position, length, signal) => await withRetries(policy, signal, async () => {
+    read: async (position, length, pieceBytes, signal) => await withRetries(policy, signal, async () => {
       await slots.take(signal)
       try {
-        return await readOnce(pooled, probe, position, length, signal)
+        return await readOnce(pooled, probe, position, length, pieceBytes, signal)
       } finally {
         slots.give()
       }
@@ -189,7 +190,9 @@ class Slots {
   }
 }
 
-async function readOnce (target: RequestTarget, probe: RangedProbe, position: number, length: number, signal: AbortSignal): Promise<Uint8Array> {
+async function readOnce (
+  target: RequestTarget, probe: RangedProbe, position: number, length: number, pieceBytes: number, signal: AbortSignal
+): Promise<Chunks[]> {
   const href = target.shown
   const last = position + length - 1
   const asked = `bytes=${position}-${last}`
@@ -214,14 +217,13 @@ async function readOnce (target: RequestTarget, probe: RangedProbe, position: nu
     if (declared !== undefined && declared !== length) {
       throw new HttpLengthMismatchError(`HTTP GET ${href}: Content-Length ${declared} for ${asked}`)
     }
-    // Not from Buffer's shared pool: a small block would pin a pool slab while it is cached.
-    const out = Buffer.allocUnsafeSlow(length)
+    const pieces = new PieceCutter(pieceBytes)
     let at = 0
     try {
       for await (const chunk of res as AsyncIterable<Buffer>) {
         ex.received(chunk.byteLength)
         if (at + chunk.byteLength > length) throw new HttpLengthMismatchError(`HTTP GET ${href}: body longer than the ${length} bytes of ${asked}`)
-        out.set(chunk, at)
+        pieces.push(chunk)
         at += chunk.byteLength
       }
     } catch (err) {
@@ -234,7 +236,7 @@ async function readOnce (target: RequestTarget, probe: RangedProbe, position: nu
     }
     if (at < length) throw retryable(new HttpLengthMismatchError(`HTTP GET ${href}: body ended after ${at} of ${length} bytes of ${asked}`))
     complete = true
-    return out
+    return pieces.finish()
   } finally {
     if (complete) ex.release()
     else ex.destroy()

@@ -1,4 +1,5 @@
 import { AbortError, DAGStoreError, abortErrorFrom } from '../../base/errors.js'
+import type { Chunks } from './chunks.js'
 
 /**
  * One request for [start, end) of a source, in flight or still waiting for its reservation,
@@ -11,15 +12,18 @@ export class Flight {
   readonly end: number
   /** A section index, or `${start}:${length}` for an exact random get. */
   readonly slot: number | string
-  readonly done: Promise<Uint8Array>
+  /** The bytes from `start`, in pieces of `pieceBytes` (a section each, or one exact extent). */
+  readonly done: Promise<Chunks[]>
+  readonly pieceBytes: number
   readonly #controller = new AbortController()
   #interest = 0
   #settled = false
 
-  constructor (start: number, end: number, slot: number | string, run: (signal: AbortSignal) => Promise<Uint8Array>) {
+  constructor (start: number, end: number, slot: number | string, pieceBytes: number, run: (signal: AbortSignal) => Promise<Chunks[]>) {
     this.start = start
     this.end = end
     this.slot = slot
+    this.pieceBytes = pieceBytes
     this.done = run(this.#controller.signal).finally(() => { this.#settled = true })
     // Handled here: a flight every reader left rejects with nobody to see it.
     this.done.catch(() => {})
@@ -45,10 +49,10 @@ export function stoppedBy (signal: AbortSignal): Error {
   return reason instanceof DAGStoreError ? reason : abortErrorFrom(signal)
 }
 
-/** The flight's bytes, or the signal's error as soon as it fires. The caller has joined the flight and leaves it. */
-export async function waitFor (flight: Flight, signal: AbortSignal): Promise<Uint8Array> {
+/** The flight's pieces, or the signal's error as soon as it fires. The caller has joined the flight and leaves it. */
+export async function waitFor (flight: Flight, signal: AbortSignal): Promise<Chunks[]> {
   if (signal.aborted) throw stoppedBy(signal)
-  return await new Promise<Uint8Array>((resolve, reject) => {
+  return await new Promise<Chunks[]>((resolve, reject) => {
     const onAbort = (): void => { reject(stoppedBy(signal)) }
     signal.addEventListener('abort', onAbort, { once: true })
     flight.done.then(

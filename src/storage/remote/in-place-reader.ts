@@ -2,6 +2,7 @@ import { setMaxListeners } from 'node:events'
 import type { MountReader } from '../../base/mount-types.js'
 import { ReaderClosedError } from './errors.js'
 import { waitFor, type Flight } from './flight.js'
+import { chunksFrom, type Chunks } from './chunks.js'
 import { ReadAhead } from './read-ahead.js'
 import type { SectionCache } from './section-cache.js'
 import type { Source } from './source.js'
@@ -97,28 +98,29 @@ export class InPlaceReader implements MountReader {
           for (let k = 0; k < got.count; k++) ahead.set(i + k, got.flight)
           i += got.count
         }
-        let data: Uint8Array
-        let base = index * sectionBytes
+        let data: Chunks
+        const base = index * sectionBytes
         if ('data' in answer) {
           data = answer.data
         } else {
           try {
-            data = await waitFor(answer.flight, signal)
-            base = answer.flight.start
+            // A request may have brought several sections: this step yields the one `pos` is in.
+            const { flight } = answer
+            const pieces = await waitFor(flight, signal)
+            data = pieces[(base - flight.start) / flight.pieceBytes] as Chunks
           } finally {
             answer.flight.leave()
           }
         }
         ahead.get(index)?.leave()
         ahead.delete(index)
-        // A request may have brought several sections: this step yields the one `pos` is in.
-        const to = Math.min(data.byteLength, (index + 1) * sectionBytes - base)
-        const chunk = data.subarray(pos - base, to)
-        pos = base + to
+        const from = pos - base
+        pos = base + data.byteLength
         readAhead.grow()
         this.#cache.readAheadChanged(readAhead.sections * sectionBytes - counted)
         counted = readAhead.sections * sectionBytes
-        yield chunk
+        // The chunks the section arrived in, as they are (views of the response's buffers).
+        yield * chunksFrom(data, from)
         source.passed(index)
       }
     } finally {

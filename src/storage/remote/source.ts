@@ -3,12 +3,13 @@ import { CODE } from '../../base/errors/codes.js'
 import { ReaderClosedError, RemoteReadTooLargeError } from './errors.js'
 import { Flight, waitFor } from './flight.js'
 import type { RangeTransport, SourceSpec, SourceStats } from './types.js'
+import { copyChunks, joinChunks, type Chunks } from './chunks.js'
 
 /** Bytes of a source the cache holds: an aligned section (slot = its index) or an exact random get (slot = `${start}:${length}`). */
 export interface Entry {
   readonly source: Source
   readonly start: number
-  readonly data: Uint8Array
+  readonly data: Chunks
   readonly slot: number | string
 }
 
@@ -33,7 +34,7 @@ export interface CacheCore {
 }
 
 /** A section a stream asked for: its bytes when cached, else a flight it has joined (and must leave). */
-export type SectionAnswer = { data: Uint8Array } | { flight: Flight }
+export type SectionAnswer = { data: Chunks } | { flight: Flight }
 
 /**
  * One version of one origin (URL + validator): its cached entries and its requests in flight,
@@ -76,9 +77,9 @@ export class Source {
     if (exact !== undefined) {
       core.touch(exact)
       core.counted(true)
-      return exact.data.slice()
+      return joinChunks(exact.data)
     }
-    const pieces: Array<{ start: number, data?: Uint8Array, flight?: Flight }> = []
+    const pieces: Array<{ start: number, data?: Chunks, flight?: Flight }> = []
     for (let x = position; x < end;) {
       const section = this.sections.get(Math.floor(x / core.sectionBytes))
       if (section !== undefined) {
@@ -101,10 +102,13 @@ export class Source {
     try {
       const out = new Uint8Array(n)
       for (const p of pieces) {
-        const data = p.data ?? await waitFor(p.flight as Flight, signal)
-        const from = Math.max(position, p.start)
-        const to = Math.min(end, p.start + data.byteLength)
-        out.set(data.subarray(from - p.start, to - p.start), from - position)
+        if (p.data !== undefined) {
+          copyChunks(p.data, p.start, out, position, end)
+          continue
+        }
+        const flight = p.flight as Flight
+        const got = await waitFor(flight, signal)
+        for (let k = 0; k < got.length; k++) copyChunks(got[k] as Chunks, flight.start + k * flight.pieceBytes, out, position, end)
       }
       return out
     } finally {
@@ -203,7 +207,10 @@ export class Source {
   #fly (start: number, end: number, slot: number | string, reserved: boolean): Flight {
     const core = this.#core
     const n = end - start
-    const flight = new Flight(start, end, slot, async (signal) => {
+    const section = core.sectionBytes
+    // Section requests come in one buffer per section; an exact random get in one piece.
+    const pieceBytes = typeof slot === 'number' ? section : n
+    const flight = new Flight(start, end, slot, pieceBytes, async (signal) => {
       let held = reserved
       try {
         // Nothing below may run before the constructor returns and the flight is registered.
@@ -216,25 +223,20 @@ export class Source {
         if (transport === undefined) throw new ReaderClosedError(`${this.label}: every reader is closed`)
         this.rangedRequests++
         core.requestStarted()
-        let data: Uint8Array
+        let pieces: Chunks[]
         try {
-          data = await transport.read(start, n, signal)
+          pieces = await transport.read(start, n, pieceBytes, signal)
         } finally {
           core.requestEnded()
         }
-        if (data.byteLength !== n) throw new DAGStoreError(`${this.label}: the transport returned ${data.byteLength} bytes for a read of ${n}`, CODE.ERR_HTTP_LENGTH_MISMATCH)
+        checkPieces(this.label, pieces, n, pieceBytes)
         this.bytesFetched += n
         held = false
-        const section = core.sectionBytes
-        if (typeof slot === 'number' && n > section) {
-          // Several sections: each cached on its own (a copy, so evicting one frees its bytes).
-          for (let k = 0; k * section < n; k++) {
-            core.store({ source: this, start: start + k * section, data: data.slice(k * section, Math.min(n, (k + 1) * section)), slot: slot + k })
-          }
-        } else {
-          core.store({ source: this, start, data, slot })
+        // Each section is cached (and evicted) on its own.
+        for (let k = 0; k < pieces.length; k++) {
+          core.store({ source: this, start: start + k * pieceBytes, data: pieces[k] as Chunks, slot: typeof slot === 'number' ? slot + k : slot })
         }
-        return data
+        return pieces
       } finally {
         if (held) core.release(n)
         this.flights.delete(flight)
@@ -244,4 +246,15 @@ export class Source {
     this.flights.add(flight)
     return flight
   }
+}
+
+/** A transport's answer must be exactly the pieces asked for. */
+function checkPieces (label: string, pieces: Chunks[], n: number, pieceBytes: number): void {
+  let total = 0
+  for (let k = 0; k < pieces.length; k++) {
+    const len = (pieces[k] as Chunks).byteLength
+    if (len !== Math.min(pieceBytes, n - k * pieceBytes)) total = -1
+    if (total >= 0) total += len
+  }
+  if (total !== n) throw new DAGStoreError(`${label}: the transport returned ${pieces.length} pieces that do not make the ${n} bytes asked for`, CODE.ERR_HTTP_LENGTH_MISMATCH)
 }

@@ -1,10 +1,17 @@
+import type { Chunks } from './chunks.js'
+
 /**
  * What the section cache needs from an origin: positional reads of one fixed version of it.
  * HttpMount provides one per source (ranged GETs checked against the validator it probed).
  */
 export interface RangeTransport {
-  /** Exactly `length` bytes at `position`; the cache never asks past the end it was given. */
-  read: (position: number, length: number, signal: AbortSignal) => Promise<Uint8Array>
+  /**
+   * Exactly `length` bytes at `position`, in pieces of `pieceBytes` (the last one shorter when
+   * the length is not a multiple), each piece the chunks its bytes arrived in: a request for
+   * several sections is cached section by section without a copy. The cache never asks past
+   * the end it was given.
+   */
+  read: (position: number, length: number, pieceBytes: number, signal: AbortSignal) => Promise<Chunks[]>
   /** Lets go of connections: called once the source's last reader has closed. */
   close: () => Promise<void>
 }

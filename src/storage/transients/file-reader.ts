@@ -1,4 +1,4 @@
-import { close as fsClose, fstat as fsFstat, fstatSync, open as fsOpen, read as fsRead } from 'node:fs'
+import { close as fsClose, fstat as fsFstat, fstatSync, open as fsOpen, read as fsRead, readSync } from 'node:fs'
 import type { Stats } from 'node:fs'
 import { abortErrorFrom } from '../../base/errors.js'
 import type { GrowingFile } from './growing-file.js'
@@ -36,6 +36,16 @@ function closeFd (fd: number): Promise<void> {
     fsClose(fd, (err) => { if (err != null) reject(err); else resolve() })
   })
 }
+
+/** The largest read `readNow` answers: header probes, not block data. */
+const MAX_READ_NOW = 64 * 1024
+/**
+ * A synchronous read slower than this probably went to the device, not the page cache. A few in
+ * a row (one alone may be the process losing the CPU) and the reader stops answering `readNow`:
+ * its file is not in memory, and the event loop must not wait for a disk.
+ */
+const READ_NOW_SLOW_MS = 1
+const READ_NOW_SLOW_IN_A_ROW = 3
 
 function closedError (path: string): Error {
   // EBADF is what a read on a closed descriptor would give; we never let it reach the fd because
@@ -221,6 +231,37 @@ function readerOver (fd: number, identity: FileIdentity, extent: Extent, chunkSi
     return await readRange(position, position + length)
   }
 
+  // Only while reads keep coming back as fast as memory does.
+  let answersNow = true
+  let slowInARow = 0
+
+  /** A small read of a finished file, synchronously, while the file's pages prove to be in memory. */
+  function readNow (position: number, length: number): Uint8Array | undefined {
+    checkRange('position', position)
+    checkRange('length', length)
+    const limit = extent.size()
+    if (!answersNow || closed || length > MAX_READ_NOW || limit === undefined || extent.readable() < limit) return undefined
+    const end = Math.min(position + length, limit)
+    if (end <= position) return new Uint8Array(0)
+    const buf = Buffer.allocUnsafe(end - position)
+    const t = performance.now()
+    let got = 0
+    try {
+      while (got < buf.byteLength) {
+        const n = readSync(fd, buf, got, buf.byteLength - got, position + got)
+        if (n === 0) break
+        got += n
+      }
+    } catch {
+      // read() reports the error, with its own handling.
+      answersNow = false
+      return undefined
+    }
+    if (performance.now() - t <= READ_NOW_SLOW_MS) slowInARow = 0
+    else if (++slowInARow >= READ_NOW_SLOW_IN_A_ROW) answersNow = false
+    return got === buf.byteLength ? buf : buf.subarray(0, got)
+  }
+
   async function * stream (start = 0): AsyncGenerator<Uint8Array> {
     checkRange('start', start)
     let pos = start
@@ -264,6 +305,7 @@ function readerOver (fd: number, identity: FileIdentity, extent: Extent, chunkSi
   return {
     get size () { return extent.size() },
     read,
+    readNow,
     stream,
     close,
     file: identity,
