@@ -36,6 +36,8 @@ export interface ShardJson extends ShardInfoJson {
   placement?: 'local' | 'copy' | 'in-place'
   /** The shard's own copy policy, when registered with one. */
   copy?: CopyPolicy
+  /** While the shard is fetched and indexed: bytes of its CAR read so far, and its size when known. */
+  progress?: { bytes: number, size?: number }
 }
 
 /** GET /shards (a page) and `dagstore ls --json`. */
@@ -101,5 +103,6 @@ export function shardJson (d: ShardDescription): ShardJson {
   if (d.blocks !== undefined) out.blocks = d.blocks
   if (d.placement !== undefined) out.placement = d.placement
   if (d.copy !== undefined) out.copy = d.copy
+  if (d.progress !== undefined) out.progress = { ...d.progress }
   return out
 }

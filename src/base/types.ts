@@ -121,6 +121,14 @@ export interface ShardPage {
   next?: ShardKey
 }
 
+/** How far the fetch and index of a shard has read its CAR (describeShard, while they run). */
+export interface ShardProgress {
+  /** Bytes of the CAR read and indexed so far. */
+  bytes: number
+  /** The CAR's size, when known (a file's size, an HTTP Content-Length). */
+  size?: number
+}
+
 /** DAGStore.describeShard: ShardInfo plus where the shard's bytes are and how big it is. */
 export interface ShardDescription extends ShardInfo {
   key: ShardKey
@@ -140,4 +148,9 @@ export interface ShardDescription extends ShardInfo {
   placement?: 'local' | 'copy' | 'in-place'
   /** The shard's own copy policy, when it was registered with one. */
   copy?: CopyPolicy
+  /**
+   * While the shard is fetched and indexed (register, recover, a lazy shard's first acquire):
+   * how far that has read. Absent otherwise.
+   */
+  progress?: ShardProgress
 }

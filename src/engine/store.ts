@@ -294,6 +294,8 @@ export class DAGStore {
     else if (shard.inPlace === true) out.placement = 'in-place'
     else if (shard.transient !== undefined || shard.inPlace === false) out.placement = 'copy'
     if (shard.copy !== undefined) out.copy = shard.copy
+    const progress = shard.extra?.job?.progress
+    if (progress !== undefined) out.progress = { ...progress }
     const indexed = await core.indexRepo.stat(key).catch(() => undefined)
     if (indexed?.exists === true) out.blocks = indexed.size
     return out
