@@ -11,7 +11,7 @@ export type { DAGStoreOptions, GCOptions, RecoverOnStart, RemoteOptions } from '
 export { ShardState } from './base/types.js'
 export type {
   ShardKey, OpType, ShardInfo, ShardResult, ResultCallback, Trace, ReadBlockstore, ShardAccessor,
-  RegisterOpts, AcquireOpts, SignalOpts, DestroyOpts, GCResult, ShardDescription, CopyPolicy, ListShardsOptions, ShardPage,
+  RegisterOpts, AcquireOpts, SignalOpts, DestroyOpts, GCResult, ShardDescription, ShardProgress, CopyPolicy, ListShardsOptions, ShardPage,
   VerifyOpts, VerifyProblem, VerifyReport
 } from './base/types.js'
 

@@ -3,13 +3,15 @@
 import * as assert from 'uvu/assert'
 import { suite } from 'uvu'
 import { Writable } from 'node:stream'
-import { writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ByteProgress } from '../src/app/cli/progress.js'
 import { runCli } from '../src/app/cli/commands/program.js'
 import type { CliIo } from '../src/app/cli/io.js'
 import { dirSuite } from './helpers/store.js'
 import { encodeCar, makeBlock, patterned } from './helpers/car-gen.js'
+import { serve, type TestServer } from './helpers/http-server.js'
+import { cliEnv, startServe } from './helpers/cli.js'
 
 /** A stream that keeps what is written; `isTTY` decides which renderer the CLI picks. */
 class Captured extends Writable {
@@ -21,9 +23,38 @@ class Captured extends Writable {
     this.isTTY = isTTY
   }
 
+  private readonly watchers = new Set<() => void>()
+
   override _write (chunk: Buffer | string, _encoding: BufferEncoding, done: () => void): void {
     this.text += chunk.toString()
+    for (const l of this.watchers) l()
     done()
+  }
+
+  /** Resolves with the first match of `re` for which `accept` holds, once it is written. */
+  async waitFor (re: RegExp, accept: (m: RegExpExecArray) => boolean): Promise<RegExpExecArray> {
+    const find = (): RegExpExecArray | undefined => {
+      for (const m of this.text.matchAll(new RegExp(re.source, re.flags.includes('g') ? re.flags : re.flags + 'g'))) {
+        if (accept(m)) return m
+      }
+      return undefined
+    }
+    return await new Promise((resolve, reject) => {
+      // A guard against hanging the suite, not a timing assertion.
+      const timer = setTimeout(() => {
+        this.watchers.delete(check)
+        reject(new Error(`no ${String(re)} within 60 s in:\n${this.text}`))
+      }, 60_000)
+      const check = (): void => {
+        const m = find()
+        if (m === undefined) return
+        clearTimeout(timer)
+        this.watchers.delete(check)
+        resolve(m)
+      }
+      this.watchers.add(check)
+      check()
+    })
   }
 
   // What cli-progress's terminal calls on a TTY (readline.cursorTo and friends write escapes themselves).
@@ -83,11 +114,12 @@ async function bigCar (dir: string): Promise<{ path: string, size: number }> {
   return { path, size: bytes.byteLength }
 }
 
-async function register (dir: string, path: string, tty: boolean): Promise<{ code: number, stdout: string, stderr: string }> {
+async function register (
+  dir: string, path: string, tty: boolean, stderr = new Captured(tty), env: NodeJS.ProcessEnv = {}, extra: string[] = []
+): Promise<{ code: number, stdout: string, stderr: string }> {
   const stdout = new Captured(tty)
-  const stderr = new Captured(tty)
-  const io: CliIo = { stdout, stderr, exit: () => {}, env: {}, cwd: dir, stop: new AbortController().signal, onExit: () => () => {} }
-  const code = await runCli(['register', path, '--dir', join(dir, 'repo')], io)
+  const io: CliIo = { stdout, stderr, exit: () => {}, env, cwd: dir, stop: new AbortController().signal, onExit: () => () => {} }
+  const code = await runCli(['register', path, '--dir', join(dir, 'repo'), ...extra], io)
   return { code, stdout: stdout.text, stderr: stderr.text }
 }
 
@@ -112,3 +144,54 @@ cli('elsewhere no bar: plain lines only, and none for a read shorter than the in
 })
 
 cli.run()
+
+const served = dirSuite('register progress through a running serve')
+
+/**
+ * An origin that sends the first half of `body` at once and the rest only on `release()`: the
+ * server's register is held half way, for as long as the test needs to see its progress.
+ */
+async function heldOrigin (body: Uint8Array): Promise<TestServer & { release: () => void }> {
+  let release!: () => void
+  const released = new Promise<void>((resolve) => { release = resolve })
+  const half = Math.floor(body.byteLength / 2)
+  const srv = await serve((req, res) => {
+    res.writeHead(200, { 'content-type': 'application/vnd.ipld.car', 'content-length': body.byteLength })
+    if (req.method === 'HEAD') { res.end(); return }
+    res.write(body.subarray(0, half))
+    void released.then(() => { res.end(body.subarray(half)) })
+  })
+  return { ...srv, release }
+}
+
+/** Progress through a server, bar or lines: held half way until a share strictly between 0 and 100% is printed. */
+async function registerThroughServe (dir: string, tty: boolean, progress: RegExp): Promise<void> {
+  const { path } = await bigCar(dir)
+  const origin = await heldOrigin(await readFile(path))
+  const { serve: server } = await startServe(join(dir, 'repo'))
+  try {
+    const stderr = new Captured(tty)
+    // Copied (no Range offered anyway): the server indexes the download as it arrives.
+    const run = register(dir, origin.url.replace('sample-v1.car', 'big.car'), tty, stderr, cliEnv(), ['--copy', 'always'])
+    const seen = await stderr.waitFor(progress, (m) => Number(m[1]) > 0 && Number(m[1]) < 100)
+    origin.release()
+    const r = await run
+    assert.is(r.code, 0, r.stderr)
+    assert.match(r.stdout, /^registered big \(available, 64 blocks, 8\.0 MiB\)\n$/)
+    assert.match(seen[0], / of 8\.0 MiB/)
+  } finally {
+    origin.release()
+    await server.stop()
+    await origin.close()
+  }
+}
+
+served('on a terminal: the bar shows the bytes the server has read of a remote CAR, part way', async ({ dir }) => {
+  await registerThroughServe(dir, true, /register big \[[█░]+\] (\d+)% \| [\d.]+ [KM]iB of 8\.0 MiB \| /)
+})
+
+served('elsewhere: a plain line part way (the first comes after the 5 s interval)', async ({ dir }) => {
+  await registerThroughServe(dir, false, /^register big: [\d.]+ [KM]iB of 8\.0 MiB \((\d+)%\), [\d.]+ [KM]?i?B\/s$/m)
+})
+
+served.run()

@@ -74,7 +74,7 @@ test('direct mode: healthy and corrupted shards, an unknown key; lines, JSON and
   exits(json, 1, 'verify --json')
   const [g, b, n] = reports(json)
   assert.equal(g, { key: 'good', ok: true, blocks, problems: [], repaired: false })
-  assert.equal([b?.key, b?.ok, b?.problems.map((p) => p.code)], ['bad', false, ['ERR_INVALID_CAR']])
+  assert.equal([b?.key, b?.ok, b?.problems.map((p) => p.code)], ['bad', false, ['ERR_HASH_MISMATCH']])
   assert.match(b?.problems[0]?.message ?? '', new RegExp(`block hash mismatch for ${cid} at byte \\d+$`))
   assert.equal([n?.key, n?.ok, n?.problems.map((p) => p.code)], ['nope', false, ['ERR_SHARD_UNKNOWN']])
 
@@ -83,7 +83,7 @@ test('direct mode: healthy and corrupted shards, an unknown key; lines, JSON and
   exits(all, 1, 'verify --all --repair')
   const lines = all.stdout.trimEnd().split('\n')
   assert.match(lines[0] ?? '', /^FAILED bad: 1 problem$/)
-  assert.match(lines[1] ?? '', /^ {2}ERR_INVALID_CAR: invalid CAR: block hash mismatch for /)
+  assert.match(lines[1] ?? '', /^ {2}ERR_HASH_MISMATCH: block hash mismatch for /)
   assert.is(lines[2], `ok good: ${blocks} blocks`)
   assert.is(lines[3], 'verified 2 shards: 1 ok, 0 repaired, 1 failed')
 
@@ -121,7 +121,7 @@ test('through a running serve: the same reports; --repair goes through the route
     exits(first, 1, 'verify --all')
     assert.match(first.stderr, /using the server at/)
     const [b, g] = reports(first)
-    assert.equal([b?.key, b?.problems.map((p) => p.code)], ['bad', ['ERR_INVALID_CAR']])
+    assert.equal([b?.key, b?.problems.map((p) => p.code)], ['bad', ['ERR_HASH_MISMATCH']])
     assert.match(b?.problems[0]?.message ?? '', new RegExp(`block hash mismatch for ${cid} at byte \\d+$`))
     assert.equal([g?.key, g?.problems.map((p) => p.code)], ['good', ['ERR_INDEX_MISMATCH']])
     const repaired = await cli(['verify', 'good', '--repair', '--json', ...d])
@@ -208,7 +208,7 @@ test('--all on a terminal: a progress bar on stderr with the shard lines above i
   assert.is(code, 1, stderr.text)
   assert.is(stdout.text, 'verified 2 shards: 1 ok, 0 repaired, 1 failed\n')
   assert.match(stderr.text, /verifying \[[█░]+\] \d\/2 /)
-  assert.match(stderr.text, /FAILED bad: 1 problem\n {2}ERR_INVALID_CAR: /)
+  assert.match(stderr.text, /FAILED bad: 1 problem\n {2}ERR_HASH_MISMATCH: /)
   assert.match(stderr.text, /ok good: \d+ blocks\n/)
 })
 

@@ -33,4 +33,31 @@ test('url, local copy, size and indexed blocks; lazy shards have no size or bloc
   }
 })
 
+test('progress while the shard is fetched and indexed: bytes read part way and the size; gone once available', async (ctx) => {
+  const { store } = await openStore(ctx.dir)
+  let release = (): void => {}
+  try {
+    const half = Math.floor(sampleBytes.byteLength / 2)
+    const held = new Promise<void>((resolve) => { release = resolve })
+    const mount = new StreamMount(SAMPLE, { chunkSize: 16 * 1024, pause: (served) => served >= half ? held : undefined })
+    const registering = store.register('r', mount)
+    // The download stops half way; the indexer reads the copy as it arrives, up to there.
+    let d = await store.describeShard('r')
+    while ((d.progress?.bytes ?? 0) < half) {
+      await new Promise((resolve) => setTimeout(resolve, 5))
+      d = await store.describeShard('r')
+    }
+    assert.is(d.state, 'initializing')
+    assert.ok((d.progress?.bytes ?? 0) < sampleBytes.byteLength, `part way: ${JSON.stringify(d.progress)}`)
+    assert.is(d.progress?.size, sampleBytes.byteLength)
+    release()
+    await registering
+    const done = await store.describeShard('r')
+    assert.equal([done.state, done.progress], ['available', undefined])
+  } finally {
+    release()
+    await store.close()
+  }
+})
+
 test.run()

@@ -109,4 +109,22 @@ test('drop takes effect at once, cache included, even against a concurrent get',
   }
 })
 
+test('get with fromStorage reads the file under a cached index, and leaves the cache alone', async () => {
+  const { dir, cleanup } = await tempDir()
+  try {
+    const repo = new FsIndexRepo(dir)
+    const sample = await indexOf('sample-v1.car')
+    await repo.add('k', sample)
+    // Another writer replaces the file: this repo still has the old index in memory.
+    const [one] = [...sample]
+    if (one === undefined) throw new Error('sample-v1.car has blocks')
+    await new FsIndexRepo(dir).add('k', { size: 1, get: () => one.offset, [Symbol.iterator]: () => [one][Symbol.iterator]() })
+    assert.is((await repo.get('k')).size, sample.size)
+    assert.equal([...await repo.get('k', { fromStorage: true })], [one])
+    assert.is((await repo.get('k')).size, sample.size)
+  } finally {
+    await cleanup()
+  }
+})
+
 test.run()

@@ -2,7 +2,7 @@
 // full index and top-level entries; `repair` rewrites the indices of sound data. Real LevelDB
 // and index files in a temp dir; damage is done behind the store, between two runs of it.
 import * as assert from 'uvu/assert'
-import { copyFile, rm } from 'node:fs/promises'
+import { copyFile, rm, stat, truncate } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Level } from 'level'
 import { sha256 } from 'multiformats/hashes/sha2'
@@ -46,7 +46,7 @@ test('a healthy shard verifies ok, with its block count', async ({ dir }) => {
   }
 })
 
-test('a block whose data does not hash to its CID: ERR_INVALID_CAR naming the CID and byte, not repairable', async ({ dir }) => {
+test('a block whose data does not hash to its CID: ERR_HASH_MISMATCH naming the CID and byte, not repairable', async ({ dir }) => {
   const { store } = await openStore(dir)
   try {
     const path = await sampleCopy(dir)
@@ -56,12 +56,25 @@ test('a block whose data does not hash to its CID: ERR_INVALID_CAR naming the CI
     for (const repair of [false, true]) {
       const report = await store.verifyShard('a', { repair })
       assert.equal([report.ok, report.blocks, report.repaired], [false, 0, false], `repair ${String(repair)}`)
-      assert.equal(report.problems.map((p) => p.code), ['ERR_INVALID_CAR'])
+      assert.equal(report.problems.map((p) => p.code), ['ERR_HASH_MISMATCH'])
       assert.match(report.problems[0]?.message ?? '', new RegExp(`block hash mismatch for ${cid} at byte \\d+$`))
     }
     // The indices of bad data are left alone, and the shard keeps its state.
     assert.equal([...await store.getIterableIndex('a')], before)
     assert.is(store.getShardInfo('a').state, 'available')
+  } finally {
+    await store.close()
+  }
+})
+
+test('a CAR cut short in a block: ERR_INVALID_CAR (damage to the structure, not to a block\'s bytes)', async ({ dir }) => {
+  const { store } = await openStore(dir)
+  try {
+    const path = await sampleCopy(dir)
+    await store.register('a', new FileMount(path))
+    await truncate(path, (await stat(path)).size - 10)
+    const report = await store.verifyShard('a')
+    assert.equal([report.ok, report.problems.map((p) => p.code)], [false, ['ERR_INVALID_CAR']])
   } finally {
     await store.close()
   }
@@ -120,6 +133,33 @@ test('an altered full index: each wrong entry reported; repair rewrites it and t
     } finally {
       await acc.close()
     }
+  } finally {
+    await store.close()
+  }
+})
+
+test('an index file replaced while the store runs (the store holds it in memory): verify reads the file, repair rewrites it', async ({ dir }) => {
+  const { store } = await openStore(dir)
+  try {
+    await store.register('a', new FileMount(await sampleCopy(dir)))
+    const good = [...await store.getIterableIndex('a')]
+    const [first, ...rest] = good
+    if (first === undefined) throw new Error('sample-v1.car has blocks')
+    const behind = new FsIndexRepo(join(dir, 'index'))
+    await behind.add('a', indexOf([{ multihash: first.multihash, offset: first.offset + 7 }, ...rest]))
+    const report = await store.verifyShard('a')
+    assert.equal([report.ok, report.problems.map((p) => p.code)], [false, ['ERR_INDEX_MISMATCH']])
+    assert.match(report.problems[0]?.message ?? '', `the full index says ${first.offset + 7}`)
+    const repaired = await store.verifyShard('a', { repair: true })
+    assert.equal([repaired.ok, repaired.repaired], [false, true])
+    assert.equal(await store.verifyShard('a'), { key: 'a', ok: true, blocks: good.length, problems: [], repaired: false })
+    // The file itself holds the data's index again, as a repo without a cache reads it.
+    assert.equal([...await new FsIndexRepo(join(dir, 'index')).get('a')], good)
+    // A file deleted while the store runs (and still holds the index): seen, and written back.
+    await rm(behind.pathOf('a'))
+    const gone = await store.verifyShard('a', { repair: true })
+    assert.equal([gone.ok, gone.repaired, gone.problems.map((p) => p.code)], [false, true, ['ERR_INDEX_NOT_FOUND']])
+    assert.equal([...await new FsIndexRepo(join(dir, 'index')).get('a')], good)
   } finally {
     await store.close()
   }

@@ -39,6 +39,8 @@ export interface ShardJson extends ShardInfoJson {
   copy?: CopyPolicy
   /** The node owning the shard, when the store is part of a cluster (serve --db). */
   node?: string
+  /** While the shard is fetched and indexed: bytes of its CAR read so far, and its size when known. */
+  progress?: { bytes: number, size?: number }
 }
 
 /** GET /shards (a page) and `dagstore ls --json`. */
@@ -132,5 +134,6 @@ export function shardJson (d: ShardDescription): ShardJson {
   if (d.placement !== undefined) out.placement = d.placement
   if (d.copy !== undefined) out.copy = d.copy
   if (d.node !== undefined) out.node = d.node
+  if (d.progress !== undefined) out.progress = { ...d.progress }
   return out
 }

@@ -12,8 +12,13 @@ export interface ShardIndex extends Iterable<IndexEntry> {
 /** Full per-shard indices. Every implementation runs the FullIndexRepo conformance suite. */
 export interface FullIndexRepo {
   add: (key: ShardKey, index: ShardIndex) => Promise<void>
-  /** @throws IndexNotFoundError when absent */
-  get: (key: ShardKey) => Promise<ShardIndex>
+  /**
+   * With `fromStorage`, the index as stored now, never a copy kept in memory: verifyShard
+   * compares the data with it, so damage done to the storage behind a running store is seen.
+   * A repo that keeps no copy may ignore the option.
+   * @throws IndexNotFoundError when absent
+   */
+  get: (key: ShardKey, options?: { fromStorage?: boolean }) => Promise<ShardIndex>
   /** True if something was removed; takes effect at once, caches included. */
   drop: (key: ShardKey) => Promise<boolean>
   stat: (key: ShardKey) => Promise<{ exists: boolean, size: number }>

@@ -121,6 +121,14 @@ export interface ShardPage {
   next?: ShardKey
 }
 
+/** How far the fetch and index of a shard has read its CAR (describeShard, while they run). */
+export interface ShardProgress {
+  /** Bytes of the CAR read and indexed so far. */
+  bytes: number
+  /** The CAR's size, when known (a file's size, an HTTP Content-Length). */
+  size?: number
+}
+
 /** DAGStore.describeShard: ShardInfo plus where the shard's bytes are and how big it is. */
 export interface ShardDescription extends ShardInfo {
   key: ShardKey
@@ -142,4 +150,9 @@ export interface ShardDescription extends ShardInfo {
   copy?: CopyPolicy
   /** The node owning the shard (this store's node), when the store is part of a cluster. */
   node?: string
+  /**
+   * While the shard is fetched and indexed (register, recover, a lazy shard's first acquire):
+   * how far that has read. Absent otherwise.
+   */
+  progress?: ShardProgress
 }

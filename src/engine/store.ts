@@ -300,6 +300,8 @@ export class DAGStore {
     else if (shard.transient !== undefined || shard.inPlace === false) out.placement = 'copy'
     if (shard.copy !== undefined) out.copy = shard.copy
     if (this.parts.cluster !== undefined) out.node = this.parts.cluster.node
+    const progress = shard.extra?.job?.progress
+    if (progress !== undefined) out.progress = { ...progress }
     const indexed = await core.indexRepo.stat(key).catch(() => undefined)
     if (indexed?.exists === true) out.blocks = indexed.size
     return out

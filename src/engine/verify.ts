@@ -73,8 +73,8 @@ export async function verifyShard (core: Core, shard: Shard, acquire: Acquire, o
       const code = codeOf(err)
       if (code === CODE.ABORT_ERR || code === CODE.ERR_STORE_CLOSED) throw err
       // Bad data (or bytes that could not be read): nothing to repair from, so the indices stay.
-      const registered = code !== undefined && errorCodeInfo(code) !== undefined
-      findings.add(registered ? code : CODE.ERR_INTERNAL, toError(err).message)
+      const finding = dataFinding(err)
+      findings.add(finding.code, finding.message)
       return { key, ok: false, blocks: 0, problems: findings.summarize(), repaired: false }
     }
     const indexSound = await compareFullIndex(core, key, fromData, findings)
@@ -91,6 +91,21 @@ export async function verifyShard (core: Core, shard: Shard, acquire: Acquire, o
   }
 }
 
+/**
+ * What a failed re-read of the data says about the shard. A block that does not hash to its
+ * CID is ERR_HASH_MISMATCH: the indexer reports it as a bad CAR (ERR_INVALID_CAR) whose cause
+ * is the mismatch, and ERR_INVALID_CAR stays for damage to the CAR's structure.
+ */
+function dataFinding (err: unknown): VerifyProblem {
+  const cause = (err as { cause?: unknown } | null | undefined)?.cause
+  if (codeOf(err) === CODE.ERR_INVALID_CAR && codeOf(cause) === CODE.ERR_HASH_MISMATCH) {
+    return { code: CODE.ERR_HASH_MISMATCH, message: toError(cause).message }
+  }
+  const code = codeOf(err)
+  const registered = code !== undefined && errorCodeInfo(code) !== undefined
+  return { code: registered ? code : CODE.ERR_INTERNAL, message: toError(err).message }
+}
+
 /** The shard's bytes from byte 0, as the indexer reads them: one sequential pass. */
 function streamOf (accessor: ShardAccessor): MountReader {
   return { size: undefined, stream: (start?: number) => accessor.reader(start), close: async () => {} }
@@ -100,7 +115,8 @@ function streamOf (accessor: ShardAccessor): MountReader {
 async function compareFullIndex (core: Core, key: ShardKey, fromData: ShardIndex, findings: Findings): Promise<boolean> {
   let stored: ShardIndex
   try {
-    stored = await core.indexRepo.get(key)
+    // From storage: the repo's in-memory copy would hide damage done to the files meanwhile.
+    stored = await core.indexRepo.get(key, { fromStorage: true })
   } catch (err) {
     const code = codeOf(err) ?? CODE.ERR_INDEX_MISMATCH
     findings.add(code, `cannot read the stored full index: ${toError(err).message}`)

@@ -15,7 +15,7 @@ import {
 } from '../wire.js'
 import { CliError, UsageError, errorJson, isLevelLocked } from './errors.js'
 import { decodeCursor, encodeCursor } from '../cursor.js'
-import { observedMount, type ReadProgress } from './progress-mount.js'
+import { observedMount, type ReadProgress } from '../../storage/mount/observed.js'
 import type { CopyPolicy, ShardState } from '../../base/types.js'
 import { probeServer, readRepoToken, type LiveServeFile, type ServerProbe } from './repo.js'
 
@@ -34,8 +34,8 @@ export interface Backend {
   states: () => Promise<Array<{ key: string, state: string }>>
   info: (key: string) => Promise<ShardJson>
   /**
-   * `url`: file:, http: or https:. `progress` hears how far the store has read the CAR, in
-   * direct mode only: through a server the reading happens there, out of sight.
+   * `url`: file:, http: or https:. `progress` hears how far the store has read the CAR: as it
+   * reads in direct mode; through a server, from the shard's `progress` polled meanwhile.
    */
   register: (key: string, url: string, opts: RegisterJson, progress?: ReadProgress) => Promise<ShardJson>
   /** `drain`: a shard in use is destroyed once its accessors close, not refused. */
@@ -182,13 +182,13 @@ class ClientBackend implements Backend {
     this.token = token
   }
 
-  private async request (method: string, path: string, body?: unknown): Promise<Response> {
+  private async request (method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<Response> {
     const headers: Record<string, string> = {}
     if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`
     if (body !== undefined) headers['content-type'] = 'application/json'
     let res: Response
     try {
-      res = await fetch(new URL(path, this.url), { method, headers, body: body === undefined ? null : JSON.stringify(body) })
+      res = await fetch(new URL(path, this.url), { method, headers, body: body === undefined ? null : JSON.stringify(body), signal: signal ?? null })
     } catch (err) {
       throw new CliError(CODE.ERR_SERVER_UNREACHABLE, `the server of this repo (${this.url}) did not answer ${method} ${path}`, { cause: err })
     }
@@ -196,8 +196,8 @@ class ClientBackend implements Backend {
     return res
   }
 
-  private async json<T> (method: string, path: string, body?: unknown): Promise<T> {
-    const res = await this.request(method, path, body)
+  private async json<T> (method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+    const res = await this.request(method, path, body, signal)
     return await res.json() as T
   }
 
@@ -221,7 +221,10 @@ class ClientBackend implements Backend {
     return await this.json<ShardJson>('GET', `/shards/${encodeURIComponent(key)}`)
   }
 
-  async register (key: string, url: string, opts: RegisterJson): Promise<ShardJson> {
+  async register (key: string, url: string, opts: RegisterJson, progress?: ReadProgress): Promise<ShardJson> {
+    // The server reads the CAR while the POST waits: its progress is polled meanwhile.
+    const polling = new AbortController()
+    const polled = progress === undefined || opts.lazy ? undefined : this.pollProgress(key, progress, polling.signal)
     try {
       return await this.json<ShardJson>('POST', '/shards', { key, url, ...opts })
     } catch (err) {
@@ -233,6 +236,22 @@ class ClientBackend implements Backend {
         })
       }
       throw err
+    } finally {
+      polling.abort()
+      await polled
+    }
+  }
+
+  /** Passes on the shard's `progress` (GET /shards/{key}) every PROGRESS_POLL_MS until `stop`. */
+  private async pollProgress (key: string, report: ReadProgress, stop: AbortSignal): Promise<void> {
+    const path = `/shards/${encodeURIComponent(key)}`
+    while (await pause(PROGRESS_POLL_MS, stop)) {
+      try {
+        const shard = await this.json<ShardJson>('GET', path, undefined, stop)
+        if (shard.progress !== undefined) report(shard.progress.bytes, shard.progress.size)
+      } catch {
+        // Not registered yet, or the poll was cut short: the POST's answer says how it went.
+      }
     }
   }
 
@@ -330,6 +349,19 @@ async function clientFor (file: LiveServeFile, options: OpenOptions): Promise<Cl
 }
 
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
+
+/** How often a register through a server asks for the shard's progress. */
+const PROGRESS_POLL_MS = 250
+
+/** Waits `ms`; false (at once) when `stop` fires first or has fired. */
+async function pause (ms: number, stop: AbortSignal): Promise<boolean> {
+  if (stop.aborted) return false
+  return await new Promise<boolean>((resolve) => {
+    const done = (): void => { clearTimeout(timer); resolve(false) }
+    const timer = setTimeout(() => { stop.removeEventListener('abort', done); resolve(true) }, ms)
+    stop.addEventListener('abort', done, { once: true })
+  })
+}
 
 /** Waits while a serve is starting; the probe once it is live, gone or too slow. */
 async function settle (dir: string, probe: ServerProbe, waitMs: number, log: OpenOptions['log']): Promise<ServerProbe> {

@@ -1,7 +1,8 @@
 /**
  * Progress of reading one CAR (bytes, rate, ETA when the size is known): a bar on a terminal,
  * otherwise a plain line at most every `intervalMs` (logs and pipes get a few lines, never a
- * flood). Fed by observedMount (progress-mount.ts) as the store reads the shard.
+ * flood). Fed by observedMount (storage/mount/observed.ts) as the store reads the shard, or by the
+ * shard's progress polled from a running server.
  */
 import cliProgress from 'cli-progress'
 import { formatBytes } from './format.js'

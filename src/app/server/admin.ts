@@ -19,6 +19,7 @@ import { localFile, type AllowRoots } from './allow-roots.js'
 import { streamTraces } from './sse.js'
 import type { StatusJson } from './status.js'
 import { listQuery } from './list-query.js'
+import { gatherPage } from './list-page.js'
 import { encodeCursor } from '../cursor.js'
 import { unregistrable } from '../mount-policy.js'
 import {
@@ -103,7 +104,7 @@ export class AdminApi {
 
   /** One page (listQuery): the keys come in order from the store's shard table, then each is described. */
   private async list (req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const page = this.store.listShards(listQuery(req))
+    const page = await gatherPage(this.store, listQuery(req))
     const keys = page.shards.map((s) => s.key)
     const found: Array<ShardJson | undefined> = new Array(keys.length)
     // The workers share one iterator: each key goes to the first free worker.

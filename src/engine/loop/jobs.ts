@@ -22,7 +22,8 @@ import { SectionLengths } from '../../format/index/section-lengths.js'
 import type { InPlaceReads } from '../accessor/accessor.js'
 import type { ReaderLease } from '../accessor/reader-pool.js'
 import type { ShardIndex } from '../../base/index-types.js'
-import type { ShardKey } from '../../base/types.js'
+import type { ShardKey, ShardProgress } from '../../base/types.js'
+import { observedMount, observedReader, type ReadProgress } from '../../storage/mount/observed.js'
 
 export class Jobs {
   private nextId = 1
@@ -149,23 +150,26 @@ export class Jobs {
       }
       signal.throwIfAborted()
       const mount = mountOf(core, shard)
+      const progress = progressOf(job)
       const inPlace = await openInPlace(core, shard, mount, kept, signal)
       if (inPlace !== undefined) {
-        await this.indexInPlace(key, mount, inPlace, signal)
+        await this.indexInPlace(key, mount, observedReader(inPlace, progress), signal)
         signal.throwIfAborted()
         core.loop.complete({ op: 'makeAvailable', key, shard, jobId: job.id, transient: null, inPlace: true })
         return
       }
       // Fetch and index are one pass: the indexer reads a downloading transient as it arrives.
-      const opened = await core.transients.open(key, mount, kept, signal)
+      // Progress is the download's while there is one (the indexer follows it), else the indexer's.
+      const opened = await core.transients.open(key, observedMount(mount, progress), kept, signal)
       kept = opened.transient
       const context = { verifyHashes: verifiesHashes(core, mount) }
+      const source = observedReader(opened.reader, progress)
       let persisted: Promise<void> | undefined
       try {
         const run = async (): Promise<ShardIndex> => {
           const startedAt = performance.now()
           try {
-            const index = await core.indexer(key, opened.reader, signal, context)
+            const index = await core.indexer(key, source, signal, context)
             core.metrics.indexed(index.size, (performance.now() - startedAt) / 1000, true)
             return index
           } catch (err) {
@@ -366,4 +370,14 @@ function release (core: Core, shard: Shard): Promise<void> {
   return new Promise<void>((resolve) => {
     core.loop.submit({ op: 'release', key: shard.key, shard, waiter: new Waiter(shard.key, () => { resolve() }, undefined, core.report) })
   })
+}
+
+/** Where the job's reads of the shard's bytes are counted: the furthest byte any has reached. */
+function progressOf (job: Job): ReadProgress {
+  const progress: ShardProgress = { bytes: 0 }
+  job.progress = progress
+  return (position, total) => {
+    if (position > progress.bytes) progress.bytes = position
+    if (total !== undefined) progress.size = total
+  }
 }

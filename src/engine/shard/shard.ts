@@ -5,7 +5,7 @@
  * live in `extra`, which exists only while a shard has waiters, a job or GC bookkeeping.
  */
 import type { Mount } from '../../base/mount-types.js'
-import { COPY_POLICIES, type CopyPolicy, type ShardKey, type ShardState, type ShardInfo } from '../../base/types.js'
+import { COPY_POLICIES, type CopyPolicy, type ShardKey, type ShardState, type ShardInfo, type ShardProgress } from '../../base/types.js'
 import type { ShardRecord } from '../../storage/state/record.js'
 import type { Waiter } from './waiter.js'
 import { codeOf } from '../../base/errors/inspect.js'
@@ -18,6 +18,8 @@ export interface Job {
   readonly controller: AbortController
   /** Settles when the job's work has finished (set when it starts, after the drain commits). */
   done?: Promise<void>
+  /** How far the job has read the shard's CAR, once it reads it (describeShard shows it). */
+  progress?: ShardProgress
 }
 
 export interface ShardExtra {

@@ -6,7 +6,7 @@
  * whose hash function has no hasher cannot be verified, and that is an error
  * (UnsupportedHashError, ERR_UNSUPPORTED_HASH): silently accepting it would make "verified"
  * mean nothing for exactly the blocks an attacker chooses. A digest that does not match is
- * InvalidCarError (ERR_INVALID_CAR).
+ * InvalidCarError (ERR_INVALID_CAR) with a HashMismatchError as its cause.
  */
 import * as nodeCrypto from 'node:crypto'
 import type { Hash } from 'node:crypto'
@@ -63,9 +63,14 @@ function cidLabel (cid: Uint8Array): string {
   return label.length > MAX_LABEL ? `${label.slice(0, MAX_LABEL)}…` : label
 }
 
-/** A block that does not hash to its CID: a bad CAR (indexing), or a bad origin (reads in place). */
+/**
+ * A block that does not hash to its CID: a bad CAR (indexing), or a bad origin (reads in place).
+ * The CAR error carries a HashMismatchError as its `cause`, so that a caller that must tell a
+ * damaged block from a damaged structure (verifyShard) can.
+ */
 function carMismatch (cid: Uint8Array, at: number): DAGStoreError {
-  return invalidCar(`block hash mismatch for ${cidLabel(cid)}`, at)
+  const what = `block hash mismatch for ${cidLabel(cid)}`
+  return invalidCar(what, at, new HashMismatchError(`${what} at byte ${at}`))
 }
 
 function originMismatch (cid: Uint8Array, at: number): DAGStoreError {

@@ -161,8 +161,10 @@ export class FsIndexRepo implements FullIndexRepo {
     this.remember(key, index, bytes.length)
   }
 
-  async get (key: ShardKey): Promise<ShardIndex> {
-    const cached = this.cache.get(key)
+  /** `fromStorage` reads the file even when it is cached, and leaves the cache as it was. */
+  async get (key: ShardKey, options: { fromStorage?: boolean } = {}): Promise<ShardIndex> {
+    const fromStorage = options.fromStorage === true
+    const cached = fromStorage ? undefined : this.cache.get(key)
     if (cached !== undefined) {
       // Refresh its place in the LRU order.
       this.cache.delete(key)
@@ -179,7 +181,7 @@ export class FsIndexRepo implements FullIndexRepo {
       throw err
     }
     const index = new MultihashIndexSortedView(bytes)
-    if (epoch === this.epoch) this.remember(key, index, bytes.length)
+    if (!fromStorage && epoch === this.epoch) this.remember(key, index, bytes.length)
     return index
   }
 

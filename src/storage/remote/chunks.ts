@@ -8,8 +8,6 @@ export interface Chunks {
   readonly byteLength: number
 }
 
-export const NO_CHUNKS: Chunks = { parts: [], byteLength: 0 }
-
 /**
  * Copies the part of `chunks` (whose first byte is at `start`) that falls in [position, end)
  * into `out` (whose first byte is at `position`).

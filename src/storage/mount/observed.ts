@@ -1,14 +1,15 @@
 /**
- * A mount that reports how far into its bytes the store has read: what `dagstore register`
- * shows progress with when it opens the repo itself. Everything else is the wrapped mount's
- * (same URL, same kind), so the store treats it exactly as the original.
+ * Mounts and readers that report how far into the bytes they have been read: what progress of
+ * a long register is measured with (the store's describeShard, the CLI's direct mode).
+ * Everything else is the wrapped mount's (same URL, same kind), so the store treats an
+ * observed mount exactly as the original.
  */
 import type { Mount, MountReader } from '../../base/mount-types.js'
 
-/** `position`: the furthest byte read so far; `total`: the size when the mount knows it. */
+/** `position`: the furthest byte read so far; `total`: the size when the reader knows it. */
 export type ReadProgress = (position: number, total: number | undefined) => void
 
-function observedReader (reader: MountReader, report: ReadProgress): MountReader {
+export function observedReader (reader: MountReader, report: ReadProgress): MountReader {
   let furthest = 0
   const reached = (position: number): void => {
     if (position <= furthest) return
