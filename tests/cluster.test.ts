@@ -196,6 +196,10 @@ if (postgresAvailable('cluster')) {
       assert.is(info.node, 'node-b')
       assert.is(info.state, 'available')
       await assertServed(b.url, aHttp.blocks, 'a-http adopted by node-b')
+      const ls = await cli(['ls', '--dir', b.dir])
+      assert.is(ls.code, 0, ls.stderr)
+      assert.match(ls.stdout, /^KEY\s+STATE\s+REFS\s+SIZE\s+NODE/)
+      assert.match(ls.stdout, /^a-http\s+\S+\s+\d+\s+\S+( \S+)?\s+node-b/m)
       await assertServed(c.url, aHttp.blocks, 'a-http via node-c, owned by node-b')
 
       const listedNodes = await cli(['nodes', '--json', '--dir', c.dir])

@@ -358,7 +358,8 @@ export class DAGStore {
   /**
    * Blocks of every shard by CID, through the top-level index. Acquired shards stay cached
    * (LRU of `maxAccessors`, released after `ttlMs` idle, on eviction and on its `close()`);
-   * a cached shard counts as in use, so `evict(key)` it before destroying it.
+   * a cached shard counts as in use, so `evict(key)` it before destroying it. In a cluster
+   * (a shared backend), one made after start() answers for every node's shards (docs/CLUSTER.md).
    */
   blockstore (opts: AllShardsBlockstoreOptions = {}): AllShardsBlockstore {
     const options = { onError: this.options.onError ?? defaultReport, ...opts }
