@@ -8,7 +8,7 @@ import { resolve as resolvePath } from 'node:path'
 import type { CID } from 'multiformats/cid'
 import { Registry } from 'prom-client'
 import type { Core } from './loop/core.js'
-import { isControl, type Task } from './loop/tasks.js'
+import { CallTask, isControl, type Task } from './loop/tasks.js'
 import { EventBuffer } from './observe/event-buffer.js'
 import { StoreMetrics } from './observe/metrics.js'
 import { Shard } from './shard/shard.js'
@@ -233,7 +233,7 @@ export class DAGStore {
     const core = this.running()
     // A registered key was validated when it was registered.
     const shard = core.shards.get(key) ?? this.known(core, (validateKey(key), key))
-    core.loop.submit({ op: 'acquire', key, shard, waiter: this.waiter(key, out, opts.signal) })
+    core.loop.submit(new CallTask('acquire', key, shard, this.waiter(key, out, opts.signal)))
   }
 
   recoverShard (key: ShardKey, out?: ResultCallback | null, opts: SignalOpts = {}): void {

@@ -2,13 +2,20 @@ import type { ShardKey } from '../../base/types.js'
 import type { Shard } from '../shard/shard.js'
 import type { Waiter } from '../shard/waiter.js'
 
-/** An effect (result, trace, job start) and the shard whose durable state it reports, if one. */
-export interface Effect {
-  readonly run: () => void
-  /** Undefined: it may depend on any write made so far (e.g. a GC run over many shards). */
-  readonly shard: Shard | undefined
-  /** The caller `run` delivers a result to, if any: it is told otherwise when the write is refused. */
-  readonly waiter?: Waiter | undefined
+/**
+ * An effect (result, trace, job start) and the shard whose durable state it reports, if one.
+ * A class, not an object literal: V8 pretenures a literal's allocation site once its objects
+ * survive (effects waiting for commits during a burst of registers do), and from then on every
+ * effect of the hot path would be allocated in the old generation (docs/PERFORMANCE.md).
+ */
+export class Effect {
+  constructor (
+    readonly run: () => void,
+    /** Undefined: it may depend on any write made so far (e.g. a GC run over many shards). */
+    readonly shard: Shard | undefined,
+    /** The caller `run` delivers a result to, if any: it is told otherwise when the write is refused. */
+    readonly waiter: Waiter | undefined
+  ) {}
 }
 
 /**
@@ -31,7 +38,7 @@ export class Drain {
   }
 
   /** Runs `run` once `shard`'s state as of this drain is durable (at once if nothing of it is pending). */
-  afterCommit (run: () => void, shard?: Shard, waiter?: Waiter): void { this.effects.push({ run, shard, waiter }) }
+  afterCommit (run: () => void, shard?: Shard, waiter?: Waiter): void { this.effects.push(new Effect(run, shard, waiter)) }
 
   get hasWrites (): boolean { return this.dirty.size > 0 || this.deleted.size > 0 || this.tombstones.size > 0 }
 }

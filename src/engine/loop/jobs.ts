@@ -9,6 +9,7 @@ import { awaitBarrier, mountOf, raiseBarrier, verifiesHashes, type Core } from '
 import { openInPlace } from './placement.js'
 import { finishUnfinishedDestroy, removeShardIndices, storeShardIndices } from './cleanup.js'
 import type { Drain } from './drain.js'
+import { CallTask } from './tasks.js'
 import type { Shard, Job, PayloadSpan } from '../shard/shard.js'
 import { Waiter } from '../shard/waiter.js'
 import { ShardAccessorImpl } from '../accessor/accessor.js'
@@ -368,7 +369,7 @@ function streamOnly (reader: MountReader): MountReader {
 function release (core: Core, shard: Shard): Promise<void> {
   if (core.closing) return Promise.resolve()
   return new Promise<void>((resolve) => {
-    core.loop.submit({ op: 'release', key: shard.key, shard, waiter: new Waiter(shard.key, () => { resolve() }, undefined, core.report) })
+    core.loop.submit(new CallTask('release', shard.key, shard, new Waiter(shard.key, () => { resolve() }, undefined, core.report)))
   })
 }
 

@@ -25,6 +25,20 @@ export interface OpTask {
   readonly drain?: boolean
 }
 
+/**
+ * The task of an acquire or a release, the hot path's calls. A class, not an object literal:
+ * V8 pretenures a literal's allocation site once its objects survive (tasks queued behind a
+ * burst do), and every later task of that site would then be allocated in the old generation.
+ */
+export class CallTask implements OpTask {
+  constructor (
+    readonly op: 'acquire' | 'release',
+    readonly key: ShardKey,
+    readonly shard: Shard,
+    readonly waiter: Waiter
+  ) {}
+}
+
 /** Loop-exclusive bookkeeping that is not a shard op (GC, caching): runs in the loop, no trace. */
 export interface ControlTask {
   readonly control: (tx: Drain) => void
