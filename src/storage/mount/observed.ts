@@ -38,6 +38,14 @@ export function observedReader (reader: MountReader, report: ReadProgress): Moun
       return bytes
     }
   }
+  const readNow = reader.readNow
+  if (readNow !== undefined) {
+    observed.readNow = (position, length) => {
+      const bytes = readNow.call(reader, position, length)
+      if (bytes !== undefined) reached(position + bytes.byteLength)
+      return bytes
+    }
+  }
   return observed
 }
 
