@@ -18,7 +18,8 @@
  *   peer, 256 KiB blocks: raw sequential read, fs.readSync in 1 MiB chunks into one buffer.
  * MB = 10^6 bytes of file.
  *
- * Run: npm run build && node dist/bench/register.js
+ * Run: npm run build && node --expose-gc dist/bench/register.js (each timed side starts from a
+ * collected heap, so neither pays for the other's garbage)
  * Env: REGISTER_MB (64), REGISTER_LARGE_MB (1024), REGISTER_ROUNDS (5).
  */
 import { rmSync } from 'node:fs'
@@ -27,7 +28,7 @@ import { join } from 'node:path'
 import { DAGStore, FileMount } from '../src/index.js'
 import { writeCarV1 } from './car-file.js'
 import { carIndexer, load, rawRead } from './peers.js'
-import { envInt, fmt, fmtAuto, header, median, note, now, report, tempDir } from './util.js'
+import { envInt, fmt, fmtAuto, header, median, note, now, report, settledHeap, tempDir } from './util.js'
 
 const TOTAL_MIB = envInt('REGISTER_MB', 64)
 const LARGE_MIB = envInt('REGISTER_LARGE_MB', 1024)
@@ -66,10 +67,17 @@ async function measure (c: Case, storeDir: string): Promise<void> {
   const peer = small
     ? async () => { if (await carIndexer(path) !== count) throw new Error('CarIndexer count differs') }
     : async () => { if (rawRead(path) !== size) throw new Error('raw read size differs') }
+  // One untimed round of each first: both sides measured with their code compiled, as in a
+  // process that has registered before (a store's register runs far more code than the peer).
+  await register(storeDir, path, count)
+  await peer()
   const oursMs: number[] = []
   const peerMs: number[] = []
   for (let round = 0; round < ROUNDS; round++) {
+    // Each side starts from a collected heap: neither pays for the other's garbage.
+    await settledHeap()
     oursMs.push(await register(storeDir, path, count))
+    await settledHeap()
     const t = now()
     await peer()
     peerMs.push(now() - t)
