@@ -78,9 +78,15 @@ export class ShardBlockstore implements ReadBlockstore {
     this.headReadSize = init.headReadSize ?? DEFAULT_HEAD_READ_SIZE
     this.maxSectionSize = init.maxSectionSize ?? DEFAULT_MAX_SECTION_SIZE
     const reader = init.reader
-    this.readAt = reader.read !== undefined
-      ? reader.read.bind(reader)
-      : async (position, length) => await readFromStream(reader, position, length)
+    const read = reader.read
+    const readNow = reader.readNow
+    // A local file in the page cache answers at once: a thread-pool round trip per get costs
+    // more than the read itself (docs/PERFORMANCE.md).
+    this.readAt = read === undefined
+      ? async (position, length) => await readFromStream(reader, position, length)
+      : readNow === undefined
+        ? read.bind(reader)
+        : async (position, length) => readNow.call(reader, position, length) ?? await read.call(reader, position, length)
   }
 
   async has (cid: CID): Promise<boolean> {

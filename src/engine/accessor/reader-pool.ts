@@ -82,6 +82,11 @@ class PooledRandomLease extends PooledLease {
     const reader = this.entry.reader as { read: (position: number, length: number) => Promise<Uint8Array> }
     return await reader.read(position, length)
   }
+
+  readNow (position: number, length: number): Uint8Array | undefined {
+    if (this.closed) throw closedError()
+    return this.entry.reader.readNow?.(position, length)
+  }
 }
 
 export type ReaderLease = PooledLease

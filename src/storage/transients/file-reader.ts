@@ -37,8 +37,8 @@ function closeFd (fd: number): Promise<void> {
   })
 }
 
-/** The largest read `readNow` answers: header probes, not block data. */
-const MAX_READ_NOW = 64 * 1024
+/** The largest read `readNow` answers: section headers and blocks (IPFS blocks are at most 1 MiB and a bit). */
+const MAX_READ_NOW = 1024 * 1024 + 4096
 /**
  * A synchronous read slower than this probably went to the device, not the page cache. A few in
  * a row (one alone may be the process losing the CPU) and the reader stops answering `readNow`:
