@@ -37,9 +37,9 @@ import { join } from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { Pool } from 'undici'
-import { DAGStore, FileMount, type ShardResult } from '../src/index.js'
+import { DAGStore } from '../src/index.js'
 import { startServer } from '../src/app/server/index.js'
-import { envInt, fmt, fmtAuto, header, note, now, report, shardKey, sleep, tempDir } from './util.js'
+import { envInt, fmt, fmtAuto, header, note, now, registerLazy, report, shardKey, sleep, tempDir } from './util.js'
 
 const SHARDS = envInt('LIST_SHARDS', 1_000_000)
 const WINDOW = envInt('LIST_WINDOW', 10_000)
@@ -56,24 +56,7 @@ type ToChild = { op: 'reset' } | { op: 'stall' } | { op: 'bare', path: string, b
 type FromChild = { op: 'ready', port: number, barePort: number, registerMs: number } | { op: 'reset' } | { op: 'stall', ms: number } | { op: 'bare' }
 
 async function registerAll (store: DAGStore): Promise<void> {
-  for (let start = 0; start < SHARDS; start += WINDOW) {
-    const end = Math.min(SHARDS, start + WINDOW)
-    await new Promise<void>((resolve, reject) => {
-      let pending = end - start
-      let failed: Error | undefined
-      const done = (r: ShardResult): void => {
-        if (r.error !== undefined) failed ??= r.error
-        if (--pending === 0) {
-          if (failed !== undefined) reject(failed)
-          else resolve()
-        }
-      }
-      for (let i = start; i < end; i++) {
-        const key = shardKey(i + 1, 7)
-        store.registerShard(key, new FileMount(`/data/cars/${key}.car`), done, { lazy: true })
-      }
-    })
-  }
+  await registerLazy(store, SHARDS, WINDOW, (i) => shardKey(i + 1, 7), (key) => `/data/cars/${key}.car`)
 }
 
 async function serverChild (dir: string): Promise<void> {

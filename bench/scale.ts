@@ -23,9 +23,9 @@
 import { join } from 'node:path'
 import { loadavg } from 'node:os'
 import { Level } from 'level'
-import { DAGStore, FileMount, type ShardResult } from '../src/index.js'
+import { DAGStore, FileMount } from '../src/index.js'
 import {
-  envInt, fmt, fmtAuto, fmtBytes, header, note, now, report, settledHeap, shardKey, tempDir
+  envInt, fmt, fmtAuto, fmtBytes, header, note, now, registerLazy, report, settledHeap, shardKey, tempDir
 } from './util.js'
 
 const SHARDS = envInt('SCALE_SHARDS', 1_000_000)
@@ -69,24 +69,7 @@ async function heapFloor (): Promise<number> {
 
 /** Registers every shard lazily, WINDOW calls at a time, each window awaiting its callbacks. */
 async function registerAll (store: DAGStore): Promise<void> {
-  for (let start = 0; start < SHARDS; start += WINDOW) {
-    const end = Math.min(SHARDS, start + WINDOW)
-    await new Promise<void>((resolve, reject) => {
-      let pending = end - start
-      let failed: Error | undefined
-      const done = (r: ShardResult): void => {
-        if (r.error !== undefined) failed ??= r.error
-        if (--pending === 0) {
-          if (failed !== undefined) reject(failed)
-          else resolve()
-        }
-      }
-      for (let i = start; i < end; i++) {
-        const key = keyOf(i)
-        store.registerShard(key, new FileMount(pathOf(key)), done, { lazy: true })
-      }
-    })
-  }
+  await registerLazy(store, SHARDS, WINDOW, keyOf, pathOf)
 }
 
 /** Peer (a): SHARDS records of the store's shape, in chained sync batches of WINDOW. */

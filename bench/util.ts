@@ -9,6 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { FileMount, type DAGStore, type ShardResult } from '../src/index.js'
 
 /** The repository root, from a compiled file in dist/bench/ (fixtures stay in the source tree). */
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
@@ -146,4 +147,30 @@ export function envInt (name: string, fallback: number): number {
   const n = Number(raw.replace(/_/g, ''))
   if (!Number.isSafeInteger(n) || n <= 0) throw new RangeError(`${name} must be a positive integer, got ${raw}`)
   return n
+}
+
+/**
+ * Registers `count` shards lazily (shard i: key `keyOf(i)`, a FileMount of `pathOf(key)`), with
+ * the callback API, `window` calls at a time, each window awaiting its callbacks.
+ */
+export async function registerLazy (store: DAGStore, count: number, window: number,
+  keyOf: (i: number) => string, pathOf: (key: string) => string): Promise<void> {
+  for (let start = 0; start < count; start += window) {
+    const end = Math.min(count, start + window)
+    await new Promise<void>((resolve, reject) => {
+      let pending = end - start
+      let failed: Error | undefined
+      const done = (r: ShardResult): void => {
+        if (r.error !== undefined) failed ??= r.error
+        if (--pending === 0) {
+          if (failed !== undefined) reject(failed)
+          else resolve()
+        }
+      }
+      for (let i = start; i < end; i++) {
+        const key = keyOf(i)
+        store.registerShard(key, new FileMount(pathOf(key)), done, { lazy: true })
+      }
+    })
+  }
 }

@@ -3,23 +3,12 @@
 // adopt's refusals (alive, unknown, itself) and the lease options' checks.
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import pg from 'pg'
 import { DAGStore } from '../src/engine/store.js'
 import { FileMount } from '../src/storage/mount/file.js'
 import { postgresBackend } from '../src/postgres.js'
 import { CODE } from '../src/base/errors/codes.js'
 import { fixture, tempDir } from './helpers/fixtures.js'
-import { postgresAvailable, postgresServer } from './helpers/postgres.js'
-
-async function sql<T extends pg.QueryResultRow> (url: string, text: string, values: unknown[] = []): Promise<T[]> {
-  const client = new pg.Client({ connectionString: url })
-  await client.connect()
-  try {
-    return (await client.query<T>(text, values)).rows
-  } finally {
-    await client.end()
-  }
-}
+import { postgresAvailable, postgresServer, sql } from './helpers/postgres.js'
 
 const codeOf = (err: unknown): unknown => (err as { code?: unknown }).code
 

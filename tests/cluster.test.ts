@@ -10,13 +10,12 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { createServer as createNetServer } from 'node:net'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import pg from 'pg'
 import { cli, spawnServe, type Running } from './helpers/cli.js'
 import { tempDir } from './helpers/fixtures.js'
 import { encodeCar, makeBlock, patterned, type Block } from './helpers/car-gen.js'
 import { serve as serveHttp, type TestServer } from './helpers/http-server.js'
 import { rangeOrigin } from './helpers/range-origin.js'
-import { postgresAvailable, postgresServer } from './helpers/postgres.js'
+import { postgresAvailable, postgresServer, sql } from './helpers/postgres.js'
 
 async function freePort (): Promise<number> {
   return await new Promise((resolve, reject) => {
@@ -27,16 +26,6 @@ async function freePort (): Promise<number> {
       server.close(() => { resolve(typeof address === 'object' && address !== null ? address.port : 0) })
     })
   })
-}
-
-async function sql<T extends pg.QueryResultRow> (url: string, text: string, values: unknown[] = []): Promise<T[]> {
-  const client = new pg.Client({ connectionString: url })
-  await client.connect()
-  try {
-    return (await client.query<T>(text, values)).rows
-  } finally {
-    await client.end()
-  }
 }
 
 interface Node { name: string, dir: string, port: number, url: string, serve: Running | undefined }

@@ -4,7 +4,6 @@
 // a commit that fails (the database refuses writes) delivers no result until a retry lands.
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import pg from 'pg'
 import { DAGStore } from '../src/engine/store.js'
 import { FileMount } from '../src/storage/mount/file.js'
 import { migrateDatabase, postgresBackend, SCHEMA_VERSION } from '../src/postgres.js'
@@ -13,19 +12,9 @@ import type { ShardIndex } from '../src/base/index-types.js'
 import { SortedIndex } from '../src/format/index/sorted-index.js'
 import { carBlocks, fixture, tempDir } from './helpers/fixtures.js'
 import { until, type Reported } from './helpers/store.js'
-import { postgresAvailable, postgresServer } from './helpers/postgres.js'
+import { postgresAvailable, postgresServer, sql } from './helpers/postgres.js'
 
 const SAMPLE = 'sample-v1.car'
-
-async function query<T extends pg.QueryResultRow> (url: string, text: string, values: unknown[] = []): Promise<T[]> {
-  const client = new pg.Client({ connectionString: url })
-  await client.connect()
-  try {
-    return (await client.query<T>(text, values)).rows
-  } finally {
-    await client.end()
-  }
-}
 
 interface Node { store: DAGStore, reported: Reported[], dir: string, cleanup: () => Promise<void> }
 
@@ -55,7 +44,7 @@ if (postgresAvailable('PostgreSQL store')) {
     const every = Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1)
     assert.equal(results.flatMap((r) => r.applied).sort(), every, 'exactly one migrator applied each version')
     assert.equal((await migrateDatabase({ url })).applied, [])
-    const tables = (await query<{ table_name: string }>(url,
+    const tables = (await sql<{ table_name: string }>(url,
       "SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'dagstore_%' ORDER BY table_name")).map((r) => r.table_name)
     assert.equal(tables, ['dagstore_blocks', 'dagstore_indices', 'dagstore_nodes', 'dagstore_schema', 'dagstore_shards', 'dagstore_tombstones'])
   })
@@ -63,7 +52,7 @@ if (postgresAvailable('PostgreSQL store')) {
   schema('a database whose schema is newer than the code is refused with ERR_SCHEMA_VERSION', async () => {
     const url = await fresh('too_new')
     await migrateDatabase({ url })
-    await query(url, 'INSERT INTO dagstore_schema (version) VALUES ($1)', [SCHEMA_VERSION + 1])
+    await sql(url, 'INSERT INTO dagstore_schema (version) VALUES ($1)', [SCHEMA_VERSION + 1])
     await migrateDatabase({ url }).then(() => assert.unreachable('migrated'), (err: unknown) => { assert.is(codeOf(err), CODE.ERR_SCHEMA_VERSION) })
     const { dir, cleanup } = await tempDir()
     const store = new DAGStore({ dir, backend: postgresBackend({ url, node: 'a' }) })
@@ -89,7 +78,7 @@ if (postgresAvailable('PostgreSQL store')) {
       const mh = (i: number): Uint8Array => Uint8Array.of(0x12, 0x02, i, i)
       await indexRepo.add('k', SortedIndex.from([0, 1, 2].map((i) => ({ multihash: mh(i), offset: 100 * i }))))
       await topLevelIndex.addMultihashesForShard('k', [mh(0), mh(1), mh(2), mh(9)])
-      const rows = await query<{ mh: string, pos: number }>(url, "SELECT encode(multihash, 'hex') AS mh, pos::int AS pos FROM dagstore_blocks WHERE shard = 'k' ORDER BY multihash")
+      const rows = await sql<{ mh: string, pos: number }>(url, "SELECT encode(multihash, 'hex') AS mh, pos::int AS pos FROM dagstore_blocks WHERE shard = 'k' ORDER BY multihash")
       assert.equal(rows, [{ mh: '12020000', pos: 0 }, { mh: '12020101', pos: 100 }, { mh: '12020202', pos: 200 }, { mh: '12020909', pos: -1 }])
       assert.equal(await topLevelIndex.shardsForMultihash(mh(9)), ['k'])
       assert.equal([...await indexRepo.get('k')].map((e) => e.offset), [0, 100, 200], 'a top-level-only pair is no full-index entry')
@@ -121,10 +110,10 @@ if (postgresAvailable('PostgreSQL store')) {
     assert.equal(await a.store.shardsContainingCid(first.cid), ['eager'])
 
     const index: ShardIndex = await a.store.getIterableIndex('eager')
-    const rows = await query<{ n: number, top: number }>(url,
+    const rows = await sql<{ n: number, top: number }>(url,
       "SELECT count(*)::int AS n, count(*) FILTER (WHERE pos < 0)::int AS top FROM dagstore_blocks WHERE shard = 'eager'")
     assert.equal(rows[0], { n: index.size, top: 0 }, 'one row per block, none written by the top-level index on its own')
-    const owners = await query<{ key: string, owner: string, state: string }>(url, 'SELECT key, owner, state FROM dagstore_shards ORDER BY key')
+    const owners = await sql<{ key: string, owner: string, state: string }>(url, 'SELECT key, owner, state FROM dagstore_shards ORDER BY key')
     assert.equal(owners, [{ key: 'eager', owner: 'node-a', state: 'available' }, { key: 'lazy', owner: 'node-a', state: 'new' }])
     await a.store.close()
     await a.cleanup()
@@ -139,10 +128,10 @@ if (postgresAvailable('PostgreSQL store')) {
 
     await again.store.destroy('eager')
     for (const table of ['dagstore_blocks', 'dagstore_indices']) {
-      assert.equal(await query(url, `SELECT 1 FROM ${table} WHERE shard = 'eager'`), [], `${table} has no row of a destroyed shard`)
+      assert.equal(await sql(url, `SELECT 1 FROM ${table} WHERE shard = 'eager'`), [], `${table} has no row of a destroyed shard`)
     }
-    assert.equal(await query(url, "SELECT 1 FROM dagstore_shards WHERE key = 'eager'"), [])
-    assert.equal(await query(url, 'SELECT 1 FROM dagstore_tombstones'), [], 'the destroy finished its cleanup')
+    assert.equal(await sql(url, "SELECT 1 FROM dagstore_shards WHERE key = 'eager'"), [])
+    assert.equal(await sql(url, 'SELECT 1 FROM dagstore_tombstones'), [], 'the destroy finished its cleanup')
     assert.equal(await again.store.shardsContainingCid(first.cid), ['lazy'])
     await again.store.close()
     await again.cleanup()
@@ -187,7 +176,7 @@ if (postgresAvailable('PostgreSQL store')) {
       winners.set(k, ra[i] === 'won' ? 'node-a' : 'node-b')
     })
     assert.ok(own.every((o) => o === 'won'), 'registers of free keys are not affected by the refused ones')
-    const rows = await query<{ key: string, owner: string }>(url, "SELECT key, owner FROM dagstore_shards WHERE key LIKE 'contested-%'")
+    const rows = await sql<{ key: string, owner: string }>(url, "SELECT key, owner FROM dagstore_shards WHERE key LIKE 'contested-%'")
     assert.is(rows.length, keys.length)
     for (const row of rows) assert.is(row.owner, winners.get(row.key), `${row.key} is held by its winner`)
     for (const k of keys) {
@@ -205,20 +194,20 @@ if (postgresAvailable('PostgreSQL store')) {
   store('a commit the database refuses delivers no result; the retry that lands does; dropped connections are replaced', async () => {
     const url = await fresh('failing')
     const a = await startNode(url, 'node-a')
-    await query(url, 'ALTER TABLE dagstore_shards RENAME TO dagstore_shards_away')
+    await sql(url, 'ALTER TABLE dagstore_shards RENAME TO dagstore_shards_away')
     let settled = false
     const registered = a.store.register('held', new FileMount(fixture(SAMPLE)), { lazy: true }).finally(() => { settled = true })
     await until(() => a.reported.some((r) => r.context === 'persisting shard state failed'), 'a failed commit')
     assert.is(settled, false, 'no result for a write that did not commit')
-    await query(url, 'ALTER TABLE dagstore_shards_away RENAME TO dagstore_shards')
+    await sql(url, 'ALTER TABLE dagstore_shards_away RENAME TO dagstore_shards')
     await registered
-    assert.equal(await query(url, "SELECT owner FROM dagstore_shards WHERE key = 'held'"), [{ owner: 'node-a' }])
+    assert.equal(await sql(url, "SELECT owner FROM dagstore_shards WHERE key = 'held'"), [{ owner: 'node-a' }])
     // The server drops every connection of the store's pool (as a restart would): the next
     // commits go through on new ones.
-    const dropped = await query(url, 'SELECT pg_terminate_backend(pid) AS gone FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()')
+    const dropped = await sql(url, 'SELECT pg_terminate_backend(pid) AS gone FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()')
     assert.ok(dropped.length > 0, 'the store had connections open')
     await a.store.register('after-drop', new FileMount(fixture(SAMPLE)))
-    assert.equal(await query(url, "SELECT state FROM dagstore_shards WHERE key = 'after-drop'"), [{ state: 'available' }])
+    assert.equal(await sql(url, "SELECT state FROM dagstore_shards WHERE key = 'after-drop'"), [{ state: 'available' }])
     await a.store.close()
     await a.cleanup()
   })

@@ -170,3 +170,14 @@ export async function postgresServer (): Promise<PostgresServer> {
   server ??= start()
   return await server
 }
+
+/** Runs one statement on a fresh connection to `url` (tests inspect and arrange rows with it). */
+export async function sql<T extends pg.QueryResultRow> (url: string, text: string, values: unknown[] = []): Promise<T[]> {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    return (await client.query<T>(text, values)).rows
+  } finally {
+    await client.end()
+  }
+}
