@@ -6,6 +6,7 @@ import { copyFile, rm, stat, truncate } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Level } from 'level'
 import { sha256 } from 'multiformats/hashes/sha2'
+import type { DAGStore } from '../src/engine/store.js'
 import { FileMount } from '../src/storage/mount/file.js'
 import { FsIndexRepo } from '../src/storage/index/fs-repo.js'
 import { LevelTopLevelIndex } from '../src/storage/index/level-top-level.js'
@@ -165,13 +166,25 @@ test('an index file replaced while the store runs (the store holds it in memory)
   }
 })
 
-test('top-level entries removed behind the store: reported per block; repair writes them back', async ({ dir }) => {
+/**
+ * A store over a state DB the test holds too (so it can reach the top-level index behind the
+ * store's back), with shard 'a' registered over a copy of sample-v1.car.
+ */
+async function withSharedState (dir: string, fn: (store: DAGStore, tli: LevelTopLevelIndex, index: IndexEntry[]) => Promise<void>): Promise<void> {
   const db = new Level(join(dir, 'own-state'))
   const tli = new LevelTopLevelIndex(db as never)
   const { store } = await openStore(dir, { datastore: db as never })
   try {
     await store.register('a', new FileMount(await sampleCopy(dir)))
-    const index = [...await store.getIterableIndex('a')]
+    await fn(store, tli, [...await store.getIterableIndex('a')])
+  } finally {
+    await store.close()
+    await db.close()
+  }
+}
+
+test('top-level entries removed behind the store: reported per block; repair writes them back', async ({ dir }) => {
+  await withSharedState(dir, async (store, tli, index) => {
     const lost = index.slice(0, 3).map((e) => e.multihash)
     await tli.removeShard('a', lost)
     const report = await store.verifyShard('a')
@@ -180,27 +193,16 @@ test('top-level entries removed behind the store: reported per block; repair wri
     assert.is((await store.verifyShard('a', { repair: true })).repaired, true)
     for (const mh of lost) assert.equal(await store.shardsContainingMultihash(mh), ['a'])
     assert.is((await store.verifyShard('a')).ok, true)
-  } finally {
-    await store.close()
-    await db.close()
-  }
+  })
 })
 
 test('many missing entries: ten listed, then a count of the rest', async ({ dir }) => {
-  const db = new Level(join(dir, 'own-state'))
-  const tli = new LevelTopLevelIndex(db as never)
-  const { store } = await openStore(dir, { datastore: db as never })
-  try {
-    await store.register('a', new FileMount(await sampleCopy(dir)))
-    const index = [...await store.getIterableIndex('a')]
+  await withSharedState(dir, async (store, tli, index) => {
     await tli.removeShard('a')
     const report = await store.verifyShard('a')
     assert.is(report.problems.length, 11)
     assert.is(report.problems[10]?.message, `${index.length - 10} more of this kind (${index.length} in all)`)
-  } finally {
-    await store.close()
-    await db.close()
-  }
+  })
 })
 
 test('an unknown key is ShardUnknownError; an errored shard is a problem in its report', async ({ dir }) => {
