@@ -231,6 +231,60 @@ skipping('aborting while positional reads are in flight rejects with AbortError'
   }
 })
 
+/**
+ * A reader with readInto whose reads land partly at once and partly late (a few ms, in random
+ * order), the way a busy thread pool answers: a scan that handed out a window buffer still being parsed, or reused
+ * one a dropped read-ahead still fills, would index corrupted bytes.
+ */
+function lateReadIntoReader (bytes: Uint8Array, seed: number): TestReader & { intoReads: () => number, overlapped: () => number } {
+  const reader = bytesReader(bytes)
+  let state = seed
+  // Now and then a slow one: a dropped read-ahead still filling its buffer when the scan comes round to it again.
+  const delay = (): number => { state = (state * 1103515245 + 12345) % 2147483648; return state % 7 === 0 ? 25 : state % 3 }
+  let intoReads = 0
+  // Buffers with a read in flight: two reads filling one buffer at once would mix their bytes.
+  const filling = new Set<ArrayBufferLike>()
+  let overlapped = 0
+  return Object.assign(reader, {
+    intoReads: () => intoReads,
+    overlapped: () => overlapped,
+    readInto: async (position: number, target: Uint8Array): Promise<number> => {
+      intoReads++
+      if (filling.has(target.buffer)) overlapped++
+      filling.add(target.buffer)
+      const end = Math.max(position, Math.min(bytes.length, position + target.byteLength))
+      // A thread pool writes the target while the caller runs on: part of it at once, the rest
+      // just before the read is answered.
+      const half = position + Math.floor((end - position) / 2)
+      target.set(bytes.subarray(position, half))
+      await new Promise((resolve) => setTimeout(resolve, delay()))
+      target.set(bytes.subarray(half, end), half - position)
+      filling.delete(target.buffer)
+      return end - position
+    }
+  })
+}
+
+skipping('readInto: windows in reused buffers give the oracle index, read-aheads landing late and dropped by jumps', async () => {
+  // Small sections read in windows, with big ones between them that the scan jumps over
+  // while a window's read-ahead is still in flight.
+  const blocks: Block[] = []
+  for (let i = 0; i < 120; i++) blocks.push(makeBlock('raw', patterned(i % 17 === 16 ? 40_000 : 300 + (i % 5) * 97, 500 + i)))
+  const car = encodeCar(blocks)
+  const oracle = await oracleIndex(car.v1)
+  for (const tuning of [{ windowSize: 4096, skipThreshold: 8192 }, { windowSize: 1024, skipThreshold: 1 << 20 }, {}]) {
+    for (const verifyHashes of [false, true]) {
+      for (let seed = 1; seed <= 3; seed++) {
+        const reader = lateReadIntoReader(car.bytes, seed)
+        const result = await indexCar(reader, { ...tuning, verifyHashes })
+        assert.equal(indexMap(result.index), oracle, `${JSON.stringify(tuning)} verify ${String(verifyHashes)} seed ${seed}`)
+        assert.ok(reader.intoReads() > 0, 'windows were read with readInto')
+        assert.is(reader.overlapped(), 0, 'a buffer was given to a read while another still filled it')
+      }
+    }
+  }
+})
+
 skipping.run()
 
 // ---- offsets past 4 GiB --------------------------------------------------------------------------

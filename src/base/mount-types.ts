@@ -27,6 +27,13 @@ export interface MountReader {
    * device answers `undefined`.
    */
   readNow?: ((position: number, length: number) => Uint8Array | undefined) | undefined
+  /**
+   * Optional: `read(position, target.byteLength)` into the caller's `target`; resolves to the
+   * bytes read, fewer only at end of data. A sequential scan reuses a few buffers with it:
+   * fresh memory for every read of a large window costs more than reading it (page faults,
+   * and the collector counts every new buffer as external memory).
+   */
+  readInto?: ((position: number, target: Uint8Array) => Promise<number>) | undefined
   close: () => Promise<void>
 }
 

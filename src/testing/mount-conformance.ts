@@ -112,6 +112,32 @@ export function mountConformance (test: RegisterTest, make: () => Promise<MountU
     })
   }))
 
+  test('readInto(position, target), when offered, fills target with read()\'s bytes and counts them', () => using(async ({ mount, expected }) => {
+    await withReader(mount, async (reader) => {
+      if (reader.readInto === undefined) return
+      const readInto = reader.readInto.bind(reader)
+      const n = expected.byteLength
+      const mid = Math.floor(n / 2)
+      const cases = [[0, Math.min(64, n), 'start'], [mid, Math.min(100, n - mid), 'middle'], [Math.max(0, n - 3), 10, 'across the end'],
+        [n + 10, 10, 'past the end']] as const
+      for (const [position, length, what] of cases) {
+        const target = new Uint8Array(length + 2).fill(0xa5)
+        const got = await readInto(position, target.subarray(0, length))
+        const want = expected.subarray(Math.min(position, n), Math.min(n, position + length))
+        assert.equal(got, want.byteLength, `${what}: count`)
+        assertSameBytes(target.subarray(0, got), want, what)
+        assert.ok(target.subarray(length).every((b) => b === 0xa5), `${what}: nothing written past the target`)
+      }
+      // Reused targets, concurrently: each read lands in its own.
+      const targets = [0, 1, 2, 3].map(() => new Uint8Array(5))
+      await Promise.all(targets.map(async (t, i) => await readInto(i * 7, t)))
+      targets.forEach((t, i) => {
+        const want = expected.subarray(i * 7, i * 7 + 5)
+        assertSameBytes(t.subarray(0, want.byteLength), want, `concurrent ${i}`)
+      })
+    })
+  }))
+
   test('reader close() is idempotent', () => using(async ({ mount }) => {
     const reader = await mount.fetch()
     await reader.close()

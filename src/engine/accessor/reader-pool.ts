@@ -87,6 +87,15 @@ class PooledRandomLease extends PooledLease {
     if (this.closed) throw closedError()
     return this.entry.reader.readNow?.(position, length)
   }
+
+  async readInto (position: number, target: Uint8Array): Promise<number> {
+    if (this.closed) throw closedError()
+    const reader = this.entry.reader
+    if (reader.readInto !== undefined) return await reader.readInto(position, target)
+    const bytes = await (reader as { read: (position: number, length: number) => Promise<Uint8Array> }).read(position, target.byteLength)
+    target.set(bytes)
+    return bytes.byteLength
+  }
 }
 
 export type ReaderLease = PooledLease

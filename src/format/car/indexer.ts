@@ -314,17 +314,67 @@ async function indexPositional (reader: MountReader, options: IndexOptions): Pro
       bytes.then(resolve, reject)
     }).finally(() => { rejectWait = undefined })
   }
+  const readIntoFn = reader.readInto?.bind(reader)
+  const windowSize = positiveInt('windowSize', options.windowSize, DEFAULT_WINDOW_SIZE)
+  const ring = readIntoFn === undefined ? undefined : new WindowRing()
+  const readWindow = ring === undefined || readIntoFn === undefined
+    ? read
+    : async (position: number, length: number): Promise<Uint8Array> => {
+      if (length > windowSize) return await read(position, length)
+      reads++
+      const bytes = await ring.fill(length, async (target) => await readIntoFn(position, target))
+      bytesRead += bytes.byteLength
+      return bytes
+    }
   try {
-    return await scanPositional(reader, options, { read, readNow, wait }, () => ({ reads, bytesRead }))
+    return await scanPositional(reader, options, { read, readNow, readWindow, wait }, () => ({ reads, bytesRead }))
   } finally {
     signal?.removeEventListener('abort', onAbort)
   }
 }
 
-/** How the positional scan reads: `read` + `wait` always; `readNow` when the reader can answer small reads synchronously. */
+/**
+ * Window buffers used in turn, for a reader with `readInto`: a fresh megabyte per window costs
+ * more than reading it (page faults, and the collector counts every new buffer as external
+ * memory). Two suffice: the window being parsed (and hash-verified) and the next one being
+ * read. A read-ahead dropped by a jump may still be filling its buffer: it is waited for before
+ * that buffer is used again.
+ */
+class WindowRing {
+  private readonly buffers: Array<Uint8Array | undefined> = [undefined, undefined]
+  /** Per buffer, the last read given it: the next one starts only once it has settled. */
+  private readonly reads: Array<Promise<unknown> | undefined> = [undefined, undefined]
+  private turn = 0
+
+  /** `length` bytes read by `readInto` into the next buffer in turn; the bytes it got. */
+  async fill (length: number, readInto: (target: Uint8Array) => Promise<number>): Promise<Uint8Array> {
+    const i = this.turn
+    this.turn = (i + 1) % this.buffers.length
+    const previous = this.reads[i]
+    const read = (async () => {
+      if (previous !== undefined) await previous.catch(() => {})
+      let buffer = this.buffers[i]
+      // Allocated on first use and at the size asked: a small CAR never needs whole windows.
+      if (buffer === undefined || buffer.byteLength < length) {
+        buffer = new Uint8Array(length)
+        this.buffers[i] = buffer
+      }
+      return buffer.subarray(0, await readInto(buffer.subarray(0, length)))
+    })()
+    this.reads[i] = read
+    return await read
+  }
+}
+
+/**
+ * How the positional scan reads: `read` + `wait` always; `readNow` when the reader can answer
+ * small reads synchronously; `readWindow` for windows, whose bytes stay valid until the
+ * window after the next is asked for (buffers are reused).
+ */
 interface PositionalReads {
   read: (position: number, length: number) => Promise<Uint8Array>
   readNow: ((position: number, length: number) => Uint8Array | undefined) | undefined
+  readWindow: (position: number, length: number) => Promise<Uint8Array>
   wait: (bytes: Promise<Uint8Array>) => Promise<Uint8Array>
 }
 
@@ -337,7 +387,7 @@ async function scanPositional (
   reads: PositionalReads,
   counts: () => { reads: number, bytesRead: number }
 ): Promise<CarIndexResult> {
-  const { read, readNow, wait } = reads
+  const { read, readNow, readWindow, wait } = reads
   const signal = options.signal
   const windowSize = positiveInt('windowSize', options.windowSize, DEFAULT_WINDOW_SIZE)
   const probeSize = positiveInt('probeSize', options.probeSize, DEFAULT_PROBE_SIZE)
@@ -351,8 +401,8 @@ async function scanPositional (
   const limit = layout.payloadSize ?? (reader.size !== undefined ? reader.size - base : Number.POSITIVE_INFINITY)
   // Reads issued before they are needed are dropped (never awaited) when the scan goes
   // elsewhere, so their rejections are pre-handled.
-  const early = (position: number, size: number): Promise<Uint8Array> => {
-    const bytes = read(base + position, size)
+  const early = (position: number, size: number, window = false): Promise<Uint8Array> => {
+    const bytes = window ? readWindow(base + position, size) : read(base + position, size)
     bytes.catch(() => {})
     return bytes
   }
@@ -399,7 +449,7 @@ async function scanPositional (
           sliceStart = performance.now()
         }
       } else {
-        chunk = await wait(read(base + position, size))
+        chunk = await wait(probing ? read(base + position, size) : readWindow(base + position, size))
         sliceStart = performance.now()
       }
     }
@@ -413,7 +463,7 @@ async function scanPositional (
     const next = position + chunk.length
     if (!probing && chunk.length === size && next < limit) {
       const n = Math.min(windowSize, limit - next)
-      ahead = { position: next, size: n, bytes: early(next, n) }
+      ahead = { position: next, size: n, bytes: early(next, n, true) }
     }
     scan.push(chunk)
     if (verifier !== undefined) await verifier.settle()

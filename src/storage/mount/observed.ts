@@ -46,6 +46,14 @@ export function observedReader (reader: MountReader, report: ReadProgress): Moun
       return bytes
     }
   }
+  const readInto = reader.readInto
+  if (readInto !== undefined) {
+    observed.readInto = async (position, target) => {
+      const n = await readInto.call(reader, position, target)
+      reached(position + n)
+      return n
+    }
+  }
   return observed
 }
 

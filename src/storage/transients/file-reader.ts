@@ -231,6 +231,24 @@ function readerOver (fd: number, identity: FileIdentity, extent: Extent, chunkSi
     return await readRange(position, position + length)
   }
 
+  async function readIntoTarget (position: number, target: Uint8Array): Promise<number> {
+    checkRange('position', position)
+    check()
+    let end = position + target.byteLength
+    const limit = extent.size()
+    if (limit !== undefined) end = Math.min(end, limit)
+    if (end <= position) return 0
+    if (extent.readable() < end) await until(end)
+    const want = Math.min(end, extent.readable()) - position
+    if (want <= 0) return 0
+    const copied = extent.copy?.(position, position + want)
+    if (copied !== undefined) {
+      target.set(copied)
+      return copied.byteLength
+    }
+    return await readInto(want === target.byteLength ? target : target.subarray(0, want), position)
+  }
+
   // Only while reads keep coming back as fast as memory does.
   let answersNow = true
   let slowInARow = 0
@@ -306,6 +324,7 @@ function readerOver (fd: number, identity: FileIdentity, extent: Extent, chunkSi
     get size () { return extent.size() },
     read,
     readNow,
+    readInto: readIntoTarget,
     stream,
     close,
     file: identity,
