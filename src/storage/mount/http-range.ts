@@ -137,14 +137,24 @@ export function rangeTransport (target: RequestTarget, policy: RetryPolicy, prob
   const pooled: RequestTarget = { ...target, agent }
   const slots = new Slots(MAX_CONNECTIONS)
   return {
-    read: async (position, length, pieceBytes, signal) => await withRetries(policy, signal, async () => {
-      await slots.take(signal)
-      try {
-        return await readOnce(pooled, probe, position, length, pieceBytes, signal)
-      } finally {
-        slots.give()
+    read: async (position, length, pieceBytes, signal, onPiece) => {
+      // Pieces complete so far: a retry asks only for the rest.
+      const got: Chunks[] = []
+      const give = (piece: Chunks): void => {
+        got.push(piece)
+        onPiece?.(got.length - 1, piece)
       }
-    }),
+      await withRetries(policy, signal, async () => {
+        await slots.take(signal)
+        try {
+          const from = got.length * pieceBytes
+          await readOnce(pooled, probe, position + from, length - from, pieceBytes, signal, give)
+        } finally {
+          slots.give()
+        }
+      })
+      return got
+    },
     close: async () => {
       const sockets: Socket[] = []
       for (const group of [agent.sockets, agent.freeSockets]) for (const list of Object.values(group)) sockets.push(...(list ?? []))
@@ -190,9 +200,11 @@ class Slots {
   }
 }
 
+/** Reads [position, position + length), handing each piece of `pieceBytes` to `onPiece` once complete. */
 async function readOnce (
-  target: RequestTarget, probe: RangedProbe, position: number, length: number, pieceBytes: number, signal: AbortSignal
-): Promise<Chunks[]> {
+  target: RequestTarget, probe: RangedProbe, position: number, length: number, pieceBytes: number, signal: AbortSignal,
+  onPiece: (piece: Chunks) => void
+): Promise<void> {
   const href = target.shown
   const last = position + length - 1
   const asked = `bytes=${position}-${last}`
@@ -217,7 +229,15 @@ async function readOnce (
     if (declared !== undefined && declared !== length) {
       throw new HttpLengthMismatchError(`HTTP GET ${href}: Content-Length ${declared} for ${asked}`)
     }
-    const pieces = new PieceCutter(pieceBytes)
+    // The last piece is handed over once the body has ended: its reader's next request can then
+    // have this connection, which the agent gets back only at the end of the response.
+    let cut = 0
+    let final: Chunks | undefined
+    const pieces = new PieceCutter(pieceBytes, (piece) => {
+      cut += piece.byteLength
+      if (cut === length) final = piece
+      else onPiece(piece)
+    })
     let at = 0
     try {
       for await (const chunk of res as AsyncIterable<Buffer>) {
@@ -235,8 +255,9 @@ async function readOnce (
       throw networkError(err, href)
     }
     if (at < length) throw retryable(new HttpLengthMismatchError(`HTTP GET ${href}: body ended after ${at} of ${length} bytes of ${asked}`))
+    pieces.finish()
     complete = true
-    return pieces.finish()
+    if (final !== undefined) onPiece(final)
   } finally {
     if (complete) ex.release()
     else ex.destroy()

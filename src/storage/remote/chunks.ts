@@ -48,11 +48,14 @@ export function * chunksFrom (chunks: Chunks, offset: number): Generator<Uint8Ar
 export class PieceCutter {
   readonly #pieceBytes: number
   readonly #pieces: Chunks[] = []
+  readonly #onPiece: ((piece: Chunks) => void) | undefined
   #parts: Uint8Array[] = []
   #filled = 0
 
-  constructor (pieceBytes: number) {
+  /** `onPiece` hears of each piece as soon as it is complete, in order. */
+  constructor (pieceBytes: number, onPiece?: (piece: Chunks) => void) {
     this.#pieceBytes = pieceBytes
+    this.#onPiece = onPiece
   }
 
   push (chunk: Uint8Array): void {
@@ -75,8 +78,10 @@ export class PieceCutter {
   }
 
   #cut (): void {
-    this.#pieces.push({ parts: this.#parts, byteLength: this.#filled })
+    const piece = { parts: this.#parts, byteLength: this.#filled }
+    this.#pieces.push(piece)
     this.#parts = []
     this.#filled = 0
+    this.#onPiece?.(piece)
   }
 }

@@ -16,17 +16,39 @@ export class Flight {
   readonly done: Promise<Chunks[]>
   readonly pieceBytes: number
   readonly #controller = new AbortController()
+  /** Each piece as soon as it has arrived: a reader of the first need not wait for the last. */
+  readonly #pieces: Array<Deferred<Chunks>>
   #interest = 0
   #settled = false
+  #delivered = 0
 
-  constructor (start: number, end: number, slot: number | string, pieceBytes: number, run: (signal: AbortSignal) => Promise<Chunks[]>) {
+  /** `run` gets the signal and a `deliver(index, piece)` to call as each piece is complete. */
+  constructor (start: number, end: number, slot: number | string, pieceBytes: number,
+    run: (signal: AbortSignal, deliver: (index: number, piece: Chunks) => void) => Promise<Chunks[]>) {
     this.start = start
     this.end = end
     this.slot = slot
     this.pieceBytes = pieceBytes
-    this.done = run(this.#controller.signal).finally(() => { this.#settled = true })
+    this.#pieces = Array.from({ length: Math.ceil((end - start) / pieceBytes) }, () => new Deferred<Chunks>())
+    const deliver = (index: number, piece: Chunks): void => {
+      const p = this.#pieces[index]
+      if (p === undefined || p.settled) return
+      p.resolve(piece)
+      this.#delivered++
+    }
+    this.done = run(this.#controller.signal, deliver).finally(() => { this.#settled = true })
+    this.done.then(
+      (pieces) => { pieces.forEach((piece, k) => { deliver(k, piece) }) },
+      (err: unknown) => { for (const p of this.#pieces) if (!p.settled) p.reject(err) })
     // Handled here: a flight every reader left rejects with nobody to see it.
     this.done.catch(() => {})
+  }
+
+  /** Piece `index` (of `pieceBytes` from `start`), as soon as it is complete. */
+  piece (index: number): Promise<Chunks> {
+    const p = this.#pieces[index]
+    if (p === undefined) throw new RangeError(`piece ${index} is outside [${this.start}, ${this.end})`)
+    return p.promise
   }
 
   get settled (): boolean {
@@ -39,7 +61,10 @@ export class Flight {
 
   leave (): void {
     this.#interest--
-    if (this.#interest === 0 && !this.#settled) this.#controller.abort(new AbortError('no reader waits for this request any more'))
+    // A request whose every byte has arrived is let finish: aborting it would cost its connection.
+    if (this.#interest === 0 && !this.#settled && this.#delivered < this.#pieces.length) {
+      this.#controller.abort(new AbortError('no reader waits for this request any more'))
+    }
   }
 }
 
@@ -49,14 +74,30 @@ export function stoppedBy (signal: AbortSignal): Error {
   return reason instanceof DAGStoreError ? reason : abortErrorFrom(signal)
 }
 
-/** The flight's pieces, or the signal's error as soon as it fires. The caller has joined the flight and leaves it. */
-export async function waitFor (flight: Flight, signal: AbortSignal): Promise<Chunks[]> {
+/** Piece `index` of the flight, or the signal's error as soon as it fires. The caller has joined the flight and leaves it. */
+export async function waitFor (flight: Flight, index: number, signal: AbortSignal): Promise<Chunks> {
   if (signal.aborted) throw stoppedBy(signal)
-  return await new Promise<Chunks[]>((resolve, reject) => {
+  return await new Promise<Chunks>((resolve, reject) => {
     const onAbort = (): void => { reject(stoppedBy(signal)) }
     signal.addEventListener('abort', onAbort, { once: true })
-    flight.done.then(
+    flight.piece(index).then(
       (data) => { signal.removeEventListener('abort', onAbort); resolve(data) },
       (err: unknown) => { signal.removeEventListener('abort', onAbort); reject(err) })
   })
+}
+
+class Deferred<T> {
+  readonly promise: Promise<T>
+  settled = false
+  resolve!: (value: T) => void
+  reject!: (err: unknown) => void
+
+  constructor () {
+    this.promise = new Promise<T>((resolve, reject) => {
+      this.resolve = (value) => { this.settled = true; resolve(value) }
+      this.reject = (err) => { this.settled = true; reject(err) }
+    })
+    // A piece nobody asked for may reject with the flight: not an unhandled rejection.
+    this.promise.catch(() => {})
+  }
 }

@@ -92,6 +92,9 @@ export class InPlaceReader implements MountReader {
         const run = Math.max(1, readAhead.sections >> 2)
         for (let i = index + 1; i <= last;) {
           if (ahead.has(i)) { i++; continue }
+          // The window's tail is asked for a run at a time: topping it up by the one section
+          // each step slides it would make every request one section long.
+          if (i > index + 1 && last < lastIndex && last - i + 1 < run) break
           const got = source.prefetch(i, Math.min(run, last - i + 1))
           if (got === 'full') break
           if (got === 'cached') { i++; continue }
@@ -106,8 +109,7 @@ export class InPlaceReader implements MountReader {
           try {
             // A request may have brought several sections: this step yields the one `pos` is in.
             const { flight } = answer
-            const pieces = await waitFor(flight, signal)
-            data = pieces[(base - flight.start) / flight.pieceBytes] as Chunks
+            data = await waitFor(flight, (base - flight.start) / flight.pieceBytes, signal)
           } finally {
             answer.flight.leave()
           }

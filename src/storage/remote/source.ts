@@ -106,9 +106,12 @@ export class Source {
           copyChunks(p.data, p.start, out, position, end)
           continue
         }
+        // Only the pieces this read overlaps, each as soon as it has arrived.
         const flight = p.flight as Flight
-        const got = await waitFor(flight, signal)
-        for (let k = 0; k < got.length; k++) copyChunks(got[k] as Chunks, flight.start + k * flight.pieceBytes, out, position, end)
+        const size = flight.pieceBytes
+        const first = Math.floor((Math.max(position, flight.start) - flight.start) / size)
+        const last = Math.floor((Math.min(end, flight.end) - 1 - flight.start) / size)
+        for (let k = first; k <= last; k++) copyChunks(await waitFor(flight, k, signal), flight.start + k * size, out, position, end)
       }
       return out
     } finally {
@@ -210,8 +213,14 @@ export class Source {
     const section = core.sectionBytes
     // Section requests come in one buffer per section; an exact random get in one piece.
     const pieceBytes = typeof slot === 'number' ? section : n
-    const flight = new Flight(start, end, slot, pieceBytes, async (signal) => {
+    const flight = new Flight(start, end, slot, pieceBytes, async (signal, deliver) => {
       let held = reserved
+      // Bytes of this request's reservation already turned into cached pieces.
+      let stored = 0
+      const cache = (k: number, piece: Chunks): void => {
+        core.store({ source: this, start: start + k * pieceBytes, data: piece, slot: typeof slot === 'number' ? slot + k : slot })
+        stored += piece.byteLength
+      }
       try {
         // Nothing below may run before the constructor returns and the flight is registered.
         await Promise.resolve()
@@ -224,21 +233,28 @@ export class Source {
         this.rangedRequests++
         core.requestStarted()
         let pieces: Chunks[]
+        // Each section is cached (and evicted) on its own, as soon as it has arrived.
+        let given = 0
         try {
-          pieces = await transport.read(start, n, pieceBytes, signal)
+          pieces = await transport.read(start, n, pieceBytes, signal, (k, piece) => {
+            if (k !== given || !fits(piece, k, n, pieceBytes)) return
+            given++
+            cache(k, piece)
+            this.bytesFetched += piece.byteLength
+            deliver(k, piece)
+          })
         } finally {
           core.requestEnded()
         }
         checkPieces(this.label, pieces, n, pieceBytes)
-        this.bytesFetched += n
-        held = false
-        // Each section is cached (and evicted) on its own.
-        for (let k = 0; k < pieces.length; k++) {
-          core.store({ source: this, start: start + k * pieceBytes, data: pieces[k] as Chunks, slot: typeof slot === 'number' ? slot + k : slot })
+        for (let k = given; k < pieces.length; k++) {
+          cache(k, pieces[k] as Chunks)
+          this.bytesFetched += (pieces[k] as Chunks).byteLength
         }
+        held = false
         return pieces
       } finally {
-        if (held) core.release(n)
+        if (held) core.release(n - stored)
         this.flights.delete(flight)
         core.settled(this)
       }
@@ -246,6 +262,11 @@ export class Source {
     this.flights.add(flight)
     return flight
   }
+}
+
+/** Piece `k` of a request for `n` bytes is `pieceBytes` long, the last one the rest. */
+function fits (piece: Chunks, k: number, n: number, pieceBytes: number): boolean {
+  return piece.byteLength === Math.min(pieceBytes, n - k * pieceBytes)
 }
 
 /** A transport's answer must be exactly the pieces asked for. */

@@ -9,9 +9,12 @@ export interface RangeTransport {
    * Exactly `length` bytes at `position`, in pieces of `pieceBytes` (the last one shorter when
    * the length is not a multiple), each piece the chunks its bytes arrived in: a request for
    * several sections is cached section by section without a copy. The cache never asks past
-   * the end it was given.
+   * the end it was given. `onPiece`, when given, hears of each piece as soon as its bytes are
+   * all there, in order and once each (a retried request resumes after the pieces given), so
+   * a reader waiting for the first section of a long request need not wait for the last.
    */
-  read: (position: number, length: number, pieceBytes: number, signal: AbortSignal) => Promise<Chunks[]>
+  read: (position: number, length: number, pieceBytes: number, signal: AbortSignal,
+    onPiece?: (index: number, piece: Chunks) => void) => Promise<Chunks[]>
   /** Lets go of connections: called once the source's last reader has closed. */
   close: () => Promise<void>
 }
