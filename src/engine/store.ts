@@ -37,9 +37,18 @@ import { NotClusteredError } from '../base/errors.js'
 import type { ClusterDirectory, ClusterNode } from '../storage/state/cluster.js'
 import { ClusterShardSource } from './cluster/cluster-source.js'
 import { ForeignShards } from './cluster/foreign-shards.js'
+import { OwnerBlocks, type OwnerHopTimeouts } from './cluster/owner-blocks.js'
 import { adoptShards } from './cluster/adopt.js'
 
 type Phase = 'created' | 'starting' | 'started' | 'closing' | 'closed'
+
+export interface ClusterBlockstoreOptions extends AllShardsBlockstoreOptions {
+  /**
+   * In a cluster, the timeouts of asking another node for a block only it can read (the
+   * gateway passes its proxy timeouts). Ignored by a store that is not clustered.
+   */
+  owners?: OwnerHopTimeouts
+}
 
 function settle<T> (resolve: (value: T) => void, reject: (err: Error) => void, pick: (r: ShardResult) => T): ResultCallback {
   return (result) => {
@@ -361,8 +370,9 @@ export class DAGStore {
    * a cached shard counts as in use, so `evict(key)` it before destroying it. In a cluster
    * (a shared backend), one made after start() answers for every node's shards (docs/CLUSTER.md).
    */
-  blockstore (opts: AllShardsBlockstoreOptions = {}): AllShardsBlockstore {
-    const options = { onError: this.options.onError ?? defaultReport, ...opts }
+  blockstore (opts: ClusterBlockstoreOptions = {}): AllShardsBlockstore {
+    const { owners, ...rest } = opts
+    const options = { onError: this.options.onError ?? defaultReport, ...rest }
     const cluster = this.parts.cluster
     if (cluster === undefined) return new AllShardsBlockstore(this, options)
     // In a cluster: own shards first, then other nodes' shards read in place, then ShardElsewhereError.
@@ -374,7 +384,9 @@ export class DAGStore {
       allShardsInfo: () => this.allShardsInfo(),
       getIterableIndex: async (key: ShardKey) => await this.getIterableIndex(key)
     }
-    return new AllShardsBlockstore(new ClusterShardSource(local, cluster, new ForeignShards(this.sections, core.indexRepo)), options)
+    const source = new ClusterShardSource(local, cluster, new ForeignShards(this.sections, core.indexRepo),
+      new OwnerBlocks({ ...owners, node: cluster.node }))
+    return new AllShardsBlockstore(source, options)
   }
 
   /** This node's name when the store's backend is shared by a cluster (DESIGN §12); undefined otherwise. */
