@@ -152,4 +152,3 @@ if (postgresAvailable('cluster DAG')) {
 
   test.run()
 }
-
