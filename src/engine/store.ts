@@ -34,7 +34,8 @@ import { listShardsPage } from './list-shards.js'
 import { DEFAULT_EVENT_BUFFER_SIZE, type DAGStoreOptions, type GCOptions } from './options.js'
 import { defaultReport } from '../base/report.js'
 import { NotClusteredError } from '../base/errors.js'
-import type { ClusterDirectory, ClusterNode } from '../storage/state/cluster.js'
+import type { ClusterDirectory, ClusterListQuery, ClusterNode } from '../storage/state/cluster.js'
+import { listClusterShards, type ClusterListing } from './cluster/listing.js'
 import { ClusterShardSource } from './cluster/cluster-source.js'
 import { ForeignShards } from './cluster/foreign-shards.js'
 import { OwnerBlocks, type OwnerHopTimeouts } from './cluster/owner-blocks.js'
@@ -330,6 +331,18 @@ export class DAGStore {
    */
   listShards (options?: ListShardsOptions): ShardPage {
     return listShardsPage(this.running().shards, options)
+  }
+
+  /**
+   * In a cluster, one page of every node's shards (docs/CLUSTER.md): this node's described as
+   * describeShard does, the others' from the database (their owner's restart form), each with
+   * its `node`. In the database's key order; bounded work per page, which may come back short
+   * with a `next`. @throws NotClusteredError without a shared backend.
+   */
+  async listClusterShards (query: ClusterListQuery): Promise<ClusterListing> {
+    const core = this.running()
+    return await listClusterShards({ has: (key) => core.shards.has(key), describe: async (key) => await this.describeShard(key) },
+      this.clusterOf(), query)
   }
 
   stats (): Record<ShardState, number> {

@@ -3,7 +3,7 @@
 import { createServer } from 'node:net'
 import { spawnServe, type Running } from './cli.js'
 
-export async function freePort (): Promise<number> {
+async function freePort (): Promise<number> {
   return await new Promise((resolve, reject) => {
     const server = createServer()
     server.once('error', reject)

@@ -14,6 +14,7 @@ import {
   type ErrorJson, type FindJson, type GcJson, type ShardJson, type ShardListJson, type VerifyJson
 } from '../wire.js'
 import { CliError, UsageError, errorJson, isLevelLocked } from './errors.js'
+import { NotClusteredError } from '../../base/errors.js'
 import { decodeCursor, encodeCursor } from '../cursor.js'
 import { observedMount, type ReadProgress } from '../../storage/mount/observed.js'
 import type { CopyPolicy, ShardState } from '../../base/types.js'
@@ -53,12 +54,13 @@ export interface Backend {
   close: () => Promise<void>
 }
 
-/** GET /shards's query; `cursor` as a page's `next` handed it out. */
-interface PageQuery {
+/** GET /shards's query; `cursor` as a page's `next` handed it out; `node` (the owner) in a cluster only. */
+export interface PageQuery {
   limit: number
   cursor?: string | undefined
   state?: ShardState | undefined
   prefix?: string | undefined
+  node?: string | undefined
 }
 
 /** The largest page GET /shards answers (list-query.ts): what a walk over every page asks for. */
@@ -98,6 +100,9 @@ class DirectBackend implements Backend {
   }
 
   async page (query: PageQuery): Promise<ShardListJson> {
+    if (query.node !== undefined) {
+      throw new NotClusteredError('--node filters a cluster\'s listing: this repo has no shared database (ls --db <url> reads one)')
+    }
     const page = this.store.listShards({
       limit: query.limit,
       ...(query.cursor === undefined ? {} : { after: decodeCursor(query.cursor) }),
@@ -210,6 +215,7 @@ class ClientBackend implements Backend {
     if (query.cursor !== undefined) params.set('cursor', query.cursor)
     if (query.state !== undefined) params.set('state', query.state)
     if (query.prefix !== undefined && query.prefix !== '') params.set('prefix', query.prefix)
+    if (query.node !== undefined) params.set('node', query.node)
     return await this.json<ShardListJson>('GET', `/shards?${params.toString()}`)
   }
 
