@@ -112,6 +112,14 @@ if (postgresAvailable('cluster listings')) {
       assert.equal(errored.shards.map((s) => s.node), ['node-b', 'node-b'])
       assert.equal((errored.shards[0] as { error?: { message: string } }).error?.message, 'gone')
       assert.is((await walk(b.url, 'limit=1000')).shards.length, 5006)
+
+      // Commands that act on shards take the server's own from the listing, not the cluster's.
+      const recover = await cli(['recover', '--all-errored', '--dir', a.dir, '--json'])
+      assert.is(recover.code, 0, recover.stderr + recover.stdout)
+      const verify = await cli(['verify', '--all', '--dir', a.dir, '--json'])
+      assert.is(verify.code, 0, verify.stderr + verify.stdout)
+      assert.equal(JSON.parse(recover.stdout), { shards: [], errors: [] }, 'node-a has no errored shard (node-b has two)')
+      assert.equal(JSON.parse(verify.stdout), { shards: [] }, 'node-a\'s three are lazy: nothing to verify')
     } finally {
       await Promise.all(nodes.map(async (n) => await n.serve?.kill()))
       await cleanup()

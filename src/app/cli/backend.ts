@@ -31,7 +31,7 @@ export interface Backend {
   list: () => Promise<ShardJson[]>
   /** One page of a listing, as GET /shards answers it (`next`: the following page's cursor). */
   page: (query: PageQuery) => Promise<ShardListJson>
-  /** Keys and states only: cheaper than list() where that is all a command needs. */
+  /** Keys and states of the shards this store owns (in a cluster, not the other nodes'). */
   states: () => Promise<Array<{ key: string, state: string }>>
   info: (key: string) => Promise<ShardJson>
   /**
@@ -66,12 +66,12 @@ export interface PageQuery {
 /** The largest page GET /shards answers (list-query.ts): what a walk over every page asks for. */
 const WALK_PAGE = 1000
 
-/** Every page from the first: one listing however many shards there are. */
-async function allPages (backend: Backend): Promise<ShardJson[]> {
+/** Every page from the first: one listing however many shards there are (`node`: only that node's, in a cluster). */
+async function allPages (backend: Backend, node?: string): Promise<ShardJson[]> {
   const out: ShardJson[] = []
   let cursor: string | undefined
   do {
-    const page = await backend.page({ limit: WALK_PAGE, cursor })
+    const page = await backend.page({ limit: WALK_PAGE, cursor, node })
     out.push(...page.shards)
     cursor = page.next
   } while (cursor !== undefined)
@@ -219,8 +219,10 @@ class ClientBackend implements Backend {
     return await this.json<ShardListJson>('GET', `/shards?${params.toString()}`)
   }
 
+  /** The server's shards only: a clustered server lists every node's, and commands act on its own. */
   async states (): Promise<Array<{ key: string, state: string }>> {
-    return await this.list()
+    const { node } = await this.json<{ node?: string }>('GET', '/status')
+    return await allPages(this, node)
   }
 
   async info (key: string): Promise<ShardJson> {
