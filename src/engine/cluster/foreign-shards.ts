@@ -54,16 +54,24 @@ export class ForeignShards {
       const index = await this.indexRepo.get(holder.shard)
       const opened = reader
       return await accessor(holder.shard, reader, index, (err) => {
-        this.probes.delete(url)
-        opened.discardCached()
+        this.forget(url, opened)
         return elsewhere(holder, err)
       })
     } catch (err) {
-      if (reader !== undefined) reader.discardCached()
-      this.probes.delete(url)
-      await reader?.close().catch(() => {})
+      // An origin that does not honour Range keeps its probe (the owner answers until it expires);
+      // one that failed once opened is asked again next time.
+      if (reader !== undefined) {
+        this.forget(url, reader)
+        await reader.close().catch(() => {})
+      }
       throw elsewhere(holder, err)
     }
+  }
+
+  /** The origin changed or failed: neither its probe nor what is cached of that version is used again. */
+  private forget (url: string, reader: InPlaceReader): void {
+    this.probes.delete(url)
+    reader.discardCached()
   }
 
   private async probe (mount: HttpMount, url: string): Promise<RangeProbe> {
