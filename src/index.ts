@@ -5,7 +5,8 @@
  */
 
 // The store (docs/CONTRACT.md).
-export { DAGStore } from './engine/store.js'
+export { DAGStore, type ClusterBlockstoreOptions } from './engine/store.js'
+export type { OwnerHopTimeouts } from './engine/cluster/owner-blocks.js'
 export { recoverImmediately } from './engine/recover.js'
 export type { DAGStoreOptions, GCOptions, RecoverOnStart, RemoteOptions } from './engine/options.js'
 export { ShardState } from './base/types.js'
@@ -23,7 +24,7 @@ export {
   UnsupportedHashError, HashMismatchError, RangeNotSupportedError, IndexNotFoundError, InvalidArgumentError, InvalidMountError,
   TransientError, TransientsFullError,
   RestoredShardError, AbortError,
-  NodeAliveError, NodeUnknownError, NotClusteredError, ShardElsewhereError, type OwnerWhereabouts
+  NodeAliveError, NodeUnknownError, NotClusteredError, ShardElsewhereError, OwnerUnavailableError, type OwnerWhereabouts
 } from './base/errors.js'
 
 // Mounts.

@@ -112,7 +112,7 @@ if (postgresAvailable('cluster')) {
         })
         assert.is(res.status, 201, `register ${s.key}: ${await res.text()}`)
       }
-      const listed = (await (await fetch(`${a.url}/shards`)).json()) as { shards: Array<{ key: string, node?: string }> }
+      const listed = (await (await fetch(`${a.url}/shards?node=node-a`)).json()) as { shards: Array<{ key: string, node?: string }> }
       assert.equal(listed.shards.map((s) => [s.key, s.node]), [['a-file', 'node-a'], ['a-http', 'node-a']], 'listings say the owner')
 
       // Every block of every shard through every node, byte-identical.
@@ -206,7 +206,7 @@ if (postgresAvailable('cluster')) {
       await start(c)
       const cShards = shards.filter((s) => s.node === 'c')
       for (const s of cShards) await assertServed(c.url, s.blocks, `${s.key} via node-c on an empty dir`)
-      const cListed = (await (await fetch(`${c.url}/shards`)).json()) as { shards: Array<{ key: string }> }
+      const cListed = (await (await fetch(`${c.url}/shards?node=node-c`)).json()) as { shards: Array<{ key: string }> }
       assert.equal(cListed.shards.map((s) => s.key), ['c-file', 'c-http'])
     } finally {
       await Promise.all(nodes.map(async (n) => await n.serve?.kill()))

@@ -206,6 +206,8 @@ function listPath (options) {
   if (options.cursor !== undefined) q.set('cursor', options.cursor)
   if (options.state !== '') q.set('state', options.state)
   if (options.prefix !== '') q.set('prefix', options.prefix)
+  // A node of a cluster lists every node's shards; the page is about this node's (its counts, its recover).
+  if (view.status?.node !== undefined) q.set('node', view.status.node)
   return `/shards?${q}`
 }
 

@@ -91,6 +91,14 @@ export class ShardElsewhereError extends defineError(CODE.ERR_SHARD_ELSEWHERE, '
   where: OwnerWhereabouts | undefined
 }
 
+/**
+ * The block is held only by shards of a node that is down, advertises no URL, or did not answer
+ * a hop to it in time: worth asking again later (`where` says which node).
+ */
+export class OwnerUnavailableError extends defineError(CODE.ERR_OWNER_UNAVAILABLE, 'the node owning the block is unavailable') {
+  where: OwnerWhereabouts | undefined
+}
+
 /** A shard error restored from the state DB after a restart: the original class is gone, its code is kept. */
 export class RestoredShardError extends DAGStoreError {}
 

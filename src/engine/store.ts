@@ -34,12 +34,22 @@ import { listShardsPage } from './list-shards.js'
 import { DEFAULT_EVENT_BUFFER_SIZE, type DAGStoreOptions, type GCOptions } from './options.js'
 import { defaultReport } from '../base/report.js'
 import { NotClusteredError } from '../base/errors.js'
-import type { ClusterDirectory, ClusterNode } from '../storage/state/cluster.js'
+import type { ClusterDirectory, ClusterListQuery, ClusterNode } from '../storage/state/cluster.js'
+import { listClusterShards, type ClusterListing } from './cluster/listing.js'
 import { ClusterShardSource } from './cluster/cluster-source.js'
 import { ForeignShards } from './cluster/foreign-shards.js'
+import { OwnerBlocks, type OwnerHopTimeouts } from './cluster/owner-blocks.js'
 import { adoptShards } from './cluster/adopt.js'
 
 type Phase = 'created' | 'starting' | 'started' | 'closing' | 'closed'
+
+export interface ClusterBlockstoreOptions extends AllShardsBlockstoreOptions {
+  /**
+   * In a cluster, the timeouts of asking another node for a block only it can read (the
+   * gateway passes its proxy timeouts). Ignored by a store that is not clustered.
+   */
+  owners?: OwnerHopTimeouts
+}
 
 function settle<T> (resolve: (value: T) => void, reject: (err: Error) => void, pick: (r: ShardResult) => T): ResultCallback {
   return (result) => {
@@ -323,6 +333,18 @@ export class DAGStore {
     return listShardsPage(this.running().shards, options)
   }
 
+  /**
+   * In a cluster, one page of every node's shards (docs/CLUSTER.md): this node's described as
+   * describeShard does, the others' from the database (their owner's restart form), each with
+   * its `node`. In the database's key order; bounded work per page, which may come back short
+   * with a `next`. @throws NotClusteredError without a shared backend.
+   */
+  async listClusterShards (query: ClusterListQuery): Promise<ClusterListing> {
+    const core = this.running()
+    return await listClusterShards({ has: (key) => core.shards.has(key), describe: async (key) => await this.describeShard(key) },
+      this.clusterOf(), query)
+  }
+
   stats (): Record<ShardState, number> {
     return { ...this.running().counts }
   }
@@ -361,8 +383,9 @@ export class DAGStore {
    * a cached shard counts as in use, so `evict(key)` it before destroying it. In a cluster
    * (a shared backend), one made after start() answers for every node's shards (docs/CLUSTER.md).
    */
-  blockstore (opts: AllShardsBlockstoreOptions = {}): AllShardsBlockstore {
-    const options = { onError: this.options.onError ?? defaultReport, ...opts }
+  blockstore (opts: ClusterBlockstoreOptions = {}): AllShardsBlockstore {
+    const { owners, ...rest } = opts
+    const options = { onError: this.options.onError ?? defaultReport, ...rest }
     const cluster = this.parts.cluster
     if (cluster === undefined) return new AllShardsBlockstore(this, options)
     // In a cluster: own shards first, then other nodes' shards read in place, then ShardElsewhereError.
@@ -374,7 +397,9 @@ export class DAGStore {
       allShardsInfo: () => this.allShardsInfo(),
       getIterableIndex: async (key: ShardKey) => await this.getIterableIndex(key)
     }
-    return new AllShardsBlockstore(new ClusterShardSource(local, cluster, new ForeignShards(this.sections, core.indexRepo)), options)
+    const source = new ClusterShardSource(local, cluster, new ForeignShards(this.sections, core.indexRepo),
+      new OwnerBlocks({ ...owners, node: cluster.node }))
+    return new AllShardsBlockstore(source, options)
   }
 
   /** This node's name when the store's backend is shared by a cluster (DESIGN §12); undefined otherwise. */

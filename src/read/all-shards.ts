@@ -42,6 +42,12 @@ export interface ShardSource {
   allShardsInfo: () => Map<ShardKey, ShardInfo>
   /** Lets the default selection answer from cached shards without a top-level lookup. */
   getIterableIndex?: (key: ShardKey) => Promise<ShardIndex>
+  /**
+   * A block none of the source's shards could serve, asked of whoever else holds it (in a
+   * cluster: the node owning the shard), given what the holders failed with. Resolves with
+   * bytes verified against the CID, or undefined when nobody else can be asked.
+   */
+  fetchElsewhere?: (cid: CID, failure: BlockNotFoundError) => Promise<Uint8Array | undefined>
 }
 
 // Errors that say nothing about one shard, so trying another would only hide them.
@@ -109,6 +115,23 @@ export class AllShardsBlockstore implements ReadBlockstore {
     // A copy: the digest may be a view into a buffer the caller owns.
     if (cid.multihash.code === IDENTITY_CODE) return new Uint8Array(cid.multihash.digest)
     return await this.serve(cid, async (bs) => await bs.get(cid))
+  }
+
+  /**
+   * get(), and when no shard this store can read serves the block, the block fetched from
+   * where the source says it is (another node of a cluster, hash-verified). Without such a
+   * source, the same as get(). @throws BlockNotFoundError, or what the fetch failed with
+   */
+  async getAnywhere (cid: CID): Promise<Uint8Array> {
+    try {
+      return await this.get(cid)
+    } catch (err) {
+      if (!(err instanceof BlockNotFoundError) || this.source.fetchElsewhere === undefined) throw err
+      this.checkOpen()
+      const fetched = await this.source.fetchElsewhere(cid, err)
+      if (fetched === undefined) throw err
+      return fetched
+    }
   }
 
   /** @throws BlockNotFoundError */

@@ -14,6 +14,7 @@ import {
   type ErrorJson, type FindJson, type GcJson, type ShardJson, type ShardListJson, type VerifyJson
 } from '../wire.js'
 import { CliError, UsageError, errorJson, isLevelLocked } from './errors.js'
+import { NotClusteredError } from '../../base/errors.js'
 import { decodeCursor, encodeCursor } from '../cursor.js'
 import { observedMount, type ReadProgress } from '../../storage/mount/observed.js'
 import type { CopyPolicy, ShardState } from '../../base/types.js'
@@ -30,7 +31,7 @@ export interface Backend {
   list: () => Promise<ShardJson[]>
   /** One page of a listing, as GET /shards answers it (`next`: the following page's cursor). */
   page: (query: PageQuery) => Promise<ShardListJson>
-  /** Keys and states only: cheaper than list() where that is all a command needs. */
+  /** Keys and states of the shards this store owns (in a cluster, not the other nodes'). */
   states: () => Promise<Array<{ key: string, state: string }>>
   info: (key: string) => Promise<ShardJson>
   /**
@@ -53,23 +54,24 @@ export interface Backend {
   close: () => Promise<void>
 }
 
-/** GET /shards's query; `cursor` as a page's `next` handed it out. */
-interface PageQuery {
+/** GET /shards's query; `cursor` as a page's `next` handed it out; `node` (the owner) in a cluster only. */
+export interface PageQuery {
   limit: number
   cursor?: string | undefined
   state?: ShardState | undefined
   prefix?: string | undefined
+  node?: string | undefined
 }
 
 /** The largest page GET /shards answers (list-query.ts): what a walk over every page asks for. */
 const WALK_PAGE = 1000
 
-/** Every page from the first: one listing however many shards there are. */
-async function allPages (backend: Backend): Promise<ShardJson[]> {
+/** Every page from the first: one listing however many shards there are (`node`: only that node's, in a cluster). */
+async function allPages (backend: Backend, node?: string): Promise<ShardJson[]> {
   const out: ShardJson[] = []
   let cursor: string | undefined
   do {
-    const page = await backend.page({ limit: WALK_PAGE, cursor })
+    const page = await backend.page({ limit: WALK_PAGE, cursor, node })
     out.push(...page.shards)
     cursor = page.next
   } while (cursor !== undefined)
@@ -98,6 +100,9 @@ class DirectBackend implements Backend {
   }
 
   async page (query: PageQuery): Promise<ShardListJson> {
+    if (query.node !== undefined) {
+      throw new NotClusteredError('--node filters a cluster\'s listing: this repo has no shared database (ls --db <url> reads one)')
+    }
     const page = this.store.listShards({
       limit: query.limit,
       ...(query.cursor === undefined ? {} : { after: decodeCursor(query.cursor) }),
@@ -210,11 +215,14 @@ class ClientBackend implements Backend {
     if (query.cursor !== undefined) params.set('cursor', query.cursor)
     if (query.state !== undefined) params.set('state', query.state)
     if (query.prefix !== undefined && query.prefix !== '') params.set('prefix', query.prefix)
+    if (query.node !== undefined) params.set('node', query.node)
     return await this.json<ShardListJson>('GET', `/shards?${params.toString()}`)
   }
 
+  /** The server's shards only: a clustered server lists every node's, and commands act on its own. */
   async states (): Promise<Array<{ key: string, state: string }>> {
-    return await this.list()
+    const { node } = await this.json<{ node?: string }>('GET', '/status')
+    return await allPages(this, node)
   }
 
   async info (key: string): Promise<ShardJson> {

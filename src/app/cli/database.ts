@@ -7,6 +7,10 @@ import { Option } from 'commander'
 import type { StoreBackend } from '../../storage/state/backend.js'
 import { UsageError } from './errors.js'
 import type { EnvOptions } from './options.js'
+import type { PageQuery } from './backend.js'
+import { shardJson, type ShardListJson } from '../wire.js'
+import { decodeCursor, encodeCursor } from '../cursor.js'
+import { describeRecord } from '../../engine/cluster/listing.js'
 
 export interface DatabaseOpts {
   db?: string | undefined
@@ -40,5 +44,32 @@ export async function backendFrom (o: DatabaseOpts): Promise<StoreBackend | unde
     return postgresBackend({ url: o.db, node: o.node, ...(o.advertise !== undefined ? { advertise: o.advertise } : {}) })
   } catch (err) {
     throw new UsageError((err as Error).message)
+  }
+}
+
+/** What `ls --db` pages through: the cluster's shards read from the database, no node opened. */
+export interface DatabaseListing {
+  page: (query: PageQuery) => Promise<ShardListJson>
+  close: () => Promise<void>
+}
+
+/** `ls --db <url>`: the listing a clustered server answers, from the database itself. */
+export async function openDatabaseListing (url: string): Promise<DatabaseListing> {
+  const { ShardListing } = await import('../../storage/postgres/listing.js')
+  const listing = new ShardListing({ url })
+  return {
+    page: async (query) => {
+      const page = await listing.page({
+        limit: query.limit,
+        after: query.cursor === undefined ? undefined : decodeCursor(query.cursor),
+        state: query.state,
+        prefix: query.prefix,
+        node: query.node
+      })
+      const out: ShardListJson = { shards: page.shards.map((entry) => shardJson(describeRecord(entry))) }
+      if (page.next !== undefined) out.next = encodeCursor(page.next)
+      return out
+    },
+    close: async () => { await listing.close() }
   }
 }

@@ -104,7 +104,17 @@ export class AdminApi {
 
   /** One page (listQuery): the keys come in order from the store's shard table, then each is described. */
   private async list (req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const page = await gatherPage(this.store, listQuery(req))
+    const { node, ...query } = listQuery(req)
+    if (this.store.node !== undefined) {
+      // A clustered store lists every node's shards, from the database.
+      const page = await this.store.listClusterShards({ ...query, node })
+      const body: ShardListJson = { shards: page.shards.map(shardJson) }
+      if (page.next !== undefined) body.next = encodeCursor(page.next)
+      sendJson(res, 200, body)
+      return
+    }
+    if (node !== undefined) throw new HttpError(CODE.ERR_NOT_CLUSTERED, 'node= filters a cluster\'s listing: this store has no shared database')
+    const page = await gatherPage(this.store, query)
     const keys = page.shards.map((s) => s.key)
     const found: Array<ShardJson | undefined> = new Array(keys.length)
     // The workers share one iterator: each key goes to the first free worker.

@@ -85,6 +85,8 @@ export interface Gateway {
 
 export const BLOCK_REQUESTS_METRIC = 'dagstore_block_requests_total'
 
+/** Seconds a client is told to wait before asking again when a block's owner node is down. */
+const OWNER_RETRY_AFTER = '5'
 const IMMUTABLE = 'public, max-age=29030400, immutable'
 const ALLOW = 'GET, HEAD, OPTIONS'
 const CORS: Readonly<Record<string, string>> = {
@@ -111,7 +113,8 @@ const ANY_BASE: MultibaseDecoder<string> = {
 export function createGateway (store: DAGStore, options: GatewayOptions = {}): Gateway {
   const node = store.node
   const proxy = node === undefined ? undefined : { ...options.proxy, node }
-  return new TrustlessGateway(store.blockstore(options.blockstore), options.registry ?? new Registry(), options.maxDuplicates, proxy)
+  const bs = store.blockstore(options.proxy === undefined ? options.blockstore : { ...options.blockstore, owners: options.proxy })
+  return new TrustlessGateway(bs, options.registry ?? new Registry(), options.maxDuplicates, proxy)
 }
 
 function requestCounter (registry: Registry): Counter<'status'> {
@@ -138,6 +141,8 @@ class TrustlessGateway implements Gateway {
   // Resolved once per status: inc() on a child is a field update, inc(labels) hashes labels.
   readonly #children = new Map<number, { inc: () => void }>()
   readonly #get: GetBlock
+  /** Blocks of a DAG past its root: those only another node can read are fetched from it one by one. */
+  readonly #getAnywhere: GetBlock
   readonly #maxDuplicates: number | undefined
   readonly #proxy: OwnerProxyOptions | undefined
   #closed = false
@@ -147,6 +152,7 @@ class TrustlessGateway implements Gateway {
     this.#bs = bs
     this.#proxy = proxy
     this.#get = async (cid) => await bs.get(cid)
+    this.#getAnywhere = async (cid) => await bs.getAnywhere(cid)
     this.#requests = requestCounter(registry)
     this.#maxDuplicates = maxDuplicates
   }
@@ -276,7 +282,10 @@ class TrustlessGateway implements Gateway {
     if (onlyIfCached(req) && !(await this.#bs.has(cid))) {
       throw new HttpError(CODE.ERR_NOT_CACHED, `${cidString} is not in this gateway's shards (only-if-cached)`)
     }
-    const resolved = await resolvePath(this.#get, cid, segments)
+    // A root only another node can read sends the whole request there (one hop, handle()); the
+    // blocks below it are gathered from whichever node holds each.
+    const get: GetBlock = async (c) => await (c.equals(cid) ? this.#get(c) : this.#getAnywhere(c))
+    const resolved = await resolvePath(get, cid, segments)
     headers['x-ipfs-roots'] = resolved.roots.map(String).join(',')
     const raw = variant.format === 'raw'
     const etag = raw
@@ -298,7 +307,7 @@ class TrustlessGateway implements Gateway {
     }
     const abort = new AbortController()
     // Checked before a byte is sent: a terminal of a codec the walk cannot decode is a 501 here.
-    const blocks = dagWalk(this.#get, resolved, {
+    const blocks = dagWalk(get, resolved, {
       scope: variant.scope,
       entityBytes: variant.entityBytes?.range,
       dups: variant.dups === 'y',
@@ -424,6 +433,9 @@ function toHttpError (err: unknown): HttpError {
     const cause = (err as Error).cause
     if (cause === undefined || onlyGone(cause)) return new HttpError(CODE.ERR_NOT_FOUND, message)
     return new HttpError(CODE.ERR_BLOCK_UNAVAILABLE, `every shard holding the block failed: ${message}`, { cause })
+  }
+  if (code === CODE.ERR_OWNER_UNAVAILABLE) {
+    return new HttpError(CODE.ERR_OWNER_UNAVAILABLE, message, { headers: { 'retry-after': OWNER_RETRY_AFTER }, cause: (err as Error).cause })
   }
   // A closed store or blockstore: worth retrying later or elsewhere, whichever store code it was.
   if (httpStatusOf(err) === 503) {

@@ -22,6 +22,8 @@ export interface StatusJson {
   totals: { ops: number, requests: number, bytesSent: number }
   /** Oldest first; at most RATE_POINTS. */
   rates: { intervalMs: number, points: RatePoint[] }
+  /** This node's name when the store is part of a cluster (counts and shards are its own). */
+  node?: string
 }
 
 /** The server's own counters (the store counts its ops). */
@@ -82,7 +84,7 @@ export class StatusSampler {
           limitBytes
         }
       : null
-    return {
+    const out: StatusJson = {
       time: Date.now(),
       counts,
       shards: Object.values(counts).reduce((a, b) => a + b, 0),
@@ -90,6 +92,9 @@ export class StatusSampler {
       totals: { ops: await this.#ops(), requests: this.#counters.requests(), bytesSent: this.#counters.bytesSent() },
       rates: { intervalMs: this.intervalMs, points: [...this.#points] }
     }
+    const node = this.#store.node
+    if (node !== undefined) out.node = node
+    return out
   }
 
   async #ops (): Promise<number> {

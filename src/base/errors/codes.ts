@@ -51,9 +51,9 @@ export const ERROR_CODES = Object.freeze([
   // The cluster (nodes over one database: storage/postgres/, engine/cluster/, the gateway's proxy).
   entry('ERR_NODE_ALIVE', 409, 'adopt: the node whose shards were to be adopted holds a current lease (it is alive): stop it, or wait until its lease runs out'),
   entry('ERR_NODE_UNKNOWN', 404, 'adopt: no node of that name is known to the database'),
-  entry('ERR_NOT_CLUSTERED', 400, 'a cluster command (nodes, adopt) on a store without a shared database (serve --db)'),
-  entry('ERR_SHARD_ELSEWHERE', 503, 'the block is held only by shards another node owns and this node cannot read itself (a local file there): the gateway proxies the request to that node'),
-  entry('ERR_OWNER_UNAVAILABLE', 503, 'the block is held only by shards of a node that is down (stale heartbeat), advertises no URL, or does not answer within the proxy timeouts (with Retry-After)'),
+  entry('ERR_NOT_CLUSTERED', 400, 'a cluster command (nodes, adopt, the node filter of a listing) on a store without a shared database (serve --db)'),
+  entry('ERR_SHARD_ELSEWHERE', 503, 'the block is held only by shards another node owns and this node cannot read itself (a local file there, or an origin that failed a read in place): the gateway proxies the request to that node, or fetches the block from it mid-DAG'),
+  entry('ERR_OWNER_UNAVAILABLE', 503, 'the block is held only by shards of a node that is down (stale heartbeat), advertises no URL, or does not answer within the proxy timeouts (the proxied request or the fetch of one block of a DAG; with Retry-After)'),
   // Reading blocks (read/, engine/accessor/).
   entry('ERR_BLOCKSTORE_CLOSED', 503, 'a call on an all-shards blockstore after its close()'),
   entry('ERR_READ_ONLY', 405, 'a write on the read-only interface-blockstore adapter'),

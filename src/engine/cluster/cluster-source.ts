@@ -3,15 +3,18 @@
  * shared database in one query, ordered this node's shards first, then other nodes' shards it
  * can read itself (http/https mounts, in place), then the rest, which only their owner can
  * serve: acquiring one of those throws ShardElsewhereError naming the owner and whether it is
- * alive, for the gateway's one proxied hop.
+ * alive, for the gateway's one proxied hop. A block that only such an owner can read is fetched
+ * from it on its own by fetchElsewhere (the blocks of a DAG spread over several nodes' files).
  */
 import type { CID } from 'multiformats/cid'
 import type { ShardIndex } from '../../base/index-types.js'
 import type { ShardAccessor, ShardInfo, ShardKey } from '../../base/types.js'
-import { ShardUnknownError } from '../../base/errors.js'
+import { ShardUnknownError, type BlockNotFoundError } from '../../base/errors.js'
 import type { ShardSource } from '../../read/all-shards.js'
 import { isReachableUrl, type BlockHolder, type ClusterDirectory } from '../../storage/state/cluster.js'
 import { elsewhere, type ForeignShards } from './foreign-shards.js'
+import type { OwnerBlocks } from './owner-blocks.js'
+import { ownerToAsk } from './whereabouts.js'
 
 /** Other nodes' holders remembered between a lookup and the acquire that follows it. */
 const MAX_REMEMBERED = 4096
@@ -33,7 +36,8 @@ function rank (holder: BlockHolder, self: string): number {
 export class ClusterShardSource implements ShardSource {
   private readonly foreignHolders = new Map<ShardKey, BlockHolder>()
 
-  constructor (private readonly local: LocalShards, private readonly cluster: ClusterDirectory, private readonly foreign: ForeignShards) {}
+  constructor (private readonly local: LocalShards, private readonly cluster: ClusterDirectory, private readonly foreign: ForeignShards,
+    private readonly owners: OwnerBlocks) {}
 
   async shardsContainingCid (cid: CID): Promise<ShardKey[]> {
     const holders = (await this.cluster.locate(cid.multihash.bytes)).filter((h) => h.owner !== undefined)
@@ -54,6 +58,17 @@ export class ClusterShardSource implements ShardSource {
     if (holder === undefined) throw new ShardUnknownError(`shard ${JSON.stringify(key)} not found`)
     if (!isReachableUrl(holder.url)) throw elsewhere(holder)
     return await this.foreign.open(holder)
+  }
+
+  /**
+   * The block from the owner of a holder only its owner can read (named by the ShardElsewhereError
+   * among the holders' failures), hash-verified; undefined when no holder is another node's.
+   * @throws OwnerUnavailableError when that owner is down or does not answer in time
+   */
+  async fetchElsewhere (cid: CID, failure: BlockNotFoundError): Promise<Uint8Array | undefined> {
+    const where = ownerToAsk(failure.cause)
+    if (where === undefined) return undefined
+    return await this.owners.get(cid, where)
   }
 
   getShardInfo (key: ShardKey): ShardInfo {

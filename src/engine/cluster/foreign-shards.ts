@@ -2,15 +2,17 @@
  * Shards another node owns, read by this node itself (DESIGN §12): an http/https-mounted shard
  * is read in place through this store's section cache (docs/REMOTE.md), with its full index
  * from the shared database, so it stays served while its owner is down. Every block is
- * hash-verified (a located read always is). Nothing here changes the shard's state: a failing
- * read fails the get, never the shard, which is its owner's alone to change.
+ * hash-verified (a located read always is). Nothing here changes the shard's state: the shard
+ * is its owner's alone to fail. A read that fails (the origin changed under the shard, serves
+ * other bytes, or cannot be reached) drops what this node cached of the origin (its probe, its
+ * cached sections) and throws ShardElsewhereError, so the block is asked of the owner instead.
  */
 import type { FullIndexRepo, ShardIndex } from '../../base/index-types.js'
-import type { ShardAccessor, ShardKey } from '../../base/types.js'
-import type { MountReader } from '../../base/mount-types.js'
-import { ShardElsewhereError, type OwnerWhereabouts } from '../../base/errors.js'
+import type { ReadBlockstore, ShardAccessor, ShardKey } from '../../base/types.js'
+import { BlockNotFoundError, ShardElsewhereError, isAbortError, type OwnerWhereabouts } from '../../base/errors.js'
 import { HttpMount, type RangeProbe } from '../../storage/mount/http.js'
 import type { SectionCache } from '../../storage/remote/section-cache.js'
+import type { InPlaceReader } from '../../storage/remote/in-place-reader.js'
 import type { BlockHolder } from '../../storage/state/cluster.js'
 import { readCarLayout } from '../../format/car/layout.js'
 import { SectionLengths } from '../../format/index/section-lengths.js'
@@ -43,18 +45,33 @@ export class ForeignShards {
    */
   async open (holder: BlockHolder): Promise<ShardAccessor> {
     const url = holder.url as string
-    let reader: MountReader | undefined
+    let reader: InPlaceReader | undefined
     try {
       const mount = new HttpMount(url)
       const probe = await this.probe(mount, url)
       if (!probe.ranged) throw new Error(`the origin cannot be read in place (${probe.reason})`)
       reader = mount.openInPlace(this.sections, probe)
       const index = await this.indexRepo.get(holder.shard)
-      return await accessor(holder.shard, reader, index)
+      const opened = reader
+      return await accessor(holder.shard, reader, index, (err) => {
+        this.forget(url, opened)
+        return elsewhere(holder, err)
+      })
     } catch (err) {
-      await reader?.close().catch(() => {})
+      // An origin that does not honour Range keeps its probe (the owner answers until it expires);
+      // one that failed once opened is asked again next time.
+      if (reader !== undefined) {
+        this.forget(url, reader)
+        await reader.close().catch(() => {})
+      }
       throw elsewhere(holder, err)
     }
+  }
+
+  /** The origin changed or failed: neither its probe nor what is cached of that version is used again. */
+  private forget (url: string, reader: InPlaceReader): void {
+    this.probes.delete(url)
+    reader.discardCached()
   }
 
   private async probe (mount: HttpMount, url: string): Promise<RangeProbe> {
@@ -67,16 +84,38 @@ export class ForeignShards {
   }
 }
 
-async function accessor (key: ShardKey, reader: MountReader, index: ShardIndex): Promise<ShardAccessor> {
+/**
+ * Reads that fail for any other reason than a block the shard lacks (or the caller's abort) are
+ * turned by `failed` into the error to throw: the owner is asked instead.
+ */
+function fallingBack (store: ReadBlockstore, failed: (err: unknown) => Error): ReadBlockstore {
+  const guard = async <T>(read: () => Promise<T>): Promise<T> => {
+    try {
+      return await read()
+    } catch (err) {
+      if (err instanceof BlockNotFoundError || isAbortError(err)) throw err
+      throw failed(err)
+    }
+  }
+  return {
+    has: async (cid) => await store.has(cid),
+    get: async (cid) => await guard(async () => await store.get(cid)),
+    getSize: async (cid) => await guard(async () => await store.getSize(cid)),
+    allKeys: () => store.allKeys()
+  }
+}
+
+async function accessor (key: ShardKey, reader: InPlaceReader, index: ShardIndex, failed: (err: unknown) => Error): Promise<ShardAccessor> {
   const layout = await readCarLayout(reader, undefined, { size: reader.size })
-  const payloadSize = layout.payloadSize ?? (reader.size as number) - layout.payloadOffset
-  const store = new ShardBlockstore({
+  const payloadSize = layout.payloadSize ?? reader.size - layout.payloadOffset
+  const blocks = new ShardBlockstore({
     reader,
     index,
     payloadOffset: layout.payloadOffset,
     payloadSize: layout.payloadSize,
     located: new SectionLengths(index, payloadSize, layout.payloadOffset)
   })
+  const store = fallingBack(blocks, failed)
   let closing: Promise<void> | undefined
   const close = async (): Promise<void> => {
     closing ??= reader.close()

@@ -5,10 +5,13 @@
  */
 import type pg from 'pg'
 import { InvalidArgumentError, NodeAliveError, NodeUnknownError } from '../../base/errors.js'
-import { isReachableUrl, type BlockHolder, type ClusterDirectory, type ClusterNode } from '../state/cluster.js'
+import {
+  isReachableUrl, type BlockHolder, type ClusterDirectory, type ClusterListQuery, type ClusterNode, type ClusterShardPage
+} from '../state/cluster.js'
 import { decodeRecord, encodeRecord, type ShardRecord } from '../state/record.js'
 import { transaction } from './pool.js'
 import { ALIVE } from './nodes.js'
+import { listShardsPage } from './listing.js'
 
 function urlOf (record: string | null): string | undefined {
   if (record === null) return undefined
@@ -64,6 +67,10 @@ export class PgClusterDirectory implements ClusterDirectory {
       if (row.state !== null) node.shards[row.state] = Number(row.shards)
     }
     return out
+  }
+
+  async listShards (query: ClusterListQuery): Promise<ClusterShardPage> {
+    return await listShardsPage(this.pool, query)
   }
 
   async adopt (from: string): Promise<ShardRecord[]> {

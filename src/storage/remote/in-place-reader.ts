@@ -56,6 +56,11 @@ export class InPlaceReader implements MountReader {
     return s.stats()
   }
 
+  /** Drops the cached bytes of this reader's source: the origin changed, they may not be what it serves now. */
+  discardCached (): void {
+    this.#cache.discard(this.#source)
+  }
+
   async close (): Promise<void> {
     if (this.#closed) return
     this.#closed = true

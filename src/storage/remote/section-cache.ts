@@ -85,6 +85,17 @@ export class SectionCache {
     await transport?.close()
   }
 
+  /**
+   * Drops what is cached of `source` (its bytes are not what they were: the origin changed):
+   * requests in flight finish for their readers, nothing of it is served from the cache again.
+   */
+  discard (source: Source): void {
+    for (const entries of [source.sections, source.extents]) {
+      for (const entry of [...entries.values()]) this.#evict(entry)
+    }
+    this.#pump()
+  }
+
   /** A stream's read-ahead changed by `delta` bytes. */
   readAheadChanged (delta: number): void {
     this.#readAhead += delta

@@ -3,7 +3,7 @@
  * block is held and by whom, which nodes are alive, and the hand-over of a dead node's shards.
  * The embedded LevelDB backend has no cluster; the PostgreSQL backend provides one.
  */
-import type { ShardKey } from '../../base/types.js'
+import type { ShardKey, ShardState } from '../../base/types.js'
 import type { ShardRecord } from './record.js'
 
 /** Mounts any node can read by itself (http/https): the shard's bytes are not on its owner's disk. */
@@ -36,6 +36,34 @@ export interface ClusterNode {
   shards: Record<string, number>
 }
 
+/** A page of the cluster's shards: GET /shards and `dagstore ls` on a clustered store. */
+export interface ClusterListQuery {
+  /** Start after this key (a previous page's `next`). */
+  after?: ShardKey | undefined
+  /** At most this many shards (1..1000). */
+  limit: number
+  /** Only shards whose owner last persisted this state. */
+  state?: ShardState | undefined
+  /** Only keys that start with this. */
+  prefix?: string | undefined
+  /** Only shards this node owns. */
+  node?: string | undefined
+}
+
+/** One shard of another node as the database has it: its owner's restart form. */
+export interface ClusterShardEntry {
+  record: ShardRecord
+  owner: string
+  /** Blocks in its full index, once indexed. */
+  blocks: number | undefined
+}
+
+export interface ClusterShardPage {
+  shards: ClusterShardEntry[]
+  /** Where the next page starts; absent when the listing is complete. */
+  next?: ShardKey
+}
+
 export interface ClusterDirectory {
   /** This node's name. */
   readonly node: string
@@ -49,4 +77,10 @@ export interface ClusterDirectory {
    * when no node has that name.
    */
   adopt: (from: string) => Promise<ShardRecord[]>
+  /**
+   * One page of every node's shards in the database's key order, each with its owner. Bounded
+   * work per page: a page looks at a bounded number of keys and may come back short (even
+   * empty) with a `next` when the filters match few of them.
+   */
+  listShards: (query: ClusterListQuery) => Promise<ClusterShardPage>
 }

@@ -68,7 +68,7 @@ DAGSTORE_DB, DAGSTORE_NODE, DAGSTORE_ADVERTISE (serve --db/--node/--advertise; m
   addServe(program, ctx, env)
   addRegister(program, ctx)
   addImport(program, ctx)
-  addLs(program, ctx)
+  addLs(program, ctx, env)
   addInfo(program, ctx)
   addFind(program, ctx)
   addGet(program, ctx)
