@@ -24,9 +24,10 @@ export interface MountReader {
    * at once (a local file whose pages are in memory); `undefined` when it cannot — then use
    * `read`. An indexer probing thousands of section headers uses it to avoid a thread-pool round
    * trip per header. An implementation must never block for long: a read that would wait for a
-   * device answers `undefined`.
+   * device answers `undefined`. With `into` (at least `length` bytes) the bytes are read into it
+   * and a view of it is returned, so a scan can reuse its buffer.
    */
-  readNow?: ((position: number, length: number) => Uint8Array | undefined) | undefined
+  readNow?: ((position: number, length: number, into?: Uint8Array) => Uint8Array | undefined) | undefined
   /**
    * Optional: `read(position, target.byteLength)` into the caller's `target`; resolves to the
    * bytes read, fewer only at end of data. A sequential scan reuses a few buffers with it:

@@ -98,7 +98,7 @@ export function mountConformance (test: RegisterTest, make: () => Promise<MountU
     })
   }))
 
-  test('readNow(position, length), when offered, gives read()\'s bytes or undefined', () => using(async ({ mount, expected }) => {
+  test('readNow(position, length[, into]), when offered, gives read()\'s bytes or undefined', () => using(async ({ mount, expected }) => {
     await withReader(mount, async (reader) => {
       if (reader.readNow === undefined) return
       const readNow = reader.readNow.bind(reader)
@@ -106,8 +106,16 @@ export function mountConformance (test: RegisterTest, make: () => Promise<MountU
       const mid = Math.floor(n / 2)
       const cases = [[0, Math.min(64, n), 'start'], [mid, Math.min(100, n - mid), 'middle'], [n + 10, 10, 'past the end']] as const
       for (const [position, length, what] of cases) {
+        const want = expected.subarray(Math.min(position, n), Math.min(n, position + length))
         const got = readNow(position, length)
-        if (got !== undefined) assertSameBytes(got, expected.subarray(Math.min(position, n), Math.min(n, position + length)), what)
+        if (got !== undefined) assertSameBytes(got, want, what)
+        // Into the caller's buffer: a view of it with the same bytes, nothing written past them.
+        const into = new Uint8Array(length + 2).fill(0xa5)
+        const viewed = readNow(position, length, into)
+        if (viewed === undefined) continue
+        assertSameBytes(viewed, want, `${what}, into a buffer`)
+        if (viewed.byteLength > 0) assert.ok(viewed.buffer === into.buffer && viewed.byteOffset === 0, `${what}: a view of the buffer given`)
+        assert.ok(into[length] === 0xa5 && into[length + 1] === 0xa5, `${what}: nothing written past the length asked`)
       }
     })
   }))

@@ -83,9 +83,9 @@ class PooledRandomLease extends PooledLease {
     return await reader.read(position, length)
   }
 
-  readNow (position: number, length: number): Uint8Array | undefined {
+  readNow (position: number, length: number, into?: Uint8Array): Uint8Array | undefined {
     if (this.closed) throw closedError()
-    return this.entry.reader.readNow?.(position, length)
+    return this.entry.reader.readNow?.(position, length, into)
   }
 
   async readInto (position: number, target: Uint8Array): Promise<number> {

@@ -40,8 +40,8 @@ export function observedReader (reader: MountReader, report: ReadProgress): Moun
   }
   const readNow = reader.readNow
   if (readNow !== undefined) {
-    observed.readNow = (position, length) => {
-      const bytes = readNow.call(reader, position, length)
+    observed.readNow = (position, length, into) => {
+      const bytes = readNow.call(reader, position, length, into)
       if (bytes !== undefined) reached(position + bytes.byteLength)
       return bytes
     }

@@ -254,14 +254,15 @@ function readerOver (fd: number, identity: FileIdentity, extent: Extent, chunkSi
   let slowInARow = 0
 
   /** A small read of a finished file, synchronously, while the file's pages prove to be in memory. */
-  function readNow (position: number, length: number): Uint8Array | undefined {
+  function readNow (position: number, length: number, into?: Uint8Array): Uint8Array | undefined {
     checkRange('position', position)
     checkRange('length', length)
+    if (into !== undefined && into.byteLength < length) throw new RangeError(`readNow: a target of ${into.byteLength} bytes for ${length}`)
     const limit = extent.size()
     if (!answersNow || closed || length > MAX_READ_NOW || limit === undefined || extent.readable() < limit) return undefined
     const end = Math.min(position + length, limit)
     if (end <= position) return new Uint8Array(0)
-    const buf = Buffer.allocUnsafe(end - position)
+    const buf = into === undefined ? Buffer.allocUnsafe(end - position) : into.subarray(0, end - position)
     const t = performance.now()
     let got = 0
     try {
