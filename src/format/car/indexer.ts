@@ -417,7 +417,7 @@ async function scanPositional (
   // yields to the event loop every slice, so other work is never held up for long.
   let answeredNow = false
   let sliceStart = performance.now()
-  /** Where windows read at once go: parsed (and hash-verified) before the next is read. */
+  /** Where probes and windows read at once go: parsed (and hash-verified) before the next is read. */
   let nowWindow = new Uint8Array(0)
   while (!parser.done) {
     checkAborted(signal)
@@ -442,10 +442,11 @@ async function scanPositional (
       chunk = await wait(ahead.bytes)
       if (skipped > 0) chunk = chunk.subarray(Math.min(skipped, chunk.length))
     } else {
-      // Windows too are read at once when the pages are in memory, into a buffer of the scan's
-      // own: a thread-pool read per window left the scan waiting, parsing being the faster.
-      if (!probing && readNow !== undefined && nowWindow.byteLength < size) nowWindow = new Uint8Array(size)
-      const now = readNow?.(base + position, size, probing ? undefined : nowWindow)
+      // Windows too are read at once when the pages are in memory, and both into a buffer of
+      // the scan's own: a thread-pool read per window left the scan waiting (parsing is the
+      // faster), and a fresh buffer per probe or window is memory the collector must reclaim.
+      if (readNow !== undefined && nowWindow.byteLength < size) nowWindow = new Uint8Array(size)
+      const now = readNow?.(base + position, size, nowWindow)
       answeredNow = now !== undefined
       if (now !== undefined) {
         chunk = now
