@@ -1,6 +1,7 @@
 // Reading an HTTP origin in place: whether it honours Range (probeRange), and positional reads
 // of the version it probed (rangeTransport), each 206 checked against what was asked for.
 import { once } from 'node:events'
+import { finished } from 'node:stream/promises'
 import { Agent as HttpAgent, type IncomingMessage } from 'node:http'
 import { Agent as HttpsAgent } from 'node:https'
 import type { Socket } from 'node:net'
@@ -240,12 +241,20 @@ async function readOnce (
     })
     let at = 0
     try {
-      for await (const chunk of res as AsyncIterable<Buffer>) {
-        ex.received(chunk.byteLength)
-        if (at + chunk.byteLength > length) throw new HttpLengthMismatchError(`HTTP GET ${href}: body longer than the ${length} bytes of ${asked}`)
-        pieces.push(chunk)
-        at += chunk.byteLength
-      }
+      // Flowing, not `for await`: an async iterator pauses the socket after every chunk larger
+      // than the response's buffer (all of them), and each pause and resume is a round of
+      // system calls. Nothing here needs back pressure: the bytes were reserved before asking.
+      res.on('data', (chunk: Buffer) => {
+        try {
+          ex.received(chunk.byteLength)
+          if (at + chunk.byteLength > length) throw new HttpLengthMismatchError(`HTTP GET ${href}: body longer than the ${length} bytes of ${asked}`)
+          pieces.push(chunk)
+          at += chunk.byteLength
+        } catch (err) {
+          res.destroy(err as Error)
+        }
+      })
+      await finished(res)
     } catch (err) {
       if (signal.aborted) throw abortErrorFrom(signal)
       if (err instanceof HttpLengthMismatchError || err instanceof HttpTimeoutError) throw err
