@@ -4,7 +4,7 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import fc from 'fast-check'
-import { PieceCutter, chunksFrom, copyChunks, joinChunks, type Chunks } from '../src/storage/remote/chunks.js'
+import { PieceCutter, copiesFrom, copyChunks, joinChunks, type Chunks } from '../src/storage/remote/chunks.js'
 
 const test = suite('remote chunks')
 
@@ -45,7 +45,30 @@ test('PieceCutter: pieces of exactly pieceBytes (the last shorter), together the
   }))
 })
 
-test('copyChunks and joinChunks give the bytes of any range; chunksFrom the suffix', () => {
+test('PieceCutter with buffers to copy into: the same pieces, each in the buffer given for it, the chunks not kept', () => {
+  fc.assert(fc.property(arrival, fc.integer({ min: 1, max: 200 }), ({ body, cuts }, pieceBytes) => {
+    const given: Uint8Array[] = []
+    const cutter = new PieceCutter(pieceBytes, undefined, (k) => {
+      assert.is(k, given.length, 'asked for in order, once per piece')
+      const buffer = new Uint8Array(pieceBytes + 3)
+      given.push(buffer)
+      return buffer
+    })
+    for (const chunk of arrive(body, cuts)) cutter.push(chunk)
+    const pieces = cutter.finish()
+    assert.is(pieces.length, Math.ceil(body.length / pieceBytes))
+    assert.is(given.length, pieces.length)
+    pieces.forEach((p, k) => {
+      assert.is(p.byteLength, Math.min(pieceBytes, body.length - k * pieceBytes))
+      assert.is(p.parts.length, 1)
+      assert.is(p.parts[0]?.buffer, given[k]?.buffer, 'in the buffer given for it')
+    })
+    body.fill(0x55)
+    assert.ok(pieces.every((p) => p.parts.every((part) => part.buffer !== body.buffer)))
+  }))
+})
+
+test('copyChunks and joinChunks give the bytes of any range; copiesFrom the suffix, in new buffers', () => {
   fc.assert(fc.property(arrival, fc.nat(700), fc.nat(700), fc.nat(50), ({ body, cuts }, a, b, base) => {
     const chunks: Chunks = { parts: arrive(body, cuts), byteLength: body.length }
     assert.equal([...joinChunks(chunks)], [...body])
@@ -60,7 +83,14 @@ test('copyChunks and joinChunks give the bytes of any range; chunksFrom the suff
     })
     assert.equal([...out], expected)
     const offset = Math.min(a, body.length)
-    assert.equal(concat(chunksFrom(chunks, offset)), [...body.subarray(offset)])
+    const size = 1 + (b % 97)
+    const copies = copiesFrom(chunks, offset, size)
+    assert.ok(copies.every((c) => c.byteLength <= size && c.byteLength > 0))
+    const want = [...body.subarray(offset)]
+    assert.equal(concat(copies), want)
+    // Copies: the chunks' memory may be reused at once.
+    for (const part of chunks.parts) part.fill(0x77)
+    assert.equal(concat(copies), want)
   }))
 })
 

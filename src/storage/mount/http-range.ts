@@ -138,7 +138,7 @@ export function rangeTransport (target: RequestTarget, policy: RetryPolicy, prob
   const pooled: RequestTarget = { ...target, agent }
   const slots = new Slots(MAX_CONNECTIONS)
   return {
-    read: async (position, length, pieceBytes, signal, onPiece) => {
+    read: async (position, length, pieceBytes, signal, onPiece, into) => {
       // Pieces complete so far: a retry asks only for the rest.
       const got: Chunks[] = []
       const give = (piece: Chunks): void => {
@@ -149,7 +149,9 @@ export function rangeTransport (target: RequestTarget, policy: RetryPolicy, prob
         await slots.take(signal)
         try {
           const from = got.length * pieceBytes
-          await readOnce(pooled, probe, position + from, length - from, pieceBytes, signal, give)
+          const first = got.length
+          await readOnce(pooled, probe, position + from, length - from, pieceBytes, signal, give,
+            into === undefined ? undefined : (index) => into(first + index))
         } finally {
           slots.give()
         }
@@ -204,7 +206,7 @@ class Slots {
 /** Reads [position, position + length), handing each piece of `pieceBytes` to `onPiece` once complete. */
 async function readOnce (
   target: RequestTarget, probe: RangedProbe, position: number, length: number, pieceBytes: number, signal: AbortSignal,
-  onPiece: (piece: Chunks) => void
+  onPiece: (piece: Chunks) => void, into: ((index: number) => Uint8Array) | undefined
 ): Promise<void> {
   const href = target.shown
   const last = position + length - 1
@@ -238,7 +240,7 @@ async function readOnce (
       cut += piece.byteLength
       if (cut === length) final = piece
       else onPiece(piece)
-    })
+    }, into)
     let at = 0
     try {
       // Flowing, not `for await`: an async iterator pauses the socket after every chunk larger

@@ -1,7 +1,6 @@
 /**
- * Bytes kept as the chunks they arrived in: views of the response's own buffers, in order.
- * A section is never copied into a buffer of its own: the socket's buffers are recycled memory,
- * a fresh section-sized buffer is new pages to fault in (docs/REMOTE.md).
+ * Bytes as a list of parts in order: the chunks an exact get's response arrived in (views of
+ * its buffers), or a section in one of the cache's reusable buffers (docs/REMOTE.md).
  */
 export interface Chunks {
   readonly parts: readonly Uint8Array[]
@@ -31,14 +30,21 @@ export function joinChunks (chunks: Chunks): Uint8Array {
   return out
 }
 
-/** Views of the bytes of `chunks` from `offset` on. */
-export function * chunksFrom (chunks: Chunks, offset: number): Generator<Uint8Array> {
-  let at = 0
-  for (const part of chunks.parts) {
-    const partEnd = at + part.byteLength
-    if (partEnd > offset) yield offset > at ? part.subarray(offset - at) : part
-    at = partEnd
+/**
+ * Copies of the bytes of `chunks` from `offset` on, in new buffers of at most `size` bytes
+ * each, made now: the caller may hand them out however slowly, the chunks' memory may be
+ * reused at once.
+ */
+export function copiesFrom (chunks: Chunks, offset: number, size: number): Uint8Array[] {
+  const total = chunks.byteLength - offset
+  const out: Uint8Array[] = []
+  for (let at = offset; at < chunks.byteLength; at += size) {
+    const n = Math.min(size, chunks.byteLength - at)
+    const copy = Buffer.allocUnsafe(n)
+    copyChunks(chunks, 0, copy, at, at + n)
+    out.push(copy)
   }
+  return total > 0 ? out : []
 }
 
 /**
@@ -49,13 +55,21 @@ export class PieceCutter {
   readonly #pieceBytes: number
   readonly #pieces: Chunks[] = []
   readonly #onPiece: ((piece: Chunks) => void) | undefined
+  readonly #into: ((index: number) => Uint8Array) | undefined
   #parts: Uint8Array[] = []
   #filled = 0
+  /** With `into`: the buffer the current piece is copied into. */
+  #target: Uint8Array | undefined
 
-  /** `onPiece` hears of each piece as soon as it is complete, in order. */
-  constructor (pieceBytes: number, onPiece?: (piece: Chunks) => void) {
+  /**
+   * `onPiece` hears of each piece as soon as it is complete, in order. With `into`, each piece
+   * is copied into the buffer `into(index)` gives (at least `pieceBytes` long) instead of being
+   * kept as views of the chunks: the chunks can then die young.
+   */
+  constructor (pieceBytes: number, onPiece?: (piece: Chunks) => void, into?: (index: number) => Uint8Array) {
     this.#pieceBytes = pieceBytes
     this.#onPiece = onPiece
+    this.#into = into
   }
 
   push (chunk: Uint8Array): void {
@@ -64,7 +78,12 @@ export class PieceCutter {
     while (rest.byteLength > 0) {
       const room = size - this.#filled
       const part = rest.byteLength <= room ? rest : rest.subarray(0, room)
-      this.#parts.push(part)
+      if (this.#into === undefined) {
+        this.#parts.push(part)
+      } else {
+        this.#target ??= this.#into(this.#pieces.length)
+        this.#target.set(part, this.#filled)
+      }
       this.#filled += part.byteLength
       rest = rest.subarray(part.byteLength)
       if (this.#filled === size) this.#cut()
@@ -78,10 +97,12 @@ export class PieceCutter {
   }
 
   #cut (): void {
-    const piece = { parts: this.#parts, byteLength: this.#filled }
+    const target = this.#target
+    const piece = { parts: target === undefined ? this.#parts : [target.subarray(0, this.#filled)], byteLength: this.#filled }
     this.#pieces.push(piece)
     this.#parts = []
     this.#filled = 0
+    this.#target = undefined
     this.#onPiece?.(piece)
   }
 }

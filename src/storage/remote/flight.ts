@@ -21,6 +21,7 @@ export class Flight {
   #interest = 0
   #settled = false
   #delivered = 0
+  readonly #idleCallbacks: Array<() => void> = []
 
   /** `run` gets the signal and a `deliver(index, piece)` to call as each piece is complete. */
   constructor (start: number, end: number, slot: number | string, pieceBytes: number,
@@ -36,7 +37,10 @@ export class Flight {
       p.resolve(piece)
       this.#delivered++
     }
-    this.done = run(this.#controller.signal, deliver).finally(() => { this.#settled = true })
+    this.done = run(this.#controller.signal, deliver).finally(() => {
+      this.#settled = true
+      if (this.#interest === 0) this.#becameIdle()
+    })
     this.done.then(
       (pieces) => { pieces.forEach((piece, k) => { deliver(k, piece) }) },
       (err: unknown) => { for (const p of this.#pieces) if (!p.settled) p.reject(err) })
@@ -55,14 +59,32 @@ export class Flight {
     return this.#settled
   }
 
+  /** Settled, and nobody joined any more: no reader can be handed one of its pieces again. */
+  get idle (): boolean {
+    return this.#settled && this.#interest === 0
+  }
+
+  /** `callback` runs once the flight is idle (see `idle`). */
+  onIdle (callback: () => void): void {
+    this.#idleCallbacks.push(callback)
+  }
+
+  #becameIdle (): void {
+    const callbacks = this.#idleCallbacks.splice(0)
+    for (const callback of callbacks) callback()
+  }
+
   join (): void {
     this.#interest++
   }
 
   leave (): void {
     this.#interest--
-    // A request whose every byte has arrived is let finish: aborting it would cost its connection.
-    if (this.#interest === 0 && !this.#settled && this.#delivered < this.#pieces.length) {
+    if (this.#interest !== 0) return
+    if (this.#settled) {
+      this.#becameIdle()
+    } else if (this.#delivered < this.#pieces.length) {
+      // A request whose every byte has arrived is let finish: aborting it would cost its connection.
       this.#controller.abort(new AbortError('no reader waits for this request any more'))
     }
   }

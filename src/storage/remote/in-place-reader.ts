@@ -2,11 +2,14 @@ import { setMaxListeners } from 'node:events'
 import type { MountReader } from '../../base/mount-types.js'
 import { ReaderClosedError } from './errors.js'
 import { waitFor, type Flight } from './flight.js'
-import { chunksFrom, type Chunks } from './chunks.js'
+import { copiesFrom } from './chunks.js'
 import { ReadAhead } from './read-ahead.js'
 import type { SectionCache } from './section-cache.js'
 import type { Source } from './source.js'
 import type { SourceSpec, SourceStats } from './types.js'
+
+/** Bytes a stream yields at a time: what a socket read brings, so a consumer sees what a plain GET would give it. */
+const STREAM_CHUNK = 64 * 1024
 
 /**
  * A mount reader over a source read in place through the section cache. `read()` is a random
@@ -106,28 +109,33 @@ export class InPlaceReader implements MountReader {
           for (let k = 0; k < got.count; k++) ahead.set(i + k, got.flight)
           i += got.count
         }
-        let data: Chunks
         const base = index * sectionBytes
+        const from = pos - base
+        // Copied as soon as it is there, before any await: the section's buffer is the cache's
+        // to reuse, and a consumer may keep what it is given as long as it likes.
+        let copies: Uint8Array[]
+        let length: number
         if ('data' in answer) {
-          data = answer.data
+          copies = copiesFrom(answer.data, from, STREAM_CHUNK)
+          length = answer.data.byteLength
         } else {
           try {
             // A request may have brought several sections: this step yields the one `pos` is in.
             const { flight } = answer
-            data = await waitFor(flight, (base - flight.start) / flight.pieceBytes, signal)
+            const data = await waitFor(flight, (base - flight.start) / flight.pieceBytes, signal)
+            copies = copiesFrom(data, from, STREAM_CHUNK)
+            length = data.byteLength
           } finally {
             answer.flight.leave()
           }
         }
         ahead.get(index)?.leave()
         ahead.delete(index)
-        const from = pos - base
-        pos = base + data.byteLength
+        pos = base + length
         readAhead.grow()
         this.#cache.readAheadChanged(readAhead.sections * sectionBytes - counted)
         counted = readAhead.sections * sectionBytes
-        // The chunks the section arrived in, as they are (views of the response's buffers).
-        yield * chunksFrom(data, from)
+        yield * copies
         source.passed(index)
       }
     } finally {

@@ -28,6 +28,8 @@ export class SectionCache {
   #misses = 0
   #evictions = 0
   #readAhead = 0
+  /** Section buffers given back, for the next sections to arrive in (see #giveBuffer). */
+  readonly #free: Uint8Array[] = []
   /** Counters of sources the cache has forgotten, so totals never go backwards. */
   #gone = { bytesFetched: 0, rangedRequests: 0 }
 
@@ -40,6 +42,8 @@ export class SectionCache {
       reserve: async (bytes, signal) => { await cache.#reserve(bytes, signal) },
       tryReserve: (bytes) => cache.#tryReserve(bytes),
       release: (bytes) => { cache.#reserved -= bytes; cache.#pump() },
+      takeBuffer: () => cache.#free.pop() ?? new Uint8Array(cache.#o.sectionBytes),
+      giveBuffer: (buffer) => { cache.#giveBuffer(buffer) },
       store: (entry) => { cache.#store(entry) },
       touch: (entry) => { cache.#lru.delete(entry); cache.#lru.add(entry) },
       drop: (entry) => { cache.#evict(entry); cache.#pump() },
@@ -186,12 +190,23 @@ export class SectionCache {
     return fits()
   }
 
+  /**
+   * Keeps a section buffer for reuse, up to a stream's read-ahead and a little more: new
+   * memory for every section would be page faults, and buffers the collector must find dead
+   * (docs/REMOTE.md). Beyond that the buffer is left to the collector.
+   */
+  #giveBuffer (buffer: Uint8Array): void {
+    const keep = Math.ceil(this.#o.maxReadAheadBytes / this.#o.sectionBytes) + 2
+    if (buffer.byteLength === this.#o.sectionBytes && this.#free.length < keep) this.#free.push(buffer)
+  }
+
   #evict (entry: Entry): void {
     const { source } = entry
     const n = entry.data.byteLength
     this.#lru.delete(entry)
     if (typeof entry.slot === 'number') source.sections.delete(entry.slot)
     else source.extents.delete(entry.slot)
+    entry.recycle?.()
     source.cachedBytes -= n
     this.#cached -= n
     this.#evictions++
@@ -208,6 +223,8 @@ export class SectionCache {
       this.#lru.add(entry)
       source.cachedBytes += n
       this.#cached += n
+    } else {
+      entry.recycle?.()
     }
     // Now evictable, or released: either way a waiter may fit.
     this.#pump()

@@ -11,6 +11,11 @@ export interface Entry {
   readonly start: number
   readonly data: Chunks
   readonly slot: number | string
+  /**
+   * For an entry whose data lies in one of the cache's reusable buffers (a section): called
+   * once when the entry leaves the cache, to give the buffer back.
+   */
+  readonly recycle?: (() => void) | undefined
 }
 
 /** What a source asks of the cache it lives in: the budget, the LRU order and the counters. */
@@ -22,6 +27,13 @@ export interface CacheCore {
   /** Reserves `bytes` if they fit now and nobody is waiting; never waits. */
   tryReserve: (bytes: number) => boolean
   release: (bytes: number) => void
+  /**
+   * A section-sized buffer to receive a section, and its return. A buffer given back may be
+   * handed out again only when bytes arrive (an I/O callback), never in the same turn: whoever
+   * read an entry's data copies it before awaiting anything, and so never sees it overwritten.
+   */
+  takeBuffer: () => Uint8Array
+  giveBuffer: (buffer: Uint8Array) => void
   /** Turns the entry's reservation into cached bytes. */
   store: (entry: Entry) => void
   touch: (entry: Entry) => void
@@ -101,13 +113,12 @@ export class Source {
     for (const p of pieces) p.flight?.join()
     try {
       const out = new Uint8Array(n)
+      // Cached bytes first, before any await (see CacheCore.takeBuffer).
+      for (const p of pieces) if (p.data !== undefined) copyChunks(p.data, p.start, out, position, end)
       for (const p of pieces) {
-        if (p.data !== undefined) {
-          copyChunks(p.data, p.start, out, position, end)
-          continue
-        }
-        // Only the pieces this read overlaps, each as soon as it has arrived.
-        const flight = p.flight as Flight
+        if (p.flight === undefined) continue
+        // Only the pieces this read overlaps, each copied as soon as it has arrived.
+        const flight = p.flight
         const size = flight.pieceBytes
         const first = Math.floor((Math.max(position, flight.start) - flight.start) / size)
         const last = Math.floor((Math.min(end, flight.end) - 1 - flight.start) / size)
@@ -217,8 +228,31 @@ export class Source {
       let held = reserved
       // Bytes of this request's reservation already turned into cached pieces.
       let stored = 0
+      // Sections arrive in the cache's reusable buffers (an exact get keeps the response's chunks).
+      const buffers = new Map<number, Uint8Array>()
+      // Until the request has ended and every reader that joined it has left, a reader may be
+      // handed a piece it delivered earlier: a buffer whose entry left the cache meanwhile is
+      // given back only then.
+      const parked: Uint8Array[] = []
+      const recycler = (buffer: Uint8Array) => (): void => {
+        if (flight.idle) core.giveBuffer(buffer)
+        else parked.push(buffer)
+      }
+      const into = typeof slot !== 'number'
+        ? undefined
+        : (k: number): Uint8Array => {
+            let buffer = buffers.get(k)
+            if (buffer === undefined) {
+              buffer = core.takeBuffer()
+              buffers.set(k, buffer)
+            }
+            return buffer
+          }
       const cache = (k: number, piece: Chunks): void => {
-        core.store({ source: this, start: start + k * pieceBytes, data: piece, slot: typeof slot === 'number' ? slot + k : slot })
+        const buffer = buffers.get(k)
+        buffers.delete(k)
+        const recycle = buffer === undefined ? undefined : recycler(buffer)
+        core.store({ source: this, start: start + k * pieceBytes, data: piece, slot: typeof slot === 'number' ? slot + k : slot, recycle })
         stored += piece.byteLength
       }
       try {
@@ -242,7 +276,7 @@ export class Source {
             cache(k, piece)
             this.bytesFetched += piece.byteLength
             deliver(k, piece)
-          })
+          }, into)
         } finally {
           core.requestEnded()
         }
@@ -254,8 +288,12 @@ export class Source {
         held = false
         return pieces
       } finally {
-        if (held) core.release(n - stored)
         this.flights.delete(flight)
+        // Buffers of pieces that never arrived whole (no reader was handed them), and, once
+        // the flight is idle, of entries already gone.
+        for (const buffer of buffers.values()) core.giveBuffer(buffer)
+        flight.onIdle(() => { for (const buffer of parked.splice(0)) core.giveBuffer(buffer) })
+        if (held) core.release(n - stored)
         core.settled(this)
       }
     })

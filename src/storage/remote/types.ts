@@ -12,9 +12,12 @@ export interface RangeTransport {
    * the end it was given. `onPiece`, when given, hears of each piece as soon as its bytes are
    * all there, in order and once each (a retried request resumes after the pieces given), so
    * a reader waiting for the first section of a long request need not wait for the last.
+   * `into`, when given, is asked for a buffer (at least `pieceBytes` long) for each piece, and
+   * the piece's bytes are copied there: the cache reuses those buffers, and the response's
+   * chunks die young instead of being kept.
    */
   read: (position: number, length: number, pieceBytes: number, signal: AbortSignal,
-    onPiece?: (index: number, piece: Chunks) => void) => Promise<Chunks[]>
+    onPiece?: (index: number, piece: Chunks) => void, into?: (index: number) => Uint8Array) => Promise<Chunks[]>
   /** Lets go of connections: called once the source's last reader has closed. */
   close: () => Promise<void>
 }
