@@ -161,6 +161,22 @@ skipping('a reader without a size: CARv2 index read in pieces', async () => {
   assert.equal(indexMap(result.index), await oracleIndex(car.v1))
 })
 
+/** `reader` whose every answer from readNow (with the buffer it was given, if any) is reported to `onAnswer`. */
+function watchingReadNow (reader: MountReader, onAnswer: (into: Uint8Array | undefined) => void): MountReader {
+  const readNow = reader.readNow as NonNullable<MountReader['readNow']>
+  return {
+    size: reader.size,
+    stream: reader.stream,
+    read: reader.read,
+    close: reader.close,
+    readNow: (position, length, into) => {
+      const got = readNow(position, length, into)
+      if (got !== undefined) onAnswer(into)
+      return got
+    }
+  }
+}
+
 skipping('a reader that answers probes now (a local file): the same index, probes answered without waiting', async () => {
   const car = encodeCar([makeBlock('raw', patterned(100, 1)), ...bigBlocks(200, 70_000, 2)])
   const { dir, cleanup } = await tempDir()
@@ -169,19 +185,8 @@ skipping('a reader that answers probes now (a local file): the same index, probe
     await writeFile(path, car.bytes)
     const reader = await openFileReader(path)
     try {
-      const readNow = reader.readNow as NonNullable<MountReader['readNow']>
       let answered = 0
-      const counted: MountReader = {
-        size: reader.size,
-        stream: reader.stream,
-        read: reader.read,
-        close: reader.close,
-        readNow: (position, length, into) => {
-          const got = readNow(position, length, into)
-          if (got !== undefined) answered++
-          return got
-        }
-      }
+      const counted = watchingReadNow(reader, () => { answered++ })
       const withNow = await indexCar(counted, { skipThreshold: 1024 })
       const without = await indexCar({ ...counted, readNow: undefined }, { skipThreshold: 1024 })
       assert.equal(indexMap(withNow.index), indexMap(without.index))
@@ -209,23 +214,13 @@ skipping('small sections from a reader that answers now: windows read at once in
     await writeFile(path, car.bytes)
     const reader = await openFileReader(path)
     try {
-      const readNow = reader.readNow as NonNullable<MountReader['readNow']>
       const targets = new Set<ArrayBufferLike>()
       let windowsNow = 0
-      const counted: MountReader = {
-        size: reader.size,
-        stream: reader.stream,
-        read: reader.read,
-        close: reader.close,
-        readNow: (position, length, into) => {
-          const got = readNow(position, length, into)
-          if (got !== undefined && into !== undefined) {
-            windowsNow++
-            targets.add(into.buffer)
-          }
-          return got
-        }
-      }
+      const counted = watchingReadNow(reader, (into) => {
+        if (into === undefined) return
+        windowsNow++
+        targets.add(into.buffer)
+      })
       for (const verifyHashes of [false, true]) {
         windowsNow = 0
         targets.clear()

@@ -6,11 +6,9 @@
 // blockstore list both nodes' shards holding a block they share.
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import { request } from 'node:http'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { CarWriter } from '@ipld/car/writer'
 import { DAGStore } from '../src/engine/store.js'
 import { FileMount } from '../src/storage/mount/file.js'
 import { createGateway } from '../src/app/server/gateway.js'
@@ -18,44 +16,10 @@ import { cli } from './helpers/cli.js'
 import { tempDir } from './helpers/fixtures.js'
 import { listen, serveGateway } from './helpers/gateway.js'
 import { buildFixture } from './helpers/dag-oracle.js'
-import type { Block } from './helpers/car-gen.js'
+import { writerCar, type Block } from './helpers/car-gen.js'
 import { makeNode, registerOn, startNode, type ServeNode } from './helpers/cluster-nodes.js'
 import { postgresAvailable, postgresServer } from './helpers/postgres.js'
-
-interface Reply { status: number, headers: Record<string, string | string[] | undefined>, body: Buffer, error?: Error }
-
-/** GET with node:http; a response cut mid-body resolves with `error` and the bytes so far. */
-async function call (url: string): Promise<Reply> {
-  return await new Promise<Reply>((resolve, reject) => {
-    const req = request(url, { signal: AbortSignal.timeout(20_000) }, (res) => {
-      const chunks: Buffer[] = []
-      let settled = false
-      const done = (error?: Error): void => {
-        if (settled) return
-        settled = true
-        const reply: Reply = { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }
-        if (error !== undefined) reply.error = error
-        resolve(reply)
-      }
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => { done() })
-      res.on('error', done)
-      res.on('aborted', () => { done(new Error('aborted')) })
-    })
-    req.on('error', reject)
-    req.end()
-  })
-}
-
-async function carFile (blocks: Block[]): Promise<Uint8Array> {
-  const { writer, out } = CarWriter.create([])
-  const chunks: Uint8Array[] = []
-  const collected = (async () => { for await (const c of out) chunks.push(c) })()
-  for (const b of blocks) await writer.put(b)
-  await writer.close()
-  await collected
-  return Buffer.concat(chunks)
-}
+import { call } from './helpers/net.js'
 
 if (postgresAvailable('cluster DAG')) {
   const test = suite('cluster: one DAG over several nodes\' files')
@@ -82,7 +46,7 @@ if (postgresAvailable('cluster DAG')) {
     const paths: string[] = []
     for (const [n, blocks] of parts.entries()) {
       const path = join(files, `part-${n}.car`)
-      await writeFile(path, await carFile(blocks))
+      await writeFile(path, await writerCar(blocks))
       paths.push(path)
     }
 

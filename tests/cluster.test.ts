@@ -7,7 +7,6 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { mkdir, writeFile } from 'node:fs/promises'
-import { createServer as createNetServer } from 'node:net'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { cli, spawnServe, type Running } from './helpers/cli.js'
@@ -16,17 +15,7 @@ import { encodeCar, makeBlock, patterned, type Block } from './helpers/car-gen.j
 import { serve as serveHttp, type TestServer } from './helpers/http-server.js'
 import { rangeOrigin } from './helpers/range-origin.js'
 import { postgresAvailable, postgresServer, sql } from './helpers/postgres.js'
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createNetServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => { resolve(typeof address === 'object' && address !== null ? address.port : 0) })
-    })
-  })
-}
+import { freePort } from './helpers/net.js'
 
 interface Node { name: string, dir: string, port: number, url: string, serve: Running | undefined }
 

@@ -5,12 +5,10 @@
 // in order, compared with an independent oracle (tests/helpers/dag-oracle.ts).
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import { request, type IncomingHttpHeaders } from 'node:http'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CarReader } from '@ipld/car/reader'
 import { CarBlockIterator } from '@ipld/car/iterator'
-import { CarWriter } from '@ipld/car/writer'
 import type { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { equals } from 'multiformats/bytes'
@@ -21,9 +19,8 @@ import { tempDir, unknownCid } from './helpers/fixtures.js'
 import { listen, serveGateway } from './helpers/gateway.js'
 import { openStore, until } from './helpers/store.js'
 import { buildFixture, expectedCar, readRange, type Expect, type Fixture } from './helpers/dag-oracle.js'
-import type { Block } from './helpers/car-gen.js'
-
-interface Reply { status: number, headers: IncomingHttpHeaders, body: Buffer, error?: Error }
+import { writerCar, type Block } from './helpers/car-gen.js'
+import { call } from './helpers/net.js'
 
 interface Ctx {
   fx: Fixture
@@ -36,26 +33,6 @@ interface Ctx {
 }
 
 const SHARDS = 3
-
-/** GET (or HEAD) with node:http; a response cut mid-body resolves with `error` and the bytes so far. */
-async function call (base: string, path: string, method = 'GET'): Promise<Reply> {
-  return await new Promise<Reply>((resolve, reject) => {
-    const req = request(base + path, { method }, (res) => {
-      const chunks: Buffer[] = []
-      const done = (error?: Error): void => {
-        const reply: Reply = { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }
-        if (error !== undefined) reply.error = error
-        resolve(reply)
-      }
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => { done() })
-      res.on('error', done)
-      res.on('aborted', () => { done(new Error('aborted')) })
-    })
-    req.on('error', reject)
-    req.end()
-  })
-}
 
 async function carOf (body: Uint8Array): Promise<{ roots: string[], blocks: Block[] }> {
   const reader = await CarReader.fromBytes(body)
@@ -87,14 +64,8 @@ test.before(async (ctx) => {
     ctx.shardOf.set(block.cid.toString(), n)
   }
   for (const [n, blocks] of parts.entries()) {
-    const { writer, out } = CarWriter.create([])
-    const chunks: Uint8Array[] = []
-    const collected = (async () => { for await (const c of out) chunks.push(c) })()
-    for (const b of blocks) await writer.put(b)
-    await writer.close()
-    await collected
     const path = join(dir, `part-${n}.car`)
-    await writeFile(path, Buffer.concat(chunks))
+    await writeFile(path, await writerCar(blocks))
     await store.register(`part-${n}`, new FileMount(path))
   }
   ctx.store = store
@@ -113,7 +84,7 @@ test.after(async (ctx) => { await ctx.close() })
 /** Asks for /ipfs/{root}/{path}?format=car&{query} and checks the CAR against the oracle. */
 async function check (ctx: Ctx, root: CID, path: string, query: string, expect: Expect): Promise<Block[]> {
   const url = `/ipfs/${root.toString()}${path === '' ? '' : '/' + path}?format=car${query === '' ? '' : '&' + query}`
-  const r = await call(ctx.base, url)
+  const r = await call(ctx.base + url)
   assert.is(r.status, 200, url)
   assert.is(r.error, undefined, url)
   assert.is(r.headers['content-type'], `application/vnd.ipld.car; version=1; order=dfs; dups=${expect.dups === true ? 'y' : 'n'}`, url)
@@ -180,7 +151,7 @@ test('directories and paths: entries by name, the path\'s blocks first; entity o
   assert.ok(Buffer.from(tail).equals(file.bytes.subarray(file.bytes.length - 2000)))
   // entity-bytes of a directory is ignored (entity).
   await check(ctx, dir, 'sub', 'entity-bytes=0:10', { scope: 'entity' })
-  const r = await call(ctx.base, `/ipfs/${dir.toString()}/sub/big.bin?format=car&dag-scope=block`)
+  const r = await call(ctx.base + `/ipfs/${dir.toString()}/sub/big.bin?format=car&dag-scope=block`)
   assert.is(r.headers['x-ipfs-roots'], (await carOf(r.body)).blocks.map((b) => b.cid.toString()).join(','))
 })
 
@@ -194,11 +165,11 @@ test('a HAMT-sharded directory: every name resolves through the shards on its ha
     const blocks = await check(ctx, hamt, name, 'dag-scope=block', { scope: 'block' })
     assert.equal(Buffer.from(blocks.at(-1)?.bytes ?? []).toString(), name)
     // The raw block at the end of a path.
-    const raw = await call(ctx.base, `/ipfs/${hamt.toString()}/${name}?format=raw`)
+    const raw = await call(ctx.base + `/ipfs/${hamt.toString()}/${name}?format=raw`)
     assert.is(raw.status, 200)
     assert.is(raw.body.toString(), name)
   }
-  const missing = await call(ctx.base, `/ipfs/${hamt.toString()}/no-such-entry?format=car`)
+  const missing = await call(ctx.base + `/ipfs/${hamt.toString()}/no-such-entry?format=car`)
   assert.is(missing.status, 404)
 })
 
@@ -213,25 +184,25 @@ test('dag-cbor / dag-json: shared subtrees once (dups=n) or every time (dups=y);
     for (const scope of ['all', 'entity', 'block'] as const) await check(ctx, cbor, path, `dag-scope=${scope}`, { scope })
   }
   for (const path of ['nope', 'children/2', 'children/x', 'name/deeper', 'meta/file/not-a-dir']) {
-    const r = await call(ctx.base, `/ipfs/${cbor.toString()}/${path}?format=car`)
+    const r = await call(ctx.base + `/ipfs/${cbor.toString()}/${path}?format=car`)
     assert.is(r.status, 404, path)
   }
 })
 
 test('HEAD of a DAG CAR: the headers, no body, no walk; a missing root is 404 before any byte', async (ctx) => {
-  const head = await call(ctx.base, `/ipfs/${ctx.fx.dir.toString()}/sub?format=car`, 'HEAD')
+  const head = await call(ctx.base + `/ipfs/${ctx.fx.dir.toString()}/sub?format=car`, 'HEAD')
   assert.is(head.status, 200)
   assert.is(head.body.length, 0)
   assert.is(head.headers['content-type'], 'application/vnd.ipld.car; version=1; order=dfs; dups=n')
-  const get = await call(ctx.base, `/ipfs/${ctx.fx.dir.toString()}/sub?format=car`)
+  const get = await call(ctx.base + `/ipfs/${ctx.fx.dir.toString()}/sub?format=car`)
   assert.is(head.headers.etag, get.headers.etag)
   const etags = new Set<string>()
   for (const q of ['', '&dag-scope=entity', '&dag-scope=block', '&car-dups=y', '&entity-bytes=0:9']) {
-    etags.add(String((await call(ctx.base, `/ipfs/${ctx.fx.file.cid.toString()}?format=car${q}`, 'HEAD')).headers.etag))
+    etags.add(String((await call(ctx.base + `/ipfs/${ctx.fx.file.cid.toString()}?format=car${q}`, 'HEAD')).headers.etag))
   }
-  etags.add(String((await call(ctx.base, `/ipfs/${ctx.fx.dir.toString()}/sub/big.bin?format=car`, 'HEAD')).headers.etag))
+  etags.add(String((await call(ctx.base + `/ipfs/${ctx.fx.dir.toString()}/sub/big.bin?format=car`, 'HEAD')).headers.etag))
   assert.is(etags.size, 6, 'one ETag per scope, dups, range and path')
-  const missing = await call(ctx.base, `/ipfs/${unknownCid.toString()}?format=car&dag-scope=all`)
+  const missing = await call(ctx.base + `/ipfs/${unknownCid.toString()}?format=car&dag-scope=all`)
   assert.is(missing.status, 404)
   assert.is(JSON.parse(missing.body.toString()).error.code, 'ERR_NOT_FOUND')
 })
@@ -245,7 +216,7 @@ test('a block missing mid-stream: 200, the blocks before it, then the response i
   assert.ok(firstMissing > 0, 'the DAG has a block in the shard destroyed below')
   await ctx.gateway.evict(`part-${gone}`)
   await ctx.store.destroy(`part-${gone}`)
-  const r = await call(ctx.base, `/ipfs/${file.cid.toString()}?format=car`)
+  const r = await call(ctx.base + `/ipfs/${file.cid.toString()}?format=car`)
   assert.is(r.status, 200)
   assert.ok(r.error !== undefined, 'the response is cut, not ended')
   // What arrived is the CAR up to the missing block: its whole sections, then nothing.

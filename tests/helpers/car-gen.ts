@@ -4,6 +4,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import fc from 'fast-check'
 import { CarIndexer } from '@ipld/car/indexer'
+import { CarWriter } from '@ipld/car/writer'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { from as hasherFrom } from 'multiformats/hashes/hasher'
@@ -19,6 +20,17 @@ const DAG_CBOR = 0x71
 const DAG_PB = 0x70
 
 export interface Block { cid: CID, bytes: Uint8Array }
+
+/** The CARv1 @ipld/car's writer makes of `blocks` (an independent writer, not ours). */
+export async function writerCar (blocks: Block[], roots: CID[] = []): Promise<Uint8Array> {
+  const { writer, out } = CarWriter.create(roots)
+  const chunks: Uint8Array[] = []
+  const collected = (async () => { for await (const c of out) chunks.push(c) })()
+  for (const b of blocks) await writer.put(b)
+  await writer.close()
+  await collected
+  return Buffer.concat(chunks)
+}
 
 export type BlockKind = 'raw' | 'cbor' | 'pb' | 'v0' | 'identity' | 'sha512' | 'blake2b'
 

@@ -1,18 +1,7 @@
 // `dagstore serve --db` processes for the cluster tests: each node its own repo dir, name and a
 // port chosen before it starts (its advertised URL must be known to the others).
-import { createServer } from 'node:net'
+import { freePort } from './net.js'
 import { spawnServe, type Running } from './cli.js'
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => { resolve(typeof address === 'object' && address !== null ? address.port : 0) })
-    })
-  })
-}
 
 export interface ServeNode { name: string, dir: string, port: number, url: string, serve: Running | undefined }
 
