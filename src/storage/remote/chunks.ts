@@ -36,7 +36,6 @@ export function joinChunks (chunks: Chunks): Uint8Array {
  * reused at once.
  */
 export function copiesFrom (chunks: Chunks, offset: number, size: number): Uint8Array[] {
-  const total = chunks.byteLength - offset
   const out: Uint8Array[] = []
   for (let at = offset; at < chunks.byteLength; at += size) {
     const n = Math.min(size, chunks.byteLength - at)
@@ -44,7 +43,7 @@ export function copiesFrom (chunks: Chunks, offset: number, size: number): Uint8
     copyChunks(chunks, 0, copy, at, at + n)
     out.push(copy)
   }
-  return total > 0 ? out : []
+  return out
 }
 
 /**

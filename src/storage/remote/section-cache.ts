@@ -1,9 +1,10 @@
 /**
  * The stream buffer (docs/REMOTE.md): one per store, shared by every source read in place.
  *
- * One budget, `cacheBytes`, bounds the cached entries and the buffers of requests in flight
- * together, at all times: a request reserves its bytes before it starts; when they do not fit,
- * cached entries are evicted (those of sources closed longer than `keepAfterCloseMs` first,
+ * One budget, `cacheBytes`, bounds the cached entries, the buffers of requests in flight and
+ * the spare section buffers kept for reuse together, at all times: a request reserves its
+ * bytes before it starts; when they do not fit, spare buffers are let go, then cached entries
+ * are evicted (those of sources closed longer than `keepAfterCloseMs` first,
  * then least recently used), and if that is not enough it waits, first come first served,
  * for requests in flight to finish.
  */
@@ -30,6 +31,8 @@ export class SectionCache {
   #readAhead = 0
   /** Section buffers given back, for the next sections to arrive in (see #giveBuffer). */
   readonly #free: Uint8Array[] = []
+  /** While #makeRoom evicts: the bytes it makes room for (an evicted entry's buffer must not take that room). */
+  #makingRoomFor = 0
   /** Counters of sources the cache has forgotten, so totals never go backwards. */
   #gone = { bytesFetched: 0, rangedRequests: 0 }
 
@@ -119,6 +122,7 @@ export class SectionCache {
       cachedBytes: this.#cached,
       inFlightRequests: this.#requests,
       inFlightBytes: this.#reserved,
+      pooledBytes: this.#free.length * this.#o.sectionBytes,
       hits: this.#hits,
       misses: this.#misses,
       evictions: this.#evictions,
@@ -170,9 +174,23 @@ export class SectionCache {
   /** Evicts until `bytes` more fit; false (evicting nothing) when even an empty cache would not make room. */
   #makeRoom (bytes: number): boolean {
     const cap = this.#o.cacheBytes
-    const fits = (): boolean => this.#cached + this.#reserved + bytes <= cap
+    const section = this.#o.sectionBytes
+    const fits = (): boolean => this.#cached + this.#reserved + this.#free.length * section + bytes <= cap
     if (fits()) return true
     if (this.#reserved + bytes > cap) return false
+    // Spare section buffers first: they hold nothing anyone reads.
+    while (this.#free.length > 0 && !fits()) this.#free.pop()
+    if (fits()) return true
+    this.#makingRoomFor = bytes
+    try {
+      return this.#evictUntil(fits)
+    } finally {
+      this.#makingRoomFor = 0
+    }
+  }
+
+  /** Evicts, sources closed longer than keepAfterCloseMs first, then least recently used, until `fits()`. */
+  #evictUntil (fits: () => boolean): boolean {
     const now = this.#o.clock()
     for (const source of this.#sources.values()) {
       if (source.refs > 0 || now - source.closedAt < this.#o.keepAfterCloseMs) continue
@@ -196,8 +214,11 @@ export class SectionCache {
    * (docs/REMOTE.md). Beyond that the buffer is left to the collector.
    */
   #giveBuffer (buffer: Uint8Array): void {
-    const keep = Math.ceil(this.#o.maxReadAheadBytes / this.#o.sectionBytes) + 2
-    if (buffer.byteLength === this.#o.sectionBytes && this.#free.length < keep) this.#free.push(buffer)
+    const section = this.#o.sectionBytes
+    const keep = Math.ceil(this.#o.maxReadAheadBytes / section) + 2
+    // Kept buffers count against the budget like cached bytes, and are the first to go.
+    const fits = this.#cached + this.#reserved + this.#makingRoomFor + (this.#free.length + 1) * section <= this.#o.cacheBytes
+    if (buffer.byteLength === section && this.#free.length < keep && fits) this.#free.push(buffer)
   }
 
   #evict (entry: Entry): void {

@@ -49,6 +49,8 @@ export interface SectionCacheStats {
   inFlightRequests: number
   /** Bytes reserved by requests in flight or about to start. */
   inFlightBytes: number
+  /** Spare section buffers kept for the next sections to arrive in (counted in the budget). */
+  pooledBytes: number
   /** Reads (and stream sections) answered from the cache alone. */
   hits: number
   /** Reads (and stream sections) that waited on a request, new or shared. */

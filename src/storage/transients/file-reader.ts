@@ -207,16 +207,24 @@ function readerOver (fd: number, identity: FileIdentity, extent: Extent, chunkSi
     }
   }
 
-  /** Bytes [position, end) clipped to what the file holds once they are readable. */
-  async function readRange (position: number, end: number): Promise<Uint8Array> {
+  /**
+   * How many of the bytes [position, end) a read gets: clipped to what the file holds, once
+   * they are readable. A number, not a promise, when they are there already: the read must be
+   * in flight before a close() that follows it synchronously, and a finished file never waits.
+   */
+  function readable (position: number, end: number): number | Promise<number> {
     const limit = extent.size()
     if (limit !== undefined) end = Math.min(end, limit)
-    if (end <= position) return new Uint8Array(0)
-    // No await when the bytes are there: the read must be in flight before a close() that
-    // follows it synchronously, and a finished file never waits.
-    if (extent.readable() < end) await until(end)
-    const want = Math.min(end, extent.readable()) - position
-    if (want <= 0) return new Uint8Array(0)
+    if (end <= position) return 0
+    const now = (): number => Math.max(0, Math.min(end, extent.readable()) - position)
+    return extent.readable() < end ? until(end).then(now) : now()
+  }
+
+  /** Bytes [position, end) clipped to what the file holds once they are readable. */
+  async function readRange (position: number, end: number): Promise<Uint8Array> {
+    let want = readable(position, end)
+    if (typeof want !== 'number') want = await want
+    if (want === 0) return new Uint8Array(0)
     const copied = extent.copy?.(position, position + want)
     if (copied !== undefined) return copied
     const buf = Buffer.allocUnsafe(want)
@@ -234,13 +242,9 @@ function readerOver (fd: number, identity: FileIdentity, extent: Extent, chunkSi
   async function readIntoTarget (position: number, target: Uint8Array): Promise<number> {
     checkRange('position', position)
     check()
-    let end = position + target.byteLength
-    const limit = extent.size()
-    if (limit !== undefined) end = Math.min(end, limit)
-    if (end <= position) return 0
-    if (extent.readable() < end) await until(end)
-    const want = Math.min(end, extent.readable()) - position
-    if (want <= 0) return 0
+    let want = readable(position, position + target.byteLength)
+    if (typeof want !== 'number') want = await want
+    if (want === 0) return 0
     const copied = extent.copy?.(position, position + want)
     if (copied !== undefined) {
       target.set(copied)
