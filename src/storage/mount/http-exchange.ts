@@ -48,7 +48,10 @@ export interface Exchange {
   res: IncomingMessage
   /** Call on every body chunk: resets the stall timer and counts the bytes for the minimum rate. */
   received: (bytes: number) => void
-  /** While the consumer holds a chunk: not the server's time, so not measured against the minimum rate. */
+  /**
+   * While the consumer holds a chunk or has paused the response: not the server's time, so
+   * measured neither against the minimum rate nor by the stall timer.
+   */
   pause: () => void
   resume: () => void
   /** Resolves once the connection is gone; with the error it ended with (e.g. a parse error from bytes beyond Content-Length), if any. */
@@ -97,11 +100,14 @@ export async function request (target: RequestTarget, method: 'GET' | 'HEAD', ex
       lastError ??= err
       if (!settled) { settled = true; destroy(err); reject(err) } else destroy(err)
     }
+    let paused = false
     const touch = (): void => {
       // refresh() re-arms the one timer: a new timer per chunk showed up in download profiles.
       if (ended) return // a refreshed timer would come back to life
       if (timer !== undefined) { timer.refresh(); return }
       timer = setTimeout(() => {
+        // Paused: the wait is the consumer's; the timer stays armed (cheaper than a new one per chunk).
+        if (paused) { timer?.refresh(); return }
         fail(retryable(new HttpTimeoutError(`HTTP ${method} ${href}: nothing received for ${timeoutMs} ms`)))
       }, timeoutMs)
       timer.unref?.()
@@ -136,7 +142,17 @@ export async function request (target: RequestTarget, method: 'GET' | 'HEAD', ex
       if (settled) { res.destroy(); return }
       settled = true
       touch()
-      resolve({ res, received, pause: () => { floor?.pause() }, resume: () => { floor?.resume() }, closed, destroy, release })
+      const pause = (): void => {
+        paused = true
+        floor?.pause()
+      }
+      const resume = (): void => {
+        if (!paused) return
+        paused = false
+        floor?.resume()
+        touch()
+      }
+      resolve({ res, received, pause, resume, closed, destroy, release })
     })
     touch()
     req.end()

@@ -6,7 +6,7 @@ import { Agent as HttpAgent, type IncomingMessage } from 'node:http'
 import { Agent as HttpsAgent } from 'node:https'
 import type { Socket } from 'node:net'
 import { abortErrorFrom } from '../../base/errors.js'
-import type { RangeTransport } from '../remote/types.js'
+import type { Gate, RangeTransport } from '../remote/types.js'
 import { PieceCutter, type Chunks } from '../remote/chunks.js'
 import {
   HttpChangedError, HttpLengthMismatchError, HttpRangeError, HttpStatusError, HttpTimeoutError, networkError, retryable, statusError
@@ -138,20 +138,23 @@ export function rangeTransport (target: RequestTarget, policy: RetryPolicy, prob
   const pooled: RequestTarget = { ...target, agent }
   const slots = new Slots(MAX_CONNECTIONS)
   return {
-    read: async (position, length, pieceBytes, signal, onPiece, into) => {
-      // Pieces complete so far: a retry asks only for the rest.
+    read: async (position, length, pieceBytes, signal, options = {}) => {
+      const { onPiece, into, gate } = options
+      // Pieces complete so far: a retry asks only for the rest. A gated read keeps none.
       const got: Chunks[] = []
+      let given = 0
       const give = (piece: Chunks): void => {
-        got.push(piece)
-        onPiece?.(got.length - 1, piece)
+        if (gate === undefined) got.push(piece)
+        onPiece?.(given++, piece)
       }
       await withRetries(policy, signal, async () => {
         await slots.take(signal)
         try {
-          const from = got.length * pieceBytes
-          const first = got.length
+          const first = given
+          const from = first * pieceBytes
           await readOnce(pooled, probe, position + from, length - from, pieceBytes, signal, give,
-            into === undefined ? undefined : (index) => into(first + index))
+            into === undefined ? undefined : (index) => into(first + index),
+            gate === undefined ? undefined : () => (gate.granted - first) * pieceBytes, gate)
         } finally {
           slots.give()
         }
@@ -203,10 +206,15 @@ class Slots {
   }
 }
 
-/** Reads [position, position + length), handing each piece of `pieceBytes` to `onPiece` once complete. */
+/**
+ * Reads [position, position + length), handing each piece of `pieceBytes` to `onPiece` once
+ * complete. With a gate, no byte beyond `allowed()` (from `position`) is taken in: the response
+ * is paused there until the gate grows.
+ */
 async function readOnce (
   target: RequestTarget, probe: RangedProbe, position: number, length: number, pieceBytes: number, signal: AbortSignal,
-  onPiece: (piece: Chunks) => void, into: ((index: number) => Uint8Array) | undefined
+  onPiece: (piece: Chunks) => void, into: ((index: number) => Uint8Array) | undefined,
+  allowed: (() => number) | undefined, gate: Gate | undefined
 ): Promise<void> {
   const href = target.shown
   const last = position + length - 1
@@ -242,21 +250,60 @@ async function readOnce (
       else onPiece(piece)
     }, into)
     let at = 0
+    /** Bytes that arrived beyond the gate, taken in when it grows. */
+    let held: Buffer | undefined
+    let drained: (() => void) | undefined
+    const takeIn = (chunk: Buffer): void => {
+      const room = allowed === undefined ? chunk.byteLength : allowed() - at
+      const part = room >= chunk.byteLength ? chunk : chunk.subarray(0, Math.max(0, room))
+      if (part.byteLength > 0) {
+        pieces.push(part)
+        at += part.byteLength
+      }
+      if (part === chunk) return
+      held = chunk.subarray(part.byteLength)
+      res.pause()
+      ex.pause()
+      gate?.onGrant(() => {
+        const rest = held as Buffer
+        held = undefined
+        try {
+          takeIn(rest)
+        } catch (err) {
+          res.destroy(err as Error)
+          return
+        }
+        if (held !== undefined) return
+        ex.resume()
+        res.resume()
+        drained?.()
+      })
+    }
     try {
       // Flowing, not `for await`: an async iterator pauses the socket after every chunk larger
       // than the response's buffer (all of them), and each pause and resume is a round of
-      // system calls. Nothing here needs back pressure: the bytes were reserved before asking.
+      // system calls. The bytes taken in were reserved before: by the request, or by the gate.
       res.on('data', (chunk: Buffer) => {
         try {
           ex.received(chunk.byteLength)
-          if (at + chunk.byteLength > length) throw new HttpLengthMismatchError(`HTTP GET ${href}: body longer than the ${length} bytes of ${asked}`)
-          pieces.push(chunk)
-          at += chunk.byteLength
+          if (at + (held?.byteLength ?? 0) + chunk.byteLength > length) {
+            throw new HttpLengthMismatchError(`HTTP GET ${href}: body longer than the ${length} bytes of ${asked}`)
+          }
+          takeIn(chunk)
         } catch (err) {
           res.destroy(err as Error)
         }
       })
       await finished(res)
+      // The body's last bytes may still wait for the gate.
+      if (held !== undefined) {
+        await new Promise<void>((resolve, reject) => {
+          drained = resolve
+          const onAbort = (): void => { reject(abortErrorFrom(signal)) }
+          if (signal.aborted) onAbort()
+          else signal.addEventListener('abort', onAbort, { once: true })
+        })
+      }
     } catch (err) {
       if (signal.aborted) throw abortErrorFrom(signal)
       if (err instanceof HttpLengthMismatchError || err instanceof HttpTimeoutError) throw err

@@ -87,6 +87,12 @@ export class InPlaceReader implements MountReader {
     const signal = this.#life.signal
     /** Sections read ahead: flights this stream has joined. */
     const ahead = new Map<number, Flight>()
+    /**
+     * The run (the stream's long request) the stream is in, joined for as long as the stream
+     * lives: between two sections it may hold no piece of it (its next grant waits for room),
+     * and a run nobody has joined is aborted.
+     */
+    let run: Flight | undefined
     let counted = readAhead.sections * sectionBytes
     this.#cache.readAheadChanged(counted)
     let pos = start
@@ -94,16 +100,16 @@ export class InPlaceReader implements MountReader {
       while (pos < size) {
         const index = Math.floor(pos / sectionBytes)
         // The section itself first: read-ahead never takes room from what the reader waits for.
-        const answer = source.section(index, 'need')
+        const answer = source.section(index)
+        if ('flight' in answer && answer.flight.gated && answer.flight !== run) {
+          answer.flight.join()
+          run?.leave()
+          run = answer.flight
+        }
         const last = Math.min(lastIndex, index + readAhead.sections)
-        // In full swing, read-ahead asks for a quarter of its window per request.
-        const run = Math.max(1, readAhead.sections >> 2)
         for (let i = index + 1; i <= last;) {
           if (ahead.has(i)) { i++; continue }
-          // The window's tail is asked for a run at a time: topping it up by the one section
-          // each step slides it would make every request one section long.
-          if (i > index + 1 && last < lastIndex && last - i + 1 < run) break
-          const got = source.prefetch(i, Math.min(run, last - i + 1))
+          const got = source.prefetch(i, last - i + 1)
           if (got === 'full') break
           if (got === 'cached') { i++; continue }
           for (let k = 0; k < got.count; k++) ahead.set(i + k, got.flight)
@@ -140,6 +146,7 @@ export class InPlaceReader implements MountReader {
       }
     } finally {
       for (const flight of ahead.values()) flight.leave()
+      run?.leave()
       this.#cache.readAheadChanged(-counted)
       this.#expectedStart = pos
     }

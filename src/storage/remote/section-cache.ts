@@ -227,9 +227,10 @@ export class SectionCache {
     this.#lru.delete(entry)
     if (typeof entry.slot === 'number') source.sections.delete(entry.slot)
     else source.extents.delete(entry.slot)
-    entry.recycle?.()
     source.cachedBytes -= n
     this.#cached -= n
+    // After the bytes left the count: the buffer may then stay as a spare in their room.
+    entry.recycle?.()
     this.#evictions++
     this.#forgetIfIdle(source)
   }

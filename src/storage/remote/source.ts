@@ -1,7 +1,7 @@
 import { DAGStoreError } from '../../base/errors.js'
 import { CODE } from '../../base/errors/codes.js'
 import { ReaderClosedError, RemoteReadTooLargeError } from './errors.js'
-import { Flight, waitFor } from './flight.js'
+import { Flight, settleBy } from './flight.js'
 import type { RangeTransport, SourceSpec, SourceStats } from './types.js'
 import { copyChunks, joinChunks, type Chunks } from './chunks.js'
 
@@ -91,7 +91,8 @@ export class Source {
       core.counted(true)
       return joinChunks(exact.data)
     }
-    const pieces: Array<{ start: number, data?: Chunks, flight?: Flight }> = []
+    // Each flight's pieces are asked for in the turn the flight is found (a run forgets a piece once delivered).
+    const pieces: Array<{ start: number, data?: Chunks, flight?: Flight, waits?: Array<{ at: number, piece: Promise<Chunks> }> }> = []
     for (let x = position; x < end;) {
       const section = this.sections.get(Math.floor(x / core.sectionBytes))
       if (section !== undefined) {
@@ -100,14 +101,15 @@ export class Source {
         x = section.start + section.data.byteLength
         continue
       }
-      const flight = this.#covering(x)
-      if (flight !== undefined) {
-        pieces.push({ start: flight.start, flight })
-        x = flight.end
-        continue
+      const flight = this.#covering(x) ?? this.#fly(x, end, `${x}:${end - x}`, false, false)
+      const size = flight.pieceBytes
+      const to = Math.min(end, flight.coverEnd)
+      const waits = []
+      for (let k = Math.floor((x - flight.start) / size); k <= Math.floor((to - 1 - flight.start) / size); k++) {
+        waits.push({ at: flight.start + k * size, piece: flight.piece(k) })
       }
-      pieces.push({ start: x, flight: this.#fly(x, end, `${x}:${end - x}`, false) })
-      x = end
+      pieces.push({ start: x, flight, waits })
+      x = to
     }
     core.counted(pieces.every((p) => p.flight === undefined))
     for (const p of pieces) p.flight?.join()
@@ -115,15 +117,8 @@ export class Source {
       const out = new Uint8Array(n)
       // Cached bytes first, before any await (see CacheCore.takeBuffer).
       for (const p of pieces) if (p.data !== undefined) copyChunks(p.data, p.start, out, position, end)
-      for (const p of pieces) {
-        if (p.flight === undefined) continue
-        // Only the pieces this read overlaps, each copied as soon as it has arrived.
-        const flight = p.flight
-        const size = flight.pieceBytes
-        const first = Math.floor((Math.max(position, flight.start) - flight.start) / size)
-        const last = Math.floor((Math.min(end, flight.end) - 1 - flight.start) / size)
-        for (let k = first; k <= last; k++) copyChunks(await waitFor(flight, k, signal), flight.start + k * size, out, position, end)
-      }
+      // Then each piece of a flight, copied as soon as it has arrived.
+      for (const p of pieces) for (const w of p.waits ?? []) copyChunks(await settleBy(w.piece, signal), w.at, out, position, end)
       return out
     } finally {
       for (const p of pieces) p.flight?.leave()
@@ -131,64 +126,131 @@ export class Source {
   }
 
   /**
-   * Section `index` for a stream. `need`: its bytes, or a flight (new ones wait for room).
-   * `prefetch`: a flight only when room is free now; 'cached' when it is there, 'full' when not.
+   * Section `index` for a stream: its bytes, or a flight it has joined (a run that covers it,
+   * one extended to it, or a new run from it, which waits for room).
    */
-  section (index: number, mode: 'need'): SectionAnswer
-  section (index: number, mode: 'prefetch'): Flight | 'cached' | 'full'
-  section (index: number, mode: 'need' | 'prefetch'): SectionAnswer | Flight | 'cached' | 'full' {
+  section (index: number): SectionAnswer {
     const core = this.#core
     const entry = this.sections.get(index)
     if (entry !== undefined) {
-      if (mode === 'prefetch') return 'cached'
       core.touch(entry)
       core.counted(true)
       return { data: entry.data }
     }
     let flight = this.#sectionFlight(index)
     if (flight === undefined) {
-      const start = index * core.sectionBytes
-      const end = Math.min(this.size, start + core.sectionBytes)
-      if (mode === 'prefetch' && !core.tryReserve(end - start)) return 'full'
-      flight = this.#fly(start, end, index, mode === 'prefetch')
+      const run = this.#extendableAt(index)
+      if (run !== undefined) {
+        // The run the stream is in goes on (a new one would be another request, and the old
+        // one's bytes in the socket would be thrown away), once there is room for the section.
+        if (this.#grant(run, 1) === 0) this.#grantWhenRoom(run, this.#sectionLength(index))
+        flight = run
+      } else if (this.#runPassed(index)) {
+        // A section a run brought and the budget let go before the stream read it: fetched
+        // alone, while the run goes on ahead.
+        const start = index * core.sectionBytes
+        flight = this.#fly(start, start + this.#sectionLength(index), index, core.tryReserve(this.#sectionLength(index)), false)
+      } else {
+        flight = this.#run(index, core.tryReserve(this.#sectionLength(index)))
+      }
     }
     flight.join()
-    if (mode === 'prefetch') return flight
     core.counted(false)
     return { flight }
   }
 
   /**
-   * Read-ahead of up to `count` sections from `first` in ONE request: the sections from `first`
-   * on that are neither cached nor in flight, stopping at the first that is. A sequential
-   * stream in full swing asks for several sections at a time, so an origin answers fewer,
-   * larger requests (each request costs it an open and a response of its own). Each section is
-   * cached on its own when the request completes. The flight is joined once per section
-   * (`count` of the answer); 'cached' / 'full' as for `section(first, 'prefetch')`.
+   * Read-ahead of up to `count` sections from `first`, for a stream: 'cached' when `first` is
+   * there; a flight covering it (joined once, `count` 1); else the sections from `first` on that
+   * are neither cached nor in flight, up to the first that is, granted to the run that ends at
+   * `first` or to a new run from `first` (joined once per section, `count` of them). Only room
+   * free now is taken: 'full' when there is none.
    */
   prefetch (first: number, count: number): { flight: Flight, count: number } | 'cached' | 'full' {
-    const core = this.#core
     if (this.sections.has(first)) return 'cached'
     const covering = this.#sectionFlight(first)
     if (covering !== undefined) {
       covering.join()
       return { flight: covering, count: 1 }
     }
-    const lastIndex = Math.floor((this.size - 1) / core.sectionBytes)
-    let n = 1
-    while (n < count && first + n <= lastIndex && !this.sections.has(first + n) && this.#sectionFlight(first + n) === undefined) n++
-    const start = first * core.sectionBytes
-    const end = Math.min(this.size, start + n * core.sectionBytes)
-    if (!core.tryReserve(end - start)) return n === 1 ? 'full' : this.prefetch(first, 1)
-    const flight = this.#fly(start, end, first, true)
-    for (let k = 0; k < n; k++) flight.join()
-    return { flight, count: n }
+    let run = this.#extendableAt(first)
+    let n: number
+    if (run !== undefined) {
+      n = this.#grant(run, count)
+      if (n === 0) return 'full'
+    } else {
+      if (!this.#core.tryReserve(this.#sectionLength(first))) return 'full'
+      run = this.#run(first, true)
+      n = 1 + this.#grant(run, count - 1)
+    }
+    for (let k = 0; k < n; k++) run.join()
+    return { flight: run, count: n }
   }
 
-  /** The section request (one or more whole sections) covering section `index`, if any. */
+  /** Bytes of section `index` (the last one may be short). */
+  #sectionLength (index: number): number {
+    const section = this.#core.sectionBytes
+    return Math.min(this.size, (index + 1) * section) - index * section
+  }
+
+  /** A stream's request from section `first` to the end of the source, granted its first section (`reserved`: already paid for). */
+  #run (first: number, reserved: boolean): Flight {
+    return this.#fly(first * this.#core.sectionBytes, this.size, first, reserved, true)
+  }
+
+  /** Whether a run still going has brought section `index` already. */
+  #runPassed (index: number): boolean {
+    const at = index * this.#core.sectionBytes
+    for (const f of this.flights) if (f.gated && !f.settled && f.start <= at && at < f.coverStart) return true
+    return false
+  }
+
+  /** The run whose grant ends at section `index`, if one can still grow. */
+  #extendableAt (index: number): Flight | undefined {
+    const section = this.#core.sectionBytes
+    for (const f of this.flights) if (f.extendable && f.coverEnd === index * section) return f
+    return undefined
+  }
+
+  /**
+   * Grants `run` up to `max` more sections, stopping at one that is cached or in flight, at the
+   * end, or when the room is not free now. Returns how many.
+   */
+  #grant (run: Flight, max: number): number {
+    const core = this.#core
+    const section = core.sectionBytes
+    let n = 0
+    for (let next = run.coverEnd / section; n < max && run.coverEnd < run.end; next++) {
+      if (this.sections.has(next) || this.#sectionFlight(next) !== undefined) break
+      const bytes = this.#sectionLength(next)
+      if (!core.tryReserve(bytes)) break
+      run.reservedBytes += bytes
+      run.promise(1)
+      run.grant(1)
+      n++
+    }
+    return n
+  }
+
+  /**
+   * Promises `run` its next section now and grants it once `bytes` are reserved (waiting in the
+   * budget's queue, first come first served, so grants stay in order).
+   */
+  #grantWhenRoom (run: Flight, bytes: number): void {
+    const core = this.#core
+    run.promise(1)
+    core.reserve(bytes, run.signal).then(() => {
+      // A run that ended meanwhile (it failed) takes no more bytes: the room goes back.
+      if (run.settled) { core.release(bytes); return }
+      run.reservedBytes += bytes
+      run.grant(1)
+    }, () => { /* the run was aborted: nothing was reserved */ })
+  }
+
+  /** The section request covering section `index`, if any. */
   #sectionFlight (index: number): Flight | undefined {
     const at = index * this.#core.sectionBytes
-    for (const f of this.flights) if (typeof f.slot === 'number' && f.start <= at && at < f.end) return f
+    for (const f of this.flights) if (typeof f.slot === 'number' && f.covers(at)) return f
     return undefined
   }
 
@@ -213,29 +275,32 @@ export class Source {
 
   /** A flight already covering offset `x`. */
   #covering (x: number): Flight | undefined {
-    for (const f of this.flights) if (f.start <= x && x < f.end) return f
+    for (const f of this.flights) if (f.covers(x)) return f
     return undefined
   }
 
-  /** A new request for [start, end); `reserved` when its bytes are reserved already. */
-  #fly (start: number, end: number, slot: number | string, reserved: boolean): Flight {
+  /**
+   * A new request for [start, end); `reserved` when its bytes (a run: its first section's) are
+   * reserved already. A run (`gated`) starts granted its first section.
+   */
+  #fly (start: number, end: number, slot: number | string, reserved: boolean, gated: boolean): Flight {
     const core = this.#core
     const n = end - start
     const section = core.sectionBytes
     // Section requests come in one buffer per section; an exact random get in one piece.
     const pieceBytes = typeof slot === 'number' ? section : n
-    const flight = new Flight(start, end, slot, pieceBytes, async (signal, deliver) => {
-      let held = reserved
+    const firstBytes = gated ? Math.min(n, section) : n
+    const flight: Flight = new Flight(start, end, slot, pieceBytes, gated, async (signal, deliver) => {
       // Bytes of this request's reservation already turned into cached pieces.
       let stored = 0
       // Sections arrive in the cache's reusable buffers (an exact get keeps the response's chunks).
       const buffers = new Map<number, Uint8Array>()
       // Until the request has ended and every reader that joined it has left, a reader may be
       // handed a piece it delivered earlier: a buffer whose entry left the cache meanwhile is
-      // given back only then.
+      // given back only then. A run hands a piece over only in the turn it arrives.
       const parked: Uint8Array[] = []
       const recycler = (buffer: Uint8Array) => (): void => {
-        if (flight.idle) core.giveBuffer(buffer)
+        if (gated || flight.idle) core.giveBuffer(buffer)
         else parked.push(buffer)
       }
       const into = typeof slot !== 'number'
@@ -258,9 +323,10 @@ export class Source {
       try {
         // Nothing below may run before the constructor returns and the flight is registered.
         await Promise.resolve()
-        if (!held) {
-          await core.reserve(n, signal)
-          held = true
+        if (!reserved) {
+          await core.reserve(firstBytes, signal)
+          flight.reservedBytes += firstBytes
+          if (gated) flight.grant(1)
         }
         const transport = this.transport
         if (transport === undefined) throw new ReaderClosedError(`${this.label}: every reader is closed`)
@@ -270,22 +336,31 @@ export class Source {
         // Each section is cached (and evicted) on its own, as soon as it has arrived.
         let given = 0
         try {
-          pieces = await transport.read(start, n, pieceBytes, signal, (k, piece) => {
-            if (k !== given || !fits(piece, k, n, pieceBytes)) return
-            given++
-            cache(k, piece)
-            this.bytesFetched += piece.byteLength
-            deliver(k, piece)
-          }, into)
+          pieces = await transport.read(start, n, pieceBytes, signal, {
+            onPiece: (k, piece) => {
+              if (k !== given || !fits(piece, k, n, pieceBytes)) return
+              given++
+              cache(k, piece)
+              this.bytesFetched += piece.byteLength
+              deliver(k, piece)
+            },
+            into,
+            gate: gated ? flight : undefined
+          })
         } finally {
           core.requestEnded()
+        }
+        if (gated) {
+          if (given * pieceBytes < n) {
+            throw new DAGStoreError(`${this.label}: the transport ended a read of ${n} bytes after ${given} pieces`, CODE.ERR_HTTP_LENGTH_MISMATCH)
+          }
+          return []
         }
         checkPieces(this.label, pieces, n, pieceBytes)
         for (let k = given; k < pieces.length; k++) {
           cache(k, pieces[k] as Chunks)
           this.bytesFetched += (pieces[k] as Chunks).byteLength
         }
-        held = false
         return pieces
       } finally {
         this.flights.delete(flight)
@@ -293,10 +368,15 @@ export class Source {
         // the flight is idle, of entries already gone.
         for (const buffer of buffers.values()) core.giveBuffer(buffer)
         flight.onIdle(() => { for (const buffer of parked.splice(0)) core.giveBuffer(buffer) })
-        if (held) core.release(n - stored)
+        core.release(flight.reservedBytes - stored)
         core.settled(this)
       }
     })
+    if (reserved) flight.reservedBytes = firstBytes
+    if (gated) {
+      flight.promise(1)
+      if (reserved) flight.grant(1)
+    }
     this.flights.add(flight)
     return flight
   }
