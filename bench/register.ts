@@ -8,8 +8,9 @@
  * a shard is GiBs: below that the fixed cost of a register (fsync'd commits, the index file's
  * fsync) is what a ratio to a page-cache read of a few ms would measure — and, shown without a
  * bar, REGISTER_MB MiB of 256 KiB blocks. Each file is read once before measuring so every
- * figure is taken with the file in the page cache. Then, per file, REGISTER_ROUNDS (default 5) rounds
- * alternate ours and the peer, and each side reports its median:
+ * figure is taken with the file in the page cache. Then, per file, REGISTER_WARM_UP (default 5)
+ * untimed rounds of each side, and REGISTER_ROUNDS (default 5) timed rounds alternate ours and
+ * the peer, and each side reports its median:
  *   ours: `await store.register(key, new FileMount(path))` on a started DAGStore in a fresh
  *     store dir per round — the file indexed, its full index stored, its top-level entries
  *     stored and the shard's state durable when the promise settles. Starting and closing the
@@ -20,7 +21,8 @@
  *
  * Run: npm run build && node --expose-gc dist/bench/register.js (each timed side starts from a
  * collected heap, so neither pays for the other's garbage)
- * Env: REGISTER_MB (64), REGISTER_LARGE_MB (1024), REGISTER_ROUNDS (5).
+ * Env: REGISTER_MB (64), REGISTER_LARGE_MB (1024), REGISTER_ROUNDS (5), REGISTER_WARM_UP (5: untimed
+ * rounds of each side first).
  */
 import { rmSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
@@ -33,6 +35,7 @@ import { envInt, fmt, fmtAuto, header, median, note, now, report, settledHeap, t
 const TOTAL_MIB = envInt('REGISTER_MB', 64)
 const LARGE_MIB = envInt('REGISTER_LARGE_MB', 1024)
 const ROUNDS = envInt('REGISTER_ROUNDS', 5)
+const WARM_UP = envInt('REGISTER_WARM_UP', 5)
 
 /** Registers the file in a fresh store under `dir`; returns the ms the register call took. */
 async function register (dir: string, path: string, count: number): Promise<number> {
@@ -67,10 +70,15 @@ async function measure (c: Case, storeDir: string): Promise<void> {
   const peer = small
     ? async () => { if (await carIndexer(path) !== count) throw new Error('CarIndexer count differs') }
     : async () => { if (rawRead(path) !== size) throw new Error('raw read size differs') }
-  // One untimed round of each first: both sides measured with their code compiled, as in a
-  // process that has registered before (a store's register runs far more code than the peer).
-  await register(storeDir, path, count)
-  await peer()
+  // Untimed rounds of each first: both sides measured with their code compiled, as in a
+  // process that has registered before. A store's register runs far more code than the peer,
+  // and V8 takes several registers to settle it: over consecutive registers of the 1 KiB file
+  // ours went 235, 211, 191, 153, 145, 143, 123… ms while CarIndexer stayed at 200–260 ms
+  // (docs/PERFORMANCE.md).
+  for (let i = 0; i < WARM_UP; i++) {
+    await register(storeDir, path, count)
+    await peer()
+  }
   const oursMs: number[] = []
   const peerMs: number[] = []
   for (let round = 0; round < ROUNDS; round++) {

@@ -142,16 +142,16 @@ function writeU64 (view: DataView, p: number, x: number): void {
 
 /**
  * Writes entries [first, end) of one bucket (digest, then u64 offset) at `p`; returns the
- * position after them. A function of its own: the engine optimises this loop far better than
- * the same loop inside the encoder.
+ * position after them. The digest by Buffer#copy: a byte loop (or `TypedArray#set` of a view
+ * per entry) measured 3–4× slower on a 65,536-entry index.
  */
-function writeEntries (view: DataView, p: number, layout: SortedIndex['layout'], first: number, end: number, digestLen: number): number {
+function writeEntries (bytes: Buffer, view: DataView, p: number, layout: SortedIndex['layout'], first: number, end: number, digestLen: number): number {
   const { arena, starts, offsets } = layout
-  const out = new Uint8Array(view.buffer)
+  const source = Buffer.from(arena.buffer, arena.byteOffset, arena.byteLength)
   for (let i = first; i < end; i++) {
     // i < size: starts has size + 1 items, offsets size. The digest ends its multihash.
     const e = starts[i + 1]!
-    for (let k = e - digestLen; k < e; k++) out[p++] = arena[k]!
+    p += source.copy(bytes, p, e - digestLen, e)
     writeU64(view, p, offsets[i]!)
     p += 8
   }
@@ -206,6 +206,7 @@ export function encodeMultihashIndexSorted (entries: Iterable<IndexEntry>): Uint
   for (const g of groups) size += 12 + (g.end - g.first) * (g.digestLen + 8)
   const out = new Uint8Array(size)
   const view = new DataView(out.buffer)
+  const bytes = Buffer.from(out.buffer, out.byteOffset, out.byteLength)
   let p = encodeVarint(CAR_MULTIHASH_INDEX_SORTED, out, 0)
   view.setUint32(p, codes.length, true)
   p += 4
@@ -221,7 +222,7 @@ export function encodeMultihashIndexSorted (entries: Iterable<IndexEntry>): Uint
       p += 4
       writeU64(view, p, (end - first) * width)
       p += 8
-      p = writeEntries(view, p, index.layout, first, end, digestLen)
+      p = writeEntries(bytes, view, p, index.layout, first, end, digestLen)
     }
   }
   return out
