@@ -145,7 +145,9 @@ function writeU64 (view: DataView, p: number, x: number): void {
  * position after them. The digest by Buffer#copy: a byte loop (or `TypedArray#set` of a view
  * per entry) measured 3–4× slower on a 65,536-entry index.
  */
-function writeEntries (bytes: Buffer, view: DataView, p: number, layout: SortedIndex['layout'], first: number, end: number, digestLen: number): number {
+function writeEntries (
+  bytes: Buffer, view: DataView, p: number, layout: SortedIndex['layout'], first: number, end: number, digestLen: number
+): number {
   const { arena, starts, offsets } = layout
   const source = Buffer.from(arena.buffer, arena.byteOffset, arena.byteLength)
   for (let i = first; i < end; i++) {
