@@ -268,6 +268,34 @@ test('streams that do not all fit the budget wait for room inside their one requ
   }
 })
 
+test('streams paused at their grants hold up neither other streams nor gets: 20 of one source, then a 21st and a get', async () => {
+  const S = 4 * KiB
+  await withServer(rangeOrigin({ body: sample, etag: '"a"', ranges: true }), async (srv) => {
+    const { mount, probe } = await probed(srv.url)
+    const cache = new SectionCache({ sectionBytes: S, maxReadAheadBytes: S })
+    const reader = mount.openInPlace(cache, probe)
+    const streams: Array<AsyncIterator<Uint8Array>> = []
+    const inTime = async <T>(p: Promise<T>, what: string): Promise<T> => await Promise.race([p, new Promise<never>((_resolve, reject) => {
+      setTimeout(() => { reject(new Error(`${what} waited 10 s: held up by paused streams`)) }, 10_000).unref()
+    })])
+    try {
+      // More streams than a source's connection slots (16), each at its own place, each taking
+      // one section and then holding its request at the grant (nobody reads on).
+      for (let i = 0; i <= 20; i++) {
+        const it = reader.stream(i * 4 * S)[Symbol.asyncIterator]()
+        streams.push(it)
+        const { value } = await inTime(it.next(), `stream ${i}`)
+        same(value as Uint8Array, sample.subarray(i * 4 * S, i * 4 * S + S))
+      }
+      const at = 100 * S + 7
+      same(await inTime(reader.read(at, 3000), 'a get'), sample.subarray(at, at + 3000))
+    } finally {
+      await Promise.all(streams.map(async (it) => await it.return?.()))
+      await reader.close()
+    }
+  })
+})
+
 test('a 64-reader stress run never holds more than cacheBytes, and every byte is right', async () => {
   const origin = (i: number): Handler => rangeOrigin({ body: sample, etag: `"s${i}"`, ranges: true })
   const servers = await Promise.all(Array.from({ length: 4 }, async (_, i) => await serve(origin(i))))

@@ -148,7 +148,10 @@ export function rangeTransport (target: RequestTarget, policy: RetryPolicy, prob
         onPiece?.(given++, piece)
       }
       await withRetries(policy, signal, async () => {
-        await slots.take(signal)
+        // A gated read (a stream's run) lives as long as its stream and waits at its gate as
+        // long as its reader does: it takes no slot, so paused streams never hold up gets.
+        const slotted = gate === undefined
+        if (slotted) await slots.take(signal)
         try {
           const first = given
           const from = first * pieceBytes
@@ -156,7 +159,7 @@ export function rangeTransport (target: RequestTarget, policy: RetryPolicy, prob
             into === undefined ? undefined : (index) => into(first + index),
             gate === undefined ? undefined : () => (gate.granted - first) * pieceBytes, gate)
         } finally {
-          slots.give()
+          if (slotted) slots.give()
         }
       })
       return got
@@ -171,8 +174,9 @@ export function rangeTransport (target: RequestTarget, policy: RetryPolicy, prob
 }
 
 /**
- * Requests one source sends at once. A thousand concurrent gets would otherwise open a thousand
- * connections; queued here rather than in the agent, a request's stall timer starts when it is sent.
+ * Requests one source sends at once, streams' runs aside (one per open stream). A thousand
+ * concurrent gets would otherwise open a thousand connections; queued here rather than in the
+ * agent, a request's stall timer starts when it is sent.
  */
 const MAX_CONNECTIONS = 16
 
