@@ -269,6 +269,8 @@ async function readOnce (
       res.pause()
       ex.pause()
       gate?.onGrant(() => {
+        // A grant that was on its way when the request ended takes nothing in.
+        if (signal.aborted) return
         const rest = held as Buffer
         held = undefined
         try {
