@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises'
 import type { IncomingMessage } from 'node:http'
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import { HttpMount, type RangedProbe } from '../src/storage/mount/http.js'
+import { HttpMount, type HttpMountOptions, type RangedProbe } from '../src/storage/mount/http.js'
 import { SectionCache } from '../src/storage/remote/section-cache.js'
 import type { SectionCacheOptions } from '../src/storage/remote/options.js'
 import { codeOf } from './helpers/assert.js'
@@ -22,8 +22,8 @@ function same (got: Uint8Array, want: Uint8Array, message?: string): void {
   assert.ok(Buffer.from(got).equals(want), message ?? `${got.byteLength} bytes differ from the ${want.byteLength} expected`)
 }
 
-async function probed (url: string): Promise<{ mount: HttpMount, probe: RangedProbe }> {
-  const mount = new HttpMount(url, { backoffMs: 1, maxBackoffMs: 5 })
+async function probed (url: string, options: HttpMountOptions = {}): Promise<{ mount: HttpMount, probe: RangedProbe }> {
+  const mount = new HttpMount(url, { backoffMs: 1, maxBackoffMs: 5, ...options })
   const probe = await mount.probeRange()
   if (!probe.ranged) throw new Error(`not ranged: ${probe.reason}`)
   return { mount, probe }
@@ -179,11 +179,9 @@ test('read-ahead starts at 2 sections, doubles while sequential up to maxReadAhe
 
 test('a stream\'s request paused at its grant is not timed out while its reader holds; a stall while bytes are due still is', async () => {
   const S = 4 * KiB
-  const strict = { backoffMs: 1, maxBackoffMs: 5, timeoutMs: 100, minBytesPerSecond: 1_000_000, rateWindowMs: 200 }
+  const strict = { timeoutMs: 100, minBytesPerSecond: 1_000_000, rateWindowMs: 200 }
   await withServer(rangeOrigin({ body: sample, etag: '"a"', ranges: true }), async (srv) => {
-    const mount = new HttpMount(srv.url, { ...strict, retries: 0 })
-    const probe = await mount.probeRange()
-    if (!probe.ranged) throw new Error('not ranged')
+    const { mount, probe } = await probed(srv.url, { ...strict, retries: 0 })
     const reader = mount.openInPlace(new SectionCache({ sectionBytes: S, maxReadAheadBytes: 2 * S }), probe)
     try {
       const it = reader.stream(0)[Symbol.asyncIterator]()
@@ -208,9 +206,7 @@ test('a stream\'s request paused at its grant is not timed out while its reader 
     if (first === 0) res.write(sample.subarray(0, 3 * S))
   }
   await withServer(stalls, async (srv) => {
-    const mount = new HttpMount(srv.url, { ...strict, retries: 1 })
-    const probe = await mount.probeRange()
-    if (!probe.ranged) throw new Error('not ranged')
+    const { mount, probe } = await probed(srv.url, { ...strict, retries: 1 })
     const reader = mount.openInPlace(new SectionCache({ sectionBytes: S, maxReadAheadBytes: 8 * S }), probe)
     try {
       const it = reader.stream(0)[Symbol.asyncIterator]()
