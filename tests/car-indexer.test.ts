@@ -4,12 +4,11 @@ import fc from 'fast-check'
 import { readFile } from 'node:fs/promises'
 import { createHash } from 'node:crypto'
 import { CarIndexer } from '@ipld/car/indexer'
-import { CarWriter } from '@ipld/car/writer'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { fixture } from './helpers/fixtures.js'
 import { bytesReader, concatBytes, hex, openTestReader, wrapCarV2, flipBits } from './helpers/file-reader.js'
-import { indexMap, oracleIndex, patterned } from './helpers/car-gen.js'
+import { indexMap, oracleIndex, patterned, writerCar } from './helpers/car-gen.js'
 import type { TestReader } from './helpers/file-reader.js'
 import { createShardIndexer, defaultShardIndexer, indexCar } from '../src/format/car/indexer.js'
 import { readCarLayout } from '../src/format/car/layout.js'
@@ -33,14 +32,9 @@ function identityCid (bytes: Uint8Array, codec = 0x55): CID {
 
 interface Block { cid: CID, bytes: Uint8Array }
 
+/** The CARv1 @ipld/car's writer makes of `blocks`, rooted at the first block unless told. */
 async function writeCar (blocks: Block[], roots: CID[] = blocks.length > 0 ? [at(blocks, 0).cid] : []): Promise<Uint8Array> {
-  const { writer, out } = CarWriter.create(roots)
-  const parts: Uint8Array[] = []
-  const collecting = (async () => { for await (const c of out) parts.push(c) })()
-  for (const b of blocks) await writer.put(b)
-  await writer.close()
-  await collecting
-  return concatBytes(parts)
+  return await writerCar(blocks, roots)
 }
 
 function assertInvalidCar (err: unknown, pattern?: RegExp): void {
